@@ -1,0 +1,27 @@
+"""Flax NNX forecasters over the attention ops, and host-side baseline forecasters."""
+
+from eala_jax.models.attention import (
+    ATTENTION_NAMES,
+    AttentionBuffer,
+    SelfAttention,
+    attention_function,
+    check_attention_name,
+    entropy_of_weights,
+)
+from eala_jax.models.baselines import HistoricalAverage, fill_missing, last_value_forecast, target_slots
+from eala_jax.models.elinformer import AttentionBlock, ELinFormer
+
+__all__ = [
+    "ATTENTION_NAMES",
+    "AttentionBlock",
+    "AttentionBuffer",
+    "ELinFormer",
+    "HistoricalAverage",
+    "SelfAttention",
+    "attention_function",
+    "check_attention_name",
+    "entropy_of_weights",
+    "fill_missing",
+    "last_value_forecast",
+    "target_slots",
+]
