@@ -1,0 +1,37 @@
+"""Data path: data sets as ``SpatioTemporalSeries``, forecast windows and splits, scaling, grain loading.
+
+Typical use::
+
+    series = load_dataset("los_loop")                      # or "synthetic", needs no files
+    splits = make_forecast_splits(series, in_steps=12, out_steps=12)
+    loader = make_loader(splits.train, batch_size=16, shuffle=True, seed=0)
+
+See docs/data.md for the data sets and how to bring PEMS08, METR-LA and your own files.
+"""
+
+from eala_jax.data.loader import make_loader
+from eala_jax.data.readers import DataFileError, FileSpec
+from eala_jax.data.registry import DATASETS, KNOWN_NAMES, DatasetSpec, default_data_dir, load_dataset, load_generic
+from eala_jax.data.scaler import StandardScaler
+from eala_jax.data.series import SpatioTemporalSeries, time_features
+from eala_jax.data.synthetic import make_synthetic_series
+from eala_jax.data.windows import ForecastSplits, WindowSource, make_forecast_splits
+
+__all__ = [
+    "DATASETS",
+    "KNOWN_NAMES",
+    "DataFileError",
+    "DatasetSpec",
+    "FileSpec",
+    "ForecastSplits",
+    "SpatioTemporalSeries",
+    "StandardScaler",
+    "WindowSource",
+    "default_data_dir",
+    "load_dataset",
+    "load_generic",
+    "make_forecast_splits",
+    "make_loader",
+    "make_synthetic_series",
+    "time_features",
+]

@@ -1,0 +1,203 @@
+"""Forecast windows and chronological splits.
+
+A window is identified by its first target step ``s``: inputs are steps ``[s - in_steps, s)``, targets
+``[s, s + out_steps)``. The time axis is cut at ``b1 = round(T * train)`` and
+``b2 = b1 + round(T * val)``; a window belongs to the split that holds **all of its target steps**:
+
+- train: ``in_steps <= s`` and ``s + out_steps <= b1``,
+- val:   ``b1 <= s`` and ``s + out_steps <= b2``,
+- test:  ``b2 <= s`` and ``s + out_steps <= b2 + round(T * test)`` (``T`` when the fractions sum to 1).
+
+Inputs of the first val/test windows reach back across the cut: that is history known at forecast
+time, not leakage. No train window sees a val or test step, and the scaler is fitted on steps
+``[0, b1)`` only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from eala_jax.data.scaler import StandardScaler
+from eala_jax.data.series import SpatioTemporalSeries, Split, check_split
+
+SPLIT_NAMES = ("train", "val", "test")
+
+
+class WindowSource:
+    """Random-access source of forecast windows (grain ``RandomAccessDataSource`` protocol).
+
+    ``source[i]`` is a dict of numpy arrays:
+      ``"x"``: float32 ``[in_steps, N, 3]`` = (z-scored value, 0 where missing; time of day in [0, 1);
+      day of week 0..6), ``"y"``: float32 ``[out_steps, N]`` raw target, 0 where missing,
+      ``"y_mask"``: bool ``[out_steps, N]``, True where the target is valid.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        scaled: np.ndarray,
+        target: np.ndarray,
+        valid: np.ndarray,
+        time_of_day: np.ndarray,
+        day_of_week: np.ndarray,
+        first_target: int,
+        num_windows: int,
+        in_steps: int,
+        out_steps: int,
+    ) -> None:
+        self.name = name
+        self._scaled = scaled
+        self._target = target
+        self._valid = valid
+        self._time_of_day = time_of_day
+        self._day_of_week = day_of_week
+        self.first_target = first_target
+        self.num_windows = num_windows
+        self.in_steps = in_steps
+        self.out_steps = out_steps
+
+    def __len__(self) -> int:
+        return self.num_windows
+
+    def target_start(self, index: int) -> int:
+        """Series step of the first target of window ``index``."""
+        if not 0 <= index < self.num_windows:
+            raise IndexError(f"window index {index} out of range for {self.num_windows} {self.name} windows")
+        return self.first_target + int(index)
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        s = self.target_start(int(index))
+        inputs = slice(s - self.in_steps, s)
+        targets = slice(s, s + self.out_steps)
+        scaled = self._scaled[inputs]
+        num_nodes = scaled.shape[1]
+        tod = np.broadcast_to(self._time_of_day[inputs, None], (self.in_steps, num_nodes))
+        dow = np.broadcast_to(self._day_of_week[inputs, None], (self.in_steps, num_nodes))
+        return {
+            "x": np.stack([scaled, tod, dow], axis=-1),
+            "y": self._target[targets].copy(),
+            "y_mask": self._valid[targets].copy(),
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"WindowSource({self.name}, {self.num_windows} windows, first target step {self.first_target}, "
+            f"in_steps={self.in_steps}, out_steps={self.out_steps})"
+        )
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ForecastSplits:
+    """Train / val / test window sources over one series, with the training-split scaler."""
+
+    train: WindowSource
+    val: WindowSource
+    test: WindowSource
+    scaler: StandardScaler
+    num_nodes: int
+    steps_per_day: int
+    in_steps: int
+    out_steps: int
+    boundaries: tuple[int, int, int]  # (b1, b2, end): train steps [0, b1), val [b1, b2), test [b2, end)
+    series_name: str = ""
+
+    def __getitem__(self, split: str) -> WindowSource:
+        if split not in SPLIT_NAMES:
+            raise KeyError(f"unknown split {split!r}; expected one of {SPLIT_NAMES}")
+        return getattr(self, split)
+
+
+def split_boundaries(num_steps: int, split: Split) -> tuple[int, int, int]:
+    """Step indices ``(b1, b2, end)`` of the chronological cut for fractions ``split``."""
+    train, val, test = check_split(split)
+    b1 = int(round(num_steps * train))
+    b2 = b1 + int(round(num_steps * val))
+    end = num_steps if abs(train + val + test - 1.0) < 1e-9 else min(num_steps, b2 + int(round(num_steps * test)))
+    return b1, b2, end
+
+
+def make_forecast_splits(
+    series: SpatioTemporalSeries,
+    *,
+    in_steps: int = 12,
+    out_steps: int = 12,
+    split: Split | None = None,
+) -> ForecastSplits:
+    """Cuts ``series`` chronologically, fits the scaler on the training steps, builds the window sources.
+
+    Args:
+      series: the data, values ``[T, N]`` with NaN where missing.
+      in_steps, out_steps: input and target window lengths (>= 1 each).
+      split: (train, val, test) fractions; ``None`` uses ``series.default_split``.
+
+    Raises:
+      ValueError: a non-positive window length, a split with no window (window longer than its part of
+        the series) or with no valid target, or training values that are all missing.
+    """
+    if not isinstance(series, SpatioTemporalSeries):
+        raise TypeError(f"series must be a SpatioTemporalSeries, got {type(series).__name__}")
+    for option, value in (("in_steps", in_steps), ("out_steps", out_steps)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{option} must be a positive integer, got {value!r}")
+    in_steps, out_steps = int(in_steps), int(out_steps)
+    fractions = check_split(series.default_split if split is None else split, "split")
+    num_steps = series.num_steps
+    if in_steps + out_steps > num_steps:
+        raise ValueError(
+            f"in_steps + out_steps = {in_steps + out_steps} is longer than the series "
+            f"{series.name!r} ({num_steps} steps)"
+        )
+    b1, b2, end = split_boundaries(num_steps, fractions)
+    ranges = {  # first and one-past-last target start s of each split
+        "train": (in_steps, b1 - out_steps + 1),
+        "val": (max(b1, in_steps), b2 - out_steps + 1),
+        "test": (max(b2, in_steps), end - out_steps + 1),
+    }
+    values = series.values
+    valid = ~np.isnan(values)
+    for name, (lo, hi) in ranges.items():
+        if hi <= lo:
+            raise ValueError(
+                f"split {name!r} of {series.name!r} has no window: it spans steps "
+                f"[{dict(train=0, val=b1, test=b2)[name]}, {dict(train=b1, val=b2, test=end)[name]}) of "
+                f"{num_steps}, too short for in_steps={in_steps}, out_steps={out_steps} with split={fractions}"
+            )
+        if not valid[lo : hi - 1 + out_steps].any():
+            raise ValueError(
+                f"split {name!r} of {series.name!r} has no valid target in steps [{lo}, {hi - 1 + out_steps}) "
+                "(all missing after null_value handling)"
+            )
+    try:
+        scaler = StandardScaler.fit(values[:b1])
+    except ValueError as err:
+        raise ValueError(f"{series.name!r}, training steps [0, {b1}): {err}") from None
+    scaled = scaler.transform(values)
+    scaled = np.where(valid, scaled, np.float32(0.0)).astype(np.float32)
+    target = np.where(valid, values, np.float32(0.0)).astype(np.float32)
+    time_of_day, day_of_week = series.time_of_day(), series.day_of_week()
+    common = dict(
+        scaled=scaled,
+        target=target,
+        valid=valid,
+        time_of_day=time_of_day,
+        day_of_week=day_of_week,
+        in_steps=in_steps,
+        out_steps=out_steps,
+    )
+    sources = {
+        name: WindowSource(name=name, first_target=lo, num_windows=hi - lo, **common)
+        for name, (lo, hi) in ranges.items()
+    }
+    return ForecastSplits(
+        **sources,
+        scaler=scaler,
+        num_nodes=series.num_nodes,
+        steps_per_day=series.steps_per_day,
+        in_steps=in_steps,
+        out_steps=out_steps,
+        boundaries=(b1, b2, end),
+        series_name=series.name,
+    )
