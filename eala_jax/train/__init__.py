@@ -1,0 +1,59 @@
+"""Training: typed configs, the functional train/eval steps, device paths, checkpoints, the loop."""
+
+from eala_jax.train.checkpoint import Checkpoints, IncompatibleWorkdirError, check_workdir
+from eala_jax.train.config import (
+    Config,
+    DataConfig,
+    ModelConfig,
+    TrainConfig,
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
+    load_config_file,
+    validate_config,
+)
+from eala_jax.train.loop import TrainingDivergedError, build_model, compute_baselines, load_splits, train_and_evaluate
+from eala_jax.train.sharding import DataParallel, check_batch_divisible, make_mesh
+from eala_jax.train.steps import (
+    Scale,
+    build_optimizer,
+    eval_step,
+    learning_rate_schedule,
+    loss_fn,
+    make_eval_fn,
+    make_update_fn,
+    masked_loss_sum,
+    train_step,
+)
+
+__all__ = [
+    "Checkpoints",
+    "Config",
+    "DataConfig",
+    "DataParallel",
+    "IncompatibleWorkdirError",
+    "ModelConfig",
+    "Scale",
+    "TrainConfig",
+    "TrainingDivergedError",
+    "apply_overrides",
+    "build_model",
+    "build_optimizer",
+    "check_batch_divisible",
+    "check_workdir",
+    "compute_baselines",
+    "config_from_dict",
+    "config_to_dict",
+    "eval_step",
+    "learning_rate_schedule",
+    "load_config_file",
+    "load_splits",
+    "loss_fn",
+    "make_eval_fn",
+    "make_mesh",
+    "make_update_fn",
+    "masked_loss_sum",
+    "train_and_evaluate",
+    "train_step",
+    "validate_config",
+]

@@ -1,0 +1,166 @@
+"""Data-parallel execution of the shared update/eval functions on one or many devices.
+
+Three modes over the same pure functions of `eala_jax.train.steps`:
+
+- `"jit"`: `jax.jit` over a `jax.make_mesh((n,), ("data",))` mesh; the batch is a global array
+  sharded on axis "data" (`NamedSharding(mesh, P("data"))`), state replicated (`P()`). XLA inserts
+  the gradient all-reduce. This is how current JAX does what `jax.pmap` did.
+- `"pmap"`: `jax.pmap` over the local devices with an explicit `psum` of gradients and counts
+  (axis name "batch"); state carries a leading device axis.
+- `"none"`: plain `jax.jit` on the default device.
+
+The batch's leading dimension must divide by the device count (checked before training).
+Multi-host: call `jax.distributed.initialize()` first; each process feeds its own shard of the
+global batch and `make_array_from_process_local_data` assembles the global array (see
+docs/training.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+__all__ = [
+    "DATA_AXIS",
+    "PMAP_AXIS",
+    "DataParallel",
+    "check_batch_divisible",
+    "make_mesh",
+    "resolve_device_count",
+]
+
+DATA_AXIS = "data"
+PMAP_AXIS = "batch"
+Tree = Any
+
+
+def resolve_device_count(num_devices: int | None, parallel: str = "jit") -> int:
+    """Devices to use: all local ones for None; 1 for `parallel="none"`. Raises if too many."""
+    available = jax.local_device_count()
+    if parallel == "none":
+        return 1
+    n = available if num_devices is None else int(num_devices)
+    if not 1 <= n <= available:
+        raise ValueError(f"train.num_devices={num_devices} but {available} local device(s) are available")
+    return n
+
+
+def check_batch_divisible(batch_size: int, num_devices: int, *, key: str = "train.batch_size") -> None:
+    """Raise ValueError unless `batch_size` splits evenly over the devices (global count under multi-host)."""
+    total = num_devices * jax.process_count()
+    if batch_size % total:
+        raise ValueError(
+            f"{key}={batch_size} is not divisible by the device count {total}; "
+            f"use a multiple of {total} or set train.num_devices"
+        )
+
+
+def make_mesh(num_devices: int | None = None) -> Mesh:
+    """A 1-D mesh with axis "data" (`AxisType.Auto`) over `num_devices` local devices (all devices of all hosts if None)."""
+    # Auto axis: shardings are given at the jit boundary and XLA propagates them inside (the model
+    # code needs no sharding annotations, e.g. for its embedding gathers).
+    auto = (jax.sharding.AxisType.Auto,)
+    if num_devices is None or jax.process_count() > 1:
+        return jax.make_mesh((jax.device_count(),), (DATA_AXIS,), axis_types=auto)
+    devices = jax.local_devices()[:num_devices]
+    return jax.make_mesh((num_devices,), (DATA_AXIS,), axis_types=auto, devices=devices)
+
+
+class DataParallel:
+    """Runs `update(state, batch, scale, key)` and `evaluate(state, batch, scale)` in one mode.
+
+    `update_fn_factory(axis_name)` returns the pure update (see `steps.make_update_fn`): the pmap
+    mode needs the device axis name inside it. `put_state`/`host_state` move the split NNX state
+    in and out of the mode's layout (host state is what gets checkpointed).
+    """
+
+    def __init__(
+        self,
+        mode: str,
+        num_devices: int,
+        *,
+        update_fn_factory: Callable[[str | None], Callable],
+        eval_fn: Callable,
+    ):
+        if mode not in ("jit", "pmap", "none"):
+            raise ValueError(f"unknown parallel mode {mode!r}; choose jit, pmap or none")
+        self.mode = mode
+        self.num_devices = 1 if mode == "none" else num_devices
+        if mode == "jit":
+            self.mesh = make_mesh(self.num_devices)
+            self._batch_sharding = NamedSharding(self.mesh, P(DATA_AXIS))
+            self._replicated = NamedSharding(self.mesh, P())
+            rep, bat = self._replicated, self._batch_sharding
+            self._update = jax.jit(
+                update_fn_factory(None),
+                in_shardings=(rep, bat, rep, rep),
+                out_shardings=(rep, rep),
+                donate_argnums=0,
+            )
+            self._evaluate = jax.jit(eval_fn, in_shardings=(rep, bat, rep), out_shardings=(rep, bat))
+        elif mode == "pmap":
+            self.mesh = None
+            devices = jax.local_devices()[: self.num_devices]
+            self._update = jax.pmap(
+                update_fn_factory(PMAP_AXIS), axis_name=PMAP_AXIS, in_axes=(0, 0, None, None),
+                devices=devices, donate_argnums=0,
+            )
+            self._evaluate = jax.pmap(eval_fn, axis_name=PMAP_AXIS, in_axes=(0, 0, None), devices=devices)
+        else:
+            self.mesh = None
+            self._update = jax.jit(update_fn_factory(None), donate_argnums=0)
+            self._evaluate = jax.jit(eval_fn)
+
+    # -- layout ---------------------------------------------------------------------------
+    def put_state(self, state: Tree) -> Tree:
+        """Host (or single-device) state -> this mode's layout."""
+        if self.mode == "jit":
+            return jax.device_put(state, self._replicated)
+        if self.mode == "pmap":
+            n = self.num_devices
+            return jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (n, *np.shape(x))), state)
+        return jax.device_put(state)
+
+    def host_state(self, state: Tree) -> Tree:
+        """This mode's layout -> one copy as host numpy arrays (for checkpoints and comparisons)."""
+        if self.mode == "pmap":
+            state = jax.tree.map(lambda x: x[0], state)
+        return jax.tree.map(np.asarray, jax.device_get(state))
+
+    def put_batch(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+        """A host batch (this process's rows) -> the mode's layout; leading dim must divide evenly."""
+        size = next(iter(batch.values())).shape[0]
+        if size % self.num_devices:
+            raise ValueError(f"batch of {size} rows does not split over {self.num_devices} devices")
+        if self.mode == "jit":
+            return {
+                k: jax.make_array_from_process_local_data(self._batch_sharding, np.asarray(v))
+                for k, v in batch.items()
+            }
+        if self.mode == "pmap":
+            n = self.num_devices
+            return {k: np.asarray(v).reshape(n, size // n, *np.shape(v)[1:]) for k, v in batch.items()}
+        return {k: jnp.asarray(v) for k, v in batch.items()}
+
+    # -- compute --------------------------------------------------------------------------
+    def update(self, state: Tree, batch: dict, scale: Any, key: jax.Array) -> tuple[Tree, dict[str, jax.Array]]:
+        """One optimiser step; measurements are scalars (device 0's copy under pmap)."""
+        state, measurements = self._update(state, batch, scale, key)
+        if self.mode == "pmap":
+            measurements = jax.tree.map(lambda x: x[0], measurements)
+        return state, measurements
+
+    def evaluate(self, state: Tree, batch: dict, scale: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Metric sums (host numpy, summed over devices) and the prediction `[B, T_out, N]`."""
+        sums, pred = self._evaluate(state, batch, scale)
+        sums, pred = jax.device_get((sums, pred))
+        if self.mode == "pmap":
+            sums = jax.tree.map(lambda x: np.sum(x, axis=0), sums)
+            pred = np.asarray(pred).reshape(-1, *np.shape(pred)[2:])
+        return sums, np.asarray(pred)
