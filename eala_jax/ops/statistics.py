@@ -83,6 +83,7 @@ def centred_third_moment(k: Array, key_mask: Array | None, mean_k: Array, count:
   kc = (k - mean_k[:, None]) * weight[..., None]  # [B, S, H, D], zero at masked keys
   inv = 1.0 / jnp.maximum(count, 1.0)[:, :, None, None]
 
+  @jax.checkpoint  # recompute the per-key products in the backward pass instead of storing D of them
   def slab(_, a):
     scaled = kc * kc[..., a][..., None]
     return None, jnp.einsum("bshd,bshe->bhde", scaled, kc) * inv
@@ -94,6 +95,7 @@ def centred_third_moment(k: Array, key_mask: Array | None, mean_k: Array, count:
 def cubic_form(q: Array, t3: Array) -> Array:
   """`T₃(q, q, q)` for every query, `[B, T, H]`, in O(T·D³) with O(T·D) extra memory."""
 
+  @jax.checkpoint
   def term(total, a):
     qt = jnp.einsum("bthd,bhde->bthe", q, t3[:, :, a])
     return total + q[..., a] * jnp.einsum("bthe,bthe->bth", qt, q), None
