@@ -1,0 +1,182 @@
+"""Cost of one attention call: EALA (each estimator) against softmax and the linear baselines.
+
+    python -m benchmarks.attention --preset quick   # EALA vs softmax at S = 883 and 8192 (~3 min)
+    python -m benchmarks.attention --preset full    # the grid of docs/results.md (~15-30 min, 2 cores)
+
+Shapes are those of ELinFormer's layers: spatial attention folds batch × time steps into the batch
+(16 × 12 = 192, 4 heads, head dim 38) over S = N sensors; temporal attention folds batch × sensors
+over S = 12 steps. For each point: forward and forward+backward, compile time apart, median of
+repeated calls after a warm-up (`block_until_ready`), the compiled program's memory (XLA memory
+analysis) and FLOPs (counted from each method's formulas, and XLA's estimate), achieved FLOP/s
+against this machine's float32 matmul throughput measured in the same run. A point whose compiled
+program needs more than `--memory-budget-gib` is reported as not fitting, not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import pathlib
+import sys
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks._machine import describe, machine_info
+from benchmarks._timing import matmul_flops_per_second, measure, peak_rss_bytes
+from eala_jax import get_attention
+
+HEADS, DIM = 4, 38
+FEATURES = 64
+
+
+def methods() -> dict[str, Callable[..., jax.Array]]:
+  """Name -> attention(q, k, v) with its options bound (random features drawn once, seeded)."""
+  projection = jax.random.normal(jax.random.key(7), (FEATURES, DIM), jnp.float32)
+  eala = get_attention("eala")
+  return {
+      "eala": functools.partial(eala, estimator="gaussian"),
+      "eala-cumulant3": functools.partial(eala, estimator="cumulant3"),
+      "eala-segments": functools.partial(eala, estimator="segments", num_segments=32),
+      "eala-random_features": functools.partial(eala, estimator="random_features", projection=projection),
+      "softmax": get_attention("softmax"),
+      "linear": get_attention("linear"),
+      "performer": functools.partial(get_attention("performer"), projection=projection),
+      "uniform": get_attention("uniform"),
+  }
+
+
+def formula_flops(method: str, batch: int, queries: int, keys: int, dim: int = DIM, heads: int = HEADS) -> float:
+  """Forward FLOPs from each method's formulas (a multiply-add counts 2), all heads and batch."""
+  n, m, d, dv = queries, keys, dim, dim
+  if method.startswith("eala"):
+    per_head = 2 * m * d * (d + dv) + 3 * m * (d + dv) + n * (2 * d * d + 2 * d * dv + 4 * d + 2 * dv)
+    if method == "eala-cumulant3":
+      per_head += 2 * m * d**3 + 2 * n * d**3
+    elif method == "eala-segments":
+      per_head += 2 * m * d * d + 32 * n * 2 * d * d
+    elif method == "eala-random_features":
+      per_head += 2 * (n + m) * FEATURES * d + 2 * m * FEATURES * d + 2 * n * FEATURES * d
+  elif method == "softmax":
+    per_head = 4 * n * m * d + 5 * n * m
+  elif method in ("linear", "performer"):
+    f = FEATURES if method == "performer" else d
+    per_head = 2 * m * f * dv + 2 * n * f * dv + 2 * n * f + (2 * (n + m) * f * d if method == "performer" else 0)
+  elif method == "uniform":
+    per_head = m * dv + n * dv
+  else:
+    raise ValueError(method)
+  return float(per_head * heads * batch)
+
+
+def forward(attention: Callable) -> Callable:
+  return lambda q, k, v: attention(q, k, v)
+
+
+def forward_backward(attention: Callable) -> Callable:
+  def loss(q, k, v, cotangent):
+    return jnp.sum(attention(q, k, v) * cotangent)
+  grad = jax.grad(loss, argnums=(0, 1, 2))
+  return grad
+
+
+def inputs(batch: int, queries: int, keys: int, seed: int = 0) -> tuple[jax.Array, ...]:
+  rng = jax.random.split(jax.random.key(seed), 4)
+  q = jax.random.normal(rng[0], (batch, queries, HEADS, DIM), jnp.float32)
+  k = jax.random.normal(rng[1], (batch, keys, HEADS, DIM), jnp.float32)
+  v = jax.random.normal(rng[2], (batch, keys, HEADS, DIM), jnp.float32)
+  cotangent = jax.random.normal(rng[3], (batch, queries, HEADS, DIM), jnp.float32)
+  return q, k, v, cotangent
+
+
+def points(preset: str) -> list[dict[str, Any]]:
+  """(shape name, batch, queries, keys, methods) grid of a preset."""
+  all_methods = list(methods())
+  if preset == "quick":
+    core = ["eala", "softmax", "linear"]
+    return [dict(shape="spatial", batch=192, queries=883, keys=883, methods=core),
+            dict(shape="spatial", batch=4, queries=8192, keys=8192, methods=core)]
+  if preset == "full":
+    grid = [dict(shape="spatial", batch=192, queries=s, keys=s, methods=all_methods) for s in (170, 307, 883, 2048, 8600)]
+    grid.append(dict(shape="spatial", batch=24, queries=32768, keys=32768, methods=all_methods))
+    # Softmax does not fit at 8600 keys with batch 192: every method again at a batch it fits.
+    grid.append(dict(shape="spatial (softmax-sized batch)", batch=4, queries=8600, keys=8600, methods=all_methods))
+    grid.append(dict(shape="temporal", batch=16 * 883, queries=12, keys=12, methods=all_methods))
+    return grid
+  raise ValueError(f"unknown preset {preset!r}; expected 'quick' or 'full'")
+
+
+def run(preset: str, *, repeats: int, budget_gib: float) -> dict[str, Any]:
+  matmul = matmul_flops_per_second()
+  print(f"float32 matmul throughput: {matmul / 1e9:.1f} GFLOP/s", file=sys.stderr)
+  table = methods()
+  rows = []
+  for point in points(preset):
+    args = inputs(point["batch"], point["queries"], point["keys"])
+    for name in point["methods"]:
+      for mode, make in (("forward", forward), ("forward+backward", forward_backward)):
+        fn = make(table[name])
+        fn_args = args[:3] if mode == "forward" else args
+        row = dict(shape=point["shape"], batch=point["batch"], queries=point["queries"], keys=point["keys"],
+                   method=name, mode=mode)
+        flops = formula_flops(name, point["batch"], point["queries"], point["keys"])
+        row["formula_flops"] = flops * (3.0 if mode == "forward+backward" else 1.0)
+        row.update(measure(fn, *fn_args, repeats=repeats, budget_bytes=budget_gib * 2**30))
+        if row["status"] != "ok":
+          print(json.dumps(row), file=sys.stderr)
+          rows.append(row)
+          continue
+        row["achieved_flops_per_s"] = row["formula_flops"] / row["median_s"]
+        row["fraction_of_matmul"] = row["achieved_flops_per_s"] / matmul
+        row["peak_rss_bytes"] = peak_rss_bytes()
+        print(json.dumps({k: row[k] for k in ("shape", "keys", "method", "mode", "median_s", "compile_s")}),
+              file=sys.stderr)
+        rows.append(row)
+  return {"machine": machine_info(), "matmul_flops_per_s": matmul, "preset": preset, "rows": rows}
+
+
+def ratio_table(result: dict[str, Any], baseline: str = "softmax") -> str:
+  """Markdown: time per call and the baseline's time over each method's, per shape and mode."""
+  lines = ["| shape | batch | S | mode | method | median ms | compile s | memory MiB | × faster than "
+           f"{baseline} | × less memory | fraction of matmul FLOP/s |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+  rows = result["rows"]
+  for row in rows:
+    base = next((r for r in rows if r["method"] == baseline and r["mode"] == row["mode"]
+                 and r["shape"] == row["shape"] and r["keys"] == row["keys"] and r["batch"] == row["batch"]), None)
+    prefix = f"| {row['shape']} | {row['batch']} | {row['keys']} | {row['mode']} | {row['method']} |"
+    if row["status"] != "ok":
+      lines.append(f"{prefix} {row['status']} | {row['compile_s']:.2f} | {row['peak_bytes'] / 2**20:.0f} | | | |")
+      continue
+    speed = memory = "n/a"
+    if base is not None and base["status"] == "ok":
+      speed = f"{base['median_s'] / row['median_s']:.1f}"
+      memory = f"{base['peak_bytes'] / row['peak_bytes']:.1f}"
+    elif base is not None:
+      memory = f"{base['peak_bytes'] / row['peak_bytes']:.0f} (compiled, not run)"
+    lines.append(f"{prefix} {row['median_s'] * 1e3:.2f} | {row['compile_s']:.2f} | {row['peak_bytes'] / 2**20:.0f}"
+                 f" | {speed} | {memory} | {row['fraction_of_matmul']:.3f} |")
+  lines.append(f"\nfloat32 matmul: {result['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s. Machine: {describe(result['machine'])}.")
+  return "\n".join(lines)
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--preset", default="quick", choices=("quick", "full"))
+  parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument("--memory-budget-gib", type=float, default=14.0)
+  parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/attention_<preset>.json)")
+  args = parser.parse_args()
+  result = run(args.preset, repeats=args.repeats, budget_gib=args.memory_budget_gib)
+  out = pathlib.Path(args.out or f"benchmarks/results/attention_{args.preset}.json")
+  out.parent.mkdir(parents=True, exist_ok=True)
+  out.write_text(json.dumps(result, indent=1))
+  print(ratio_table(result))
+
+
+if __name__ == "__main__":
+  main()
