@@ -315,7 +315,7 @@ def load_generic(
     path: str | os.PathLike[str],
     step_minutes: int | None = None,
     start_time: str | np.datetime64 | None = None,
-    name: str = "generic",
+    series_name: str = "generic",
     channel: int = 0,
     npz_key: str = "data",
     h5_key: str | None = None,
@@ -331,6 +331,7 @@ def load_generic(
 
     ``step_minutes`` and ``start_time`` are required unless the file has timestamps (an ``.h5`` frame's
     index or a csv ``time_column``), which then give them (and must agree if both are given).
+    ``series_name`` names the result (default ``"generic"``).
     """
     signal_path = Path(path)
     verify_file(signal_path, FileSpec(signal_path.name, sha256=sha256), option="path=")
@@ -354,7 +355,7 @@ def load_generic(
         verify_file(graph_file, FileSpec(graph_file.name), option="graph_path=")
         adjacency = read_graph(graph_file, raw.shape[1], weight=graph_weight, node_ids=columns)
     return SpatioTemporalSeries(
-        name=name,
+        name=series_name,
         values=apply_null_value(raw, null_value),
         steps_per_day=MINUTES_PER_DAY // int(step_minutes),
         start_time=np.datetime64(start_time, "m"),

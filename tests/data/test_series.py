@@ -1,0 +1,74 @@
+"""SpatioTemporalSeries validation, calendar features and null handling."""
+
+import numpy as np
+import pytest
+
+from eala_jax.data import SpatioTemporalSeries, time_features
+from eala_jax.data.series import apply_null_value
+
+
+def _series(**overrides):
+    fields = dict(
+        name="t", values=np.ones((10, 3), np.float32), steps_per_day=288, start_time=np.datetime64("2024-01-01T00:00"),
+        step_minutes=5,
+    )
+    fields.update(overrides)
+    return SpatioTemporalSeries(**fields)
+
+
+def test_time_features_match_a_hand_computation():
+    # 2024-01-06 is a Saturday (Monday = 0, so 5); 23:50 is 1430 minutes after midnight.
+    tod, dow = time_features("2024-01-06T23:50", 5, 2 + 288 + 1)
+    assert tod.dtype == np.float32 and dow.dtype == np.float32
+    np.testing.assert_allclose(tod[:3], [1430 / 1440, 1435 / 1440, 0.0], rtol=0, atol=1e-7)
+    np.testing.assert_array_equal(dow[:3], [5, 5, 6])  # midnight rolls into Sunday
+    assert tod[2 + 288] == 0.0 and dow[2 + 288] == 0  # Monday midnight
+    assert tod[2 + 144] == pytest.approx(0.5) and dow[2 + 144] == 6  # Sunday noon
+
+
+def test_time_features_hourly_and_daily_steps():
+    tod, dow = time_features("2016-07-01T00:00", 60, 25)  # 2016-07-01 was a Friday
+    np.testing.assert_allclose(tod[:3], [0, 1 / 24, 2 / 24], atol=1e-7)
+    assert dow[0] == 4 and dow[23] == 4 and dow[24] == 5
+    tod, dow = time_features("1990-01-01T00:00", 1440, 8)  # a Monday
+    np.testing.assert_array_equal(tod, np.zeros(8))
+    np.testing.assert_array_equal(dow, [0, 1, 2, 3, 4, 5, 6, 0])
+
+
+def test_series_features_and_properties():
+    values = np.arange(30, dtype=np.float32).reshape(10, 3)
+    values[2, 1] = np.nan
+    series = _series(values=values, start_time="2024-01-01T23:45")
+    assert series.num_steps == 10 and series.num_nodes == 3
+    assert series.missing_fraction == pytest.approx(1 / 30)
+    assert series.time_of_day()[3] == 0.0 and series.day_of_week()[3] == 1  # Tuesday midnight
+    assert series.valid.sum() == 29
+
+
+def test_null_value_handling():
+    raw = np.array([[0.0, 1.5], [np.nan, -2.0]])
+    out = apply_null_value(raw, 0.0)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(np.isnan(out), [[True, False], [True, False]])
+    out = apply_null_value(raw, None)  # only NaN missing: zeros are real readings
+    np.testing.assert_array_equal(np.isnan(out), [[False, False], [True, False]])
+    out = apply_null_value(raw, -2.0)
+    np.testing.assert_array_equal(np.isnan(out), [[False, False], [True, True]])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (dict(values=np.ones((10, 3), np.float64)), "float32"),
+        (dict(values=np.ones((10,), np.float32)), r"\[T, N\]"),
+        (dict(step_minutes=7, steps_per_day=205), "divide a day"),
+        (dict(steps_per_day=96), "disagrees with step_minutes"),
+        (dict(adjacency=np.ones((4, 4))), "signal has 3 nodes"),
+        (dict(default_split=(0.7, 0.2, 0.2)), "sum <= 1"),
+        (dict(values=np.full((4, 2), np.inf, np.float32)), "inf"),
+        (dict(node_ids=("a",)), "node_ids"),
+    ],
+)
+def test_series_rejects_bad_fields(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        _series(**overrides)
