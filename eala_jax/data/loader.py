@@ -16,6 +16,27 @@ class RandomAccessSource(Protocol):
     def __getitem__(self, index: int) -> Any: ...
 
 
+class ShardView:
+    """Every ``shard_count``-th record of a source, from ``shard_index`` on (``length`` of them), re-indexed
+    from 0: strided, so each shard samples the whole period of the split."""
+
+    def __init__(self, source: RandomAccessSource, shard_index: int, shard_count: int, length: int) -> None:
+        if shard_index + (length - 1) * shard_count >= len(source):
+            raise ValueError(f"shard {shard_index}/{shard_count} of {length} records exceeds the source's {len(source)}")
+        self.source, self.shard_index, self.shard_count, self.length = source, shard_index, shard_count, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> Any:
+        if not 0 <= index < self.length:
+            raise IndexError(f"index {index} out of range for a shard of {self.length} records")
+        return self.source[self.shard_index + int(index) * self.shard_count]
+
+    def __repr__(self) -> str:
+        return f"ShardView({self.source!r}, shard {self.shard_index} of {self.shard_count}, {self.length} records)"
+
+
 def make_loader(
     source: RandomAccessSource,
     *,
@@ -42,7 +63,9 @@ def make_loader(
       num_epochs: passes over the source; ``None`` repeats forever.
       drop_remainder: drop the last incomplete batch (and the uneven tail of the shards); evaluation
         uses False so every window is scored once.
-      shard_index, shard_count: this process's shard of the windows (one shard per host).
+      shard_index, shard_count: this process's shard of the windows (one shard per host): windows
+        ``shard_index, shard_index + shard_count, ...``; ``len // shard_count`` of them with
+        ``drop_remainder`` (equal batch counts on every host), else all, so shards may differ by one.
       worker_count: grain worker processes; 0 reads in the calling process.
     """
     num_records = len(source)
@@ -62,12 +85,15 @@ def make_loader(
         )
     if num_records < shard_count:
         raise ValueError(f"the source has {num_records} windows, fewer than shard_count={shard_count}")
-    shard_options = grain.sharding.ShardOptions(
-        shard_index=shard_index, shard_count=shard_count, drop_remainder=drop_remainder
-    )
+    # Sharding is done here (records shard_index, shard_index + shard_count, ...), not by grain's
+    # ShardOptions: in grain 0.2.18 the DataLoader floors every shard to len // shard_count even with
+    # drop_remainder=False, which would silently drop evaluation windows.
+    length = per_shard if drop_remainder else len(range(shard_index, num_records, shard_count))
+    shard = source if shard_count == 1 else ShardView(source, shard_index, shard_count, length)
+    no_sharding = grain.sharding.NoSharding()
     sampler = grain.samplers.IndexSampler(
-        num_records=num_records,
-        shard_options=shard_options,
+        num_records=len(shard),
+        shard_options=no_sharding,
         shuffle=shuffle,
         num_epochs=num_epochs,
         seed=seed if shuffle else None,
@@ -76,9 +102,9 @@ def make_loader(
         grain.transforms.Batch(batch_size=batch_size, drop_remainder=drop_remainder)
     ]
     return grain.DataLoader(
-        data_source=source,
+        data_source=shard,
         sampler=sampler,
         operations=operations,
         worker_count=worker_count,
-        shard_options=shard_options,
+        shard_options=no_sharding,
     )

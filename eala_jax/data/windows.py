@@ -38,6 +38,7 @@ class WindowSource:
         self,
         *,
         name: str,
+        series_name: str,
         scaled: np.ndarray,
         target: np.ndarray,
         valid: np.ndarray,
@@ -49,6 +50,7 @@ class WindowSource:
         out_steps: int,
     ) -> None:
         self.name = name
+        self.series_name = series_name
         self._scaled = scaled
         self._target = target
         self._valid = valid
@@ -84,7 +86,7 @@ class WindowSource:
 
     def __repr__(self) -> str:
         return (
-            f"WindowSource({self.name}, {self.num_windows} windows, first target step {self.first_target}, "
+            f"WindowSource({self.series_name}/{self.name}, {self.num_windows} windows, first target step {self.first_target}, "
             f"in_steps={self.in_steps}, out_steps={self.out_steps})"
         )
 
@@ -188,7 +190,7 @@ def make_forecast_splits(
         out_steps=out_steps,
     )
     sources = {
-        name: WindowSource(name=name, first_target=lo, num_windows=hi - lo, **common)
+        name: WindowSource(name=name, series_name=series.name, first_target=lo, num_windows=hi - lo, **common)
         for name, (lo, hi) in ranges.items()
     }
     return ForecastSplits(
