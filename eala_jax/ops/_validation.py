@@ -65,7 +65,9 @@ def resolve_key_mask(key_mask: Any, mask: Any, *, batch: int, num_keys: int) -> 
           "mask must be a key mask broadcast over heads and queries, shape [batch or 1, 1, 1,"
           f" {num_keys}]; got mask.shape={mask_shape}. Linear attention cannot apply an arbitrary"
           " query×key mask in linear time: pass key_mask=[batch, keys] or causal=True instead.")
-    reduced = mask[:, 0, 0, :]
+    reduced = jnp.asarray(mask)[:, 0, 0, :]
+    if reduced.dtype != jnp.bool_:  # Flax's make_attention_mask builds float32 masks: nonzero = keep
+      reduced = reduced != 0
     key_mask = reduced if key_mask is None else jnp.logical_and(_as_key_mask(key_mask, batch, num_keys), reduced)
   if key_mask is None:
     return None
