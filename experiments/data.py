@@ -3,9 +3,10 @@
     python -m experiments.data --dataset los_loop --describe
     python -m experiments.data --dataset all --describe [--data-dir DIR] [--in-steps 12 --out-steps 12]
     python -m experiments.data --dataset pems08 --build-tfds ~/tensorflow_datasets   # ArrayRecord copy
+    python -m experiments.data --dataset pems08 --data-dir ~/data --url URL [--graph-url URL]  # fetch if absent
 
 A set whose files are absent is reported as absent, with where to put them (see docs/data.md).
-Exit status 1 if a present set fails to load (corrupt file, checksum or shape mismatch).
+Exit status 1 if a present set fails to load (corrupt file, checksum or shape mismatch) or a download fails.
 """
 
 from __future__ import annotations
@@ -60,21 +61,27 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "or ../shared/data)")
     parser.add_argument("--in-steps", type=int, default=12)
     parser.add_argument("--out-steps", type=int, default=12)
+    parser.add_argument("--url", default=None, help="download the set's signal file from URL if it is absent "
+                        "(one --dataset; an existing file is never overwritten)")
+    parser.add_argument("--graph-url", default=None, help="likewise for its graph file")
     parser.add_argument("--build-tfds", metavar="TFDS_DIR", default=None, help="also prepare tfds copies there")
     args = parser.parse_args(argv)
     if args.dataset != "all" and args.dataset not in ALL:
         parser.error(f"unknown --dataset {args.dataset!r}; known: {', '.join(ALL)}, all")
+    if (args.url or args.graph_url) and args.dataset not in DATASETS:
+        parser.error("--url / --graph-url need one file-based --dataset (not all or synthetic)")
     names = ALL if args.dataset == "all" else (args.dataset,)
+    fetch = {key: value for key, value in (("url", args.url), ("graph_url", args.graph_url)) if value}
     root = resolve_data_dir(args.data_dir)
     print(f"data directory: {root if root is not None else f'none (set --data-dir or ${ENV_DATA_DIR})'}")
     failed = False
     for name in names:
         try:
-            series = load_dataset(name, data_dir=args.data_dir)
+            series = load_dataset(name, data_dir=args.data_dir, **fetch)
         except FileNotFoundError as err:
             print(f"{name}: absent. {str(err).removeprefix(f'{name}: ')} (see docs/data.md)")
             continue
-        except ValueError as err:  # DataFileError included: a file that is present but wrong
+        except (ValueError, OSError) as err:  # DataFileError: a file present but wrong; DownloadError
             print(f"{name}: ERROR {err}")
             failed = True
             continue

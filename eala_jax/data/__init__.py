@@ -9,6 +9,7 @@ Typical use::
 See docs/data.md for the data sets and how to bring PEMS08, METR-LA and your own files.
 """
 
+from eala_jax.data.download import DownloadError
 from eala_jax.data.loader import make_loader
 from eala_jax.data.readers import DataFileError, FileSpec
 from eala_jax.data.registry import DATASETS, KNOWN_NAMES, DatasetSpec, default_data_dir, load_dataset, load_generic
@@ -22,6 +23,7 @@ __all__ = [
     "KNOWN_NAMES",
     "DataFileError",
     "DatasetSpec",
+    "DownloadError",
     "FileSpec",
     "ForecastSplits",
     "SpatioTemporalSeries",

@@ -5,6 +5,7 @@ environment variable, else ``../shared/data`` beside the repository when it exis
 its own folder there (``los_loop/``, ``pems08/`` or ``PEMS08/``, ``metr_la/`` or ``METR-LA/``, ...); a
 single file can also be given directly with ``path=`` (and ``graph_path=``). A missing file raises
 ``FileNotFoundError`` naming the file and the option to set; there is no fallback to other data.
+With ``url=`` (and ``graph_url=``) a missing file is first downloaded to where it would be read from.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from eala_jax.data.download import fetch_file
 from eala_jax.data.readers import DataFileError, FileSpec, read_graph, read_signal, regular_step_minutes, verify_file
 from eala_jax.data.series import MINUTES_PER_DAY, SpatioTemporalSeries, Split, apply_null_value
 from eala_jax.data.synthetic import make_synthetic_series
@@ -240,27 +242,25 @@ def locate_signal(spec: DatasetSpec, data_dir: str | os.PathLike[str] | None) ->
     )
 
 
-def _load_spec(
-    spec: DatasetSpec,
-    data_dir: str | os.PathLike[str] | None,
-    *,
-    path: str | os.PathLike[str] | None = None,
-    graph_path: str | os.PathLike[str] | None = None,
-    null_value: float | None | str = "default",
-    channel: int = 0,
-    verify: bool = True,
-    sha256: str | None = None,
-    check_shape: bool = True,
-    graph_weight: str = "binary",
-) -> SpatioTemporalSeries:
-    signal_path = Path(path) if path is not None else locate_signal(spec, data_dir)
-    if not verify:
-        check = FileSpec(spec.signal.filename)
-    elif path is not None:  # a file given directly may be another release: only a sha256= given is checked
-        check = FileSpec(spec.signal.filename, sha256=sha256)
-    else:
-        check = dataclasses.replace(spec.signal, sha256=sha256 or spec.signal.sha256)
-    verify_file(signal_path, check, option="path= (or data_dir=)")
+def download_target(spec: DatasetSpec, data_dir: str | os.PathLike[str] | None) -> Path:
+    """Where ``url=`` puts ``spec``'s signal: the existing file if any folder holds one, else
+    ``<data dir>/<first folder>/<signal file name>``."""
+    root = resolve_data_dir(data_dir)
+    if root is None:
+        raise FileNotFoundError(
+            f"{spec.name}: url= given but no data directory to download {spec.signal.filename} into: pass "
+            f"data_dir= (or set {ENV_DATA_DIR}), or path= to the file to write"
+        )
+    for folder in spec.folders:
+        if (root / folder / spec.signal.filename).is_file():
+            return root / folder / spec.signal.filename
+    return root / spec.folders[0] / spec.signal.filename
+
+
+def _read_checked_signal(
+    spec: DatasetSpec, signal_path: Path, *, channel: int, check_shape: bool
+) -> tuple[np.ndarray, np.datetime64, int, list[str] | None]:
+    """``(raw [T, N], start_time, step_minutes, columns)``, checking the published shape and the step."""
     raw, index, columns = read_signal(
         signal_path, channel=channel, csv_header=spec.csv_header, time_column=spec.time_column
     )
@@ -276,12 +276,64 @@ def _load_spec(
     else:
         assert spec.start_time is not None, spec.name
         start_time, step_minutes = np.datetime64(spec.start_time, "m"), spec.step_minutes
+    return raw, start_time, step_minutes, columns
+
+
+def _load_spec(
+    spec: DatasetSpec,
+    data_dir: str | os.PathLike[str] | None,
+    *,
+    path: str | os.PathLike[str] | None = None,
+    graph_path: str | os.PathLike[str] | None = None,
+    null_value: float | None | str = "default",
+    channel: int = 0,
+    verify: bool = True,
+    sha256: str | None = None,
+    check_shape: bool = True,
+    graph_weight: str = "binary",
+    url: str | None = None,
+    graph_url: str | None = None,
+) -> SpatioTemporalSeries:
+    if not verify:
+        check = FileSpec(spec.signal.filename)
+    elif path is not None:  # a file given directly may be another release: only a sha256= given is checked
+        check = FileSpec(spec.signal.filename, sha256=sha256)
+    else:
+        check = dataclasses.replace(spec.signal, sha256=sha256 or spec.signal.sha256)
+    checked: list[tuple[np.ndarray, np.datetime64, int, list[str] | None]] = []
+    if url is not None:
+        signal_path = Path(path) if path is not None else download_target(spec, data_dir)
+        def accept(tmp: Path) -> None:
+            checked.append(_read_checked_signal(spec, tmp, channel=channel, check_shape=check_shape))
+
+        if not fetch_file(url, signal_path, check, accept=accept):
+            checked.clear()  # the file was there already: it is read below, not the download
+    else:
+        signal_path = Path(path) if path is not None else locate_signal(spec, data_dir)
+    if not checked:  # not just downloaded (and checked while downloading): check and read the file as usual
+        verify_file(signal_path, check, option="path= (or data_dir=)")
+        checked.append(_read_checked_signal(spec, signal_path, channel=channel, check_shape=check_shape))
+    raw, start_time, step_minutes, columns = checked[0]
     num_nodes = raw.shape[1]
     node_ids = columns
     folder = signal_path.parent
     if spec.node_ids_file and (folder / spec.node_ids_file).is_file():
         node_ids = (folder / spec.node_ids_file).read_text().split()
     adjacency, graph_source = None, "none"
+    if graph_url is not None:
+        if graph_path is not None:
+            graph_target, graph_check = Path(graph_path), FileSpec(Path(graph_path).name)
+        elif not spec.graphs:
+            raise ValueError(f"{spec.name} has no graph file of its own: with graph_url= also give graph_path=")
+        else:  # the first candidate present, else the set's first graph name
+            graph_check = next((g for g in spec.graphs if (folder / g.filename).is_file()), spec.graphs[0])
+            graph_target = folder / graph_check.filename
+        fetch_file(
+            graph_url,
+            graph_target,
+            graph_check if verify else FileSpec(graph_check.filename),
+            accept=lambda tmp: read_graph(tmp, num_nodes, weight=graph_weight, node_ids=node_ids),
+        )
     if graph_path is not None:
         graph_file = Path(graph_path)
         verify_file(graph_file, FileSpec(graph_file.name), option="graph_path=")
@@ -326,18 +378,27 @@ def load_generic(
     null_value: float | None = 0.0,
     default_split: Split = (0.7, 0.1, 0.2),
     sha256: str | None = None,
+    url: str | None = None,
+    graph_url: str | None = None,
 ) -> SpatioTemporalSeries:
     """Any ``(T, N)`` or ``(T, N, C)`` array in ``.npz`` / ``.npy`` / ``.csv[.gz]`` / ``.h5`` as a series.
 
     ``step_minutes`` and ``start_time`` are required unless the file has timestamps (an ``.h5`` frame's
     index or a csv ``time_column``), which then give them (and must agree if both are given).
-    ``series_name`` names the result (default ``"generic"``).
+    ``series_name`` names the result (default ``"generic"``). ``url=`` downloads the file to ``path``
+    first unless ``path`` exists (likewise ``graph_url=`` to ``graph_path``); see ``load_dataset``.
     """
     signal_path = Path(path)
+
+    def read(file: Path) -> tuple[np.ndarray, Any, list[str] | None]:
+        return read_signal(
+            file, channel=channel, npz_key=npz_key, h5_key=h5_key, csv_header=csv_header, time_column=time_column
+        )
+
+    if url is not None:
+        fetch_file(url, signal_path, FileSpec(signal_path.name, sha256=sha256), accept=read)
     verify_file(signal_path, FileSpec(signal_path.name, sha256=sha256), option="path=")
-    raw, index, columns = read_signal(
-        signal_path, channel=channel, npz_key=npz_key, h5_key=h5_key, csv_header=csv_header, time_column=time_column
-    )
+    raw, index, columns = read(signal_path)
     if index is not None:
         file_start, file_step = regular_step_minutes(index, signal_path)
         if step_minutes is not None and step_minutes != file_step:
@@ -350,6 +411,15 @@ def load_generic(
     if MINUTES_PER_DAY % int(step_minutes):
         raise ValueError(f"step_minutes={step_minutes} must divide a day ({MINUTES_PER_DAY} minutes)")
     adjacency = None
+    if graph_url is not None:
+        if graph_path is None:
+            raise ValueError("generic: graph_url= needs graph_path= (where to put the graph file)")
+        fetch_file(
+            graph_url,
+            Path(graph_path),
+            FileSpec(Path(graph_path).name),
+            accept=lambda tmp: read_graph(tmp, raw.shape[1], weight=graph_weight, node_ids=columns),
+        )
     if graph_path is not None:
         graph_file = Path(graph_path)
         verify_file(graph_file, FileSpec(graph_file.name), option="graph_path=")
@@ -367,25 +437,43 @@ def load_generic(
     )
 
 
-def load_dataset(name: str, *, data_dir: str | os.PathLike[str] | None = None, **options: Any) -> SpatioTemporalSeries:
+def load_dataset(
+    name: str,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    url: str | None = None,
+    **options: Any,
+) -> SpatioTemporalSeries:
     """Loads a data set by name into a ``SpatioTemporalSeries`` (values float32 ``[T, N]``, NaN = missing).
 
     Args:
       name: one of ``KNOWN_NAMES``: ``"synthetic"`` (generated, options of ``make_synthetic_series``),
         the files-based sets of ``DATASETS``, or ``"generic"`` (options of ``load_generic``).
       data_dir: root folder holding one folder per set; default ``$EALA_DATA_DIR`` or ``../shared/data``.
+      url: if the set's signal file is absent, download it from here (``urllib``: ``https://``,
+        ``file://``, ...; file-based sets and ``"generic"``) into ``<data_dir>/<folder>/<file name>`` (or
+        to ``path=``), creating the folder, then load it as if it had been put there. It is written to a
+        temporary file beside the target and moved into place only when complete and checked (recorded
+        size / SHA-256 or ``sha256=``, the published shape, the step), so a failed or rejected download
+        leaves nothing behind. **If the file already exists, nothing is downloaded**: the existing file
+        is verified and loaded as usual and never overwritten. ``graph_url=`` does the same for the
+        graph (to ``graph_path=``, else the set's first graph file name), checked against the node count.
       **options: for the file-based sets: ``path=`` (signal file), ``graph_path=``, ``null_value=``
         (default per set: 0.0 for traffic, None for ETT / exchange_rate), ``channel=`` (npz),
-        ``verify=`` (size / SHA-256), ``sha256=``, ``check_shape=``, ``graph_weight=`` ("binary"/"cost").
+        ``verify=`` (size / SHA-256), ``sha256=``, ``check_shape=``, ``graph_weight=`` ("binary"/"cost"),
+        ``graph_url=``.
         ``via_tfds=True`` (with ``tfds_dir=``) builds / reads the tensorflow-datasets copy instead.
 
     Raises:
       ValueError: unknown name or option. FileNotFoundError: a missing file (the message names the file
       and the option to set). DataFileError: a corrupt file, a checksum or shape mismatch, a graph whose
-      node count differs from the signal's.
+      node count differs from the signal's (for a download: naming the URL and the file not written).
+      DownloadError (an OSError): a URL that cannot be read completely.
     """
     if name not in KNOWN_NAMES:
         raise ValueError(f"unknown data set {name!r}; known: {', '.join(KNOWN_NAMES)}")
+    if url is not None:
+        options["url"] = url
     if options.pop("via_tfds", False):
         from eala_jax.data.tfds_builders import load_via_tfds  # tensorflow-datasets only when asked
 
