@@ -58,7 +58,7 @@ def test_causal_eala_float64_matches_reference_and_weights():
   want = ref.eala(q, k, v, mask, causal=True, estimator="gaussian")
   with jax.enable_x64(True):
     q64, k64, v64 = f64(q, k, v)
-    for chunk in (4, 5):
+    for chunk in (4,):  # float32 tests cover 1, 5 and 64
       got = np.asarray(eala_attention(q64, k64, v64, key_mask=mask, causal=True, estimator="gaussian",
                                       chunk_size=chunk))
       w = np.asarray(eala_weights(q64, k64, key_mask=mask, causal=True, estimator="gaussian",

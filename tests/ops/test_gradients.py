@@ -22,7 +22,7 @@ from .helpers import projection, qkv
 SHAPE = dict(b=1, t=3, s=6, h=2, d=3, dv=2)
 PROJ = projection(110, r=8, d=3).astype(np.float64)
 TOL = dict(order=1, modes=("fwd", "rev"), eps=1e-6, atol=1e-6, rtol=1e-6)
-REV = dict(TOL, modes=("rev",))  # forward mode works too (checked on gaussian and causal); rev only to save time
+REV = dict(TOL, modes=("rev",))  # forward mode works too (checked on one case); rev only to save time
 
 
 def _inputs(seed, q_scale):
@@ -86,7 +86,7 @@ def test_causal_eala_gradients():
   with jax.enable_x64(True):
     # chunk 2 does not divide T = 3: two chunks, the second padded.
     f = functools.partial(eala_attention, causal=True, estimator="gaussian", chunk_size=2)
-    check_grads(f, (q, k, v), **TOL)
+    check_grads(f, (q, k, v), **REV)
 
 
 def test_entropy_gradients():
@@ -96,6 +96,6 @@ def test_entropy_gradients():
   assert margin > 1e-3
   with jax.enable_x64(True):
     check_grads(jax.jit(lambda q, k: softmax_entropy(q, k, key_mask=mask, chunk_size=4)), (q, k), **REV)
-    for method, options in (("gaussian", {}), ("cumulant3", {}), ("segments", dict(num_segments=2)),
-                            ("random_features", dict(projection=PROJ))):
+    # (segments and random_features are differentiated through eala_attention above)
+    for method, options in (("gaussian", {}), ("cumulant3", {})):
       check_grads(jax.jit(lambda q, k: estimate_entropy(q, k, method=method, **options)), (q, k), **REV)
