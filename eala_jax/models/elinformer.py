@@ -4,7 +4,7 @@ Input `x [B, T_in, N, 3]` holds (scaled value, time of day in [0, 1), day of wee
 embeddings are concatenated: input projection 1 -> `input_embedding_dim`, time-of-day embedding
 (`steps_per_day` x `tod_embedding_dim`), day-of-week embedding (7 x `dow_embedding_dim`) and an
 adaptive spatio-temporal embedding `(T_in, N, adaptive_embedding_dim)`; their sum of widths is the
-model dim (24 + 24 + 24 + 80 = 152 by default). Then `num_temporal_layers` post-norm attention
+model dim (24 + 24 + 24 + 80 = 152 by default); a width of 0 leaves an embedding out. Then `num_temporal_layers` post-norm attention
 blocks over T (nodes folded into the batch), `num_spatial_layers` over N (time folded into the
 batch), and a projection from `(N, T_in * model_dim)` to `(N, T_out)`. The output is in the
 *scaled* units of the input value; inverse-scale it outside the model.
@@ -149,8 +149,9 @@ class ELinFormer(nnx.Module):
             raise ValueError(f"model dim {self.model_dim} is not divisible by num_heads={num_heads}")
         common = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         self.input_proj = nnx.Linear(1, input_embedding_dim, **common)
-        self.tod_embedding = nnx.Embed(steps_per_day, tod_embedding_dim, **common)
-        self.dow_embedding = nnx.Embed(7, dow_embedding_dim, **common)
+        # A zero width switches an embedding off (e.g. day of week on a set holding one week only).
+        self.tod_embedding = nnx.Embed(steps_per_day, tod_embedding_dim, **common) if tod_embedding_dim else None
+        self.dow_embedding = nnx.Embed(7, dow_embedding_dim, **common) if dow_embedding_dim else None
         self.adaptive_embedding = nnx.Param(
             nnx.initializers.xavier_uniform()(
                 rngs.params(), (in_steps, num_nodes, adaptive_embedding_dim), param_dtype
@@ -176,7 +177,7 @@ class ELinFormer(nnx.Module):
         self.output_proj = nnx.Linear(in_steps * self.model_dim, out_steps, **common)
 
     def embed(self, x: jax.Array) -> jax.Array:
-        """`[B, T_in, N, 3] -> [B, T_in, N, model_dim]`."""
+        """`[B, T_in, N, 3] -> [B, T_in, N, model_dim]`: value, time of day, day of week, adaptive."""
         batch = x.shape[0]
         value = self.input_proj(x[..., :1])
         tod = jnp.round(x[..., 1] * self.steps_per_day).astype(jnp.int32) % self.steps_per_day
@@ -184,7 +185,12 @@ class ELinFormer(nnx.Module):
         adaptive = jnp.broadcast_to(
             self.adaptive_embedding[...].astype(value.dtype), (batch, *self.adaptive_embedding[...].shape)
         )
-        parts = [value, self.tod_embedding(tod), self.dow_embedding(dow), adaptive]
+        parts = [value]
+        if self.tod_embedding is not None:
+            parts.append(self.tod_embedding(tod))
+        if self.dow_embedding is not None:
+            parts.append(self.dow_embedding(dow))
+        parts.append(adaptive)
         return jnp.concatenate([p.astype(value.dtype) for p in parts], axis=-1)
 
     def __call__(

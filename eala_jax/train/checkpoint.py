@@ -32,7 +32,7 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
-        if isinstance(v, dict) and not key.endswith("_options"):
+        if isinstance(v, dict) and not key.endswith("options"):
             out.update(_flatten(v, key + "."))
         else:
             out[key] = v

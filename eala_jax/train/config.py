@@ -37,8 +37,11 @@ Options = tuple[tuple[str, Any], ...]
 class DataConfig:
     # Data set name for `eala_jax.data.load_dataset` ("synthetic", "los_loop", "sz_taxi", ...).
     name: str = "synthetic"
-    # Folder holding the data files; None = the loader's default (e.g. ../shared/data).
+    # Folder holding the data files; None = the loader's default ($EALA_DATA_DIR or ../shared/data).
     data_dir: str | None = None
+    # Extra keyword options of `load_dataset` as (key, value) pairs, e.g. path= for your own file
+    # or num_nodes= / num_days= of the synthetic set.
+    options: Options = ()
     # Input and output window lengths (steps).
     in_steps: int = 12
     out_steps: int = 12
@@ -148,7 +151,7 @@ def _freeze(value: Any) -> Any:
 
 def _convert(value: Any, annotation: Any, key: str) -> Any:
     """Convert a parsed override/JSON value to the field's annotated type."""
-    if annotation is Options or key.endswith("_options"):
+    if annotation is Options or key.endswith("options"):
         return _to_options(value)
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
@@ -232,7 +235,7 @@ def config_to_dict(config: Config) -> dict[str, Any]:
     def encode(obj: Any, key: str = "") -> Any:
         if dataclasses.is_dataclass(obj):
             return {f.name: encode(getattr(obj, f.name), f.name) for f in dataclasses.fields(obj)}
-        if key.endswith("_options"):
+        if key.endswith("options"):
             return {k: encode(v) for k, v in obj}
         if isinstance(obj, tuple):
             return [encode(v) for v in obj]

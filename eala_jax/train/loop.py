@@ -47,6 +47,10 @@ __all__ = [
 
 HORIZONS = (3, 6, 12)
 
+# Compiled device paths of recent runs in this process (resuming or rerunning a config in the same
+# process, as tests and notebooks do, skips recompiling).
+_COMPILED: dict[tuple, DataParallel] = {}
+
 
 class TrainingDivergedError(FloatingPointError):
     """A non-finite loss, gradient or parameter norm stopped the run (the message names the step)."""
@@ -60,7 +64,7 @@ def load_splits(config: Config) -> tuple[Any, Any]:
     from eala_jax.data import load_dataset, make_forecast_splits
 
     d = config.data
-    series = load_dataset(d.name, data_dir=d.data_dir)
+    series = load_dataset(d.name, data_dir=d.data_dir, **options_dict(d.options))
     if d.num_nodes is not None and d.num_nodes != series.num_nodes:
         raise ValueError(
             f"data.num_nodes={d.num_nodes} but data set {d.name!r} has {series.num_nodes} nodes"
@@ -253,14 +257,23 @@ def train_and_evaluate(config: Config, workdir: str | Path, *, stop_at_step: int
     optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
     num_params = int(sum(np.size(x) for x in jax.tree.leaves(nnx.state(model, nnx.Param))))
     graphdef, state = nnx.split((model, optimizer))
-    dp = DataParallel(
-        t.parallel,
-        num_devices,
-        update_fn_factory=lambda axis: make_update_fn(
-            graphdef, schedule=schedule, kind=t.loss, delta=t.huber_delta, axis_name=axis
-        ),
-        eval_fn=make_eval_fn(graphdef),
-    )
+    # Everything the traced functions depend on; an equal key reuses the compiled steps.
+    compile_key = (config.model, config.data.in_steps, config.data.out_steps, splits.num_nodes,
+                   splits.steps_per_day, t.optimizer, t.learning_rate, t.weight_decay, t.milestones,
+                   t.lr_decay, t.max_grad_norm, t.loss, t.huber_delta, steps_per_epoch, t.parallel, num_devices)
+    dp = _COMPILED.get(compile_key)
+    if dp is None:
+        dp = DataParallel(
+            t.parallel,
+            num_devices,
+            update_fn_factory=lambda axis: make_update_fn(
+                graphdef, schedule=schedule, kind=t.loss, delta=t.huber_delta, axis_name=axis
+            ),
+            eval_fn=make_eval_fn(graphdef),
+        )
+        if len(_COMPILED) >= 4:
+            _COMPILED.clear()
+        _COMPILED[compile_key] = dp
     host_template = jax.tree.map(np.asarray, state)
     scale = Scale(jnp.float32(splits.scaler.mean), jnp.float32(splits.scaler.std))
     dropout_key = jax.random.fold_in(jax.random.PRNGKey(t.seed), 1)
@@ -367,11 +380,11 @@ def _train(config, dp, state, counters, iterator, ckpt, logger, val_batches, sca
             }
             counters["history"].append(row)
             logger.log(row)
-            if config.progress_bar:
-                tqdm.write(
-                    f"epoch {row['epoch']:3d}  train_loss {row['train_loss']:.4f}  val MAE {row['val_mae']:.4f}"
-                    f"{'  (best)' if improved else ''}  {epoch_time:.1f}s ({row['steps_per_s']:.2f} steps/s)"
-                )
+            tqdm.write(
+                f"epoch {row['epoch']:3d}  step {row['step']:6d}  train_loss {row['train_loss']:.4f}  "
+                f"val MAE {row['val_mae']:.4f}{'  (best)' if improved else ''}  lr {row['lr']:.1e}  "
+                f"{epoch_time:.1f}s ({row['steps_per_s']:.2f} steps/s)"
+            )
             counters.update(step_in_epoch=0, epoch_loss_sum=0.0, epoch_loss_count=0, epoch_time_s=0.0)
             host = dp.host_state(state)
             if improved:

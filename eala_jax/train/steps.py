@@ -129,7 +129,7 @@ def train_step(
     draws the same dropout masks. Measurements: loss (before the update), grad_norm,
     param_norm (after), lr (used for this step).
     """
-    step = optimizer.step[...]
+    step = optimizer.step[...].astype(jnp.int32)  # optax schedules misbehave on uint32 counts
     dropout_key = jax.random.fold_in(key, step)
     if axis_name is not None:
         dropout_key = jax.random.fold_in(dropout_key, jax.lax.axis_index(axis_name))

@@ -35,12 +35,12 @@ def test_mixed_attention_per_axis_and_options_pass_through():
     model = build(
         temporal_attention="softmax",
         spatial_attention="eala",
-        spatial_attention_options={"estimator": "gaussian", "theta": 1.0},
+        spatial_attention_options={"estimator": "gaussian", "theta": 0.0},
     )
     assert model.temporal_layers[0].attention.attention == "softmax"
     spatial = model.spatial_layers[0].attention
-    assert spatial.attention == "eala" and dict(spatial.options) == {"estimator": "gaussian", "theta": 1.0}
-    # theta=1.0 differs from the default theta="optimal": the option reached the op.
+    assert spatial.attention == "eala" and dict(spatial.options) == {"estimator": "gaussian", "theta": 0.0}
+    # theta=0 (uniform weights) differs from the default theta="optimal": the option reached the op.
     other = build(temporal_attention="softmax", spatial_attention="eala")
     x = jnp.asarray(make_inputs())
     assert not np.allclose(model(x), other(x))

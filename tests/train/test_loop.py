@@ -1,0 +1,184 @@
+"""train_and_evaluate end to end on the tiny synthetic set: files, resume == uninterrupted,
+determinism, bad input before training, NaN stop, the command line."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from eala_jax.train import (
+    Checkpoints,
+    IncompatibleWorkdirError,
+    TrainingDivergedError,
+    apply_overrides,
+    config_to_dict,
+    train_and_evaluate,
+)
+from experiments import train as train_cli
+from train_helpers import tiny_config
+
+# 2 epochs of 4 steps on 8 devices (jit mesh), a resumable checkpoint every 3 steps.
+CONFIG = tiny_config(parallel="jit", checkpoint_every_steps=3)
+
+
+def write_config_file(path: Path, config) -> Path:
+    path.write_text(
+        "import json\nfrom eala_jax.train import config_from_dict\n\n"
+        f"def get_config():\n    return config_from_dict(json.loads({json.dumps(json.dumps(config_to_dict(config)))}))\n"
+    )
+    return path
+
+
+def final_state(workdir: Path, template):
+    ckpt = Checkpoints(workdir)
+    try:
+        return ckpt.restore(template)[0]
+    finally:
+        ckpt.close()
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The reference run, through the command line, with plots and TensorBoard on."""
+    tmp = tmp_path_factory.mktemp("uninterrupted")
+    cfg = dataclasses.replace(CONFIG, plots=True, tensorboard=True)
+    config_file = write_config_file(tmp / "tiny.py", cfg)
+    workdir = tmp / "run"
+    assert train_cli.main(["--config", str(config_file), "--workdir", str(workdir)]) == 0
+    return workdir, json.loads((workdir / "results.json").read_text())
+
+
+def test_run_writes_results_logs_plots_and_config(uninterrupted, capsys):
+    workdir, results = uninterrupted
+    for name in ("config.json", "metrics.csv", "metrics.jsonl", "results.json", "results.md",
+                 "learning_curve.png", "predictions.png"):
+        assert (workdir / name).is_file(), name
+    assert list((workdir / "tensorboard").glob("events.out.tfevents.*"))
+    assert json.loads((workdir / "config.json").read_text())["train"]["parallel"] == "jit"
+    rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2] and [r["step"] for r in rows] == [4, 8]
+    assert len((workdir / "metrics.csv").read_text().splitlines()) == 3  # header + 2 epochs
+    assert results["steps"] == 8 and results["stop_reason"] == "max_epochs"
+    assert results["best_epoch"] in (1, 2)
+    for split in ("test", "val"):
+        assert set(results[split]) == {"model", "last_value", "historical_average"}
+        for table in results[split].values():
+            assert len(table["mae"]) == 12 and np.isfinite(table["mae_mean"])
+    md = (workdir / "results.md").read_text()
+    assert "| 3 |" in md and "| 12 |" in md and "mean 1-12" in md and "historical_average" in md
+    # The lr decays x0.1 at the milestone (epoch 1).
+    assert rows[0]["lr"] == pytest.approx(1e-3) and rows[1]["lr"] == pytest.approx(1e-4)
+
+
+def test_resume_equals_uninterrupted(uninterrupted, tmp_path):
+    """Kill after step 7 (last checkpoint: step 6, mid-epoch), resume to the end: same params and metrics."""
+    reference_dir, reference = uninterrupted
+    workdir = tmp_path / "resumed"
+    assert train_and_evaluate(CONFIG, workdir, stop_at_step=7) is None
+    ckpt = Checkpoints(workdir)
+    assert ckpt.latest_step() == 6
+    ckpt.close()
+    assert not (workdir / "results.json").exists()
+    # Determinism: this second, independent run agrees with the reference on its first epoch.
+    first = json.loads((workdir / "metrics.jsonl").read_text().splitlines()[0])
+    assert drop_time([first]) == drop_time(reference["history"][:1])
+    resumed = train_and_evaluate(dataclasses.replace(CONFIG, progress_bar=True), workdir)  # runtime key may differ
+    assert resumed["steps"] == 8
+    for split in ("test", "val"):
+        for key in ("mae_mean", "rmse_mean", "mape_mean"):
+            assert resumed[split]["model"][key] == pytest.approx(reference[split]["model"][key], rel=1e-6, abs=1e-6)
+    assert drop_time(resumed["history"]) == drop_time(reference["history"])
+    template = jax.tree.map(np.asarray, _template(CONFIG))
+    for a, b in zip(jax.tree.leaves(final_state(workdir, template)),
+                    jax.tree.leaves(final_state(reference_dir, template)), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+def drop_time(rows):
+    """Epoch rows without their wall-clock fields."""
+    return [{k: v for k, v in r.items() if k not in ("epoch_time_s", "steps_per_s")} for r in rows]
+
+
+def _template(config):
+    from flax import nnx
+
+    from eala_jax.data import load_dataset, make_forecast_splits
+    from eala_jax.train import build_model, build_optimizer
+
+    splits = make_forecast_splits(load_dataset("synthetic", num_days=3, num_nodes=6))
+    model = build_model(config, num_nodes=splits.num_nodes, steps_per_day=splits.steps_per_day, rngs=nnx.Rngs(0))
+    optimizer = nnx.Optimizer(model, build_optimizer(lambda _: 1e-3, weight_decay=config.train.weight_decay,
+                                                     max_grad_norm=config.train.max_grad_norm), wrt=nnx.Param)
+    return nnx.split((model, optimizer))[1]
+
+
+def test_workdir_of_another_run_is_refused(uninterrupted, capsys):
+    workdir, _ = uninterrupted
+    other = apply_overrides(CONFIG, ["train.learning_rate=0.01"])
+    with pytest.raises(IncompatibleWorkdirError, match="train.learning_rate: saved 0.001 vs now 0.01"):
+        train_and_evaluate(other, workdir)
+    stray = workdir.parent / "stray"
+    (stray / "checkpoints" / "3").mkdir(parents=True)
+    with pytest.raises(IncompatibleWorkdirError, match="holds checkpoints but no config.json"):
+        train_and_evaluate(CONFIG, stray)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["model.spatial_attention=flash"], "unknown attention 'flash'"),
+        (["data.num_nodes=207"], "data.num_nodes=207 but data set 'synthetic' has 6 nodes"),
+        (["data.steps_per_day=96"], "data.steps_per_day=96 but data set 'synthetic' has 288 steps per day"),
+        (["train.batch_size=12"], "train.batch_size=12 is not divisible by the device count 8"),
+        (["train.batch_size=4096"], "train.batch_size=4096 is larger than the training split"),
+        (["data.name=no_such_set"], "unknown data set 'no_such_set'"),
+    ],
+)
+def test_bad_input_fails_before_training(tmp_path, overrides, message):
+    workdir = tmp_path / "run"
+    with pytest.raises(ValueError, match=message):
+        train_and_evaluate(apply_overrides(CONFIG, overrides), workdir)
+    assert not (workdir / "checkpoints").exists() and not (workdir / "metrics.csv").exists()
+
+
+def test_command_line_reports_errors(tmp_path, capsys):
+    config_file = write_config_file(tmp_path / "tiny.py", CONFIG)
+    code = train_cli.main(["--config", str(config_file), "--workdir", str(tmp_path / "r"), "--set", "train.nope=1"])
+    assert code == 1
+    assert "error: unknown config key 'train.nope'" in capsys.readouterr().err
+    assert train_cli.main(["--config", str(config_file), "--workdir", str(tmp_path / "r"), "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out)["name"] == "tiny"
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    """A poisoned input (NaN values from the 5th training batch on)."""
+    from eala_jax.train.sharding import DataParallel
+
+    put_batch = DataParallel.put_batch
+    seen = {"train": 0}
+
+    def poisoned(self, batch):
+        if len(batch["x"]) == CONFIG.train.batch_size:  # training batches (eval batches hold 64 rows)
+            seen["train"] += 1
+            if seen["train"] >= 5:
+                batch = dict(batch, x=np.full_like(batch["x"], np.nan))
+        return put_batch(self, batch)
+
+    monkeypatch.setattr(DataParallel, "put_batch", poisoned)
+    cfg = dataclasses.replace(CONFIG, train=dataclasses.replace(CONFIG.train, parallel="none", checkpoint_every_steps=0))
+    workdir = tmp_path / "nan"
+    with pytest.raises(TrainingDivergedError, match=r"non-finite training measurements at step 5 \(epoch 2"):
+        train_and_evaluate(cfg, workdir)
+    ckpt = Checkpoints(workdir)
+    try:
+        assert ckpt.latest_step() == 4 and ckpt.best_step() == 4
+        state = ckpt.restore(jax.tree.map(np.asarray, _template(cfg)))[0]
+    finally:
+        ckpt.close()
+    assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(state))
+    assert not (workdir / "results.json").exists()

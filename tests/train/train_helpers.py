@@ -1,0 +1,51 @@
+"""Tiny configs and batches shared by the training tests (imported as a plain module)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from eala_jax.train import Config, DataConfig, ModelConfig, TrainConfig
+
+TINY_MODEL = ModelConfig(
+    input_embedding_dim=4,
+    tod_embedding_dim=4,
+    dow_embedding_dim=4,
+    adaptive_embedding_dim=4,
+    feed_forward_dim=16,
+    num_heads=2,
+    num_temporal_layers=1,
+    num_spatial_layers=1,
+    # Fast to compile: softmax over the 12 steps, EALA (Gaussian estimate) over the nodes.
+    temporal_attention="softmax",
+    spatial_attention="eala",
+    spatial_attention_options=(("estimator", "gaussian"),),
+)
+
+# Synthetic set cut down to 6 nodes x 3 days (864 steps): ~590 train, 63 val, 150 test windows.
+TINY_DATA = DataConfig(name="synthetic", options=(("num_days", 3), ("num_nodes", 6)))
+
+
+def tiny_config(**train: object) -> Config:
+    """A config that trains in seconds: 2 epochs of 4 steps, batch 8, one device unless overridden."""
+    options = dict(batch_size=8, eval_batch_size=64, max_epochs=2, max_steps_per_epoch=4, milestones=(1,),
+                   patience=0, parallel="none")
+    options.update(train)
+    return Config(name="tiny", data=TINY_DATA, model=TINY_MODEL, train=TrainConfig(**options),
+                  progress_bar=False, plots=False)
+
+
+def with_model(config: Config, **model: object) -> Config:
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, **model))
+
+
+def fixed_batch(size: int = 8, seed: int = 0) -> tuple[dict[str, np.ndarray], object]:
+    """`size` training windows of the tiny synthetic set, and its splits."""
+    from eala_jax.data import load_dataset, make_forecast_splits
+
+    splits = make_forecast_splits(load_dataset("synthetic", num_days=3, num_nodes=6))
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(splits.train), size, replace=False)
+    items = [splits.train[int(i)] for i in idx]
+    return {k: np.stack([it[k] for it in items]) for k in items[0]}, splits
