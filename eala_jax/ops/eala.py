@@ -24,7 +24,8 @@ def eala_attention(
     estimator: EstimatorName = DEFAULT_ESTIMATOR, theta: Theta = "optimal", theta_gradient: bool = True,
     nonnegative: bool = False, causal: bool = False, is_causal: bool = False, scale: float | None = None,
     return_stats: bool = False, num_segments: int = 32, num_features: int = 64, rng: Array | None = None,
-    projection: Array | None = None, chunk_size: int = 64, dtype: Any = None, **ignored: Any,
+    projection: Array | None = None, chunk_size: int = 64, implementation: str | None = None,
+    dtype: Any = None, **ignored: Any,
 ) -> Array | tuple[Array, dict[str, Array]]:
   """EALA: `o_i = v̄ + θ_i · scale · q_iᵀ C`, with θ_i chosen by entropy equality.
 
@@ -46,6 +47,9 @@ def eala_attention(
     num_segments, num_features, rng, projection: options of the "segments" and
       "random_features" estimators.
     chunk_size: key chunk of the causal scan.
+    implementation: None (auto), "statistics" (D×D key statistics, O((T+S)·D²)) or "scores" (the
+      explicit scores, O(T·S·D)). Auto takes "scores" when S ≤ D, where it is cheaper; both give
+      the same result. Causal mode always uses chunked statistics.
     dtype: output dtype (default: q's). Statistics are float32 (or wider) whatever the input dtype.
     **ignored: other keywords Flax attention modules pass (dropout_rng, dropout_rate, deterministic,
       broadcast_dropout, precision, module, ...). Attention dropout is ignored: EALA never forms a
@@ -63,7 +67,8 @@ def eala_attention(
   causal = bool(causal or is_causal)
   key_mask = _validation.resolve_key_mask(key_mask, mask, batch=q.shape[0], num_keys=k.shape[1])
   config = _config(q, k, estimator=estimator, theta=theta, causal=causal, scale=scale,
-                   num_segments=num_segments, num_features=num_features, rng=rng, projection=projection)
+                   num_segments=num_segments, num_features=num_features, rng=rng, projection=projection,
+                   implementation=implementation)
   out, stats = _eala_rows(
       q, k, v, key_mask, rng, projection, **config, theta_gradient=theta_gradient,
       nonnegative=nonnegative, chunk_size=chunk_size, need_entropy=return_stats)
@@ -77,7 +82,7 @@ def eala_weights(
     q: Array, k: Array, *, key_mask: Array | None = None, estimator: EstimatorName = DEFAULT_ESTIMATOR,
     theta: Theta = "optimal", theta_gradient: bool = True, nonnegative: bool = False, causal: bool = False,
     scale: float | None = None, num_segments: int = 32, num_features: int = 64, rng: Array | None = None,
-    projection: Array | None = None, chunk_size: int = 64,
+    projection: Array | None = None, chunk_size: int = 64, implementation: str | None = None,
 ) -> Array:
   """The explicit EALA weight matrix `a_ij = m_ij (1 + θ_i (s_ij − μ_i)) / M_i`, `[B, H, T, S]`.
 
@@ -87,7 +92,8 @@ def eala_weights(
   q, k = (q[None], k[None]) if unbatched else (q, k)
   key_mask = _validation.resolve_key_mask(key_mask, None, batch=q.shape[0], num_keys=k.shape[1])
   config = _config(q, k, estimator=estimator, theta=theta, causal=causal, scale=scale,
-                   num_segments=num_segments, num_features=num_features, rng=rng, projection=projection)
+                   num_segments=num_segments, num_features=num_features, rng=rng, projection=projection,
+                   implementation=implementation)
   _, stats = _eala_rows(
       q, k, k[..., :1], key_mask, rng, projection, **config, theta_gradient=theta_gradient,
       nonnegative=nonnegative, chunk_size=chunk_size, need_entropy=False)
@@ -104,8 +110,11 @@ def eala_weights(
 
 
 def _config(q: Array, k: Array, *, estimator: str, theta: Theta, causal: bool, scale: float | None,
-            num_segments: int, num_features: int, rng: Array | None, projection: Array | None) -> dict[str, Any]:
+            num_segments: int, num_features: int, rng: Array | None, projection: Array | None,
+            implementation: str | None) -> dict[str, Any]:
   """Validates the static configuration; returns it as keyword arguments of `_eala_rows`."""
+  if implementation not in (None, "statistics", "scores"):
+    raise ValueError(f"implementation must be None, 'statistics' or 'scores', got {implementation!r}")
   if isinstance(theta, str):
     if theta != "optimal":
       raise ValueError(f"theta must be 'optimal' or a float, got {theta!r}")
@@ -121,16 +130,16 @@ def _config(q: Array, k: Array, *, estimator: str, theta: Theta, causal: bool, s
       raise ValueError(f"causal EALA supports estimator='gaussian' (or a fixed theta); got {estimator!r}")
   return dict(estimator=estimator, theta=theta if isinstance(theta, str) else float(theta), causal=causal,
               scale=1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale),
-              num_segments=num_segments, num_features=num_features)
+              num_segments=num_segments, num_features=num_features, implementation=implementation)
 
 
 @functools.partial(jax.jit, static_argnames=(
     "estimator", "theta", "theta_gradient", "nonnegative", "causal", "scale", "num_segments",
-    "num_features", "chunk_size", "need_entropy"))
+    "num_features", "chunk_size", "need_entropy", "implementation"))
 def _eala_rows(
     q: Array, k: Array, v: Array, key_mask: Array | None, rng: Array | None, projection: Array | None, *,
     estimator: str, theta: Theta, theta_gradient: bool, nonnegative: bool, causal: bool, scale: float,
-    num_segments: int, num_features: int, chunk_size: int, need_entropy: bool,
+    num_segments: int, num_features: int, chunk_size: int, need_entropy: bool, implementation: str | None = None,
 ) -> tuple[Array, dict[str, Array]]:
   """EALA output `[B, T, H, Dv]` (float32 or wider) and per-query statistics `[B, T, H]`."""
   dtype = _validation.statistics_dtype(q.dtype)
@@ -148,25 +157,74 @@ def _eala_rows(
                  mean_score=rows.mean_score, count=rows.count)
     return rows.out, stats
 
-  key_stats = key_statistics(k, v, key_mask)
-  mean_score, sigma2 = score_moments(q, key_stats, scale)
-  log_count = jnp.log(jnp.maximum(key_stats.count, 1.0))[:, None, :]
-  if theta == "optimal" or need_entropy:
-    entropy = entropy_from_statistics(q, k, key_mask, key_stats, sigma2, method=estimator, scale=scale,
+  valid = jnp.ones(k.shape[:2], bool) if key_mask is None else key_mask
+  use_scores = implementation == "scores" or (implementation is None and k.shape[1] <= q.shape[-1])
+  if use_scores:
+    # S ≤ D: the S scores per query are cheaper than the D×D statistics (same maths, exact).
+    count, mean_k, mean_v, mean_score, sigma2, centred = _dense_score_moments(q, k, v, valid, scale)
+    weighted = jnp.einsum("bths,bshe->bthe", centred, v - mean_v[:, None])
+  else:
+    key_stats = key_statistics(k, v, key_mask)
+    count, mean_k, mean_v = key_stats.count[:, None, :], key_stats.mean_k, key_stats.mean_v
+    mean_score, sigma2 = score_moments(q, key_stats, scale)
+    # Σ_j (s_ij − μ_i)(v_j − v̄) = scale · q_iᵀ Σ_j (k_j − k̄)(v_j − v̄)ᵀ.
+    weighted = scale * jnp.einsum("bthd,bhde->bthe", q, key_stats.comoment_kv)
+  count = jnp.broadcast_to(count, sigma2.shape)
+  log_count = jnp.log(jnp.maximum(count, 1.0))
+  if theta != "optimal" and not need_entropy:
+    entropy = jnp.full_like(sigma2, jnp.nan)
+  elif use_scores and estimator in ("gaussian", "cumulant3", "exact"):
+    entropy = _entropy_from_centred_scores(centred, mean_score, sigma2, count, valid, method=estimator)
+  else:
+    stats_for_entropy = key_stats if not use_scores else key_statistics(k, k[..., :1], key_mask)
+    entropy = entropy_from_statistics(q, k, key_mask, stats_for_entropy, sigma2, method=estimator, scale=scale,
                                       num_segments=num_segments, num_features=num_features, rng=rng,
                                       projection=projection)
-  else:
-    entropy = jnp.full_like(sigma2, jnp.nan)
   theta_value = choose_theta(entropy, sigma2, log_count)
   if nonnegative:
-    valid = jnp.ones(k.shape[:2], bool) if key_mask is None else key_mask
-    spread = jnp.linalg.norm(k - key_stats.mean_k[:, None], axis=-1)  # [B, S, H]
+    spread = jnp.linalg.norm(k - mean_k[:, None], axis=-1)  # [B, S, H]
     radius = jnp.max(jnp.where(valid[..., None], spread, 0.0), axis=1)  # [B, H]
     theta_value = cap_theta(theta_value, scale * jnp.linalg.norm(q, axis=-1) * radius[:, None])
-  count = jnp.broadcast_to(key_stats.count[:, None, :], sigma2.shape)
   safe_count = jnp.maximum(count, 1.0)[..., None]
-  out = key_stats.mean_v[:, None] + theta_value[..., None] * scale * jnp.einsum(
-      "bthd,bhde->bthe", q, key_stats.comoment_kv) / safe_count
+  out = mean_v[:, None] + theta_value[..., None] * weighted / safe_count
   out = jnp.where((count > 0)[..., None], out, 0.0)
   stats = dict(theta=theta_value, entropy=entropy, sigma2=sigma2, mean_score=mean_score, count=count)
   return out, stats
+
+
+def _dense_score_moments(q: Array, k: Array, v: Array, valid: Array, scale: float) -> tuple[Array, ...]:
+  """Moments from the explicit `[B, T, H, S]` scores, for S ≤ D where they are the cheaper route.
+
+  Returns count `[B, 1, 1]`, k̄ `[B, H, D]`, v̄ `[B, H, Dv]`, μ and σ² `[B, T, H]`, and the centred
+  masked scores `(s − μ)·m` `[B, T, H, S]`. Time O(T·S·(D + Dv)).
+  """
+  weight = valid.astype(q.dtype)  # [B, S]
+  count = jnp.sum(weight, axis=1)[:, None, None]
+  safe_count = jnp.maximum(count, 1.0)
+  mean_k = jnp.einsum("bs,bshd->bhd", weight, k) / safe_count
+  mean_v = jnp.einsum("bs,bshd->bhd", weight, v) / safe_count
+  scores = scale * jnp.einsum("bthd,bshd->bths", q, k)
+  key_weight = weight[:, None, None, :]
+  mean_score = jnp.sum(key_weight * scores, axis=-1) / safe_count
+  centred = (scores - mean_score[..., None]) * key_weight
+  sigma2 = jnp.sum(centred * centred, axis=-1) / safe_count
+  return count, mean_k, mean_v, mean_score, sigma2, centred
+
+
+def _entropy_from_centred_scores(centred: Array, mean_score: Array, sigma2: Array, count: Array, valid: Array, *,
+                                 method: str) -> Array:
+  """gaussian / cumulant3 / exact entropy from centred masked scores `[B, T, H, S]`."""
+  log_count = jnp.log(jnp.maximum(count, 1.0))
+  if method == "gaussian":
+    raw = log_count - 0.5 * sigma2
+  elif method == "cumulant3":
+    kappa3 = jnp.sum(centred**3, axis=-1) / jnp.maximum(count, 1.0)
+    raw = log_count - 0.5 * sigma2 - kappa3 / 3.0
+  else:  # exact: H = log Σ e^{c} − Σ p c over valid keys (shift-invariant, so centred scores serve)
+    keep = valid[:, None, None, :]
+    logits = jnp.where(keep, centred, -1e30)  # finite: no inf − inf in the gradient of empty rows
+    log_z = jax.nn.logsumexp(logits, axis=-1)
+    p = jnp.where(keep, jnp.exp(logits - log_z[..., None]), 0.0)
+    raw = jnp.where(count > 0, log_z - jnp.sum(p * centred, axis=-1), 0.0)
+    return jnp.maximum(raw, 0.0)
+  return jnp.clip(raw, 0.0, log_count)
