@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -317,8 +318,12 @@ def train_and_evaluate(config: Config, workdir: str | Path, *, stop_at_step: int
         ckpt.close()
 
 
-def _train(config, dp, state, counters, iterator, ckpt, logger, val_batches, scale, dropout_key, *,
-           steps_per_epoch, schedule, workdir, stop_at_step):
+def _train(
+    config: Config, dp: DataParallel, state: Any, counters: dict[str, Any], iterator: Any, ckpt: Checkpoints,
+    logger: MetricsLogger, val_batches: list, scale: Scale, dropout_key: jax.Array, *,
+    steps_per_epoch: int, schedule: Any, workdir: Path, stop_at_step: int | None,
+) -> tuple[Any, dict[str, Any]]:
+    """Epochs until early stopping or `max_epochs`; returns (state, counters), state None if stopped by the drill."""
     t = config.train
     bar = None
     try:
@@ -385,6 +390,7 @@ def _train(config, dp, state, counters, iterator, ckpt, logger, val_batches, sca
                 f"val MAE {row['val_mae']:.4f}{'  (best)' if improved else ''}  lr {row['lr']:.1e}  "
                 f"{epoch_time:.1f}s ({row['steps_per_s']:.2f} steps/s)"
             )
+            sys.stdout.flush()  # one line per epoch reaches a log file as it happens
             counters.update(step_in_epoch=0, epoch_loss_sum=0.0, epoch_loss_count=0, epoch_time_s=0.0)
             host = dp.host_state(state)
             if improved:
@@ -404,8 +410,11 @@ def _train(config, dp, state, counters, iterator, ckpt, logger, val_batches, sca
             bar.close()
 
 
-def _finish(config, dp, ckpt, host_template, series, splits, scale, counters, eval_batch_size, workdir,
-            num_params):
+def _finish(
+    config: Config, dp: DataParallel, ckpt: Checkpoints, host_template: Any, series: Any, splits: Any,
+    scale: Scale, counters: dict[str, Any], eval_batch_size: int, workdir: Path, num_params: int,
+) -> dict[str, Any]:
+    """Test the best checkpoint, add the baselines, write results.json/.md and the plots."""
     best_state = dp.put_state(jax.tree.map(np.asarray, ckpt.restore_best(host_template)))
     test_result, test_pred = _evaluate(dp, best_state, _eval_batches(splits.test, eval_batch_size), scale,
                                        keep_predictions=True)
