@@ -74,34 +74,70 @@ def score_moments(q: Array, stats: KeyStatistics, scale: float) -> tuple[Array, 
   return mu, sigma2
 
 
-def centred_third_moment(k: Array, key_mask: Array | None, mean_k: Array, count: Array) -> Array:
-  """`T₃ = mean_j (k_j − k̄)^{⊗3}`, `[B, H, D, D, D]`, built in O(S·D³) with O(S·D) extra memory.
+# Elements of the per-chunk outer products (q⊗q or k⊗k) materialised at once by the O(d³) routines:
+# 2^25 float32 = 128 MiB. Larger problems are cut into chunks along the sequence axis.
+_OUTER_PRODUCT_BUDGET = 2**25
 
-  A `lax.scan` over the first tensor index keeps the per-key outer products from materialising.
+
+def centred_third_moment(k: Array, key_mask: Array | None, mean_k: Array, count: Array) -> Array:
+  """`T₃ = mean_j (k_j − k̄)^{⊗3}`, `[B, H, D, D, D]`, in O(S·D³) time.
+
+  Contracts `(k_j − k̄)^{⊗2}` with `k_j − k̄` over keys as one matrix product per key chunk; the
+  chunks bound the outer products' memory and are recomputed, not stored, for the backward pass.
   """
+  batch, num_keys, heads, dim = k.shape
   weight = _key_weight(key_mask, k)
   kc = (k - mean_k[:, None]) * weight[..., None]  # [B, S, H, D], zero at masked keys
-  inv = 1.0 / jnp.maximum(count, 1.0)[:, :, None, None]
 
-  @jax.checkpoint  # recompute the per-key products in the backward pass instead of storing D of them
-  def slab(_, a):
-    scaled = kc * kc[..., a][..., None]
-    return None, jnp.einsum("bshd,bshe->bhde", scaled, kc) * inv
+  def chunk_moment(kc_chunk: Array) -> Array:
+    outer = (kc_chunk[..., :, None] * kc_chunk[..., None, :]).reshape(*kc_chunk.shape[:-1], dim * dim)
+    return jnp.einsum("bshx,bshf->bhxf", outer, kc_chunk)
 
-  _, slabs = jax.lax.scan(slab, None, jnp.arange(k.shape[-1]))  # [D, B, H, D, D]
-  return jnp.moveaxis(slabs, 0, 2)
+  total = _sum_over_chunks(chunk_moment, kc, per_row=batch * heads * dim * dim)
+  return total.reshape(batch, heads, dim, dim, dim) / jnp.maximum(count, 1.0)[:, :, None, None, None]
 
 
 def cubic_form(q: Array, t3: Array) -> Array:
-  """`T₃(q, q, q)` for every query, `[B, T, H]`, in O(T·D³) with O(T·D) extra memory."""
+  """`T₃(q, q, q)` for every query, `[B, T, H]`, in O(T·D³) time (query chunks bound the memory)."""
+  batch, length, heads, dim = q.shape
+  t3_matrix = t3.reshape(batch, heads, dim * dim, dim)
 
-  @jax.checkpoint
-  def term(total, a):
-    qt = jnp.einsum("bthd,bhde->bthe", q, t3[:, :, a])
-    return total + q[..., a] * jnp.einsum("bthe,bthe->bth", qt, q), None
+  def chunk_form(q_chunk: Array) -> Array:
+    outer = (q_chunk[..., :, None] * q_chunk[..., None, :]).reshape(*q_chunk.shape[:-1], dim * dim)
+    return jnp.einsum("bthf,bthf->bth", jnp.einsum("bthx,bhxf->bthf", outer, t3_matrix), q_chunk)
 
-  total, _ = jax.lax.scan(term, jnp.zeros(q.shape[:-1], q.dtype), jnp.arange(q.shape[-1]))
+  return _map_over_chunks(chunk_form, q, per_row=batch * heads * dim * dim)
+
+
+def _chunk_length(length: int, per_row: int) -> int:
+  return max(1, min(length, _OUTER_PRODUCT_BUDGET // max(per_row, 1)))
+
+
+def _sum_over_chunks(fn, x: Array, *, per_row: int) -> Array:
+  """`Σ_c fn(x[:, chunk_c])` over chunks of axis 1 (zero-padded: fn must map zero rows to zero)."""
+  chunk = _chunk_length(x.shape[1], per_row)
+  if chunk == x.shape[1]:
+    return fn(x)
+  pad = (-x.shape[1]) % chunk
+  x = jnp.pad(x, [(0, 0), (0, pad)] + [(0, 0)] * (x.ndim - 2))
+  chunks = jnp.moveaxis(x.reshape(x.shape[0], -1, chunk, *x.shape[2:]), 1, 0)
+  body = jax.checkpoint(lambda total, c: (total + fn(c), None))
+  total, _ = jax.lax.scan(body, jnp.zeros_like(jax.eval_shape(fn, chunks[0])), chunks)
   return total
+
+
+def _map_over_chunks(fn, x: Array, *, per_row: int) -> Array:
+  """`fn` applied to chunks of axis 1 and concatenated; `fn: [B, c, ...] -> [B, c, ...]`."""
+  chunk = _chunk_length(x.shape[1], per_row)
+  if chunk == x.shape[1]:
+    return fn(x)
+  length = x.shape[1]
+  pad = (-length) % chunk
+  x = jnp.pad(x, [(0, 0), (0, pad)] + [(0, 0)] * (x.ndim - 2))
+  chunks = jnp.moveaxis(x.reshape(x.shape[0], -1, chunk, *x.shape[2:]), 1, 0)
+  _, out = jax.lax.scan(jax.checkpoint(lambda _, c: (None, fn(c))), None, chunks)
+  out = jnp.moveaxis(out, 0, 1)
+  return out.reshape(out.shape[0], -1, *out.shape[3:])[:, :length]
 
 
 def _key_weight(key_mask: Array | None, k: Array) -> Array:
