@@ -1,0 +1,193 @@
+"""Regenerates docs/results.md and its plots from the result files the benchmarks and experiments wrote.
+
+    python -m experiments.report
+
+Reads (each section is skipped, and says so, when its file is absent):
+  benchmarks/results/attention_full.json   python -m benchmarks.attention --preset full
+  benchmarks/results/train_step.json       python -m benchmarks.train_step
+  benchmarks/results/estimator_error.json  python -m benchmarks.estimator_error
+  experiments/results/accuracy_*.json      python -m experiments.compare
+  experiments/results/entropy_maps_*.json  python -m experiments.entropy_maps
+Writes docs/results.md and docs/figures/*.png. Nothing in it is typed by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from benchmarks._machine import describe  # noqa: E402
+from benchmarks.attention import ratio_table  # noqa: E402
+from benchmarks.estimator_error import table as estimator_table  # noqa: E402
+
+DOCS = pathlib.Path("docs")
+FIGURES = DOCS / "figures"
+
+
+def _load(path: str) -> Any | None:
+  p = pathlib.Path(path)
+  return json.loads(p.read_text()) if p.is_file() else None
+
+
+def _find(rows: list[dict], **match: Any) -> dict | None:
+  return next((r for r in rows if all(r.get(k) == v for k, v in match.items())), None)
+
+
+def cost_section(result: dict[str, Any]) -> list[str]:
+  rows = result["rows"]
+  lines = ["## 1. Cost of one attention call (CPU)", "",
+           f"`python -m benchmarks.attention --preset full` on {describe(result['machine'])}.",
+           "Spatial shape: batch 16 × 12 time steps folded (192), 4 heads, head dim 38; temporal: batch 16 × 883"
+           " sensors folded, 12 steps. Median of repeated calls after warm-up; memory from XLA's analysis of the"
+           " compiled program (a point over the budget is compiled, not run).", ""]
+  lines += _targets(rows, result["matmul_flops_per_s"]) + [""]
+  lines.append(ratio_table(result))
+  _plot_cost(rows)
+  lines += ["", "![time and memory against S](figures/attention_cost.png)", ""]
+  return lines
+
+
+def _targets(rows: list[dict], matmul: float) -> list[str]:
+  """The issue's targets, each as measured ratio and met / not met."""
+  out = ["| target | measured | met |", "|---|---|---|"]
+
+  def time_ratio(keys: int, batch: int, method: str = "eala", base: str = "softmax", mode: str = "forward+backward"):
+    a = _find(rows, keys=keys, batch=batch, method=method, mode=mode)
+    b = _find(rows, keys=keys, batch=batch, method=base, mode=mode)
+    if a and b and a["status"] == b["status"] == "ok":
+      return b["median_s"] / a["median_s"]
+    return None
+
+  def add(label: str, value: float | None, goal: float, fmt: str = "{:.1f}×", higher: bool = True):
+    if value is None:
+      out.append(f"| {label} | not measured (a point did not fit or is absent) | — |")
+      return
+    met = value >= goal if higher else value <= goal
+    out.append(f"| {label} | {fmt.format(value)} | {'yes' if met else 'no'} |")
+
+  add("EALA fwd+bwd ≥ 20× faster than softmax at S = 883 (batch 192)", time_ratio(883, 192), 20)
+  add("EALA fwd+bwd ≥ 150× faster than softmax at S = 8600 (batch 4, softmax's largest that fits)",
+      time_ratio(8600, 4), 150)
+  eala_mem = _find(rows, keys=8600, batch=4, method="eala", mode="forward+backward")
+  soft_mem = _find(rows, keys=8600, batch=4, method="softmax", mode="forward+backward")
+  add("≥ 20× less peak memory than softmax at S = 8600 (fwd+bwd, batch 4)",
+      soft_mem["peak_bytes"] / eala_mem["peak_bytes"] if eala_mem and soft_mem else None, 20)
+  for keys, batch in ((883, 192), (8600, 192)):
+    ratio = time_ratio(keys, batch, method="linear", base="eala")
+    add(f"EALA fwd+bwd within 1.2× of elu+1 linear attention at S = {keys} (EALA / linear time)",
+        None if ratio is None else 1.0 / ratio, 1.2, fmt="{:.2f}×", higher=False)
+  for mode in ("forward", "forward+backward"):
+    row = _find(rows, keys=8600, batch=192, method="eala", mode=mode)
+    add(f"EALA {mode} at S = 8600: ≥ 0.5 of measured float32 matmul FLOP/s ({matmul / 1e9:.0f} GFLOP/s)",
+        row["fraction_of_matmul"] if row and row["status"] == "ok" else None, 0.5, fmt="{:.3f}")
+  return out
+
+
+def _plot_cost(rows: list[dict]) -> None:
+  fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+  for method in sorted({r["method"] for r in rows}):
+    points = sorted((r["keys"], r) for r in rows if r["method"] == method and r["shape"] == "spatial"
+                    and r["mode"] == "forward+backward" and r.get("status") == "ok")
+    if points:
+      axes[0].loglog([p[0] for p in points], [p[1]["median_s"] * 1e3 for p in points], "o-", label=method)
+    mem = sorted((r["keys"], r) for r in rows if r["method"] == method and r["shape"] == "spatial"
+                 and r["mode"] == "forward+backward")
+    if mem:
+      axes[1].loglog([p[0] for p in mem], [p[1]["peak_bytes"] / 2**20 for p in mem], "o-", label=method)
+  axes[0].set(xlabel="keys S", ylabel="forward+backward ms", title="time (spatial shape)")
+  axes[1].set(xlabel="keys S", ylabel="compiled memory MiB", title="memory (incl. points not run)")
+  axes[0].legend(fontsize=7)
+  fig.tight_layout()
+  FIGURES.mkdir(parents=True, exist_ok=True)
+  fig.savefig(FIGURES / "attention_cost.png", dpi=120)
+  plt.close(fig)
+
+
+def train_step_section(result: dict[str, Any]) -> list[str]:
+  lines = ["## Training step of ELinFormer against the softmax backbone", "",
+           f"`python -m benchmarks.train_step` on {describe(result['machine'])}; paper-size model, batch 16.", "",
+           "| N | attention | step ms | compile s | memory MiB |", "|---|---|---|---|---|"]
+  for row in result["rows"]:
+    step = f"{row['median_s'] * 1e3:.0f}" if row["status"] == "ok" else row["status"]
+    lines.append(f"| {row['nodes']} | {row['attention']} | {step} | {row['compile_s']:.1f} | {row['peak_bytes'] / 2**20:.0f} |")
+  return lines + [""]
+
+
+def accuracy_section(path: pathlib.Path) -> list[str]:
+  data = json.loads(path.read_text())
+  variants = data["variants"]
+  lines = [f"### {data['dataset']}", "",
+           f"`python -m experiments.compare --datasets {data['dataset']} --seeds {' '.join(map(str, data['seeds']))}`"
+           + (f" with `{' '.join('--set ' + o for o in data['overrides'])}`" if data["overrides"] else "")
+           + "; mean ± std over seeds; test split; MAPE in %.", "",
+           "| variant | seeds | MAE@3 | MAE@6 | MAE@12 | MAE mean | RMSE mean | MAPE mean | s/epoch |",
+           "|---|---|---|---|---|---|---|---|---|"]
+  for name, t in variants.items():
+    def cell(key: str, t: dict = t) -> str:
+      return f"{t[key][0]:.3f} ± {t[key][1]:.3f}" if "seeds" in t else f"{t[key][0]:.3f}"
+    epoch = f"{t['time_per_epoch_s']:.1f}" if "time_per_epoch_s" in t else "—"
+    lines.append(f"| {name} | {t.get('seeds', '—')} | {cell('mae@3')} | {cell('mae@6')} | {cell('mae@12')} |"
+                 f" {cell('mae@mean')} | {cell('rmse@mean')} | {cell('mape@mean')} | {epoch} |")
+  _plot_accuracy(data)
+  lines += ["", f"![accuracy]({'figures/accuracy_' + data['dataset'] + '.png'})", ""]
+  return lines
+
+
+def _plot_accuracy(data: dict[str, Any]) -> None:
+  names = list(data["variants"])
+  means = [data["variants"][n]["mae@mean"][0] for n in names]
+  stds = [data["variants"][n]["mae@mean"][1] for n in names]
+  fig, ax = plt.subplots(figsize=(max(5, len(names) * 0.9), 3.5))
+  ax.bar(range(len(names)), means, yerr=stds, capsize=3)
+  ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+  ax.set(ylabel="test MAE (12-step mean)", title=data["dataset"])
+  fig.tight_layout()
+  FIGURES.mkdir(parents=True, exist_ok=True)
+  fig.savefig(FIGURES / f"accuracy_{data['dataset']}.png", dpi=120)
+  plt.close(fig)
+
+
+def entropy_section(path: pathlib.Path) -> list[str]:
+  data = json.loads(path.read_text())
+  lines = [f"### {data['title']}", "", f"`{data['command']}`", ""]
+  lines += data["markdown"] + [""]
+  for figure in data.get("figures", []):
+    lines.append(f"![{figure}](figures/{figure})")
+  return lines + [""]
+
+
+def main() -> None:
+  lines = ["# Results", "",
+           "Generated by `python -m experiments.report` from the result files named in each section;"
+           " rerun the commands shown to regenerate them. Every table records the machine it ran on.", ""]
+  attention = _load("benchmarks/results/attention_full.json")
+  lines += cost_section(attention) if attention else ["## 1. Cost", "", "_not yet run_", ""]
+  step = _load("benchmarks/results/train_step.json")
+  if step:
+    lines += train_step_section(step)
+  lines += ["## 2. Accuracy", ""]
+  accuracy_files = sorted(pathlib.Path("experiments/results").glob("accuracy_*.json"))
+  for path in accuracy_files:
+    lines += accuracy_section(path)
+  if not accuracy_files:
+    lines += ["_not yet run_", ""]
+  lines += ["## 3. The entropy claim", ""]
+  estimator = _load("benchmarks/results/estimator_error.json")
+  if estimator:
+    lines += ["### Estimator error on random inputs", "", "`python -m benchmarks.estimator_error`", "",
+              estimator_table(estimator), ""]
+  for path in sorted(pathlib.Path("experiments/results").glob("entropy_maps_*.json")):
+    lines += entropy_section(path)
+  DOCS.mkdir(exist_ok=True)
+  (DOCS / "results.md").write_text("\n".join(lines) + "\n")
+  print(f"wrote {DOCS / 'results.md'}")
+
+
+if __name__ == "__main__":
+  main()
