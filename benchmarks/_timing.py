@@ -12,12 +12,13 @@ import jax.numpy as jnp
 
 
 def measure(fn: Callable[..., Any], *args: Any, repeats: int = 5, min_seconds: float = 0.0,
-            budget_bytes: float = float("inf")) -> dict[str, Any]:
+            budget_bytes: float = float("inf"), max_seconds: float = 60.0) -> dict[str, Any]:
   """Compiles `jax.jit(fn)` for `args`, then times calls after one warm-up call.
 
   Returns compile seconds, median/min call seconds (`block_until_ready`), the compiled program's
   memory (arguments + outputs + temporaries, bytes) and XLA's FLOP estimate. At least `repeats`
-  calls, more while their total stays under `min_seconds`. A program whose memory exceeds
+  calls, more while their total stays under `min_seconds`, fewer (at least one) when `repeats`
+  calls would take longer than `max_seconds`. A program whose memory exceeds
   `budget_bytes` is not run: `status` says so.
   """
   start = time.perf_counter()
@@ -35,7 +36,11 @@ def measure(fn: Callable[..., Any], *args: Any, repeats: int = 5, min_seconds: f
   if peak_bytes > budget_bytes:
     result["status"] = f"does not fit: needs {peak_bytes / 2**30:.1f} GiB > {budget_bytes / 2**30:.0f} GiB budget"
     return result
+  start = time.perf_counter()
   jax.block_until_ready(compiled(*args))  # warm-up
+  warm_up_s = time.perf_counter() - start
+  if warm_up_s * repeats > max_seconds:  # slow points: as many calls as fit in max_seconds (≥ 1)
+    repeats = max(1, int(max_seconds / warm_up_s))
   times: list[float] = []
   while len(times) < repeats or sum(times) < min_seconds:
     start = time.perf_counter()
