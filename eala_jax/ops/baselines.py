@@ -131,11 +131,15 @@ def _kernel_attention(phi_q: Array, phi_k: Array, v: Array, key_mask: Array | No
     phi_k = phi_k * key_mask[:, :, None, None].astype(phi_k.dtype)
   if causal:
     return causal_kernel_attention(phi_q, phi_k, v, chunk_size=chunk_size)
-  kv = jnp.einsum("bshf,bshe->bhfe", phi_k, v)
-  den = jnp.einsum("bthf,bhf->bth", phi_q, jnp.sum(phi_k, axis=1))
-  num = jnp.einsum("bthf,bhfe->bthe", phi_q, kv)
+  # Head-major, with the normaliser as an extra value column: one matrix product per side.
+  heads = lambda x: jnp.swapaxes(x, 1, 2)  # [B, L, H, ·] <-> [B, H, L, ·]
+  v_ones = jnp.concatenate([v, jnp.ones(v.shape[:-1] + (1,), v.dtype)], axis=-1)
+  kv = jnp.einsum("bhsf,bhse->bhfe", heads(phi_k), heads(v_ones))  # [B, H, F, Dv + 1]
+  projected = jnp.einsum("bhtf,bhfe->bhte", heads(phi_q), kv)
+  num, den = projected[..., :-1], projected[..., -1]
   positive = den > 0
-  return jnp.where(positive[..., None], num / jnp.where(positive, den, 1.0)[..., None], 0.0)
+  out = jnp.where(positive[..., None], num / jnp.where(positive, den, 1.0)[..., None], 0.0)
+  return heads(out)
 
 
 softmax_attention = _attention_entry(_softmax)

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 from eala_jax.ops import _validation
 from eala_jax.ops.causal import causal_eala_rows
 from eala_jax.ops.entropy import DEFAULT_ESTIMATOR, EstimatorName, check_estimator_options, entropy_from_statistics
-from eala_jax.ops.statistics import key_statistics, score_moments
+from eala_jax.ops.statistics import key_statistics, project_queries
 from eala_jax.ops.theta import cap_theta, theta_from_entropy
 
 Array = jax.Array
@@ -166,9 +166,9 @@ def _eala_rows(
   else:
     key_stats = key_statistics(k, v, key_mask)
     count, mean_k, mean_v = key_stats.count[:, None, :], key_stats.mean_k, key_stats.mean_v
-    mean_score, sigma2 = score_moments(q, key_stats, scale)
-    # Σ_j (s_ij − μ_i)(v_j − v̄) = scale · q_iᵀ Σ_j (k_j − k̄)(v_j − v̄)ᵀ.
-    weighted = scale * jnp.einsum("bthd,bhde->bthe", q, key_stats.comoment_kv)
+    # Σ_j (s_ij − μ_i)(v_j − v̄) = scale · q_iᵀ Σ_j (k_j − k̄)(v_j − v̄)ᵀ, with σ² in the same product.
+    mean_score, sigma2, weighted = project_queries(q, key_stats, scale)
+    mean_score, sigma2, weighted = (jnp.swapaxes(x, 1, 2) for x in (mean_score, sigma2, weighted))
   count = jnp.broadcast_to(count, sigma2.shape)
   log_count = jnp.log(jnp.maximum(count, 1.0))
   if theta != "optimal" and not need_entropy:
