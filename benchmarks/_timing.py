@@ -24,11 +24,7 @@ def measure(fn: Callable[..., Any], *args: Any, repeats: int = 5, min_seconds: f
   start = time.perf_counter()
   compiled = jax.jit(fn).lower(*args).compile()
   compile_s = time.perf_counter() - start
-  memory = compiled.memory_analysis()
-  peak_bytes = float("nan")
-  if memory is not None:
-    peak_bytes = float(memory.argument_size_in_bytes + memory.output_size_in_bytes
-                       + memory.temp_size_in_bytes - memory.alias_size_in_bytes)
+  peak_bytes = _peak_bytes(compiled)
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   xla_flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
@@ -50,6 +46,20 @@ def measure(fn: Callable[..., Any], *args: Any, repeats: int = 5, min_seconds: f
       break
   result.update(status="ok", median_s=statistics.median(times), min_s=min(times), calls=len(times))
   return result
+
+
+def compiled_peak_bytes(fn: Callable[..., Any], *args: Any) -> float:
+  """Memory of `jax.jit(fn)` compiled for `args` (arrays or `jax.ShapeDtypeStruct`s), without running it."""
+  return _peak_bytes(jax.jit(fn).lower(*args).compile())
+
+
+def _peak_bytes(compiled: Any) -> float:
+  """Arguments + outputs + temporaries − aliased bytes, from XLA's memory analysis (NaN if absent)."""
+  memory = compiled.memory_analysis()
+  if memory is None:
+    return float("nan")
+  return float(memory.argument_size_in_bytes + memory.output_size_in_bytes
+               + memory.temp_size_in_bytes - memory.alias_size_in_bytes)
 
 
 def peak_rss_bytes() -> float:

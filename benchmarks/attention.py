@@ -27,11 +27,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks._machine import describe, machine_info
-from benchmarks._timing import matmul_flops_per_second, measure, peak_rss_bytes
+from benchmarks._timing import compiled_peak_bytes, matmul_flops_per_second, measure, peak_rss_bytes
 from eala_jax import get_attention
 
 HEADS, DIM = 4, 38
 FEATURES = 64
+SOFTMAX_SIZED = "spatial (softmax-sized batch)"
 
 
 def methods() -> dict[str, Callable[..., jax.Array]]:
@@ -93,6 +94,17 @@ def inputs(batch: int, queries: int, keys: int, seed: int = 0) -> tuple[jax.Arra
   return q, k, v, cotangent
 
 
+def largest_softmax_batch(queries: int, keys: int, budget_bytes: float,
+                          candidates: tuple[int, ...] = (192, 96, 48, 24, 16, 12, 8, 6, 4, 3, 2, 1)) -> int:
+  """Largest folded batch at which softmax forward+backward compiles within `budget_bytes` (1 if none)."""
+  fn = forward_backward(methods()["softmax"])
+  for batch in candidates:
+    shapes = [jax.ShapeDtypeStruct((batch, n, HEADS, DIM), jnp.float32) for n in (queries, keys, keys, queries)]
+    if compiled_peak_bytes(fn, *shapes) <= budget_bytes:
+      return batch
+  return 1
+
+
 def points(preset: str) -> list[dict[str, Any]]:
   """(shape name, batch, queries, keys, methods) grid of a preset."""
   all_methods = list(methods())
@@ -107,8 +119,9 @@ def points(preset: str) -> list[dict[str, Any]]:
     grid = [dict(shape="spatial", batch=192, queries=s, keys=s, methods=all_methods if s <= 883 else cheap)
             for s in (170, 307, 883, 2048, 8600)]
     grid.append(dict(shape="spatial", batch=24, queries=32768, keys=32768, methods=cheap))
-    # Softmax does not fit at 8600 keys with batch 192: every method again at a batch it fits.
-    grid.append(dict(shape="spatial (softmax-sized batch)", batch=4, queries=8600, keys=8600, methods=cheap))
+    # Softmax does not fit at 8600 keys with batch 192: every method again at the largest batch at
+    # which softmax's forward+backward fits the memory budget (found at run time by compiling only).
+    grid.append(dict(shape=SOFTMAX_SIZED, batch=None, queries=8600, keys=8600, methods=cheap))
     grid.append(dict(shape="temporal", batch=16 * 883, queries=12, keys=12, methods=all_methods))
     return grid
   raise ValueError(f"unknown preset {preset!r}; expected 'quick' or 'full'")
@@ -120,6 +133,9 @@ def run(preset: str, *, repeats: int, budget_gib: float) -> dict[str, Any]:
   table = methods()
   rows = []
   for point in points(preset):
+    if point["batch"] is None:
+      point["batch"] = largest_softmax_batch(point["queries"], point["keys"], budget_gib * 2**30)
+      print(f"softmax fwd+bwd fits at S = {point['keys']} up to batch {point['batch']}", file=sys.stderr)
     args = inputs(point["batch"], point["queries"], point["keys"])
     for name in point["methods"]:
       for mode, make in (("forward", forward), ("forward+backward", forward_backward)):
