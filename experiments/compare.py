@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks._machine import machine_info
 from eala_jax.train import apply_overrides, load_config_file, train_and_evaluate, validate_config
 
 HORIZONS = (3, 6, 12)
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     out = out_dir / f"accuracy_{dataset}.json"
     previous = json.loads(out.read_text()) if out.is_file() else {"variants": {}}
     previous["variants"].update({k: v for k, v in summary.items()})
-    previous.update(dataset=dataset, overrides=args.overrides, seeds=args.seeds)
+    previous.update(dataset=dataset, overrides=args.overrides, seeds=args.seeds, machine=machine_info())
     out.write_text(json.dumps(previous, indent=1))
     print(f"{dataset}: wrote {out}", file=sys.stderr)
     for variant, table in summary.items():

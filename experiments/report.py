@@ -8,13 +8,19 @@ Reads (each section is skipped, and says so, when its file is absent):
   benchmarks/results/estimator_error.json  python -m benchmarks.estimator_error
   experiments/results/accuracy_*.json      python -m experiments.compare
   experiments/results/entropy_maps_*.json  python -m experiments.entropy_maps
+  experiments/results/reference_runs.json  python -m experiments.report --collect-runs runs/ref/*
 Writes docs/results.md and docs/figures/*.png. Nothing in it is typed by hand.
+
+`--collect-runs WORKDIR ...` first gathers the test tables of finished `experiments.train` runs
+(their `results.json`) into experiments/results/reference_runs.json.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import pathlib
+import sys
 from typing import Any
 
 import matplotlib
@@ -22,7 +28,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from benchmarks._machine import describe  # noqa: E402
+from benchmarks._machine import describe, machine_info  # noqa: E402
 from benchmarks.attention import ratio_table  # noqa: E402
 from benchmarks.estimator_error import table as estimator_table  # noqa: E402
 
@@ -112,6 +118,55 @@ def _plot_cost(rows: list[dict]) -> None:
   plt.close(fig)
 
 
+REFERENCE_RUNS = pathlib.Path("experiments/results/reference_runs.json")
+HORIZONS = (3, 6, 12)
+
+
+def collect_runs(workdirs: list[str]) -> dict[str, Any]:
+  """Test tables, stop reason and epoch time of finished training runs, for the reference-run section."""
+  runs = []
+  for workdir in workdirs:
+    path = pathlib.Path(workdir) / "results.json"
+    if not path.is_file():
+      raise SystemExit(f"--collect-runs: {path} not found (is {workdir} a finished experiments.train workdir?)")
+    result = json.loads(path.read_text())
+    config = json.loads((pathlib.Path(workdir) / "config.json").read_text())
+    keep = ("name", "data", "temporal_attention", "spatial_attention", "epochs", "best_epoch", "stop_reason",
+            "time_per_epoch_s", "first_val_mae", "best_val_mae")
+    runs.append({**{k: result[k] for k in keep}, "seed": config["train"]["seed"],
+                 "test": {model: {key: table[key] for key in ("mae", "rmse", "mape", "mae_mean", "rmse_mean", "mape_mean")}
+                          for model, table in result["test"].items()}})
+  return {"machine": machine_info(), "runs": runs}
+
+
+def reference_section(data: dict[str, Any]) -> list[str]:
+  lines = ["## Reference training runs (to early stopping)", "",
+           "`python -m experiments.train --config experiments/configs/<name>.py --workdir runs/ref/<name>` for the four"
+           " configs below (CPU budget of `docs/training.md`), then `python -m experiments.report --collect-runs"
+           " runs/ref/*`. Test split; MAE / RMSE / MAPE % at horizons 3, 6, 12 and the 12-step mean; s/epoch is the"
+           " median training time of one 25-step epoch on the shared machine.",
+           f"Machine: {describe(data['machine'])}.", ""]
+  for dataset in dict.fromkeys(run["data"] for run in data["runs"]):
+    lines += [f"### {dataset}", "", "| model | h3 | h6 | h12 | mean 1-12 | best epoch / epochs (stop) | s/epoch |",
+              "|---|---|---|---|---|---|---|"]
+    runs = [run for run in data["runs"] if run["data"] == dataset]
+
+    def cells(table: dict[str, Any]) -> str:
+      per_h = [" / ".join(f"{table[m][h - 1]:.3f}" if m != "mape" else f"{table[m][h - 1]:.2f}"
+                          for m in ("mae", "rmse", "mape")) for h in HORIZONS]
+      mean = f"{table['mae_mean']:.3f} / {table['rmse_mean']:.3f} / {table['mape_mean']:.2f}"
+      return " | ".join(per_h + [mean])
+
+    for run in runs:
+      lines.append(f"| {run['name']} (seed {run['seed']}) | {cells(run['test']['model'])} | {run['best_epoch']} / "
+                   f"{run['epochs']} ({run['stop_reason']}) | {run['time_per_epoch_s']:.1f} |")
+    for baseline in ("last_value", "historical_average"):
+      if baseline in runs[0]["test"]:
+        lines.append(f"| {baseline.replace('_', ' ')} | {cells(runs[0]['test'][baseline])} | — | — |")
+    lines.append("")
+  return lines
+
+
 def train_step_section(result: dict[str, Any]) -> list[str]:
   lines = ["## Training step of ELinFormer against the softmax backbone", "",
            f"`python -m benchmarks.train_step` on {describe(result['machine'])}; paper-size model, batch 16.", "",
@@ -128,7 +183,8 @@ def accuracy_section(path: pathlib.Path) -> list[str]:
   lines = [f"### {data['dataset']}", "",
            f"`python -m experiments.compare --datasets {data['dataset']} --seeds {' '.join(map(str, data['seeds']))}`"
            + (f" with `{' '.join('--set ' + o for o in data['overrides'])}`" if data["overrides"] else "")
-           + "; mean ± std over seeds; test split; MAPE in %.", "",
+           + "; mean ± std over seeds; test split; MAPE in %."
+           + (f" Machine: {describe(data['machine'])}." if "machine" in data else ""), "",
            "| variant | seeds | MAE@3 | MAE@6 | MAE@12 | MAE mean | RMSE mean | MAPE mean | s/epoch |",
            "|---|---|---|---|---|---|---|---|---|"]
   for name, t in variants.items():
@@ -165,17 +221,30 @@ def entropy_section(path: pathlib.Path) -> list[str]:
   return lines + [""]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--collect-runs", nargs="+", metavar="WORKDIR", default=None,
+                      help="finished training workdirs whose test tables go to " + str(REFERENCE_RUNS))
+  args = parser.parse_args(argv)
+  if args.collect_runs:
+    REFERENCE_RUNS.parent.mkdir(parents=True, exist_ok=True)
+    REFERENCE_RUNS.write_text(json.dumps(collect_runs(args.collect_runs), indent=1))
+    print(f"wrote {REFERENCE_RUNS}", file=sys.stderr)
   lines = ["# Results", "",
            "Generated by `python -m experiments.report` from the result files named in each section;"
-           " rerun the commands shown to regenerate them. Every table records the machine it ran on.", ""]
+           " rerun the commands shown to regenerate them. Every section names the machine it ran on.", ""]
   attention = _load("benchmarks/results/attention_full.json")
   lines += cost_section(attention) if attention else ["## 1. Cost", "", "_not yet run_", ""]
   step = _load("benchmarks/results/train_step.json")
   if step:
     lines += train_step_section(step)
   lines += ["## 2. Accuracy", ""]
+  reference = _load(str(REFERENCE_RUNS))
+  if reference:
+    lines += reference_section(reference)
   accuracy_files = sorted(pathlib.Path("experiments/results").glob("accuracy_*.json"))
+  if accuracy_files:
+    lines += ["## Every attention over 3 seeds, and ablations", ""]
   for path in accuracy_files:
     lines += accuracy_section(path)
   if not accuracy_files:
