@@ -85,7 +85,7 @@ def test_reference_section_lists_runs_and_baselines_per_data_set(tmp_path):
     result = _result(3.0, list(np.linspace(2, 4, 12)))
     keep = dict(name="x_eala", data="x", temporal_attention="eala", spatial_attention="eala", epochs=9, best_epoch=4,
                 stop_reason="early_stopping", time_per_epoch_s=2.0, first_val_mae=5.0, best_val_mae=3.0)
-    (tmp_path / "results.json").write_text(json.dumps({**keep, **result}))
+    (tmp_path / "results.json").write_text(json.dumps({**result, **keep}))
     (tmp_path / "config.json").write_text(json.dumps({"train": {"seed": 3}}))
     text = "\n".join(report.reference_section(report.collect_runs([str(tmp_path)])))
     assert "| x_eala (seed 3) |" in text and "4 / 9 (early_stopping)" in text and "| last value |" in text
