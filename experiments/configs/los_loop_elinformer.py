@@ -49,7 +49,7 @@ def get_config() -> Config:
         train=TrainConfig(
             seed=0,
             batch_size=16,
-            max_epochs=14,
+            max_epochs=30,
             patience=5,
             max_steps_per_epoch=25,
             learning_rate=1e-3,

@@ -19,39 +19,15 @@ mean 3.97 / 7.59 / 11.3 (horizon 3: 3.35 / 6.17 / 9.1; 6: 3.92 / 7.48 / 11.1; 12
 min wall for the whole command, with other jobs sharing the cores.
 """
 
-from eala_jax.train import Config, DataConfig, ModelConfig, TrainConfig
+import dataclasses
+import pathlib
+
+from eala_jax.train import Config, load_config_file
 
 
 def get_config() -> Config:
-    return Config(
-        name="los_loop_softmax",
-        data=DataConfig(name="los_loop", num_nodes=207, steps_per_day=288),
-        model=ModelConfig(
-            temporal_attention="softmax",
-            spatial_attention="softmax",
-            input_embedding_dim=12,
-            tod_embedding_dim=12,
-            # No day-of-week embedding: Los-loop holds one week, so the validation and test
-            # weekdays never occur in training and their embeddings would stay random.
-            dow_embedding_dim=0,
-            adaptive_embedding_dim=40,
-            feed_forward_dim=128,
-            num_heads=4,
-            num_temporal_layers=1,
-            num_spatial_layers=1,
-            dropout=0.1,
-        ),
-        train=TrainConfig(
-            seed=0,
-            batch_size=16,
-            max_epochs=14,
-            patience=5,
-            max_steps_per_epoch=25,
-            learning_rate=1e-3,
-            weight_decay=3e-4,
-            milestones=(7, 11),
-            lr_decay=0.1,
-            max_grad_norm=5.0,
-            loss="mae",
-        ),
-    )
+    # los_loop_elinformer.py with softmax attention in both axes: data, budget and seed stay identical.
+    config = load_config_file(pathlib.Path(__file__).with_name("los_loop_elinformer.py"))
+    model = dataclasses.replace(config.model, temporal_attention="softmax", spatial_attention="softmax",
+                                temporal_attention_options=(), spatial_attention_options=())
+    return dataclasses.replace(config, name="los_loop_softmax", model=model)

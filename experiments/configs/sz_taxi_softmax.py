@@ -18,37 +18,15 @@ epoch 13 of 14 (max_epochs; early stopping (patience 5) not reached); 24 s a tra
 (median), 7.3 min wall for the whole command, with other jobs sharing the cores.
 """
 
-from eala_jax.train import Config, DataConfig, ModelConfig, TrainConfig
+import dataclasses
+import pathlib
+
+from eala_jax.train import Config, load_config_file
 
 
 def get_config() -> Config:
-    return Config(
-        name="sz_taxi_softmax",
-        data=DataConfig(name="sz_taxi", num_nodes=156, steps_per_day=96),
-        model=ModelConfig(
-            temporal_attention="softmax",
-            spatial_attention="softmax",
-            input_embedding_dim=12,
-            tod_embedding_dim=12,
-            dow_embedding_dim=12,
-            adaptive_embedding_dim=28,
-            feed_forward_dim=128,
-            num_heads=4,
-            num_temporal_layers=1,
-            num_spatial_layers=1,
-            dropout=0.1,
-        ),
-        train=TrainConfig(
-            seed=0,
-            batch_size=16,
-            max_epochs=14,
-            patience=5,
-            max_steps_per_epoch=25,
-            learning_rate=1e-3,
-            weight_decay=3e-4,
-            milestones=(7, 11),
-            lr_decay=0.1,
-            max_grad_norm=5.0,
-            loss="mae",
-        ),
-    )
+    # sz_taxi_elinformer.py with softmax attention in both axes: data, budget and seed stay identical.
+    config = load_config_file(pathlib.Path(__file__).with_name("sz_taxi_elinformer.py"))
+    model = dataclasses.replace(config.model, temporal_attention="softmax", spatial_attention="softmax",
+                                temporal_attention_options=(), spatial_attention_options=())
+    return dataclasses.replace(config, name="sz_taxi_softmax", model=model)
