@@ -4,7 +4,7 @@ ELinFormer (EALA in the temporal and spatial layers, Gaussian entropy estimate, 
 sensors, one week at 5 min, split 7:1:2), with the EALA.md backbone shrunk for 2 CPU cores: model
 dim 64 (embeddings 12 + 12 + 0 + 40, no day-of-week embedding: see below), FFN 128, 4 heads, one
 temporal and one spatial layer; Adam (L2 3e-4), lr 1e-3 x0.1 after epochs 7 and 11, clip 5, masked
-MAE; "epochs" of 25 steps of batch 16, at most 14, early stopping after 5 epochs without a better
+MAE; "epochs" of 25 steps of batch 16, at most 30, early stopping after 5 epochs without a better
 validation MAE. docs/training.md gives the overrides for the paper-size backbone (dim 152, FFN 256,
 3 + 3 layers, full epochs), about 10 s a step at 207 nodes on 2 cores.
 
@@ -12,10 +12,10 @@ Los-loop holds one week, so its validation and test weekdays never occur in trai
 week embedding rows would stay random (a small model's validation error rose with them in).
 
 Should reach (run here on 2 shared CPU cores, seed 0): test MAE / RMSE / MAPE % over the 12-step
-mean 3.96 / 7.57 / 11.4 (horizon 3: 3.34 / 6.14 / 9.1; 6: 3.92 / 7.43 / 11.1; 12: 4.98 / 9.41 /
-15.1), against last value 4.41 / 8.42 / 11.4 and historical average 5.36 / 9.18 / 17.9; best epoch
-11 of 14 (max_epochs; early stopping (patience 5) not reached); 31 s a training epoch (median), 8.3
-min wall for the whole command, with other jobs sharing the cores.
+mean 3.964 / 7.562 / 11.4 (horizon 3: 3.34 / 6.15 / 9.1; 6: 3.92 / 7.43 / 11.1; 12: 4.98 / 9.41 /
+15.1), against last value 4.410 / 8.422 / 11.4 and historical average 5.358 / 9.178 / 17.9; best
+epoch 11 of 16 (early stopping, patience 5); 32 s a training epoch (median) with other jobs sharing
+the cores. `docs/results.md` has the full table.
 """
 
 from eala_jax.train import Config, DataConfig, ModelConfig, TrainConfig

@@ -4,7 +4,7 @@ The softmax backbone (STAEformer's attention; ELinFormer's quadratic baseline) o
 sensors, one week at 5 min, split 7:1:2), same budget and seed as los_loop_elinformer.py, the
 EALA.md backbone shrunk for 2 CPU cores: model dim 64 (embeddings 12 + 12 + 0 + 40, no day-of-week
 embedding: see below), FFN 128, 4 heads, one temporal and one spatial layer; Adam (L2 3e-4), lr 1e-3
-x0.1 after epochs 7 and 11, clip 5, masked MAE; "epochs" of 25 steps of batch 16, at most 14, early
+x0.1 after epochs 7 and 11, clip 5, masked MAE; "epochs" of 25 steps of batch 16, at most 30, early
 stopping after 5 epochs without a better validation MAE. docs/training.md gives the overrides for
 the paper-size backbone (dim 152, FFN 256, 3 + 3 layers, full epochs), about 10 s a step at 207
 nodes on 2 cores.
@@ -13,10 +13,10 @@ Los-loop holds one week, so its validation and test weekdays never occur in trai
 week embedding rows would stay random (a small model's validation error rose with them in).
 
 Should reach (run here on 2 shared CPU cores, seed 0): test MAE / RMSE / MAPE % over the 12-step
-mean 3.97 / 7.59 / 11.3 (horizon 3: 3.35 / 6.17 / 9.1; 6: 3.92 / 7.48 / 11.1; 12: 4.97 / 9.43 /
-15.0), against last value 4.41 / 8.42 / 11.4 and historical average 5.36 / 9.18 / 17.9; best epoch
-14 of 14 (max_epochs; early stopping (patience 5) not reached); 41 s a training epoch (median), 11.6
-min wall for the whole command, with other jobs sharing the cores.
+mean 3.960 / 7.577 / 11.3 (horizon 3: 3.34 / 6.15 / 9.1; 6: 3.91 / 7.47 / 11.1; 12: 4.97 / 9.43 /
+15.0), against last value 4.410 / 8.422 / 11.4 and historical average 5.358 / 9.178 / 17.9; best
+epoch 15 of 20 (early stopping, patience 5); 44 s a training epoch (median) with other jobs sharing
+the cores. `docs/results.md` has the full table.
 """
 
 import dataclasses
