@@ -34,7 +34,7 @@ from flax import nnx
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from eala_jax import eala_weights, estimate_entropy, softmax_entropy  # noqa: E402
+from eala_jax import eala_attention, eala_weights, estimate_entropy, softmax_entropy  # noqa: E402
 from eala_jax.ops.entropy import positive_feature_logits  # noqa: E402
 from eala_jax.train import Checkpoints, build_model, build_optimizer, config_from_dict, load_splits  # noqa: E402
 
@@ -93,8 +93,12 @@ def _distances(p: np.ndarray, a: np.ndarray) -> tuple[float, float]:
   return float(l1.mean()), float(kl.mean())
 
 
-def analyse(q: jax.Array, k: jax.Array, rng: jax.Array) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-  """Estimator errors and weight distances for one layer's q, k `[B, L, H, D]`."""
+def analyse(q: jax.Array, k: jax.Array, rng: jax.Array) -> tuple[dict[str, Any], dict[str, np.ndarray],
+                                                                 dict[str, np.ndarray]]:
+  """Estimator errors and weight distances for one layer's q, k `[B, L, H, D]`.
+
+  Returns the result table, the entropy values (exact and each estimate) and θ* of each estimator.
+  """
   scale = 1.0 / math.sqrt(q.shape[-1])
   exact = np.asarray(softmax_entropy(q, k))
   p = np.asarray(jax.nn.softmax(scale * jnp.einsum("bthd,bshd->bhts", q, k), axis=-1), np.float64)
@@ -107,10 +111,15 @@ def analyse(q: jax.Array, k: jax.Array, rng: jax.Array) -> tuple[dict[str, Any],
     estimate = np.asarray(estimate_entropy(q, k, method=name, **options, **extra))
     result["estimator_error"][name] = float(np.abs(estimate - exact).mean())
     histograms[name] = estimate.ravel()
+  thetas: dict[str, np.ndarray] = {}
+  result["mean_theta"] = {}
   for name in list(ESTIMATORS) + ["exact"]:
     options = dict(ESTIMATORS.get(name, {}))
     if name == "random_features":
       options["projection"] = projection
+    _, stats = eala_attention(q, k, k, estimator=name, return_stats=True, **options)
+    thetas[name] = np.asarray(stats["theta"]).ravel()
+    result["mean_theta"][name] = float(thetas[name].mean())
     for cap in (False, True):
       a = np.asarray(eala_weights(q, k, estimator=name, nonnegative=cap, **options), np.float64)
       label = f"eala-{name}" + (" (non-negative)" if cap else "")
@@ -125,7 +134,7 @@ def analyse(q: jax.Array, k: jax.Array, rng: jax.Array) -> tuple[dict[str, Any],
   performer = np.asarray(jnp.einsum("bthf,bshf->bhts", fq, fk), np.float64)
   result["weights"]["performer (64)"] = _distances(p, performer / performer.sum(-1, keepdims=True))
   result["weights"]["uniform"] = _distances(p, np.full_like(p, 1.0 / p.shape[-1]))
-  return result, histograms
+  return result, histograms, thetas
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,14 +155,19 @@ def main(argv: list[str] | None = None) -> int:
   for layer, (q, k) in layer_queries_keys(model, x).items():
     if layer.startswith("temporal") and config.model.temporal_attention not in ("softmax", "eala"):
       continue
-    result, histograms = analyse(q, k, jax.random.key(0))
+    result, histograms, thetas = analyse(q, k, jax.random.key(0))
     layers[layer] = result
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, (ax, ax_theta) = plt.subplots(1, 2, figsize=(11, 3.5))
     for name, values in histograms.items():
       ax.hist(values, bins=60, histtype="step", label=name, density=True)
     ax.axvline(result["log_m"], color="k", lw=0.8, ls="--")
-    ax.set(xlabel="entropy (nats); dashed: log M", title=f"{config.name}: {layer}")
+    ax.set(xlabel="entropy (nats); dashed: log M", title=f"{config.name}: {layer}, entropy")
     ax.legend(fontsize=7)
+    high = max(float(np.quantile(values, 0.99)) for values in thetas.values())
+    for name, values in thetas.items():
+      ax_theta.hist(np.clip(values, 0.0, high), bins=60, histtype="step", label=name, density=True)
+    ax_theta.set(xlabel="θ* (clipped at the 99th percentile)", title=f"{config.name}: {layer}, θ* per estimator")
+    ax_theta.legend(fontsize=7)
     FIGURES.mkdir(parents=True, exist_ok=True)
     figure = f"entropy_{config.name}_{layer}.png"
     fig.tight_layout()
@@ -176,8 +190,9 @@ def _markdown(layers: dict[str, Any]) -> list[str]:
   lines = []
   for layer, r in layers.items():
     lines += [f"**{layer}**: mean exact entropy {r['mean_entropy']:.2f} of log M = {r['log_m']:.2f}.", "",
-              "| estimator | mean abs(Ĥ − H) nats |", "|---|---|"]
-    lines += [f"| {n} | {e:.3f} |" for n, e in r["estimator_error"].items()]
+              "| estimator | mean abs(Ĥ − H) nats | mean θ* |", "|---|---|---|"]
+    lines += [f"| {n} | {e:.3f} | {r['mean_theta'][n]:.2f} |" for n, e in r["estimator_error"].items()]
+    lines += [f"| exact (oracle) | 0 | {r['mean_theta']['exact']:.2f} |"]
     lines += ["", "| weights | L1 to softmax | KL(softmax ‖ ·) | negative fraction |", "|---|---|---|---|"]
     for name, (l1, kl) in r["weights"].items():
       neg = r["negative_fraction"].get(name)
