@@ -114,7 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     out = out_dir / f"accuracy_{dataset}.json"
     previous = json.loads(out.read_text()) if out.is_file() else {"variants": {}}
     previous["variants"].update({k: v for k, v in summary.items()})
-    previous.update(dataset=dataset, overrides=args.overrides, seeds=args.seeds, machine=machine_info())
+    # Several invocations (the attentions over 3 seeds, ablations over one) share the file: the seeds
+    # are their union; each variant's row keeps its own seed count.
+    seeds = sorted(set(previous.get("seeds", [])) | set(args.seeds))
+    previous.update(dataset=dataset, overrides=args.overrides, seeds=seeds, machine=machine_info())
     out.write_text(json.dumps(previous, indent=1))
     print(f"{dataset}: wrote {out}", file=sys.stderr)
     for variant, table in summary.items():
