@@ -5,6 +5,7 @@
 Reads (each section is skipped, and says so, when its file is absent):
   benchmarks/results/attention_full.json   python -m benchmarks.attention --preset full
   benchmarks/results/train_step.json       python -m benchmarks.train_step
+  benchmarks/results/profile_eala.json     python -m benchmarks.profile_eala
   benchmarks/results/estimator_error.json  python -m benchmarks.estimator_error
   experiments/results/accuracy_*.json      python -m experiments.compare
   experiments/results/entropy_maps_*.json  python -m experiments.entropy_maps
@@ -31,6 +32,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from benchmarks._machine import describe, machine_info  # noqa: E402
 from benchmarks.attention import ratio_table  # noqa: E402
 from benchmarks.estimator_error import table as estimator_table  # noqa: E402
+from benchmarks.profile_eala import table as profile_table  # noqa: E402
 
 DOCS = pathlib.Path("docs")
 FIGURES = DOCS / "figures"
@@ -243,6 +245,11 @@ def main(argv: list[str] | None = None) -> None:
            " rerun the commands shown to regenerate them. Every section names the machine it ran on.", ""]
   attention = _load("benchmarks/results/attention_full.json")
   lines += cost_section(attention) if attention else ["## 1. Cost", "", "_not yet run_", ""]
+  profile = _load("benchmarks/results/profile_eala.json")
+  if profile:
+    lines += ["### Where EALA's time goes", "", "`python -m benchmarks.profile_eala`: its two matrix products alone"
+              " against the whole op (the rest is memory-bound elementwise work: means, centring, layout changes).",
+              "", profile_table(profile), ""]
   step = _load("benchmarks/results/train_step.json")
   if step:
     lines += train_step_section(step)
