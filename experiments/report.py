@@ -152,9 +152,10 @@ def collect_runs(workdirs: list[str]) -> dict[str, Any]:
 
 def reference_section(data: dict[str, Any]) -> list[str]:
   lines = ["## Reference training runs (to early stopping)", "",
-           "`python -m experiments.train --config experiments/configs/<name>.py --workdir runs/ref/<name>` for the four"
-           " configs below (CPU budget of `docs/training.md`), then `python -m experiments.report --collect-runs"
-           " runs/ref/*`. Test split; MAE / RMSE / MAPE % at horizons 3, 6, 12 and the 12-step mean; s/epoch is the"
+           "`python -m experiments.train --config experiments/configs/<name>.py --workdir runs/ref/<name>` for the"
+           " configs below (CPU budget of `docs/training.md`; the linear and Performer rows are the ELinFormer config"
+           " with `--set model.temporal_attention=<a> --set model.spatial_attention=<a>` and the attention options"
+           " reset), then `python -m experiments.report --collect-runs runs/ref/*`. Test split; MAE / RMSE / MAPE % at horizons 3, 6, 12 and the 12-step mean; s/epoch is the"
            " median training time of one 25-step epoch on the shared machine.",
            f"Machine: {describe(data['machine'])}.", ""]
   for dataset in dict.fromkeys(run["data"] for run in data["runs"]):
@@ -257,7 +258,12 @@ def main(argv: list[str] | None = None) -> None:
     lines += reference_section(reference)
   accuracy_files = sorted(pathlib.Path("experiments/results").glob("accuracy_*.json"))
   if accuracy_files:
-    lines += ["## Every attention over 3 seeds, and ablations", ""]
+    lines += ["## Every attention over 3 seeds, and ablations", "",
+              "Each run trains for the budget in the overrides shown (far shorter than the reference runs above,"
+              " so that 3 seeds of every attention and the ablations fit on 2 CPU cores). At that budget the models"
+              " are far from converged and need not beat the last-value baseline: these tables rank the attentions"
+              " early in training, and the reference runs above are the long-budget comparison. Ablation rows have"
+              " one seed (seed 0).", ""]
   for path in accuracy_files:
     lines += accuracy_section(path)
   if not accuracy_files:
