@@ -117,7 +117,7 @@ def points(preset: str) -> list[dict[str, Any]]:
   if preset == "quick":
     core = ["eala", "softmax", "linear"]
     return [dict(shape="spatial", batch=192, queries=883, keys=883, methods=core),
-            dict(shape="spatial", batch=4, queries=8192, keys=8192, methods=core)]
+            dict(shape="spatial", batch=2, queries=8192, keys=8192, methods=core)]
   if preset == "full":
     # The O(d³)-per-query estimators (cumulant3, segments) take minutes a call on a CPU at large S:
     # they are timed up to S = 883; the other methods over the whole range.
