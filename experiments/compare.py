@@ -25,7 +25,6 @@ from benchmarks._machine import machine_info
 from eala_jax.train import apply_overrides, load_config_file, train_and_evaluate, validate_config
 
 HORIZONS = (3, 6, 12)
-#: Variant name -> config overrides. The attention baselines, then the ablations of the issue.
 _NO_OPTIONS = ("model.temporal_attention_options={}", "model.spatial_attention_options={}")
 #: Variant name -> config overrides. The attention baselines (their options reset: the ELinFormer
 #: configs pin EALA's estimator, which other attentions do not take), then the ablations.

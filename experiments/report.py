@@ -30,10 +30,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from benchmarks._machine import describe, machine_info  # noqa: E402
-from benchmarks.attention import ratio_table  # noqa: E402
+from benchmarks.attention import SOFTMAX_SIZED, ratio_table  # noqa: E402
 from benchmarks.estimator_error import table as estimator_table  # noqa: E402
 from benchmarks.profile_eala import table as profile_table  # noqa: E402
 from benchmarks.train_step import table as train_step_table  # noqa: E402
+from experiments.compare import HORIZONS  # noqa: E402
 
 DOCS = pathlib.Path("docs")
 FIGURES = DOCS / "figures"
@@ -81,7 +82,7 @@ def _targets(rows: list[dict], matmul: float) -> list[str]:
     out.append(f"| {label} | {fmt.format(value)} | {'yes' if met else 'no'} |")
 
   add("EALA fwd+bwd ≥ 20× faster than softmax at S = 883 (batch 192)", time_ratio(883, 192), 20)
-  sized = _find(rows, shape="spatial (softmax-sized batch)", method="softmax", mode="forward+backward")
+  sized = _find(rows, shape=SOFTMAX_SIZED, method="softmax", mode="forward+backward")
   small = sized["batch"] if sized else None
   add(f"EALA fwd+bwd ≥ 150× faster than softmax at S = 8600 (batch {small}, softmax's largest that fits)",
       time_ratio(8600, small) if small else None, 150)
@@ -130,7 +131,6 @@ def _plot_cost(rows: list[dict]) -> None:
 
 
 REFERENCE_RUNS = pathlib.Path("experiments/results/reference_runs.json")
-HORIZONS = (3, 6, 12)
 
 
 def collect_runs(workdirs: list[str]) -> dict[str, Any]:
@@ -155,8 +155,9 @@ def reference_section(data: dict[str, Any]) -> list[str]:
            "`python -m experiments.train --config experiments/configs/<name>.py --workdir runs/ref/<name>` for the"
            " configs below (CPU budget of `docs/training.md`; the linear and Performer rows are the ELinFormer config"
            " with `--set model.temporal_attention=<a> --set model.spatial_attention=<a>` and the attention options"
-           " reset), then `python -m experiments.report --collect-runs runs/ref/*`. Test split; MAE / RMSE / MAPE % at horizons 3, 6, 12 and the 12-step mean; s/epoch is the"
-           " median training time of one 25-step epoch on the shared machine.",
+           " reset), then `python -m experiments.report --collect-runs runs/ref/*`. Test split; MAE / RMSE / MAPE %"
+           " at horizons 3, 6, 12 and the 12-step mean; s/epoch is the median training time of one 25-step epoch"
+           " on the shared machine.",
            f"Machine: {describe(data['machine'])}.", ""]
   for dataset in dict.fromkeys(run["data"] for run in data["runs"]):
     lines += [f"### {dataset}", "", "| model | h3 | h6 | h12 | mean 1-12 | best epoch / epochs (stop) | s/epoch |",
