@@ -9,22 +9,27 @@ import jax
 
 
 def machine_info() -> dict[str, str | int]:
-  """CPU/GPU model, core count and library versions."""
-  cpu = platform.processor() or platform.machine()
-  try:
-    with open("/proc/cpuinfo") as f:
-      names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-    cpu = names[0] if names else cpu
-  except OSError:
-    pass
-  device = jax.devices()[0]
-  return {
-      "cpu": cpu, "cores": os.cpu_count() or 0, "jax": jax.__version__,
-      "backend": jax.default_backend(), "device": getattr(device, "device_kind", str(device)),
-      "device_count": jax.device_count(),
-  }
+    """CPU/GPU model, core count and library versions."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    device = jax.devices()[0]
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count() or 0,
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+        "device": getattr(device, "device_kind", str(device)),
+        "device_count": jax.device_count(),
+    }
 
 
 def describe(info: dict[str, str | int]) -> str:
-  return (f"{info['device']} ({info['backend']}, {info['device_count']} device(s)); host {info['cpu']},"
-          f" {info['cores']} cores; jax {info['jax']}")
+    return (
+        f"{info['device']} ({info['backend']}, {info['device_count']} device(s)); host {info['cpu']},"
+        f" {info['cores']} cores; jax {info['jax']}"
+    )

@@ -17,14 +17,13 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import math
 import pathlib
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from benchmarks._machine import describe, machine_info
 from benchmarks._timing import compiled_peak_bytes, matmul_flops_per_second, measure, peak_rss_bytes
@@ -36,62 +35,74 @@ SOFTMAX_SIZED = "spatial (softmax-sized batch)"
 
 
 def methods() -> dict[str, Callable[..., jax.Array]]:
-  """Name -> attention(q, k, v) with its options bound (random features drawn once, seeded)."""
-  projection = jax.random.normal(jax.random.key(7), (FEATURES, DIM), jnp.float32)
-  eala = get_attention("eala")
-  return {
-      "eala": functools.partial(eala, estimator="gaussian"),
-      "eala-cumulant3": functools.partial(eala, estimator="cumulant3"),
-      "eala-segments": functools.partial(eala, estimator="segments", num_segments=32),
-      "eala-random_features": functools.partial(eala, estimator="random_features", projection=projection),
-      "softmax": get_attention("softmax"),
-      "linear": get_attention("linear"),
-      "performer": functools.partial(get_attention("performer"), projection=projection),
-      "uniform": get_attention("uniform"),
-  }
+    """Name -> attention(q, k, v) with its options bound (random features drawn once, seeded)."""
+    projection = jax.random.normal(jax.random.key(7), (FEATURES, DIM), jnp.float32)
+    eala = get_attention("eala")
+    return {
+        "eala": functools.partial(eala, estimator="gaussian"),
+        "eala-cumulant3": functools.partial(eala, estimator="cumulant3"),
+        "eala-segments": functools.partial(eala, estimator="segments", num_segments=32),
+        "eala-random_features": functools.partial(
+            eala, estimator="random_features", projection=projection
+        ),
+        "softmax": get_attention("softmax"),
+        "linear": get_attention("linear"),
+        "performer": functools.partial(get_attention("performer"), projection=projection),
+        "uniform": get_attention("uniform"),
+    }
 
 
-def formula_flops(method: str, batch: int, queries: int, keys: int, dim: int = DIM, heads: int = HEADS) -> float:
-  """Forward FLOPs from each method's formulas (a multiply-add counts 2), all heads and batch."""
-  n, m, d, dv = queries, keys, dim, dim
-  if method.startswith("eala"):
-    per_head = 2 * m * d * (d + dv) + 3 * m * (d + dv) + n * (2 * d * d + 2 * d * dv + 4 * d + 2 * dv)
-    if method == "eala-cumulant3":
-      per_head += 2 * m * d**3 + 2 * n * d**3
-    elif method == "eala-segments":
-      per_head += 2 * m * d * d + 32 * n * 2 * d * d
-    elif method == "eala-random_features":
-      per_head += 2 * (n + m) * FEATURES * d + 2 * m * FEATURES * d + 2 * n * FEATURES * d
-  elif method == "softmax":
-    per_head = 4 * n * m * d + 5 * n * m
-  elif method in ("linear", "performer"):
-    f = FEATURES if method == "performer" else d
-    per_head = 2 * m * f * dv + 2 * n * f * dv + 2 * n * f + (2 * (n + m) * f * d if method == "performer" else 0)
-  elif method == "uniform":
-    per_head = m * dv + n * dv
-  else:
-    raise ValueError(method)
-  return float(per_head * heads * batch)
+def formula_flops(
+    method: str, batch: int, queries: int, keys: int, dim: int = DIM, heads: int = HEADS
+) -> float:
+    """Forward FLOPs from each method's formulas (a multiply-add counts 2), all heads and batch."""
+    n, m, d, dv = queries, keys, dim, dim
+    if method.startswith("eala"):
+        per_head = (
+            2 * m * d * (d + dv) + 3 * m * (d + dv) + n * (2 * d * d + 2 * d * dv + 4 * d + 2 * dv)
+        )
+        if method == "eala-cumulant3":
+            per_head += 2 * m * d**3 + 2 * n * d**3
+        elif method == "eala-segments":
+            per_head += 2 * m * d * d + 32 * n * 2 * d * d
+        elif method == "eala-random_features":
+            per_head += 2 * (n + m) * FEATURES * d + 2 * m * FEATURES * d + 2 * n * FEATURES * d
+    elif method == "softmax":
+        per_head = 4 * n * m * d + 5 * n * m
+    elif method in ("linear", "performer"):
+        f = FEATURES if method == "performer" else d
+        per_head = (
+            2 * m * f * dv
+            + 2 * n * f * dv
+            + 2 * n * f
+            + (2 * (n + m) * f * d if method == "performer" else 0)
+        )
+    elif method == "uniform":
+        per_head = m * dv + n * dv
+    else:
+        raise ValueError(method)
+    return float(per_head * heads * batch)
 
 
 def forward(attention: Callable) -> Callable:
-  return lambda q, k, v: attention(q, k, v)
+    return lambda q, k, v: attention(q, k, v)
 
 
 def forward_backward(attention: Callable) -> Callable:
-  def loss(q, k, v, cotangent):
-    return jnp.sum(attention(q, k, v) * cotangent)
-  grad = jax.grad(loss, argnums=(0, 1, 2))
-  return grad
+    def loss(q, k, v, cotangent):
+        return jnp.sum(attention(q, k, v) * cotangent)
+
+    grad = jax.grad(loss, argnums=(0, 1, 2))
+    return grad
 
 
 def inputs(batch: int, queries: int, keys: int, seed: int = 0) -> tuple[jax.Array, ...]:
-  rng = jax.random.split(jax.random.key(seed), 4)
-  q = jax.random.normal(rng[0], (batch, queries, HEADS, DIM), jnp.float32)
-  k = jax.random.normal(rng[1], (batch, keys, HEADS, DIM), jnp.float32)
-  v = jax.random.normal(rng[2], (batch, keys, HEADS, DIM), jnp.float32)
-  cotangent = jax.random.normal(rng[3], (batch, queries, HEADS, DIM), jnp.float32)
-  return q, k, v, cotangent
+    rng = jax.random.split(jax.random.key(seed), 4)
+    q = jax.random.normal(rng[0], (batch, queries, HEADS, DIM), jnp.float32)
+    k = jax.random.normal(rng[1], (batch, keys, HEADS, DIM), jnp.float32)
+    v = jax.random.normal(rng[2], (batch, keys, HEADS, DIM), jnp.float32)
+    cotangent = jax.random.normal(rng[3], (batch, queries, HEADS, DIM), jnp.float32)
+    return q, k, v, cotangent
 
 
 # XLA's memory analysis of softmax fwd+bwd on the CPU undercounts what the process holds: at S = 8600,
@@ -100,120 +111,190 @@ def inputs(batch: int, queries: int, keys: int, seed: int = 0) -> tuple[jax.Arra
 SOFTMAX_MEMORY_MARGIN = 1.8
 
 
-def largest_softmax_batch(queries: int, keys: int, budget_bytes: float,
-                          candidates: tuple[int, ...] = (192, 96, 48, 24, 16, 12, 8, 6, 4, 3, 2, 1)) -> int:
-  """Largest folded batch at which softmax forward+backward compiles within the budget (1 if none)."""
-  fn = forward_backward(methods()["softmax"])
-  for batch in candidates:
-    shapes = [jax.ShapeDtypeStruct((batch, n, HEADS, DIM), jnp.float32) for n in (queries, keys, keys, queries)]
-    if compiled_peak_bytes(fn, *shapes) * SOFTMAX_MEMORY_MARGIN <= budget_bytes:
-      return batch
-  return 1
+def largest_softmax_batch(
+    queries: int,
+    keys: int,
+    budget_bytes: float,
+    candidates: tuple[int, ...] = (192, 96, 48, 24, 16, 12, 8, 6, 4, 3, 2, 1),
+) -> int:
+    """Largest folded batch at which softmax forward+backward compiles within the budget (1 if none)."""
+    fn = forward_backward(methods()["softmax"])
+    for batch in candidates:
+        shapes = [
+            jax.ShapeDtypeStruct((batch, n, HEADS, DIM), jnp.float32)
+            for n in (queries, keys, keys, queries)
+        ]
+        if compiled_peak_bytes(fn, *shapes) * SOFTMAX_MEMORY_MARGIN <= budget_bytes:
+            return batch
+    return 1
 
 
 def points(preset: str) -> list[dict[str, Any]]:
-  """(shape name, batch, queries, keys, methods) grid of a preset."""
-  all_methods = list(methods())
-  if preset == "quick":
-    core = ["eala", "softmax", "linear"]
-    return [dict(shape="spatial", batch=192, queries=883, keys=883, methods=core),
-            dict(shape="spatial", batch=2, queries=8192, keys=8192, methods=core)]
-  if preset == "full":
-    # The O(d³)-per-query estimators (cumulant3, segments) take minutes a call on a CPU at large S:
-    # they are timed up to S = 883; the other methods over the whole range.
-    cheap = [m for m in all_methods if m not in ("eala-cumulant3", "eala-segments")]
-    grid = [dict(shape="spatial", batch=192, queries=s, keys=s, methods=all_methods if s <= 883 else cheap)
-            for s in (170, 307, 883, 2048, 8600)]
-    grid.append(dict(shape="spatial", batch=24, queries=32768, keys=32768, methods=cheap))
-    # Softmax does not fit at 8600 keys with batch 192: every method again at the largest batch at
-    # which softmax's forward+backward fits the memory budget (found at run time by compiling only).
-    grid.append(dict(shape=SOFTMAX_SIZED, batch=None, queries=8600, keys=8600, methods=cheap))
-    grid.append(dict(shape="temporal", batch=16 * 883, queries=12, keys=12, methods=all_methods))
-    return grid
-  raise ValueError(f"unknown preset {preset!r}; expected 'quick' or 'full'")
+    """(shape name, batch, queries, keys, methods) grid of a preset."""
+    all_methods = list(methods())
+    if preset == "quick":
+        core = ["eala", "softmax", "linear"]
+        return [
+            dict(shape="spatial", batch=192, queries=883, keys=883, methods=core),
+            dict(shape="spatial", batch=2, queries=8192, keys=8192, methods=core),
+        ]
+    if preset == "full":
+        # The O(d³)-per-query estimators (cumulant3, segments) take minutes a call on a CPU at large S:
+        # they are timed up to S = 883; the other methods over the whole range.
+        cheap = [m for m in all_methods if m not in ("eala-cumulant3", "eala-segments")]
+        grid = [
+            dict(
+                shape="spatial",
+                batch=192,
+                queries=s,
+                keys=s,
+                methods=all_methods if s <= 883 else cheap,
+            )
+            for s in (170, 307, 883, 2048, 8600)
+        ]
+        grid.append(dict(shape="spatial", batch=24, queries=32768, keys=32768, methods=cheap))
+        # Softmax does not fit at 8600 keys with batch 192: every method again at the largest batch at
+        # which softmax's forward+backward fits the memory budget (found at run time by compiling only).
+        grid.append(dict(shape=SOFTMAX_SIZED, batch=None, queries=8600, keys=8600, methods=cheap))
+        grid.append(
+            dict(shape="temporal", batch=16 * 883, queries=12, keys=12, methods=all_methods)
+        )
+        return grid
+    raise ValueError(f"unknown preset {preset!r}; expected 'quick' or 'full'")
 
 
-def run(preset: str, *, repeats: int, budget_gib: float, out: pathlib.Path, resume: bool = False) -> dict[str, Any]:
-  """Measures every point of the preset, rewriting `out` after each row (a killed run keeps its rows).
+def run(
+    preset: str, *, repeats: int, budget_gib: float, out: pathlib.Path, resume: bool = False
+) -> dict[str, Any]:
+    """Measures every point of the preset, rewriting `out` after each row (a killed run keeps its rows).
 
-  With `resume`, rows already in `out` (same preset) are kept and not measured again.
-  """
-  previous = json.loads(out.read_text()) if resume and out.is_file() else None
-  if previous is not None and previous.get("preset") != preset:
-    raise SystemExit(f"--resume: {out} holds preset {previous.get('preset')!r}, not {preset!r}")
-  matmul = previous["matmul_flops_per_s"] if previous else matmul_flops_per_second()
-  print(f"float32 matmul throughput: {matmul / 1e9:.1f} GFLOP/s", file=sys.stderr)
-  table = methods()
-  rows: list[dict[str, Any]] = previous["rows"] if previous else []
-  done = {(r["shape"], r["batch"], r["keys"], r["method"], r["mode"]) for r in rows}
-  result = {"machine": machine_info(), "matmul_flops_per_s": matmul, "preset": preset, "rows": rows}
-  out.parent.mkdir(parents=True, exist_ok=True)
-  for point in points(preset):
-    if point["batch"] is None:
-      sized = next((r["batch"] for r in rows if r["shape"] == point["shape"]), None)
-      point["batch"] = sized or largest_softmax_batch(point["queries"], point["keys"], budget_gib * 2**30)
-      print(f"softmax fwd+bwd fits at S = {point['keys']} up to batch {point['batch']}", file=sys.stderr)
-    todo = [(name, mode, make) for name in point["methods"]
+    With `resume`, rows already in `out` (same preset) are kept and not measured again.
+    """
+    previous = json.loads(out.read_text()) if resume and out.is_file() else None
+    if previous is not None and previous.get("preset") != preset:
+        raise SystemExit(f"--resume: {out} holds preset {previous.get('preset')!r}, not {preset!r}")
+    matmul = previous["matmul_flops_per_s"] if previous else matmul_flops_per_second()
+    print(f"float32 matmul throughput: {matmul / 1e9:.1f} GFLOP/s", file=sys.stderr)
+    table = methods()
+    rows: list[dict[str, Any]] = previous["rows"] if previous else []
+    done = {(r["shape"], r["batch"], r["keys"], r["method"], r["mode"]) for r in rows}
+    result = {
+        "machine": machine_info(),
+        "matmul_flops_per_s": matmul,
+        "preset": preset,
+        "rows": rows,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for point in points(preset):
+        if point["batch"] is None:
+            sized = next((r["batch"] for r in rows if r["shape"] == point["shape"]), None)
+            point["batch"] = sized or largest_softmax_batch(
+                point["queries"], point["keys"], budget_gib * 2**30
+            )
+            print(
+                f"softmax fwd+bwd fits at S = {point['keys']} up to batch {point['batch']}",
+                file=sys.stderr,
+            )
+        todo = [
+            (name, mode, make)
+            for name in point["methods"]
             for mode, make in (("forward", forward), ("forward+backward", forward_backward))
-            if (point["shape"], point["batch"], point["keys"], name, mode) not in done]
-    if not todo:
-      continue
-    args = inputs(point["batch"], point["queries"], point["keys"])
-    for name, mode, make in todo:
-      fn = make(table[name])
-      fn_args = args[:3] if mode == "forward" else args
-      row = dict(shape=point["shape"], batch=point["batch"], queries=point["queries"], keys=point["keys"],
-                 method=name, mode=mode)
-      flops = formula_flops(name, point["batch"], point["queries"], point["keys"])
-      row["formula_flops"] = flops * (3.0 if mode == "forward+backward" else 1.0)
-      row.update(measure(fn, *fn_args, repeats=repeats, budget_bytes=budget_gib * 2**30))
-      if row["status"] == "ok":
-        row["achieved_flops_per_s"] = row["formula_flops"] / row["median_s"]
-        row["fraction_of_matmul"] = row["achieved_flops_per_s"] / matmul
-        row["peak_rss_bytes"] = peak_rss_bytes()
-      print(json.dumps(row), file=sys.stderr)
-      rows.append(row)
-      out.write_text(json.dumps(result, indent=1))
-  return result
+            if (point["shape"], point["batch"], point["keys"], name, mode) not in done
+        ]
+        if not todo:
+            continue
+        args = inputs(point["batch"], point["queries"], point["keys"])
+        for name, mode, make in todo:
+            fn = make(table[name])
+            fn_args = args[:3] if mode == "forward" else args
+            row = dict(
+                shape=point["shape"],
+                batch=point["batch"],
+                queries=point["queries"],
+                keys=point["keys"],
+                method=name,
+                mode=mode,
+            )
+            flops = formula_flops(name, point["batch"], point["queries"], point["keys"])
+            row["formula_flops"] = flops * (3.0 if mode == "forward+backward" else 1.0)
+            row.update(measure(fn, *fn_args, repeats=repeats, budget_bytes=budget_gib * 2**30))
+            if row["status"] == "ok":
+                row["achieved_flops_per_s"] = row["formula_flops"] / row["median_s"]
+                row["fraction_of_matmul"] = row["achieved_flops_per_s"] / matmul
+                row["peak_rss_bytes"] = peak_rss_bytes()
+            print(json.dumps(row), file=sys.stderr)
+            rows.append(row)
+            out.write_text(json.dumps(result, indent=1))
+    return result
 
 
 def ratio_table(result: dict[str, Any], baseline: str = "softmax") -> str:
-  """Markdown: time per call and the baseline's time over each method's, per shape and mode."""
-  lines = ["| shape | batch | S | mode | method | median ms | compile s | memory MiB | × faster than "
-           f"{baseline} | × less memory | fraction of matmul FLOP/s |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
-  rows = result["rows"]
-  for row in rows:
-    base = next((r for r in rows if r["method"] == baseline and r["mode"] == row["mode"]
-                 and r["shape"] == row["shape"] and r["keys"] == row["keys"] and r["batch"] == row["batch"]), None)
-    prefix = f"| {row['shape']} | {row['batch']} | {row['keys']} | {row['mode']} | {row['method']} |"
-    if row["status"] != "ok":
-      lines.append(f"{prefix} {row['status']} | {row['compile_s']:.2f} | {row['peak_bytes'] / 2**20:.0f} | | | |")
-      continue
-    speed = memory = "n/a"
-    if base is not None and base["status"] == "ok":
-      speed = f"{base['median_s'] / row['median_s']:.1f}"
-      memory = f"{base['peak_bytes'] / row['peak_bytes']:.1f}"
-    elif base is not None:
-      memory = f"{base['peak_bytes'] / row['peak_bytes']:.0f} (compiled, not run)"
-    lines.append(f"{prefix} {row['median_s'] * 1e3:.2f} | {row['compile_s']:.2f} | {row['peak_bytes'] / 2**20:.0f}"
-                 f" | {speed} | {memory} | {row['fraction_of_matmul']:.3f} |")
-  lines.append(f"\nfloat32 matmul: {result['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s. Machine: {describe(result['machine'])}.")
-  return "\n".join(lines)
+    """Markdown: time per call and the baseline's time over each method's, per shape and mode."""
+    lines = [
+        "| shape | batch | S | mode | method | median ms | compile s | memory MiB | × faster than "
+        f"{baseline} | × less memory | fraction of matmul FLOP/s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    rows = result["rows"]
+    for row in rows:
+        base = next(
+            (
+                r
+                for r in rows
+                if r["method"] == baseline
+                and r["mode"] == row["mode"]
+                and r["shape"] == row["shape"]
+                and r["keys"] == row["keys"]
+                and r["batch"] == row["batch"]
+            ),
+            None,
+        )
+        prefix = (
+            f"| {row['shape']} | {row['batch']} | {row['keys']} | {row['mode']} | {row['method']} |"
+        )
+        if row["status"] != "ok":
+            lines.append(
+                f"{prefix} {row['status']} | {row['compile_s']:.2f} | {row['peak_bytes'] / 2**20:.0f} | | | |"
+            )
+            continue
+        speed = memory = "n/a"
+        if base is not None and base["status"] == "ok":
+            speed = f"{base['median_s'] / row['median_s']:.1f}"
+            memory = f"{base['peak_bytes'] / row['peak_bytes']:.1f}"
+        elif base is not None:
+            memory = f"{base['peak_bytes'] / row['peak_bytes']:.0f} (compiled, not run)"
+        lines.append(
+            f"{prefix} {row['median_s'] * 1e3:.2f} | {row['compile_s']:.2f} | {row['peak_bytes'] / 2**20:.0f}"
+            f" | {speed} | {memory} | {row['fraction_of_matmul']:.3f} |"
+        )
+    lines.append(
+        f"\nfloat32 matmul: {result['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s. Machine: {describe(result['machine'])}."
+    )
+    return "\n".join(lines)
 
 
 def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--preset", default="quick", choices=("quick", "full"))
-  parser.add_argument("--repeats", type=int, default=5)
-  parser.add_argument("--memory-budget-gib", type=float, default=14.0)
-  parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/attention_<preset>.json)")
-  parser.add_argument("--resume", action="store_true", help="keep the rows already in --out, measure the rest")
-  args = parser.parse_args()
-  out = pathlib.Path(args.out or f"benchmarks/results/attention_{args.preset}.json")
-  result = run(args.preset, repeats=args.repeats, budget_gib=args.memory_budget_gib, out=out, resume=args.resume)
-  print(ratio_table(result))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", default="quick", choices=("quick", "full"))
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--memory-budget-gib", type=float, default=14.0)
+    parser.add_argument(
+        "--out", default=None, help="JSON path (default benchmarks/results/attention_<preset>.json)"
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the rows already in --out, measure the rest"
+    )
+    args = parser.parse_args()
+    out = pathlib.Path(args.out or f"benchmarks/results/attention_{args.preset}.json")
+    result = run(
+        args.preset,
+        repeats=args.repeats,
+        budget_gib=args.memory_budget_gib,
+        out=out,
+        resume=args.resume,
+    )
+    print(ratio_table(result))
 
 
 if __name__ == "__main__":
-  main()
+    main()

@@ -35,60 +35,73 @@ ESTIMATOR_SETTINGS = {
 }
 
 
-def make_inputs(rng: np.random.Generator, *, keys: int, kind: str, sharpness: float,
-                queries: int = QUERIES) -> tuple[jax.Array, jax.Array]:
-  """`q: [1, queries, H, D]`, `k: [1, keys, H, D]` with low-rank structure; `kind` = gaussian | skewed."""
-  rank = 8
-  basis = rng.normal(size=(HEADS, rank, DIM)) / math.sqrt(rank)
-  factors = rng.normal(size=(keys, HEADS, rank))
-  if kind == "skewed":
-    factors = factors + 0.7 * (rng.normal(size=(keys, HEADS, rank)) ** 2 - 1.0)
-  k = np.einsum("shr,hrd->shd", factors, basis) + 0.3 * rng.normal(size=(keys, HEADS, DIM))
-  q = np.einsum("thr,hrd->thd", rng.normal(size=(queries, HEADS, rank)), basis) + 0.3 * rng.normal(size=(queries, HEADS, DIM))
-  return jnp.asarray(sharpness * q[None], jnp.float32), jnp.asarray(k[None], jnp.float32)
+def make_inputs(
+    rng: np.random.Generator, *, keys: int, kind: str, sharpness: float, queries: int = QUERIES
+) -> tuple[jax.Array, jax.Array]:
+    """`q: [1, queries, H, D]`, `k: [1, keys, H, D]` with low-rank structure; `kind` = gaussian | skewed."""
+    rank = 8
+    basis = rng.normal(size=(HEADS, rank, DIM)) / math.sqrt(rank)
+    factors = rng.normal(size=(keys, HEADS, rank))
+    if kind == "skewed":
+        factors = factors + 0.7 * (rng.normal(size=(keys, HEADS, rank)) ** 2 - 1.0)
+    k = np.einsum("shr,hrd->shd", factors, basis) + 0.3 * rng.normal(size=(keys, HEADS, DIM))
+    q = np.einsum(
+        "thr,hrd->thd", rng.normal(size=(queries, HEADS, rank)), basis
+    ) + 0.3 * rng.normal(size=(queries, HEADS, DIM))
+    return jnp.asarray(sharpness * q[None], jnp.float32), jnp.asarray(k[None], jnp.float32)
 
 
 def run() -> dict:
-  rng = np.random.default_rng(0)
-  rows = []
-  for keys in (207, 883):
-    for kind in ("gaussian", "skewed"):
-      for level, sharpness in SHARPNESS.items():
-        q, k = make_inputs(rng, keys=keys, kind=kind, sharpness=sharpness)
-        exact = np.asarray(softmax_entropy(q, k))
-        row = {"keys": keys, "kind": kind, "level": level, "mean_entropy": float(exact.mean()),
-               "log_m": math.log(keys), "errors": {}}
-        for name, options in ESTIMATOR_SETTINGS.items():
-          method = name.split(" ")[0]
-          extra = {"rng": jax.random.key(1)} if method == "random_features" else {}
-          estimate = np.asarray(estimate_entropy(q, k, method=method, **options, **extra))
-          row["errors"][name] = float(np.abs(estimate - exact).mean())
-        rows.append(row)
-  return {"machine": machine_info(), "rows": rows}
+    rng = np.random.default_rng(0)
+    rows = []
+    for keys in (207, 883):
+        for kind in ("gaussian", "skewed"):
+            for level, sharpness in SHARPNESS.items():
+                q, k = make_inputs(rng, keys=keys, kind=kind, sharpness=sharpness)
+                exact = np.asarray(softmax_entropy(q, k))
+                row = {
+                    "keys": keys,
+                    "kind": kind,
+                    "level": level,
+                    "mean_entropy": float(exact.mean()),
+                    "log_m": math.log(keys),
+                    "errors": {},
+                }
+                for name, options in ESTIMATOR_SETTINGS.items():
+                    method = name.split(" ")[0]
+                    extra = {"rng": jax.random.key(1)} if method == "random_features" else {}
+                    estimate = np.asarray(estimate_entropy(q, k, method=method, **options, **extra))
+                    row["errors"][name] = float(np.abs(estimate - exact).mean())
+                rows.append(row)
+    return {"machine": machine_info(), "rows": rows}
 
 
 def table(result: dict) -> str:
-  names = list(ESTIMATOR_SETTINGS)
-  lines = ["| M | keys | level | mean H / log M | " + " | ".join(names) + " |",
-           "|---|---|---|---|" + "---|" * len(names)]
-  for row in result["rows"]:
-    cells = " | ".join(f"{row['errors'][n]:.3f}" for n in names)
-    lines.append(f"| {row['keys']} | {row['kind']} | {row['level']} | "
-                 f"{row['mean_entropy']:.2f} / {row['log_m']:.2f} | {cells} |")
-  means = {n: np.mean([r["errors"][n] for r in result["rows"]]) for n in names}
-  lines.append("| all | | | mean | " + " | ".join(f"{means[n]:.3f}" for n in names) + " |")
-  return "\n".join(lines) + f"\n\nMean |Ĥ − H| in nats. Machine: {describe(result['machine'])}."
+    names = list(ESTIMATOR_SETTINGS)
+    lines = [
+        "| M | keys | level | mean H / log M | " + " | ".join(names) + " |",
+        "|---|---|---|---|" + "---|" * len(names),
+    ]
+    for row in result["rows"]:
+        cells = " | ".join(f"{row['errors'][n]:.3f}" for n in names)
+        lines.append(
+            f"| {row['keys']} | {row['kind']} | {row['level']} | "
+            f"{row['mean_entropy']:.2f} / {row['log_m']:.2f} | {cells} |"
+        )
+    means = {n: np.mean([r["errors"][n] for r in result["rows"]]) for n in names}
+    lines.append("| all | | | mean | " + " | ".join(f"{means[n]:.3f}" for n in names) + " |")
+    return "\n".join(lines) + f"\n\nMean |Ĥ − H| in nats. Machine: {describe(result['machine'])}."
 
 
 def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--out", default="benchmarks/results/estimator_error.json")
-  args = parser.parse_args()
-  result = run()
-  pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-  pathlib.Path(args.out).write_text(json.dumps(result, indent=1))
-  print(table(result))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="benchmarks/results/estimator_error.json")
+    args = parser.parse_args()
+    result = run()
+    pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    pathlib.Path(args.out).write_text(json.dumps(result, indent=1))
+    print(table(result))
 
 
 if __name__ == "__main__":
-  main()
+    main()

@@ -17,7 +17,6 @@ import json
 import pathlib
 import sys
 
-import jax
 import jax.numpy as jnp
 
 from benchmarks._machine import describe, machine_info
@@ -27,52 +26,77 @@ from eala_jax import get_attention
 
 
 def profile(batch: int, keys: int, repeats: int) -> dict:
-  matmul = matmul_flops_per_second()
-  q, k, v, cotangent = inputs(batch, keys, keys)
-  k_heads = jnp.swapaxes(k, 1, 2)
-  joint = jnp.concatenate([k_heads, jnp.swapaxes(v, 1, 2)], axis=-1)  # [B, H, S, 2D]
-  stats = jnp.einsum("bhsd,bhse->bhde", k_heads, joint)  # [B, H, D, 2D]
-  product_flops = 2.0 * batch * HEADS * keys * DIM * 2 * DIM  # either product, T = S
-  eala = functools.partial(get_attention("eala"), estimator="gaussian")
-  parts = {
-      "key product kcᵀ·[kc, vc]": (lambda a, b: jnp.einsum("bhsd,bhse->bhde", a, b), (k_heads, joint), product_flops),
-      "query product q·[Σ, C_kv]": (lambda a, b: jnp.einsum("bhtd,bhde->bhte", a, b), (k_heads, stats), product_flops),
-      "eala forward": (eala, (q, k, v), 2 * product_flops),
-      "eala forward+backward": (forward_backward(eala), (q, k, v, cotangent), 6 * product_flops),
-      "linear forward": (get_attention("linear"), (q, k, v), None),
-      "linear forward+backward": (forward_backward(get_attention("linear")), (q, k, v, cotangent), None),
-  }
-  rows = []
-  for name, (fn, args, flops) in parts.items():
-    row = {"part": name, **measure(fn, *args, repeats=repeats)}
-    row["matmul_fraction"] = None if flops is None else flops / row["median_s"] / matmul
-    rows.append(row)
-    print(json.dumps({k_: row[k_] for k_ in ("part", "median_s", "matmul_fraction")}), file=sys.stderr)
-  return {"machine": machine_info(), "batch": batch, "keys": keys, "matmul_flops_per_s": matmul, "rows": rows}
+    matmul = matmul_flops_per_second()
+    q, k, v, cotangent = inputs(batch, keys, keys)
+    k_heads = jnp.swapaxes(k, 1, 2)
+    joint = jnp.concatenate([k_heads, jnp.swapaxes(v, 1, 2)], axis=-1)  # [B, H, S, 2D]
+    stats = jnp.einsum("bhsd,bhse->bhde", k_heads, joint)  # [B, H, D, 2D]
+    product_flops = 2.0 * batch * HEADS * keys * DIM * 2 * DIM  # either product, T = S
+    eala = functools.partial(get_attention("eala"), estimator="gaussian")
+    parts = {
+        "key product kcᵀ·[kc, vc]": (
+            lambda a, b: jnp.einsum("bhsd,bhse->bhde", a, b),
+            (k_heads, joint),
+            product_flops,
+        ),
+        "query product q·[Σ, C_kv]": (
+            lambda a, b: jnp.einsum("bhtd,bhde->bhte", a, b),
+            (k_heads, stats),
+            product_flops,
+        ),
+        "eala forward": (eala, (q, k, v), 2 * product_flops),
+        "eala forward+backward": (forward_backward(eala), (q, k, v, cotangent), 6 * product_flops),
+        "linear forward": (get_attention("linear"), (q, k, v), None),
+        "linear forward+backward": (
+            forward_backward(get_attention("linear")),
+            (q, k, v, cotangent),
+            None,
+        ),
+    }
+    rows = []
+    for name, (fn, args, flops) in parts.items():
+        row = {"part": name, **measure(fn, *args, repeats=repeats)}
+        row["matmul_fraction"] = None if flops is None else flops / row["median_s"] / matmul
+        rows.append(row)
+        print(
+            json.dumps({k_: row[k_] for k_ in ("part", "median_s", "matmul_fraction")}),
+            file=sys.stderr,
+        )
+    return {
+        "machine": machine_info(),
+        "batch": batch,
+        "keys": keys,
+        "matmul_flops_per_s": matmul,
+        "rows": rows,
+    }
 
 
 def table(result: dict) -> str:
-  lines = [f"B = {result['batch']}, S = T = {result['keys']}, {HEADS} heads, head dim {DIM}; float32 matmul "
-           f"{result['matmul_flops_per_s'] / 1e9:.0f} GFLOP/s. Machine: {describe(result['machine'])}.", "",
-           "| part | median ms | fraction of matmul FLOP/s (formula FLOPs) |", "|---|---|---|"]
-  for row in result["rows"]:
-    fraction = "—" if row["matmul_fraction"] is None else f"{row['matmul_fraction']:.2f}"
-    lines.append(f"| {row['part']} | {row['median_s'] * 1e3:.1f} | {fraction} |")
-  return "\n".join(lines)
+    lines = [
+        f"B = {result['batch']}, S = T = {result['keys']}, {HEADS} heads, head dim {DIM}; float32 matmul "
+        f"{result['matmul_flops_per_s'] / 1e9:.0f} GFLOP/s. Machine: {describe(result['machine'])}.",
+        "",
+        "| part | median ms | fraction of matmul FLOP/s (formula FLOPs) |",
+        "|---|---|---|",
+    ]
+    for row in result["rows"]:
+        fraction = "—" if row["matmul_fraction"] is None else f"{row['matmul_fraction']:.2f}"
+        lines.append(f"| {row['part']} | {row['median_s'] * 1e3:.1f} | {fraction} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--batch", type=int, default=4)
-  parser.add_argument("--keys", type=int, default=8600)
-  parser.add_argument("--repeats", type=int, default=7)
-  parser.add_argument("--out", default="benchmarks/results/profile_eala.json")
-  args = parser.parse_args()
-  result = profile(args.batch, args.keys, args.repeats)
-  pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-  pathlib.Path(args.out).write_text(json.dumps(result, indent=1))
-  print(table(result))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--keys", type=int, default=8600)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--out", default="benchmarks/results/profile_eala.json")
+    args = parser.parse_args()
+    result = profile(args.batch, args.keys, args.repeats)
+    pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    pathlib.Path(args.out).write_text(json.dumps(result, indent=1))
+    print(table(result))
 
 
 if __name__ == "__main__":
-  main()
+    main()

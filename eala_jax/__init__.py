@@ -4,7 +4,7 @@ The ops (`eala_jax.ops`, re-exported here) are pure JAX functions with no Flax i
 `eala_jax.models`, the data path in `eala_jax.data`, training in `eala_jax.train`.
 """
 
-from eala_jax.ops import *  # noqa: F401,F403
+from eala_jax.ops import *  # noqa: F403
 from eala_jax.ops import __all__
 
 __version__ = "0.1.0"

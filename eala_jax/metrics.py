@@ -26,7 +26,9 @@ MAPE_MIN_TARGET = 1e-3
 SUM_KEYS = ("abs_err", "sq_err", "abs_pct_err", "count", "mape_count")
 
 
-def _prepare(pred: jax.Array, target: jax.Array, mask: jax.Array, fn: str) -> tuple[jax.Array, jax.Array, jax.Array]:
+def _prepare(
+    pred: jax.Array, target: jax.Array, mask: jax.Array, fn: str
+) -> tuple[jax.Array, jax.Array, jax.Array]:
     pred, target, mask = jnp.asarray(pred), jnp.asarray(target), jnp.asarray(mask)
     if pred.shape != target.shape or mask.shape != target.shape:
         raise ValueError(
@@ -76,7 +78,9 @@ def masked_mape(
     return 100.0 * _masked_mean(pct, valid)
 
 
-def masked_huber(pred: jax.Array, target: jax.Array, mask: jax.Array, *, delta: float = 1.0) -> jax.Array:
+def masked_huber(
+    pred: jax.Array, target: jax.Array, mask: jax.Array, *, delta: float = 1.0
+) -> jax.Array:
     """Huber loss (``0.5 e^2`` for ``|e| <= delta``, ``delta (|e| - delta / 2)`` beyond), masked mean."""
     if not delta > 0:
         raise ValueError(f"masked_huber: delta must be > 0, got {delta}")
@@ -101,7 +105,9 @@ def horizon_sums(
       valid entries; ``"mape_count"``: int32 ``[T_out]`` valid entries with ``|target| >= min_target``.
     """
     if jnp.ndim(pred) != 3:
-        raise ValueError(f"horizon_sums: pred, target, mask must be [B, T_out, N], got pred shape {jnp.shape(pred)}")
+        raise ValueError(
+            f"horizon_sums: pred, target, mask must be [B, T_out, N], got pred shape {jnp.shape(pred)}"
+        )
     pred, target, valid = _prepare(pred, target, mask, "horizon_sums")
     zero = jnp.zeros((), pred.dtype)
     err = jnp.abs(pred - target)
@@ -111,7 +117,9 @@ def horizon_sums(
     return {
         "abs_err": jnp.sum(jnp.where(valid, err, zero), axis=axes),
         "sq_err": jnp.sum(jnp.where(valid, jnp.square(err), zero), axis=axes),
-        "abs_pct_err": jnp.sum(jnp.where(mape_valid, err / jnp.where(mape_valid, abs_target, 1.0), zero), axis=axes),
+        "abs_pct_err": jnp.sum(
+            jnp.where(mape_valid, err / jnp.where(mape_valid, abs_target, 1.0), zero), axis=axes
+        ),
         "count": jnp.sum(valid, axis=axes, dtype=jnp.int32),
         "mape_count": jnp.sum(mape_valid, axis=axes, dtype=jnp.int32),
     }
@@ -133,9 +141,13 @@ class MetricAccumulator:
         """Adds one batch's ``horizon_sums`` (device or numpy arrays)."""
         missing = set(SUM_KEYS) - set(sums)
         if missing:
-            raise ValueError(f"MetricAccumulator.add: sums lack {sorted(missing)}; pass horizon_sums(...) output")
+            raise ValueError(
+                f"MetricAccumulator.add: sums lack {sorted(missing)}; pass horizon_sums(...) output"
+            )
         host = {
-            key: np.asarray(jax.device_get(sums[key]), dtype=np.int64 if "count" in key else np.float64)
+            key: np.asarray(
+                jax.device_get(sums[key]), dtype=np.int64 if "count" in key else np.float64
+            )
             for key in SUM_KEYS
         }
         if self._sums is None:
@@ -166,13 +178,17 @@ class MetricAccumulator:
                 "mape": per_mape,
                 "mae_mean": float(s["abs_err"].sum() / total) if total else float("nan"),
                 "rmse_mean": float(np.sqrt(s["sq_err"].sum() / total)) if total else float("nan"),
-                "mape_mean": float(100.0 * s["abs_pct_err"].sum() / mape_total) if mape_total else float("nan"),
+                "mape_mean": float(100.0 * s["abs_pct_err"].sum() / mape_total)
+                if mape_total
+                else float("nan"),
                 "count": s["count"].copy(),
                 "mape_count": s["mape_count"].copy(),
             }
 
 
-def format_horizon_table(result: Mapping[str, np.ndarray | float], *, horizons: Sequence[int] = (3, 6, 12)) -> str:
+def format_horizon_table(
+    result: Mapping[str, np.ndarray | float], *, horizons: Sequence[int] = (3, 6, 12)
+) -> str:
     """Markdown table: one row per horizon (1-based step) and the mean over all steps; MAE, RMSE, MAPE (%)."""
     num_horizons = len(np.asarray(result["mae"]))
     lines = ["| horizon | MAE | RMSE | MAPE (%) |", "|---|---|---|---|"]

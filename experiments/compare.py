@@ -30,102 +30,170 @@ _NO_OPTIONS = ("model.temporal_attention_options={}", "model.spatial_attention_o
 #: configs pin EALA's estimator, which other attentions do not take), then the ablations.
 VARIANTS: dict[str, tuple[str, ...]] = {
     "eala": (),
-    "softmax": ("model.temporal_attention=softmax", "model.spatial_attention=softmax", *_NO_OPTIONS),
+    "softmax": (
+        "model.temporal_attention=softmax",
+        "model.spatial_attention=softmax",
+        *_NO_OPTIONS,
+    ),
     "linear": ("model.temporal_attention=linear", "model.spatial_attention=linear", *_NO_OPTIONS),
-    "performer": ("model.temporal_attention=performer", "model.spatial_attention=performer", *_NO_OPTIONS),
-    "uniform": ("model.temporal_attention=uniform", "model.spatial_attention=uniform", *_NO_OPTIONS),
+    "performer": (
+        "model.temporal_attention=performer",
+        "model.spatial_attention=performer",
+        *_NO_OPTIONS,
+    ),
+    "uniform": (
+        "model.temporal_attention=uniform",
+        "model.spatial_attention=uniform",
+        *_NO_OPTIONS,
+    ),
     # Ablations (EALA in both axes unless named otherwise).
-    "theta_one": ('model.temporal_attention_options={"theta": 1.0}', 'model.spatial_attention_options={"theta": 1.0}'),
-    "theta_zero": ('model.temporal_attention_options={"theta": 0.0}', 'model.spatial_attention_options={"theta": 0.0}'),
-    "theta_no_gradient": ('model.temporal_attention_options={"theta_gradient": false}',
-                          'model.spatial_attention_options={"theta_gradient": false}'),
-    "gaussian": ('model.temporal_attention_options={"estimator": "gaussian"}',
-                 'model.spatial_attention_options={"estimator": "gaussian"}'),
-    "cumulant3": ('model.temporal_attention_options={"estimator": "cumulant3"}',
-                  'model.spatial_attention_options={"estimator": "cumulant3"}'),
-    "segments": ('model.temporal_attention_options={"estimator": "segments", "num_segments": 4}',
-                 'model.spatial_attention_options={"estimator": "segments", "num_segments": 32}'),
-    "random_features": ('model.temporal_attention_options={"estimator": "random_features"}',
-                        'model.spatial_attention_options={"estimator": "random_features"}'),
-    "nonnegative": ('model.temporal_attention_options={"nonnegative": true}',
-                    'model.spatial_attention_options={"nonnegative": true}'),
+    "theta_one": (
+        'model.temporal_attention_options={"theta": 1.0}',
+        'model.spatial_attention_options={"theta": 1.0}',
+    ),
+    "theta_zero": (
+        'model.temporal_attention_options={"theta": 0.0}',
+        'model.spatial_attention_options={"theta": 0.0}',
+    ),
+    "theta_no_gradient": (
+        'model.temporal_attention_options={"theta_gradient": false}',
+        'model.spatial_attention_options={"theta_gradient": false}',
+    ),
+    "gaussian": (
+        'model.temporal_attention_options={"estimator": "gaussian"}',
+        'model.spatial_attention_options={"estimator": "gaussian"}',
+    ),
+    "cumulant3": (
+        'model.temporal_attention_options={"estimator": "cumulant3"}',
+        'model.spatial_attention_options={"estimator": "cumulant3"}',
+    ),
+    "segments": (
+        'model.temporal_attention_options={"estimator": "segments", "num_segments": 4}',
+        'model.spatial_attention_options={"estimator": "segments", "num_segments": 32}',
+    ),
+    "random_features": (
+        'model.temporal_attention_options={"estimator": "random_features"}',
+        'model.spatial_attention_options={"estimator": "random_features"}',
+    ),
+    "nonnegative": (
+        'model.temporal_attention_options={"nonnegative": true}',
+        'model.spatial_attention_options={"nonnegative": true}',
+    ),
     "spatial_only": ("model.temporal_attention=softmax", "model.temporal_attention_options={}"),
 }
 
 
-def run_one(dataset: str, variant: str, seed: int, workdir: pathlib.Path, extra: list[str]) -> dict[str, Any]:
-  """Trains (or reuses) one run; returns its results.json content."""
-  run_dir = workdir / dataset / variant / f"seed{seed}"
-  results_file = run_dir / "results.json"
-  if results_file.is_file():
-    return json.loads(results_file.read_text())
-  config = load_config_file(pathlib.Path("experiments/configs") / f"{dataset}_elinformer.py")
-  config = apply_overrides(config, list(VARIANTS[variant]) + [f"train.seed={seed}", f"name={dataset}_{variant}_seed{seed}",
-                                                              "progress_bar=false"] + extra)
-  validate_config(config)
-  result = train_and_evaluate(config, run_dir)
-  if result is None:
-    raise RuntimeError(f"run {run_dir} stopped before finishing")
-  return result
+def run_one(
+    dataset: str, variant: str, seed: int, workdir: pathlib.Path, extra: list[str]
+) -> dict[str, Any]:
+    """Trains (or reuses) one run; returns its results.json content."""
+    run_dir = workdir / dataset / variant / f"seed{seed}"
+    results_file = run_dir / "results.json"
+    if results_file.is_file():
+        return json.loads(results_file.read_text())
+    config = load_config_file(pathlib.Path("experiments/configs") / f"{dataset}_elinformer.py")
+    config = apply_overrides(
+        config,
+        list(VARIANTS[variant])
+        + [f"train.seed={seed}", f"name={dataset}_{variant}_seed{seed}", "progress_bar=false"]
+        + extra,
+    )
+    validate_config(config)
+    result = train_and_evaluate(config, run_dir)
+    if result is None:
+        raise RuntimeError(f"run {run_dir} stopped before finishing")
+    return result
 
 
 def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-  """Mean and std over seeds of test MAE/RMSE/MAPE at each horizon and the 12-step mean."""
-  summary: dict[str, Any] = {}
-  for variant, results in runs.items():
-    table: dict[str, Any] = {}
-    for metric in ("mae", "rmse", "mape"):
-      per_seed = np.array([r["test"]["model"][metric] for r in results], dtype=float)  # [seeds, T_out]
-      means = np.array([r["test"]["model"][f"{metric}_mean"] for r in results], dtype=float)
-      for h in HORIZONS:
-        table[f"{metric}@{h}"] = (float(per_seed[:, h - 1].mean()), float(per_seed[:, h - 1].std()))
-      table[f"{metric}@mean"] = (float(means.mean()), float(means.std()))
-    table["seeds"] = len(results)
-    table["time_per_epoch_s"] = float(np.mean([r["time_per_epoch_s"] for r in results]))
-    table["epochs"] = [r["epochs"] for r in results]
-    summary[variant] = table
-  first = next(iter(runs.values()))[0]
-  for baseline in ("last_value", "historical_average"):
-    if baseline in first["test"]:
-      base = first["test"][baseline]
-      summary[baseline] = {f"{m}@{h}": (float(base[m][h - 1]), 0.0) for m in ("mae", "rmse", "mape") for h in HORIZONS}
-      summary[baseline].update({f"{m}@mean": (float(base[f"{m}_mean"]), 0.0) for m in ("mae", "rmse", "mape")})
-  return summary
+    """Mean and std over seeds of test MAE/RMSE/MAPE at each horizon and the 12-step mean."""
+    summary: dict[str, Any] = {}
+    for variant, results in runs.items():
+        table: dict[str, Any] = {}
+        for metric in ("mae", "rmse", "mape"):
+            per_seed = np.array(
+                [r["test"]["model"][metric] for r in results], dtype=float
+            )  # [seeds, T_out]
+            means = np.array([r["test"]["model"][f"{metric}_mean"] for r in results], dtype=float)
+            for h in HORIZONS:
+                table[f"{metric}@{h}"] = (
+                    float(per_seed[:, h - 1].mean()),
+                    float(per_seed[:, h - 1].std()),
+                )
+            table[f"{metric}@mean"] = (float(means.mean()), float(means.std()))
+        table["seeds"] = len(results)
+        table["time_per_epoch_s"] = float(np.mean([r["time_per_epoch_s"] for r in results]))
+        table["epochs"] = [r["epochs"] for r in results]
+        summary[variant] = table
+    first = next(iter(runs.values()))[0]
+    for baseline in ("last_value", "historical_average"):
+        if baseline in first["test"]:
+            base = first["test"][baseline]
+            summary[baseline] = {
+                f"{m}@{h}": (float(base[m][h - 1]), 0.0)
+                for m in ("mae", "rmse", "mape")
+                for h in HORIZONS
+            }
+            summary[baseline].update(
+                {f"{m}@mean": (float(base[f"{m}_mean"]), 0.0) for m in ("mae", "rmse", "mape")}
+            )
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--datasets", nargs="+", default=["los_loop", "sz_taxi"])
-  parser.add_argument("--variants", nargs="+", default=["eala", "softmax", "linear", "performer", "uniform"],
-                      choices=sorted(VARIANTS))
-  parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-  parser.add_argument("--workdir", default="runs/compare")
-  parser.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
-                      help="extra override for every run (same budget for all)")
-  parser.add_argument("--out-dir", default="experiments/results")
-  args = parser.parse_args(argv)
-  for dataset in args.datasets:  # fail before any training on a missing config
-    if not (pathlib.Path("experiments/configs") / f"{dataset}_elinformer.py").is_file():
-      parser.error(f"no config experiments/configs/{dataset}_elinformer.py for --datasets {dataset}")
-  out_dir = pathlib.Path(args.out_dir)
-  out_dir.mkdir(parents=True, exist_ok=True)
-  for dataset in args.datasets:
-    runs = {variant: [run_one(dataset, variant, seed, pathlib.Path(args.workdir), args.overrides)
-                      for seed in args.seeds] for variant in args.variants}
-    summary = summarise(runs)
-    out = out_dir / f"accuracy_{dataset}.json"
-    previous = json.loads(out.read_text()) if out.is_file() else {"variants": {}}
-    previous["variants"].update({k: v for k, v in summary.items()})
-    # Several invocations (the attentions over 3 seeds, ablations over one) share the file: the seeds
-    # are their union; each variant's row keeps its own seed count.
-    seeds = sorted(set(previous.get("seeds", [])) | set(args.seeds))
-    previous.update(dataset=dataset, overrides=args.overrides, seeds=seeds, machine=machine_info())
-    out.write_text(json.dumps(previous, indent=1))
-    print(f"{dataset}: wrote {out}", file=sys.stderr)
-    for variant, table in summary.items():
-      print(f"  {variant:20s} MAE@mean {table['mae@mean'][0]:.3f} ± {table['mae@mean'][1]:.3f}")
-  return 0
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", nargs="+", default=["los_loop", "sz_taxi"])
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=["eala", "softmax", "linear", "performer", "uniform"],
+        choices=sorted(VARIANTS),
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--workdir", default="runs/compare")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        dest="overrides",
+        metavar="KEY=VALUE",
+        help="extra override for every run (same budget for all)",
+    )
+    parser.add_argument("--out-dir", default="experiments/results")
+    args = parser.parse_args(argv)
+    for dataset in args.datasets:  # fail before any training on a missing config
+        if not (pathlib.Path("experiments/configs") / f"{dataset}_elinformer.py").is_file():
+            parser.error(
+                f"no config experiments/configs/{dataset}_elinformer.py for --datasets {dataset}"
+            )
+    out_dir = pathlib.Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for dataset in args.datasets:
+        runs = {
+            variant: [
+                run_one(dataset, variant, seed, pathlib.Path(args.workdir), args.overrides)
+                for seed in args.seeds
+            ]
+            for variant in args.variants
+        }
+        summary = summarise(runs)
+        out = out_dir / f"accuracy_{dataset}.json"
+        previous = json.loads(out.read_text()) if out.is_file() else {"variants": {}}
+        previous["variants"].update({k: v for k, v in summary.items()})
+        # Several invocations (the attentions over 3 seeds, ablations over one) share the file: the seeds
+        # are their union; each variant's row keeps its own seed count.
+        seeds = sorted(set(previous.get("seeds", [])) | set(args.seeds))
+        previous.update(
+            dataset=dataset, overrides=args.overrides, seeds=seeds, machine=machine_info()
+        )
+        out.write_text(json.dumps(previous, indent=1))
+        print(f"{dataset}: wrote {out}", file=sys.stderr)
+        for variant, table in summary.items():
+            print(
+                f"  {variant:20s} MAE@mean {table['mae@mean'][0]:.3f} ± {table['mae@mean'][1]:.3f}"
+            )
+    return 0
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+    sys.exit(main())

@@ -27,259 +27,381 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from benchmarks._machine import describe, machine_info  # noqa: E402
-from benchmarks.attention import SOFTMAX_SIZED, ratio_table  # noqa: E402
-from benchmarks.estimator_error import table as estimator_table  # noqa: E402
-from benchmarks.profile_eala import table as profile_table  # noqa: E402
-from benchmarks.train_step import table as train_step_table  # noqa: E402
-from experiments.compare import HORIZONS  # noqa: E402
+from benchmarks._machine import describe, machine_info
+from benchmarks.attention import SOFTMAX_SIZED, ratio_table
+from benchmarks.estimator_error import table as estimator_table
+from benchmarks.profile_eala import table as profile_table
+from benchmarks.train_step import table as train_step_table
+from experiments.compare import HORIZONS
 
 DOCS = pathlib.Path("docs")
 FIGURES = DOCS / "figures"
 
 
 def _load(path: str) -> Any | None:
-  p = pathlib.Path(path)
-  return json.loads(p.read_text()) if p.is_file() else None
+    p = pathlib.Path(path)
+    return json.loads(p.read_text()) if p.is_file() else None
 
 
 def _find(rows: list[dict], **match: Any) -> dict | None:
-  return next((r for r in rows if all(r.get(k) == v for k, v in match.items())), None)
+    return next((r for r in rows if all(r.get(k) == v for k, v in match.items())), None)
 
 
 def cost_section(result: dict[str, Any]) -> list[str]:
-  rows = result["rows"]
-  lines = ["## 1. Cost of one attention call (CPU)", "",
-           f"`python -m benchmarks.attention --preset full` on {describe(result['machine'])}.",
-           "Spatial shape: batch 16 × 12 time steps folded (192), 4 heads, head dim 38; temporal: batch 16 × 883"
-           " sensors folded, 12 steps. Median of repeated calls after warm-up; memory from XLA's analysis of the"
-           " compiled program (a point over the budget is compiled, not run).", ""]
-  lines += _targets(rows, result["matmul_flops_per_s"]) + [""]
-  lines.append(ratio_table(result))
-  _plot_cost(rows)
-  lines += ["", "![time and memory against S](figures/attention_cost.png)", ""]
-  return lines
+    rows = result["rows"]
+    lines = [
+        "## 1. Cost of one attention call (CPU)",
+        "",
+        f"`python -m benchmarks.attention --preset full` on {describe(result['machine'])}.",
+        "Spatial shape: batch 16 × 12 time steps folded (192), 4 heads, head dim 38; temporal: batch 16 × 883"
+        " sensors folded, 12 steps. Median of repeated calls after warm-up; memory from XLA's analysis of the"
+        " compiled program (a point over the budget is compiled, not run).",
+        "",
+    ]
+    lines += _targets(rows, result["matmul_flops_per_s"]) + [""]
+    lines.append(ratio_table(result))
+    _plot_cost(rows)
+    lines += ["", "![time and memory against S](figures/attention_cost.png)", ""]
+    return lines
 
 
 def _targets(rows: list[dict], matmul: float) -> list[str]:
-  """The issue's targets, each as measured ratio and met / not met."""
-  out = ["| target | measured | met |", "|---|---|---|"]
+    """The issue's targets, each as measured ratio and met / not met."""
+    out = ["| target | measured | met |", "|---|---|---|"]
 
-  def time_ratio(keys: int, batch: int, method: str = "eala", base: str = "softmax", mode: str = "forward+backward"):
-    a = _find(rows, keys=keys, batch=batch, method=method, mode=mode)
-    b = _find(rows, keys=keys, batch=batch, method=base, mode=mode)
-    if a and b and a["status"] == b["status"] == "ok":
-      return b["median_s"] / a["median_s"]
-    return None
+    def time_ratio(
+        keys: int,
+        batch: int,
+        method: str = "eala",
+        base: str = "softmax",
+        mode: str = "forward+backward",
+    ):
+        a = _find(rows, keys=keys, batch=batch, method=method, mode=mode)
+        b = _find(rows, keys=keys, batch=batch, method=base, mode=mode)
+        if a and b and a["status"] == b["status"] == "ok":
+            return b["median_s"] / a["median_s"]
+        return None
 
-  def add(label: str, value: float | None, goal: float, fmt: str = "{:.1f}×", higher: bool = True):
-    if value is None:
-      out.append(f"| {label} | not measured (a point did not fit or is absent) | — |")
-      return
-    met = value >= goal if higher else value <= goal
-    out.append(f"| {label} | {fmt.format(value)} | {'yes' if met else 'no'} |")
+    def add(
+        label: str, value: float | None, goal: float, fmt: str = "{:.1f}×", higher: bool = True
+    ):
+        if value is None:
+            out.append(f"| {label} | not measured (a point did not fit or is absent) | — |")
+            return
+        met = value >= goal if higher else value <= goal
+        out.append(f"| {label} | {fmt.format(value)} | {'yes' if met else 'no'} |")
 
-  add("EALA fwd+bwd ≥ 20× faster than softmax at S = 883 (batch 192)", time_ratio(883, 192), 20)
-  sized = _find(rows, shape=SOFTMAX_SIZED, method="softmax", mode="forward+backward")
-  small = sized["batch"] if sized else None
-  add(f"EALA fwd+bwd ≥ 150× faster than softmax at S = 8600 (batch {small}, softmax's largest that fits)",
-      time_ratio(8600, small) if small else None, 150)
-  eala_mem = _find(rows, keys=8600, batch=small, method="eala", mode="forward+backward")
-  add(f"≥ 20× less peak memory than softmax at S = 8600 (fwd+bwd, batch {small})",
-      sized["peak_bytes"] / eala_mem["peak_bytes"] if eala_mem and sized else None, 20)
-  for keys, batch in ((883, 192), (8600, 192), (8600, small), (32768, 24)):
-    # time_ratio(method=linear, base=eala) = EALA's time / linear's time.
-    add(f"EALA fwd+bwd within 1.2× of elu+1 linear attention at S = {keys}, batch {batch} (EALA / linear time)",
-        time_ratio(keys, batch, method="linear", base="eala"), 1.2, fmt="{:.2f}×", higher=False)
-  for keys, batch in ((8600, 192), (32768, 24)):
-    for mode in ("forward", "forward+backward"):
-      row = _find(rows, keys=keys, batch=batch, method="eala", mode=mode)
-      add(f"EALA {mode} at S = {keys}, batch {batch}: ≥ 0.5 of measured float32 matmul FLOP/s"
-          f" ({matmul / 1e9:.0f} GFLOP/s)",
-          row["fraction_of_matmul"] if row and row["status"] == "ok" else None, 0.5, fmt="{:.3f}")
-  return out
+    add("EALA fwd+bwd ≥ 20× faster than softmax at S = 883 (batch 192)", time_ratio(883, 192), 20)
+    sized = _find(rows, shape=SOFTMAX_SIZED, method="softmax", mode="forward+backward")
+    small = sized["batch"] if sized else None
+    add(
+        f"EALA fwd+bwd ≥ 150× faster than softmax at S = 8600 (batch {small}, softmax's largest that fits)",
+        time_ratio(8600, small) if small else None,
+        150,
+    )
+    eala_mem = _find(rows, keys=8600, batch=small, method="eala", mode="forward+backward")
+    add(
+        f"≥ 20× less peak memory than softmax at S = 8600 (fwd+bwd, batch {small})",
+        sized["peak_bytes"] / eala_mem["peak_bytes"] if eala_mem and sized else None,
+        20,
+    )
+    for keys, batch in ((883, 192), (8600, 192), (8600, small), (32768, 24)):
+        # time_ratio(method=linear, base=eala) = EALA's time / linear's time.
+        add(
+            f"EALA fwd+bwd within 1.2× of elu+1 linear attention at S = {keys}, batch {batch} (EALA / linear time)",
+            time_ratio(keys, batch, method="linear", base="eala"),
+            1.2,
+            fmt="{:.2f}×",
+            higher=False,
+        )
+    for keys, batch in ((8600, 192), (32768, 24)):
+        for mode in ("forward", "forward+backward"):
+            row = _find(rows, keys=keys, batch=batch, method="eala", mode=mode)
+            add(
+                f"EALA {mode} at S = {keys}, batch {batch}: ≥ 0.5 of measured float32 matmul FLOP/s"
+                f" ({matmul / 1e9:.0f} GFLOP/s)",
+                row["fraction_of_matmul"] if row and row["status"] == "ok" else None,
+                0.5,
+                fmt="{:.3f}",
+            )
+    return out
 
 
 def _plot_cost(rows: list[dict]) -> None:
-  """Log-log time and compiled memory per folded batch element against S (spatial shapes, fwd+bwd).
+    """Log-log time and compiled memory per folded batch element against S (spatial shapes, fwd+bwd).
 
-  Points of different batches (192, 24 at S = 32768, the softmax-sized batch) are divided by their
-  batch so they share one axis; at each S the largest batch that ran (time) or compiled (memory) is used.
-  """
-  fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-  spatial = [r for r in rows if r["shape"].startswith("spatial") and r["mode"] == "forward+backward"]
-  for method in sorted({r["method"] for r in spatial}):
-    for ax, ok_only, value in ((axes[0], True, lambda r: r["median_s"] * 1e3),
-                               (axes[1], False, lambda r: r["peak_bytes"] / 2**20)):
-      best: dict[int, dict] = {}
-      for r in spatial:
-        if r["method"] == method and (r.get("status") == "ok" or not ok_only):
-          if r["keys"] not in best or r["batch"] > best[r["keys"]]["batch"]:
-            best[r["keys"]] = r
-      if best:
-        keys = sorted(best)
-        ax.loglog(keys, [value(best[s]) / best[s]["batch"] for s in keys], "o-", label=method)
-  axes[0].set(xlabel="keys S", ylabel="ms per batch element", title="forward+backward time (spatial shape)")
-  axes[1].set(xlabel="keys S", ylabel="MiB per batch element", title="compiled memory (incl. points not run)")
-  axes[0].legend(fontsize=7)
-  fig.tight_layout()
-  FIGURES.mkdir(parents=True, exist_ok=True)
-  fig.savefig(FIGURES / "attention_cost.png", dpi=120)
-  plt.close(fig)
+    Points of different batches (192, 24 at S = 32768, the softmax-sized batch) are divided by their
+    batch so they share one axis; at each S the largest batch that ran (time) or compiled (memory) is used.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    spatial = [
+        r for r in rows if r["shape"].startswith("spatial") and r["mode"] == "forward+backward"
+    ]
+    for method in sorted({r["method"] for r in spatial}):
+        for ax, ok_only, value in (
+            (axes[0], True, lambda r: r["median_s"] * 1e3),
+            (axes[1], False, lambda r: r["peak_bytes"] / 2**20),
+        ):
+            best: dict[int, dict] = {}
+            for r in spatial:
+                if r["method"] == method and (r.get("status") == "ok" or not ok_only):
+                    if r["keys"] not in best or r["batch"] > best[r["keys"]]["batch"]:
+                        best[r["keys"]] = r
+            if best:
+                keys = sorted(best)
+                ax.loglog(
+                    keys, [value(best[s]) / best[s]["batch"] for s in keys], "o-", label=method
+                )
+    axes[0].set(
+        xlabel="keys S",
+        ylabel="ms per batch element",
+        title="forward+backward time (spatial shape)",
+    )
+    axes[1].set(
+        xlabel="keys S",
+        ylabel="MiB per batch element",
+        title="compiled memory (incl. points not run)",
+    )
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    fig.savefig(FIGURES / "attention_cost.png", dpi=120)
+    plt.close(fig)
 
 
 REFERENCE_RUNS = pathlib.Path("experiments/results/reference_runs.json")
 
 
 def collect_runs(workdirs: list[str]) -> dict[str, Any]:
-  """Test tables, stop reason and epoch time of finished training runs, for the reference-run section."""
-  runs = []
-  for workdir in workdirs:
-    path = pathlib.Path(workdir) / "results.json"
-    if not path.is_file():
-      raise SystemExit(f"--collect-runs: {path} not found (is {workdir} a finished experiments.train workdir?)")
-    result = json.loads(path.read_text())
-    config = json.loads((pathlib.Path(workdir) / "config.json").read_text())
-    keep = ("name", "data", "temporal_attention", "spatial_attention", "epochs", "best_epoch", "stop_reason",
-            "time_per_epoch_s", "first_val_mae", "best_val_mae")
-    runs.append({**{k: result[k] for k in keep}, "seed": config["train"]["seed"],
-                 "test": {model: {key: table[key] for key in ("mae", "rmse", "mape", "mae_mean", "rmse_mean", "mape_mean")}
-                          for model, table in result["test"].items()}})
-  return {"machine": machine_info(), "runs": runs}
+    """Test tables, stop reason and epoch time of finished training runs, for the reference-run section."""
+    runs = []
+    for workdir in workdirs:
+        path = pathlib.Path(workdir) / "results.json"
+        if not path.is_file():
+            raise SystemExit(
+                f"--collect-runs: {path} not found (is {workdir} a finished experiments.train workdir?)"
+            )
+        result = json.loads(path.read_text())
+        config = json.loads((pathlib.Path(workdir) / "config.json").read_text())
+        keep = (
+            "name",
+            "data",
+            "temporal_attention",
+            "spatial_attention",
+            "epochs",
+            "best_epoch",
+            "stop_reason",
+            "time_per_epoch_s",
+            "first_val_mae",
+            "best_val_mae",
+        )
+        runs.append(
+            {
+                **{k: result[k] for k in keep},
+                "seed": config["train"]["seed"],
+                "test": {
+                    model: {
+                        key: table[key]
+                        for key in ("mae", "rmse", "mape", "mae_mean", "rmse_mean", "mape_mean")
+                    }
+                    for model, table in result["test"].items()
+                },
+            }
+        )
+    return {"machine": machine_info(), "runs": runs}
 
 
 def reference_section(data: dict[str, Any]) -> list[str]:
-  lines = ["## Reference training runs (to early stopping)", "",
-           "`python -m experiments.train --config experiments/configs/<name>.py --workdir runs/ref/<name>` for the"
-           " configs below (CPU budget of `docs/training.md`; the linear and Performer rows are the ELinFormer config"
-           " with `--set model.temporal_attention=<a> --set model.spatial_attention=<a>` and the attention options"
-           " reset), then `python -m experiments.report --collect-runs runs/ref/*`. Test split; MAE / RMSE / MAPE %"
-           " at horizons 3, 6, 12 and the 12-step mean; s/epoch is the median training time of one 25-step epoch"
-           " on the shared machine.",
-           f"Machine: {describe(data['machine'])}.", ""]
-  for dataset in dict.fromkeys(run["data"] for run in data["runs"]):
-    lines += [f"### {dataset}", "", "| model | h3 | h6 | h12 | mean 1-12 | best epoch / epochs (stop) | s/epoch |",
-              "|---|---|---|---|---|---|---|"]
-    runs = [run for run in data["runs"] if run["data"] == dataset]
+    lines = [
+        "## Reference training runs (to early stopping)",
+        "",
+        "`python -m experiments.train --config experiments/configs/<name>.py --workdir runs/ref/<name>` for the"
+        " configs below (CPU budget of `docs/training.md`; the linear and Performer rows are the ELinFormer config"
+        " with `--set model.temporal_attention=<a> --set model.spatial_attention=<a>` and the attention options"
+        " reset), then `python -m experiments.report --collect-runs runs/ref/*`. Test split; MAE / RMSE / MAPE %"
+        " at horizons 3, 6, 12 and the 12-step mean; s/epoch is the median training time of one 25-step epoch"
+        " on the shared machine.",
+        f"Machine: {describe(data['machine'])}.",
+        "",
+    ]
+    for dataset in dict.fromkeys(run["data"] for run in data["runs"]):
+        lines += [
+            f"### {dataset}",
+            "",
+            "| model | h3 | h6 | h12 | mean 1-12 | best epoch / epochs (stop) | s/epoch |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        runs = [run for run in data["runs"] if run["data"] == dataset]
 
-    def cells(table: dict[str, Any]) -> str:
-      per_h = [" / ".join(f"{table[m][h - 1]:.3f}" if m != "mape" else f"{table[m][h - 1]:.2f}"
-                          for m in ("mae", "rmse", "mape")) for h in HORIZONS]
-      mean = f"{table['mae_mean']:.3f} / {table['rmse_mean']:.3f} / {table['mape_mean']:.2f}"
-      return " | ".join(per_h + [mean])
+        def cells(table: dict[str, Any]) -> str:
+            per_h = [
+                " / ".join(
+                    f"{table[m][h - 1]:.3f}" if m != "mape" else f"{table[m][h - 1]:.2f}"
+                    for m in ("mae", "rmse", "mape")
+                )
+                for h in HORIZONS
+            ]
+            mean = f"{table['mae_mean']:.3f} / {table['rmse_mean']:.3f} / {table['mape_mean']:.2f}"
+            return " | ".join(per_h + [mean])
 
-    for run in runs:
-      lines.append(f"| {run['name']} (seed {run['seed']}) | {cells(run['test']['model'])} | {run['best_epoch']} / "
-                   f"{run['epochs']} ({run['stop_reason']}) | {run['time_per_epoch_s']:.1f} |")
-    for baseline in ("last_value", "historical_average"):
-      if baseline in runs[0]["test"]:
-        lines.append(f"| {baseline.replace('_', ' ')} | {cells(runs[0]['test'][baseline])} | — | — |")
-    lines.append("")
-  return lines
+        for run in runs:
+            lines.append(
+                f"| {run['name']} (seed {run['seed']}) | {cells(run['test']['model'])} | {run['best_epoch']} / "
+                f"{run['epochs']} ({run['stop_reason']}) | {run['time_per_epoch_s']:.1f} |"
+            )
+        for baseline in ("last_value", "historical_average"):
+            if baseline in runs[0]["test"]:
+                lines.append(
+                    f"| {baseline.replace('_', ' ')} | {cells(runs[0]['test'][baseline])} | — | — |"
+                )
+        lines.append("")
+    return lines
 
 
 def train_step_section(result: dict[str, Any]) -> list[str]:
-  return ["## Training step of ELinFormer against the softmax backbone", "",
-          "`python -m benchmarks.train_step`: paper-size model (dim 152, 3 + 3 layers), Adam update, batch 16"
-          " (and the largest smaller batch softmax fits where it does not fit at 16).", "",
-          train_step_table(result), ""]
+    return [
+        "## Training step of ELinFormer against the softmax backbone",
+        "",
+        "`python -m benchmarks.train_step`: paper-size model (dim 152, 3 + 3 layers), Adam update, batch 16"
+        " (and the largest smaller batch softmax fits where it does not fit at 16).",
+        "",
+        train_step_table(result),
+        "",
+    ]
 
 
 def accuracy_section(path: pathlib.Path) -> list[str]:
-  data = json.loads(path.read_text())
-  variants = data["variants"]
-  lines = [f"### {data['dataset']}", "",
-           f"`python -m experiments.compare --datasets {data['dataset']} --seeds {' '.join(map(str, data['seeds']))}`"
-           + (f" with `{' '.join('--set ' + o for o in data['overrides'])}`" if data["overrides"] else "")
-           + "; mean ± std over seeds; test split; MAPE in %."
-           + (f" Machine: {describe(data['machine'])}." if "machine" in data else ""), "",
-           "| variant | seeds | MAE@3 | MAE@6 | MAE@12 | MAE mean | RMSE mean | MAPE mean | s/epoch |",
-           "|---|---|---|---|---|---|---|---|---|"]
-  for name, t in variants.items():
-    def cell(key: str, t: dict = t) -> str:
-      return f"{t[key][0]:.3f} ± {t[key][1]:.3f}" if "seeds" in t else f"{t[key][0]:.3f}"
-    epoch = f"{t['time_per_epoch_s']:.1f}" if "time_per_epoch_s" in t else "—"
-    lines.append(f"| {name} | {t.get('seeds', '—')} | {cell('mae@3')} | {cell('mae@6')} | {cell('mae@12')} |"
-                 f" {cell('mae@mean')} | {cell('rmse@mean')} | {cell('mape@mean')} | {epoch} |")
-  _plot_accuracy(data)
-  lines += ["", f"![accuracy]({'figures/accuracy_' + data['dataset'] + '.png'})", ""]
-  return lines
+    data = json.loads(path.read_text())
+    variants = data["variants"]
+    lines = [
+        f"### {data['dataset']}",
+        "",
+        f"`python -m experiments.compare --datasets {data['dataset']} --seeds {' '.join(map(str, data['seeds']))}`"
+        + (
+            f" with `{' '.join('--set ' + o for o in data['overrides'])}`"
+            if data["overrides"]
+            else ""
+        )
+        + "; mean ± std over seeds; test split; MAPE in %."
+        + (f" Machine: {describe(data['machine'])}." if "machine" in data else ""),
+        "",
+        "| variant | seeds | MAE@3 | MAE@6 | MAE@12 | MAE mean | RMSE mean | MAPE mean | s/epoch |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, t in variants.items():
+
+        def cell(key: str, t: dict = t) -> str:
+            return f"{t[key][0]:.3f} ± {t[key][1]:.3f}" if "seeds" in t else f"{t[key][0]:.3f}"
+
+        epoch = f"{t['time_per_epoch_s']:.1f}" if "time_per_epoch_s" in t else "—"
+        lines.append(
+            f"| {name} | {t.get('seeds', '—')} | {cell('mae@3')} | {cell('mae@6')} | {cell('mae@12')} |"
+            f" {cell('mae@mean')} | {cell('rmse@mean')} | {cell('mape@mean')} | {epoch} |"
+        )
+    _plot_accuracy(data)
+    lines += ["", f"![accuracy]({'figures/accuracy_' + data['dataset'] + '.png'})", ""]
+    return lines
 
 
 def _plot_accuracy(data: dict[str, Any]) -> None:
-  names = list(data["variants"])
-  means = [data["variants"][n]["mae@mean"][0] for n in names]
-  stds = [data["variants"][n]["mae@mean"][1] for n in names]
-  fig, ax = plt.subplots(figsize=(max(5, len(names) * 0.9), 3.5))
-  ax.bar(range(len(names)), means, yerr=stds, capsize=3)
-  ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
-  ax.set(ylabel="test MAE (12-step mean)", title=data["dataset"])
-  fig.tight_layout()
-  FIGURES.mkdir(parents=True, exist_ok=True)
-  fig.savefig(FIGURES / f"accuracy_{data['dataset']}.png", dpi=120)
-  plt.close(fig)
+    names = list(data["variants"])
+    means = [data["variants"][n]["mae@mean"][0] for n in names]
+    stds = [data["variants"][n]["mae@mean"][1] for n in names]
+    fig, ax = plt.subplots(figsize=(max(5, len(names) * 0.9), 3.5))
+    ax.bar(range(len(names)), means, yerr=stds, capsize=3)
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+    ax.set(ylabel="test MAE (12-step mean)", title=data["dataset"])
+    fig.tight_layout()
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    fig.savefig(FIGURES / f"accuracy_{data['dataset']}.png", dpi=120)
+    plt.close(fig)
 
 
 def entropy_section(path: pathlib.Path) -> list[str]:
-  data = json.loads(path.read_text())
-  lines = [f"### {data['title']}", "", f"`{data['command']}`", ""]
-  lines += data["markdown"] + [""]
-  for figure in data.get("figures", []):
-    lines.append(f"![{figure}](figures/{figure})")
-  return lines + [""]
+    data = json.loads(path.read_text())
+    lines = [f"### {data['title']}", "", f"`{data['command']}`", ""]
+    lines += data["markdown"] + [""]
+    for figure in data.get("figures", []):
+        lines.append(f"![{figure}](figures/{figure})")
+    return lines + [""]
 
 
 def main(argv: list[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--collect-runs", nargs="+", metavar="WORKDIR", default=None,
-                      help="finished training workdirs whose test tables go to " + str(REFERENCE_RUNS))
-  args = parser.parse_args(argv)
-  if args.collect_runs:
-    REFERENCE_RUNS.parent.mkdir(parents=True, exist_ok=True)
-    REFERENCE_RUNS.write_text(json.dumps(collect_runs(args.collect_runs), indent=1))
-    print(f"wrote {REFERENCE_RUNS}", file=sys.stderr)
-  lines = ["# Results", "",
-           "Generated by `python -m experiments.report` from the result files named in each section;"
-           " rerun the commands shown to regenerate them. Every section names the machine it ran on.", ""]
-  attention = _load("benchmarks/results/attention_full.json")
-  lines += cost_section(attention) if attention else ["## 1. Cost", "", "_not yet run_", ""]
-  profile = _load("benchmarks/results/profile_eala.json")
-  if profile:
-    lines += ["### Where EALA's time goes", "", "`python -m benchmarks.profile_eala`: its two matrix products alone"
-              " against the whole op (the rest is memory-bound elementwise work: means, centring, layout changes).",
-              "", profile_table(profile), ""]
-  step = _load("benchmarks/results/train_step.json")
-  if step:
-    lines += train_step_section(step)
-  lines += ["## 2. Accuracy", ""]
-  reference = _load(str(REFERENCE_RUNS))
-  if reference:
-    lines += reference_section(reference)
-  accuracy_files = sorted(pathlib.Path("experiments/results").glob("accuracy_*.json"))
-  if accuracy_files:
-    lines += ["## Every attention over 3 seeds, and ablations", "",
-              "Each run trains for the budget in the overrides shown (far shorter than the reference runs above,"
-              " so that 3 seeds of every attention and the ablations fit on 2 CPU cores). At that budget the models"
-              " are far from converged and need not beat the last-value baseline: these tables rank the attentions"
-              " early in training, and the reference runs above are the long-budget comparison. Ablation rows have"
-              " one seed (seed 0).", ""]
-  for path in accuracy_files:
-    lines += accuracy_section(path)
-  if not accuracy_files:
-    lines += ["_not yet run_", ""]
-  lines += ["## 3. The entropy claim", ""]
-  estimator = _load("benchmarks/results/estimator_error.json")
-  if estimator:
-    lines += ["### Estimator error on random inputs", "", "`python -m benchmarks.estimator_error`", "",
-              estimator_table(estimator), ""]
-  for path in sorted(pathlib.Path("experiments/results").glob("entropy_maps_*.json")):
-    lines += entropy_section(path)
-  DOCS.mkdir(exist_ok=True)
-  (DOCS / "results.md").write_text("\n".join(lines) + "\n")
-  print(f"wrote {DOCS / 'results.md'}")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--collect-runs",
+        nargs="+",
+        metavar="WORKDIR",
+        default=None,
+        help="finished training workdirs whose test tables go to " + str(REFERENCE_RUNS),
+    )
+    args = parser.parse_args(argv)
+    if args.collect_runs:
+        REFERENCE_RUNS.parent.mkdir(parents=True, exist_ok=True)
+        REFERENCE_RUNS.write_text(json.dumps(collect_runs(args.collect_runs), indent=1))
+        print(f"wrote {REFERENCE_RUNS}", file=sys.stderr)
+    lines = [
+        "# Results",
+        "",
+        "Generated by `python -m experiments.report` from the result files named in each section;"
+        " rerun the commands shown to regenerate them. Every section names the machine it ran on.",
+        "",
+    ]
+    attention = _load("benchmarks/results/attention_full.json")
+    lines += cost_section(attention) if attention else ["## 1. Cost", "", "_not yet run_", ""]
+    profile = _load("benchmarks/results/profile_eala.json")
+    if profile:
+        lines += [
+            "### Where EALA's time goes",
+            "",
+            "`python -m benchmarks.profile_eala`: its two matrix products alone"
+            " against the whole op (the rest is memory-bound elementwise work: means, centring, layout changes).",
+            "",
+            profile_table(profile),
+            "",
+        ]
+    step = _load("benchmarks/results/train_step.json")
+    if step:
+        lines += train_step_section(step)
+    lines += ["## 2. Accuracy", ""]
+    reference = _load(str(REFERENCE_RUNS))
+    if reference:
+        lines += reference_section(reference)
+    accuracy_files = sorted(pathlib.Path("experiments/results").glob("accuracy_*.json"))
+    if accuracy_files:
+        lines += [
+            "## Every attention over 3 seeds, and ablations",
+            "",
+            "Each run trains for the budget in the overrides shown (far shorter than the reference runs above,"
+            " so that 3 seeds of every attention and the ablations fit on 2 CPU cores). At that budget the models"
+            " are far from converged and need not beat the last-value baseline: these tables rank the attentions"
+            " early in training, and the reference runs above are the long-budget comparison. Ablation rows have"
+            " one seed (seed 0).",
+            "",
+        ]
+    for path in accuracy_files:
+        lines += accuracy_section(path)
+    if not accuracy_files:
+        lines += ["_not yet run_", ""]
+    lines += ["## 3. The entropy claim", ""]
+    estimator = _load("benchmarks/results/estimator_error.json")
+    if estimator:
+        lines += [
+            "### Estimator error on random inputs",
+            "",
+            "`python -m benchmarks.estimator_error`",
+            "",
+            estimator_table(estimator),
+            "",
+        ]
+    for path in sorted(pathlib.Path("experiments/results").glob("entropy_maps_*.json")):
+        lines += entropy_section(path)
+    DOCS.mkdir(exist_ok=True)
+    (DOCS / "results.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {DOCS / 'results.md'}")
 
 
 if __name__ == "__main__":
-  main()
+    main()

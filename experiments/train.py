@@ -26,12 +26,30 @@ from eala_jax.train import (
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m experiments.train", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, help="experiment file under experiments/configs/ defining get_config()")
-    parser.add_argument("--workdir", required=True, help="folder for checkpoints, logs and results (resumed if it exists)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                        help="override a config field, e.g. --set train.batch_size=32 (repeatable)")
-    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.train", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--config",
+        required=True,
+        help="experiment file under experiments/configs/ defining get_config()",
+    )
+    parser.add_argument(
+        "--workdir",
+        required=True,
+        help="folder for checkpoints, logs and results (resumed if it exists)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="override a config field, e.g. --set train.batch_size=32 (repeatable)",
+    )
+    parser.add_argument(
+        "--print-config", action="store_true", help="print the resolved config and exit"
+    )
     return parser.parse_args(argv)
 
 
@@ -44,7 +62,13 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(config_to_dict(config), indent=2))
             return 0
         train_and_evaluate(config, args.workdir)
-    except (KeyError, ValueError, FileNotFoundError, IncompatibleWorkdirError, TrainingDivergedError) as err:
+    except (
+        KeyError,
+        ValueError,
+        FileNotFoundError,
+        IncompatibleWorkdirError,
+        TrainingDivergedError,
+    ) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"error: {message}", file=sys.stderr)
         return 1

@@ -35,7 +35,12 @@ def _ref(pred, target, mask, min_target=MAPE_MIN_TARGET, delta=1.0):
     e = np.abs(p - t)
     m = np.abs(t) >= min_target
     huber = np.where(e <= delta, 0.5 * e**2, delta * (e - 0.5 * delta))
-    return dict(mae=e.mean(), rmse=np.sqrt((e**2).mean()), mape=100 * (e[m] / np.abs(t[m])).mean(), huber=huber.mean())
+    return dict(
+        mae=e.mean(),
+        rmse=np.sqrt((e**2).mean()),
+        mape=100 * (e[m] / np.abs(t[m])).mean(),
+        huber=huber.mean(),
+    )
 
 
 def test_metrics_match_numpy():
@@ -45,8 +50,11 @@ def test_metrics_match_numpy():
     np.testing.assert_allclose(masked_rmse(pred, target, mask), ref["rmse"], rtol=1e-5)
     np.testing.assert_allclose(masked_mape(pred, target, mask), ref["mape"], rtol=1e-5)
     np.testing.assert_allclose(masked_huber(pred, target, mask), ref["huber"], rtol=1e-5)
-    np.testing.assert_allclose(masked_huber(pred, target, mask, delta=3.0), _ref(pred, target, mask, delta=3.0)["huber"],
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        masked_huber(pred, target, mask, delta=3.0),
+        _ref(pred, target, mask, delta=3.0)["huber"],
+        rtol=1e-5,
+    )
     jitted = jax.jit(masked_mae)(jnp.asarray(pred), jnp.asarray(target), jnp.asarray(mask))
     np.testing.assert_allclose(jitted, ref["mae"], rtol=1e-5)
 
@@ -57,7 +65,9 @@ def test_mape_threshold_excludes_zero_and_tiny_targets():
     mask = np.ones(4, bool)  # zeros here are *valid* for MAE; MAPE alone skips them
     assert float(masked_mape(pred, target, mask)) == pytest.approx(100 * (0.5 + 0.25) / 2)
     assert float(masked_mape(pred, target, mask, min_target=3.0)) == pytest.approx(25.0)
-    assert float(masked_mae(pred, target, mask)) == pytest.approx((1 + 2 - 1e-4 + 1 + 1) / 4, rel=1e-6)
+    assert float(masked_mae(pred, target, mask)) == pytest.approx(
+        (1 + 2 - 1e-4 + 1 + 1) / 4, rel=1e-6
+    )
     assert np.isfinite(float(masked_mape(pred, np.zeros(4, np.float32), mask)))
 
 
@@ -107,8 +117,12 @@ def _ref_horizons(pred, target, mask, min_target=MAPE_MIN_TARGET):
 
 def _ratios(e, pct, m, mm, count, mape_count):
     return dict(
-        mae=e.sum((0, 2)) / count, rmse=np.sqrt((e**2).sum((0, 2)) / count), mape=100 * pct.sum((0, 2)) / mape_count,
-        mae_mean=e.sum() / m.sum(), rmse_mean=np.sqrt((e**2).sum() / m.sum()), mape_mean=100 * pct.sum() / mm.sum(),
+        mae=e.sum((0, 2)) / count,
+        rmse=np.sqrt((e**2).sum((0, 2)) / count),
+        mape=100 * pct.sum((0, 2)) / mape_count,
+        mae_mean=e.sum() / m.sum(),
+        rmse_mean=np.sqrt((e**2).sum() / m.sum()),
+        mape_mean=100 * pct.sum() / mm.sum(),
         count=count,
     )
 
@@ -140,7 +154,9 @@ def test_all_missing_batch_contributes_nothing_and_means_are_count_weighted():
     one = np.zeros((1, 1, 3), bool)
     one[0, 0, 0] = True
     acc.add(horizon_sums(np.full((1, 1, 3), 20.0), np.full((1, 1, 3), 10.0), one))
-    acc.add(horizon_sums(np.full((1, 1, 3), 12.0), np.full((1, 1, 3), 10.0), np.ones((1, 1, 3), bool)))
+    acc.add(
+        horizon_sums(np.full((1, 1, 3), 12.0), np.full((1, 1, 3), 10.0), np.ones((1, 1, 3), bool))
+    )
     assert acc.result()["mae_mean"] == pytest.approx(4.0)
     assert acc.result()["rmse_mean"] == pytest.approx(np.sqrt((100 + 3 * 4) / 4))
 
@@ -151,7 +167,9 @@ def test_horizon_with_nothing_valid_is_nan_not_zero():
     acc = MetricAccumulator()
     acc.add(horizon_sums(np.ones((2, 3, 4)), np.full((2, 3, 4), 2.0), mask))
     result = acc.result()
-    assert result["mae"][0] == 1.0 and np.isnan(result["mae"][1:]).all() and result["mae_mean"] == 1.0
+    assert (
+        result["mae"][0] == 1.0 and np.isnan(result["mae"][1:]).all() and result["mae_mean"] == 1.0
+    )
     with pytest.raises(ValueError, match="no batch"):
         MetricAccumulator().result()
     with pytest.raises(ValueError, match="shape"):
@@ -175,8 +193,13 @@ def test_accumulation_is_independent_of_batch_size(seed, total, batch_size, miss
     whole, batched = MetricAccumulator(), MetricAccumulator()
     whole.add(horizon_sums(pred, target, mask))
     for start in range(0, total, batch_size):
-        batched.add(horizon_sums(pred[start : start + batch_size], target[start : start + batch_size],
-                                 mask[start : start + batch_size]))
+        batched.add(
+            horizon_sums(
+                pred[start : start + batch_size],
+                target[start : start + batch_size],
+                mask[start : start + batch_size],
+            )
+        )
     a, b = whole.result(), batched.result()
     np.testing.assert_array_equal(a["count"], b["count"])
     for key in ("mae", "rmse", "mape", "mae_mean", "rmse_mean", "mape_mean"):
@@ -188,8 +211,12 @@ def test_accumulation_is_independent_of_batch_size(seed, total, batch_size, miss
 
 def test_format_horizon_table():
     result = {
-        "mae": np.arange(1.0, 13.0), "rmse": np.arange(1.0, 13.0) * 2, "mape": np.arange(1.0, 13.0) * 3,
-        "mae_mean": 6.5, "rmse_mean": 13.0, "mape_mean": 19.5,
+        "mae": np.arange(1.0, 13.0),
+        "rmse": np.arange(1.0, 13.0) * 2,
+        "mape": np.arange(1.0, 13.0) * 3,
+        "mae_mean": 6.5,
+        "rmse_mean": 13.0,
+        "mape_mean": 19.5,
     }
     table = format_horizon_table(result)
     lines = table.splitlines()

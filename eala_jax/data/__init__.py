@@ -2,7 +2,7 @@
 
 Typical use::
 
-    series = load_dataset("los_loop")                      # or "synthetic", needs no files
+    series = load_dataset("los_loop")  # or "synthetic", needs no files
     splits = make_forecast_splits(series, in_steps=12, out_steps=12)
     loader = make_loader(splits.train, batch_size=16, shuffle=True, seed=0)
 
@@ -12,7 +12,14 @@ See docs/data.md for the data sets and how to bring PEMS08, METR-LA and your own
 from eala_jax.data.download import DownloadError
 from eala_jax.data.loader import make_loader
 from eala_jax.data.readers import DataFileError, FileSpec
-from eala_jax.data.registry import DATASETS, KNOWN_NAMES, DatasetSpec, default_data_dir, load_dataset, load_generic
+from eala_jax.data.registry import (
+    DATASETS,
+    KNOWN_NAMES,
+    DatasetSpec,
+    default_data_dir,
+    load_dataset,
+    load_generic,
+)
 from eala_jax.data.scaler import StandardScaler
 from eala_jax.data.series import SpatioTemporalSeries, time_features
 from eala_jax.data.synthetic import make_synthetic_series

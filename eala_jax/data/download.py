@@ -47,19 +47,27 @@ def fetch_file(
     if target.exists():
         return False
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".download-", suffix=f"-{target.name}")
+    fd, tmp_name = tempfile.mkstemp(
+        dir=target.parent, prefix=".download-", suffix=f"-{target.name}"
+    )
     tmp = Path(tmp_name)
     try:
         digest, size, announced = hashlib.sha256(), 0, None
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+            with (
+                os.fdopen(fd, "wb") as out,
+                urllib.request.urlopen(url, timeout=timeout) as response,
+            ):
                 length = response.headers.get("Content-Length")
                 announced = int(length) if length and length.isdigit() else None
                 for block in iter(lambda: response.read(1 << 20), b""):
                     out.write(block)
                     digest.update(block)
                     size += len(block)
-        except (OSError, ValueError) as err:  # URLError / HTTPError / timeouts are OSError; a bad URL ValueError
+        except (
+            OSError,
+            ValueError,
+        ) as err:  # URLError / HTTPError / timeouts are OSError; a bad URL ValueError
             raise DownloadError(
                 f"download of {url} to {target} failed ({type(err).__name__}: {err}); nothing was written"
             ) from err
@@ -81,7 +89,9 @@ def fetch_file(
             try:
                 accept(tmp)
             except DataFileError as err:
-                raise DataFileError(f"{url}: downloaded file rejected, {target} was not written: {err}") from err
+                raise DataFileError(
+                    f"{url}: downloaded file rejected, {target} was not written: {err}"
+                ) from err
         if target.exists():  # appeared meanwhile (another process): keep it, never overwrite
             return False
         os.replace(tmp, target)

@@ -20,10 +20,19 @@ class ShardView:
     """Every ``shard_count``-th record of a source, from ``shard_index`` on (``length`` of them), re-indexed
     from 0: strided, so each shard samples the whole period of the split."""
 
-    def __init__(self, source: RandomAccessSource, shard_index: int, shard_count: int, length: int) -> None:
+    def __init__(
+        self, source: RandomAccessSource, shard_index: int, shard_count: int, length: int
+    ) -> None:
         if shard_index + (length - 1) * shard_count >= len(source):
-            raise ValueError(f"shard {shard_index}/{shard_count} of {length} records exceeds the source's {len(source)}")
-        self.source, self.shard_index, self.shard_count, self.length = source, shard_index, shard_count, length
+            raise ValueError(
+                f"shard {shard_index}/{shard_count} of {length} records exceeds the source's {len(source)}"
+            )
+        self.source, self.shard_index, self.shard_count, self.length = (
+            source,
+            shard_index,
+            shard_count,
+            length,
+        )
 
     def __len__(self) -> int:
         return self.length
@@ -72,7 +81,9 @@ def make_loader(
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if not isinstance(shard_count, int) or shard_count < 1 or not 0 <= shard_index < shard_count:
-        raise ValueError(f"need 0 <= shard_index < shard_count, got shard_index={shard_index}, shard_count={shard_count}")
+        raise ValueError(
+            f"need 0 <= shard_index < shard_count, got shard_index={shard_index}, shard_count={shard_count}"
+        )
     if shuffle and not isinstance(seed, int):
         raise ValueError(f"shuffle=True needs an integer seed, got seed={seed!r}")
     if num_epochs is not None and (not isinstance(num_epochs, int) or num_epochs < 1):
@@ -84,7 +95,9 @@ def make_loader(
             f"windows ({per_shard} per shard for shard_count={shard_count})"
         )
     if num_records < shard_count:
-        raise ValueError(f"the source has {num_records} windows, fewer than shard_count={shard_count}")
+        raise ValueError(
+            f"the source has {num_records} windows, fewer than shard_count={shard_count}"
+        )
     # Sharding is done here (records shard_index, shard_index + shard_count, ...), not by grain's
     # ShardOptions: in grain 0.2.18 the DataLoader floors every shard to len // shard_count even with
     # drop_remainder=False, which would silently drop evaluation windows.

@@ -44,7 +44,9 @@ def verify_file(path: Path, spec: FileSpec, *, option: str) -> None:
     """Raises ``FileNotFoundError`` (naming ``option``) if ``path`` is absent, ``DataFileError`` if its size
     or SHA-256 differ from ``spec``'s recorded ones. Size first, so a wrong file fails before hashing."""
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: set {option} to the folder or file that holds {spec.filename}")
+        raise FileNotFoundError(
+            f"{path} not found: set {option} to the folder or file that holds {spec.filename}"
+        )
     if spec.size is not None and path.stat().st_size != spec.size:
         raise DataFileError(
             f"{path}: size {path.stat().st_size} bytes, but the published {spec.filename} has {spec.size} bytes "
@@ -96,11 +98,16 @@ def select_channel(data: np.ndarray, path: Path, channel: int) -> np.ndarray:
         raise _fail(path, f"holds dtype {data.dtype}, expected numbers")
     if data.ndim == 2:
         if channel != 0:
-            raise _fail(path, f"is (T, N) = {data.shape} without channels, but channel={channel} was asked")
+            raise _fail(
+                path, f"is (T, N) = {data.shape} without channels, but channel={channel} was asked"
+            )
         return data
     if data.ndim == 3:
         if not 0 <= channel < data.shape[2]:
-            raise _fail(path, f"has {data.shape[2]} channels (shape {data.shape}); channel={channel} is out of range")
+            raise _fail(
+                path,
+                f"has {data.shape[2]} channels (shape {data.shape}); channel={channel} is out of range",
+            )
         return data[:, :, channel]
     raise _fail(path, f"has shape {data.shape}; expected (T, N) or (T, N, C)")
 
@@ -112,13 +119,17 @@ def read_h5(path: Path, *, key: str | None = None) -> pd.DataFrame:
     except ImportError:
         raise
     except Exception as err:
-        raise _fail(path, "is not a readable pandas HDF5 frame (set h5_key= if it holds several)", err) from err
+        raise _fail(
+            path, "is not a readable pandas HDF5 frame (set h5_key= if it holds several)", err
+        ) from err
     if not isinstance(frame, pd.DataFrame) or frame.ndim != 2:
         raise _fail(path, f"holds a {type(frame).__name__}, expected a pandas DataFrame T x N")
     return frame
 
 
-def read_csv_frame(path: Path, *, header: bool = True, time_column: str | int | None = None) -> pd.DataFrame:
+def read_csv_frame(
+    path: Path, *, header: bool = True, time_column: str | int | None = None
+) -> pd.DataFrame:
     """A csv (``.gz`` allowed) of numbers, one row per step; ``time_column`` becomes the index if given."""
     try:
         frame = pd.read_csv(path, header=0 if header else None)
@@ -126,12 +137,16 @@ def read_csv_frame(path: Path, *, header: bool = True, time_column: str | int | 
         raise _fail(path, "is not a readable csv", err) from err
     if time_column is not None:
         if time_column not in frame.columns:
-            raise _fail(path, f"has no column {time_column!r}; columns are {list(frame.columns)[:10]}")
+            raise _fail(
+                path, f"has no column {time_column!r}; columns are {list(frame.columns)[:10]}"
+            )
         frame = frame.set_index(time_column)
         frame.index = pd.to_datetime(frame.index)
     non_numeric = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     if non_numeric:
-        raise _fail(path, f"has non-numeric columns {non_numeric[:5]} (set time_column= for a date column)")
+        raise _fail(
+            path, f"has non-numeric columns {non_numeric[:5]} (set time_column= for a date column)"
+        )
     return frame
 
 
@@ -166,7 +181,9 @@ def read_distance_csv(
             src = np.array([index[str(s)] for s in src])
             dst = np.array([index[str(s)] for s in dst])
         except KeyError as err:
-            raise _fail(path, f"names node {err.args[0]} that is not among the {len(node_ids)} node ids") from None
+            raise _fail(
+                path, f"names node {err.args[0]} that is not among the {len(node_ids)} node ids"
+            ) from None
     else:
         src, dst = src.astype(np.int64), dst.astype(np.int64)
     top = int(max(src.max(), dst.max()))
@@ -201,7 +218,10 @@ def read_matrix_csv(path: Path) -> np.ndarray:
         and not np.isnan(raw[1:, 1:]).any()
     ):
         return raw[1:, 1:].astype(np.float32)
-    raise _fail(path, f"is a {raw.shape} table; expected a square N x N matrix (optionally with header row and index)")
+    raise _fail(
+        path,
+        f"is a {raw.shape} table; expected a square N x N matrix (optionally with header row and index)",
+    )
 
 
 def read_adj_pkl(path: Path) -> tuple[list[str], np.ndarray]:
@@ -212,14 +232,29 @@ def read_adj_pkl(path: Path) -> tuple[list[str], np.ndarray]:
         sensor_ids, _, adjacency = content
         adjacency = np.asarray(adjacency, dtype=np.float32)
     except Exception as err:
-        raise _fail(path, "is not a DCRNN adj_mx.pkl tuple (sensor_ids, id_to_index, adj)", err) from err
-    if adjacency.ndim != 2 or adjacency.shape[0] != adjacency.shape[1] or len(sensor_ids) != adjacency.shape[0]:
-        raise _fail(path, f"holds {len(sensor_ids)} sensor ids and an adjacency of shape {adjacency.shape}")
+        raise _fail(
+            path, "is not a DCRNN adj_mx.pkl tuple (sensor_ids, id_to_index, adj)", err
+        ) from err
+    if (
+        adjacency.ndim != 2
+        or adjacency.shape[0] != adjacency.shape[1]
+        or len(sensor_ids) != adjacency.shape[0]
+    ):
+        raise _fail(
+            path, f"holds {len(sensor_ids)} sensor ids and an adjacency of shape {adjacency.shape}"
+        )
     return [str(s) for s in sensor_ids], adjacency
 
 
-def read_signal(path: Path, *, channel: int = 0, npz_key: str = "data", h5_key: str | None = None,
-                csv_header: bool = True, time_column: str | int | None = None) -> tuple[np.ndarray, pd.Index | None, list[str] | None]:
+def read_signal(
+    path: Path,
+    *,
+    channel: int = 0,
+    npz_key: str = "data",
+    h5_key: str | None = None,
+    csv_header: bool = True,
+    time_column: str | int | None = None,
+) -> tuple[np.ndarray, pd.Index | None, list[str] | None]:
     """Any supported signal file by suffix -> ``(values [T, N], time index or None, column names or None)``."""
     name = path.name.lower()
     if name.endswith(".npz"):
@@ -235,10 +270,14 @@ def read_signal(path: Path, *, channel: int = 0, npz_key: str = "data", h5_key: 
         index = frame.index if isinstance(frame.index, pd.DatetimeIndex) else None
         columns = [str(c) for c in frame.columns] if csv_header else None
         return frame.to_numpy(), index, columns
-    raise DataFileError(f"{path}: unknown signal format; expected .npz, .npy, .h5/.hdf5 or .csv[.gz]")
+    raise DataFileError(
+        f"{path}: unknown signal format; expected .npz, .npy, .h5/.hdf5 or .csv[.gz]"
+    )
 
 
-def read_graph(path: Path, num_nodes: int, *, weight: str = "binary", node_ids: list[str] | None = None) -> np.ndarray:
+def read_graph(
+    path: Path, num_nodes: int, *, weight: str = "binary", node_ids: list[str] | None = None
+) -> np.ndarray:
     """Any supported graph file -> float32 ``[N, N]``; raises if its node count is not ``num_nodes``."""
     name = path.name.lower()
     if name.endswith(".pkl"):
@@ -254,5 +293,7 @@ def read_graph(path: Path, num_nodes: int, *, weight: str = "binary", node_ids: 
             return read_distance_csv(path, num_nodes, weight=weight, node_ids=node_ids)
         adjacency = read_matrix_csv(path)
     if adjacency.shape != (num_nodes, num_nodes):
-        raise _fail(path, f"is a graph of {adjacency.shape[0]} nodes but the signal has {num_nodes}")
+        raise _fail(
+            path, f"is a graph of {adjacency.shape[0]} nodes but the signal has {num_nodes}"
+        )
     return adjacency

@@ -19,7 +19,14 @@ from typing import Any
 import numpy as np
 
 from eala_jax.data.download import fetch_file
-from eala_jax.data.readers import DataFileError, FileSpec, read_graph, read_signal, regular_step_minutes, verify_file
+from eala_jax.data.readers import (
+    DataFileError,
+    FileSpec,
+    read_graph,
+    read_signal,
+    regular_step_minutes,
+    verify_file,
+)
 from eala_jax.data.series import MINUTES_PER_DAY, SpatioTemporalSeries, Split, apply_null_value
 from eala_jax.data.synthetic import make_synthetic_series
 
@@ -52,7 +59,13 @@ class DatasetSpec:
     in_shared: bool = False  # shipped in ../shared/data for developers and CI
 
 
-def _pems(number: str, shape: tuple[int, int], start: str, graph: FileSpec, node_ids_file: str | None = None) -> DatasetSpec:
+def _pems(
+    number: str,
+    shape: tuple[int, int],
+    start: str,
+    graph: FileSpec,
+    node_ids_file: str | None = None,
+) -> DatasetSpec:
     upper = f"PEMS{number}"
     return DatasetSpec(
         name=f"pems{number}",
@@ -79,8 +92,18 @@ DATASETS: dict[str, DatasetSpec] = {
             name="los_loop",
             description="Los-loop: speed (mph) of 207 METR-LA sensors, 2012-03-01..07 (T-GCN release), 5 min",
             folders=("los_loop",),
-            signal=FileSpec("los_speed.csv", 3402125, "7b732d86ae32b2930595becba28aff39dacbfb2197e250fc0332e1744ce2cbf4"),
-            graphs=(FileSpec("adj_mx.pkl", 177422, "64997ab26db6ffdd2f6d57c8c12da6aedcb3efc2729b46ab4cc48e8c7ad1e5e8"),),
+            signal=FileSpec(
+                "los_speed.csv",
+                3402125,
+                "7b732d86ae32b2930595becba28aff39dacbfb2197e250fc0332e1744ce2cbf4",
+            ),
+            graphs=(
+                FileSpec(
+                    "adj_mx.pkl",
+                    177422,
+                    "64997ab26db6ffdd2f6d57c8c12da6aedcb3efc2729b46ab4cc48e8c7ad1e5e8",
+                ),
+            ),
             step_minutes=5,
             start_time="2012-03-01T00:00",
             default_split=(0.7, 0.1, 0.2),
@@ -92,8 +115,18 @@ DATASETS: dict[str, DatasetSpec] = {
             name="sz_taxi",
             description="SZ-taxi: taxi speed on 156 Luohu (Shenzhen) roads, 2015-01 (ST-CGCN release), 15 min",
             folders=("sz_taxi",),
-            signal=FileSpec("SZ_taxi.npz", 3714310, "b6f2008136f7223bf94adb6484da42b4f1235366eeff91dac38cb075ca916301"),
-            graphs=(FileSpec("SZ_taxi_adj.csv", 48672, "4e40e865b29d73df8404f6cc4c1a0c5ba55aa575aef97a4e9ce4fcd30aad16d6"),),
+            signal=FileSpec(
+                "SZ_taxi.npz",
+                3714310,
+                "b6f2008136f7223bf94adb6484da42b4f1235366eeff91dac38cb075ca916301",
+            ),
+            graphs=(
+                FileSpec(
+                    "SZ_taxi_adj.csv",
+                    48672,
+                    "4e40e865b29d73df8404f6cc4c1a0c5ba55aa575aef97a4e9ce4fcd30aad16d6",
+                ),
+            ),
             step_minutes=15,
             start_time="2015-01-01T00:00",
             default_split=(0.7, 0.1, 0.2),
@@ -105,7 +138,11 @@ DATASETS: dict[str, DatasetSpec] = {
             name="etth1",
             description="ETTh1: 7 variables of an electricity transformer (OT = oil temperature), hourly",
             folders=("ett",),
-            signal=FileSpec("ETTh1.csv", 2589657, "f18de3ad269cef59bb07b5438d79bb3042d3be49bdeecf01c1cd6d29695ee066"),
+            signal=FileSpec(
+                "ETTh1.csv",
+                2589657,
+                "f18de3ad269cef59bb07b5438d79bb3042d3be49bdeecf01c1cd6d29695ee066",
+            ),
             step_minutes=60,
             start_time=None,
             default_split=(0.6, 0.2, 0.2),
@@ -118,7 +155,11 @@ DATASETS: dict[str, DatasetSpec] = {
             name="etth2",
             description="ETTh2: 7 variables of a second electricity transformer, hourly",
             folders=("ett",),
-            signal=FileSpec("ETTh2.csv", 2417960, "a3dc2c597b9218c7ce1cd55eb77b283fd459a1d09d753063f944967dd6b9218b"),
+            signal=FileSpec(
+                "ETTh2.csv",
+                2417960,
+                "a3dc2c597b9218c7ce1cd55eb77b283fd459a1d09d753063f944967dd6b9218b",
+            ),
             step_minutes=60,
             start_time=None,
             default_split=(0.6, 0.2, 0.2),
@@ -133,7 +174,9 @@ DATASETS: dict[str, DatasetSpec] = {
             "start 1990-01-01 is nominal)",
             folders=("lstnet",),
             signal=FileSpec(
-                "exchange_rate.txt.gz", 177142, "6a4fbb561dcdee43f071a83badbeec9223a335552278348656738b556f1c2e9d"
+                "exchange_rate.txt.gz",
+                177142,
+                "6a4fbb561dcdee43f071a83badbeec9223a335552278348656738b556f1c2e9d",
             ),
             step_minutes=MINUTES_PER_DAY,
             start_time="1990-01-01T00:00",
@@ -159,7 +202,9 @@ DATASETS: dict[str, DatasetSpec] = {
             (16992, 307),
             "2018-01-01T00:00",
             FileSpec(
-                "../pems_graphs/PEMS04_distance.csv", 4852, "68ffaa80447eb34428a9999dc28363c61406ec0fd714686d0582d2386ac6f5f7"
+                "../pems_graphs/PEMS04_distance.csv",
+                4852,
+                "68ffaa80447eb34428a9999dc28363c61406ec0fd714686d0582d2386ac6f5f7",
             ),
         ),
         _pems(
@@ -177,7 +222,9 @@ DATASETS: dict[str, DatasetSpec] = {
             (17856, 170),
             "2016-07-01T00:00",
             FileSpec(
-                "../pems_graphs/PEMS08_distance.csv", 4032, "859d68e7583ed4e6016588eaaca494d3ece286dae361614c5c1833017f87eaa7"
+                "../pems_graphs/PEMS08_distance.csv",
+                4032,
+                "859d68e7583ed4e6016588eaaca494d3ece286dae361614c5c1833017f87eaa7",
             ),
         ),
         DatasetSpec(
@@ -272,7 +319,9 @@ def _read_checked_signal(
     if index is not None:
         start_time, step_minutes = regular_step_minutes(index, signal_path)
         if step_minutes != spec.step_minutes:
-            raise DataFileError(f"{signal_path}: step of {step_minutes} min, but {spec.name} has {spec.step_minutes}")
+            raise DataFileError(
+                f"{signal_path}: step of {step_minutes} min, but {spec.name} has {spec.step_minutes}"
+            )
     else:
         assert spec.start_time is not None, spec.name
         start_time, step_minutes = np.datetime64(spec.start_time, "m"), spec.step_minutes
@@ -296,23 +345,32 @@ def _load_spec(
 ) -> SpatioTemporalSeries:
     if not verify:
         check = FileSpec(spec.signal.filename)
-    elif path is not None:  # a file given directly may be another release: only a sha256= given is checked
+    elif (
+        path is not None
+    ):  # a file given directly may be another release: only a sha256= given is checked
         check = FileSpec(spec.signal.filename, sha256=sha256)
     else:
         check = dataclasses.replace(spec.signal, sha256=sha256 or spec.signal.sha256)
     checked: list[tuple[np.ndarray, np.datetime64, int, list[str] | None]] = []
     if url is not None:
         signal_path = Path(path) if path is not None else download_target(spec, data_dir)
+
         def accept(tmp: Path) -> None:
-            checked.append(_read_checked_signal(spec, tmp, channel=channel, check_shape=check_shape))
+            checked.append(
+                _read_checked_signal(spec, tmp, channel=channel, check_shape=check_shape)
+            )
 
         if not fetch_file(url, signal_path, check, accept=accept):
             checked.clear()  # the file was there already: it is read below, not the download
     else:
         signal_path = Path(path) if path is not None else locate_signal(spec, data_dir)
-    if not checked:  # not just downloaded (and checked while downloading): check and read the file as usual
+    if (
+        not checked
+    ):  # not just downloaded (and checked while downloading): check and read the file as usual
         verify_file(signal_path, check, option="path= (or data_dir=)")
-        checked.append(_read_checked_signal(spec, signal_path, channel=channel, check_shape=check_shape))
+        checked.append(
+            _read_checked_signal(spec, signal_path, channel=channel, check_shape=check_shape)
+        )
     raw, start_time, step_minutes, columns = checked[0]
     num_nodes = raw.shape[1]
     node_ids = columns
@@ -324,9 +382,13 @@ def _load_spec(
         if graph_path is not None:
             graph_target, graph_check = Path(graph_path), FileSpec(Path(graph_path).name)
         elif not spec.graphs:
-            raise ValueError(f"{spec.name} has no graph file of its own: with graph_url= also give graph_path=")
+            raise ValueError(
+                f"{spec.name} has no graph file of its own: with graph_url= also give graph_path="
+            )
         else:  # the first candidate present, else the set's first graph name
-            graph_check = next((g for g in spec.graphs if (folder / g.filename).is_file()), spec.graphs[0])
+            graph_check = next(
+                (g for g in spec.graphs if (folder / g.filename).is_file()), spec.graphs[0]
+            )
             graph_target = folder / graph_check.filename
         fetch_file(
             graph_url,
@@ -392,7 +454,12 @@ def load_generic(
 
     def read(file: Path) -> tuple[np.ndarray, Any, list[str] | None]:
         return read_signal(
-            file, channel=channel, npz_key=npz_key, h5_key=h5_key, csv_header=csv_header, time_column=time_column
+            file,
+            channel=channel,
+            npz_key=npz_key,
+            h5_key=h5_key,
+            csv_header=csv_header,
+            time_column=time_column,
         )
 
     if url is not None:
@@ -402,14 +469,20 @@ def load_generic(
     if index is not None:
         file_start, file_step = regular_step_minutes(index, signal_path)
         if step_minutes is not None and step_minutes != file_step:
-            raise ValueError(f"step_minutes={step_minutes} but {signal_path} has steps of {file_step} min")
+            raise ValueError(
+                f"step_minutes={step_minutes} but {signal_path} has steps of {file_step} min"
+            )
         if start_time is not None and np.datetime64(start_time, "m") != file_start:
             raise ValueError(f"start_time={start_time} but {signal_path} starts at {file_start}")
         start_time, step_minutes = file_start, file_step
     if step_minutes is None or start_time is None:
-        raise ValueError(f"generic: {signal_path} has no timestamps; set step_minutes= and start_time=")
+        raise ValueError(
+            f"generic: {signal_path} has no timestamps; set step_minutes= and start_time="
+        )
     if MINUTES_PER_DAY % int(step_minutes):
-        raise ValueError(f"step_minutes={step_minutes} must divide a day ({MINUTES_PER_DAY} minutes)")
+        raise ValueError(
+            f"step_minutes={step_minutes} must divide a day ({MINUTES_PER_DAY} minutes)"
+        )
     adjacency = None
     if graph_url is not None:
         if graph_path is None:
@@ -492,6 +565,10 @@ def load_dataset(
     try:
         return loader(**options)
     except TypeError as err:
-        if "unexpected keyword argument" in str(err) or "missing" in str(err) and "required" in str(err):
+        if (
+            "unexpected keyword argument" in str(err)
+            or "missing" in str(err)
+            and "required" in str(err)
+        ):
             raise ValueError(f"load_dataset({name!r}): {err}") from None
         raise

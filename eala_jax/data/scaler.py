@@ -33,11 +33,15 @@ class StandardScaler:
         finite = np.asarray(values, dtype=np.float64)
         finite = finite[np.isfinite(finite)]
         if finite.size == 0:
-            raise ValueError("StandardScaler.fit: the training values have no valid (finite, non-null) entry")
+            raise ValueError(
+                "StandardScaler.fit: the training values have no valid (finite, non-null) entry"
+            )
         mean = float(finite.mean())
         std = float(finite.std())
         if not std > 0.0:
-            raise ValueError(f"StandardScaler.fit: the training values are constant ({mean}); std would be 0")
+            raise ValueError(
+                f"StandardScaler.fit: the training values are constant ({mean}); std would be 0"
+            )
         return cls(mean=mean, std=std)
 
     def transform(self, x: ArrayT) -> ArrayT:

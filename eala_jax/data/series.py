@@ -50,9 +50,13 @@ class SpatioTemporalSeries:
                 f"{type(values).__name__} {getattr(values, 'dtype', '')} shape {getattr(values, 'shape', '')}"
             )
         if values.shape[0] < 1 or values.shape[1] < 1:
-            raise ValueError(f"SpatioTemporalSeries {self.name!r}: values shape {values.shape} is empty")
+            raise ValueError(
+                f"SpatioTemporalSeries {self.name!r}: values shape {values.shape} is empty"
+            )
         if np.isinf(values).any():
-            raise ValueError(f"SpatioTemporalSeries {self.name!r}: values contain +-inf (use NaN for missing)")
+            raise ValueError(
+                f"SpatioTemporalSeries {self.name!r}: values contain +-inf (use NaN for missing)"
+            )
         if self.step_minutes < 1 or MINUTES_PER_DAY % self.step_minutes:
             raise ValueError(
                 f"SpatioTemporalSeries {self.name!r}: step_minutes={self.step_minutes} must divide a day "
@@ -113,7 +117,9 @@ def check_split(split: Split, option: str = "split") -> Split:
     try:
         fractions = tuple(float(f) for f in split)
     except TypeError:
-        raise ValueError(f"{option} must be three fractions (train, val, test), got {split!r}") from None
+        raise ValueError(
+            f"{option} must be three fractions (train, val, test), got {split!r}"
+        ) from None
     if len(fractions) != 3 or min(fractions) < 0 or fractions[0] <= 0 or sum(fractions) > 1 + 1e-9:
         raise ValueError(
             f"{option} must be three fractions (train, val, test), each >= 0, train > 0, sum <= 1; got {split!r}"
@@ -121,7 +127,9 @@ def check_split(split: Split, option: str = "split") -> Split:
     return fractions  # type: ignore[return-value]
 
 
-def time_features(start_time: np.datetime64 | str, step_minutes: int, num_steps: int) -> tuple[np.ndarray, np.ndarray]:
+def time_features(
+    start_time: np.datetime64 | str, step_minutes: int, num_steps: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Time of day and day of week of steps ``0 .. num_steps-1``.
 
     Returns:

@@ -18,7 +18,9 @@ import numpy as np
 from eala_jax.data.series import MINUTES_PER_DAY, SpatioTemporalSeries, apply_null_value
 
 
-def random_geometric_graph(num_nodes: int, rng: np.random.Generator, *, radius: float = 0.3) -> np.ndarray:
+def random_geometric_graph(
+    num_nodes: int, rng: np.random.Generator, *, radius: float = 0.3
+) -> np.ndarray:
     """float32 ``[N, N]`` symmetric Gaussian-kernel weights of nodes within ``radius`` in the unit square
     (every node linked at least to its nearest neighbour), zero diagonal."""
     points = rng.uniform(size=(num_nodes, 2))
@@ -61,7 +63,9 @@ def make_synthetic_series(
     if not isinstance(seed, (int, np.integer)):
         raise ValueError(f"synthetic: seed must be an integer, got {seed!r}")
     if num_nodes < 2 or num_days < 1:
-        raise ValueError(f"synthetic: need num_nodes >= 2 and num_days >= 1, got {num_nodes}, {num_days}")
+        raise ValueError(
+            f"synthetic: need num_nodes >= 2 and num_days >= 1, got {num_nodes}, {num_days}"
+        )
     if step_minutes < 1 or MINUTES_PER_DAY % step_minutes:
         raise ValueError(f"synthetic: step_minutes={step_minutes} must divide a day")
     rng = np.random.default_rng(seed)
@@ -91,8 +95,8 @@ def make_synthetic_series(
     transition = adjacency / adjacency.sum(axis=1, keepdims=True)
     shocks = np.zeros((num_steps, num_nodes))
     num_incidents = rng.poisson(incidents_per_day * num_days)
-    shocks[rng.integers(0, num_steps, num_incidents), rng.integers(0, num_nodes, num_incidents)] = rng.uniform(
-        8.0, 20.0, num_incidents
+    shocks[rng.integers(0, num_steps, num_incidents), rng.integers(0, num_nodes, num_incidents)] = (
+        rng.uniform(8.0, 20.0, num_incidents)
     )
     decay = np.exp(-step_minutes / 30.0)  # half-life about 20 minutes
     congestion = np.zeros((num_steps, num_nodes))

@@ -45,7 +45,9 @@ class SpatioTemporalBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=T
         "<data_dir>/pems08/PEMS08.npz, and pass that directory as manual_dir / data_dir."
     )
 
-    def __init__(self, *, dataset: str, load_options: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *, dataset: str, load_options: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
         if dataset not in KNOWN_NAMES:
             raise ValueError(f"unknown data set {dataset!r}; known: {', '.join(KNOWN_NAMES)}")
         self._dataset = dataset
@@ -57,12 +59,16 @@ class SpatioTemporalBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=T
         return tfds.core.DatasetInfo(
             builder=self,
             description=f"{self._dataset} as a spatio-temporal series (one record per step)",
-            features=tfds.features.FeaturesDict({"values": tfds.features.Tensor(shape=(None,), dtype=np.float32)}),
+            features=tfds.features.FeaturesDict(
+                {"values": tfds.features.Tensor(shape=(None,), dtype=np.float32)}
+            ),
             disable_shuffling=True,
             metadata=tfds.core.MetadataDict(),
         )
 
-    def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Iterator[Any]]:
+    def _split_generators(
+        self, dl_manager: tfds.download.DownloadManager
+    ) -> dict[str, Iterator[Any]]:
         data_dir = None
         if self._dataset in DATASETS and "path" not in self._load_options:
             data_dir = dl_manager.manual_dir
@@ -103,8 +109,12 @@ def build_tfds(
     ``load_dataset``'s. Prepared copies are reused by tfds; delete the directory to rebuild.
     """
     manual_dir = resolve_data_dir(data_dir) if name in DATASETS and "path" not in options else None
-    builder = SpatioTemporalBuilder(dataset=name, load_options=options, data_dir=os.fspath(tfds_dir))
-    download_config = tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir) if manual_dir else None)
+    builder = SpatioTemporalBuilder(
+        dataset=name, load_options=options, data_dir=os.fspath(tfds_dir)
+    )
+    download_config = tfds.download.DownloadConfig(
+        manual_dir=os.fspath(manual_dir) if manual_dir else None
+    )
     builder.download_and_prepare(download_config=download_config)
     return Path(builder.data_dir)
 
@@ -112,7 +122,11 @@ def build_tfds(
 def _read_split(source: Any, split: str) -> np.ndarray:
     records = source[split]
     indices = list(range(len(records)))
-    rows = records.__getitems__(indices) if hasattr(records, "__getitems__") else [records[i] for i in indices]
+    rows = (
+        records.__getitems__(indices)
+        if hasattr(records, "__getitems__")
+        else [records[i] for i in indices]
+    )
     return np.stack([np.asarray(r["values"], dtype=np.float32) for r in rows])
 
 

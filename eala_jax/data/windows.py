@@ -67,7 +67,9 @@ class WindowSource:
     def target_start(self, index: int) -> int:
         """Series step of the first target of window ``index``."""
         if not 0 <= index < self.num_windows:
-            raise IndexError(f"window index {index} out of range for {self.num_windows} {self.name} windows")
+            raise IndexError(
+                f"window index {index} out of range for {self.num_windows} {self.name} windows"
+            )
         return self.first_target + int(index)
 
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:
@@ -103,7 +105,9 @@ class ForecastSplits:
     steps_per_day: int
     in_steps: int
     out_steps: int
-    boundaries: tuple[int, int, int]  # (b1, b2, end): train steps [0, b1), val [b1, b2), test [b2, end)
+    boundaries: tuple[
+        int, int, int
+    ]  # (b1, b2, end): train steps [0, b1), val [b1, b2), test [b2, end)
     series_name: str = ""
 
     def __getitem__(self, split: str) -> WindowSource:
@@ -117,7 +121,11 @@ def split_boundaries(num_steps: int, split: Split) -> tuple[int, int, int]:
     train, val, test = check_split(split)
     b1 = int(round(num_steps * train))
     b2 = b1 + int(round(num_steps * val))
-    end = num_steps if abs(train + val + test - 1.0) < 1e-9 else min(num_steps, b2 + int(round(num_steps * test)))
+    end = (
+        num_steps
+        if abs(train + val + test - 1.0) < 1e-9
+        else min(num_steps, b2 + int(round(num_steps * test)))
+    )
     return b1, b2, end
 
 
@@ -190,7 +198,9 @@ def make_forecast_splits(
         out_steps=out_steps,
     )
     sources = {
-        name: WindowSource(name=name, series_name=series.name, first_target=lo, num_windows=hi - lo, **common)
+        name: WindowSource(
+            name=name, series_name=series.name, first_target=lo, num_windows=hi - lo, **common
+        )
         for name, (lo, hi) in ranges.items()
     }
     return ForecastSplits(

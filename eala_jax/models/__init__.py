@@ -8,7 +8,12 @@ from eala_jax.models.attention import (
     check_attention_name,
     entropy_of_weights,
 )
-from eala_jax.models.baselines import HistoricalAverage, fill_missing, last_value_forecast, target_slots
+from eala_jax.models.baselines import (
+    HistoricalAverage,
+    fill_missing,
+    last_value_forecast,
+    target_slots,
+)
 from eala_jax.models.elinformer import AttentionBlock, ELinFormer
 
 __all__ = [

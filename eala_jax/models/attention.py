@@ -48,7 +48,9 @@ def check_attention_name(name: str) -> None:
         ) from err
 
 
-def attention_function(name: str, options: Mapping[str, Any] | None = None) -> Callable[..., jax.Array]:
+def attention_function(
+    name: str, options: Mapping[str, Any] | None = None
+) -> Callable[..., jax.Array]:
     """The op `name` with `options` bound, usable as `nnx.MultiHeadAttention(attention_fn=...)`."""
     check_attention_name(name)
     return functools.partial(get_attention(name), **dict(options or {}))

@@ -43,7 +43,9 @@ def target_slots(
     `last_tod [B]` is the last input step's time of day in [0, 1) and `last_dow [B]` its weekday
     (0..6). Returns `tod [B, out_steps]` in 0..steps_per_day-1 and `dow [B, out_steps]` in 0..6.
     """
-    start = np.round(np.asarray(last_tod, np.float64) * steps_per_day).astype(np.int64) % steps_per_day
+    start = (
+        np.round(np.asarray(last_tod, np.float64) * steps_per_day).astype(np.int64) % steps_per_day
+    )
     absolute = start[:, None] + np.arange(1, out_steps + 1)[None, :]
     dow = (np.round(np.asarray(last_dow)).astype(np.int64)[:, None] + absolute // steps_per_day) % 7
     return absolute % steps_per_day, dow
@@ -63,7 +65,9 @@ class HistoricalAverage:
     overall: float
 
     @classmethod
-    def fit(cls, values: np.ndarray, tod: np.ndarray, dow: np.ndarray, steps_per_day: int) -> HistoricalAverage:
+    def fit(
+        cls, values: np.ndarray, tod: np.ndarray, dow: np.ndarray, steps_per_day: int
+    ) -> HistoricalAverage:
         """`values [T, N]` raw (NaN = missing), `tod [T]` in 0..steps_per_day-1, `dow [T]` in 0..6."""
         values = np.asarray(values, np.float64)
         tod = np.asarray(tod, np.int64)

@@ -71,7 +71,9 @@ class AttentionBlock(nnx.Module):
                 rngs=rngs,
             )
         linear = functools.partial(nnx.Linear, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
-        norm = functools.partial(nnx.LayerNorm, model_dim, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+        norm = functools.partial(
+            nnx.LayerNorm, model_dim, dtype=dtype, param_dtype=param_dtype, rngs=rngs
+        )
         self.ff_in = linear(model_dim, feed_forward_dim)
         self.ff_out = linear(feed_forward_dim, model_dim)
         self.norm1, self.norm2 = norm(), norm()
@@ -133,8 +135,12 @@ class ELinFormer(nnx.Module):
     ):
         for name in (temporal_attention, spatial_attention):
             check_attention_name(name)
-        for label, value in (("num_nodes", num_nodes), ("steps_per_day", steps_per_day),
-                             ("in_steps", in_steps), ("out_steps", out_steps)):
+        for label, value in (
+            ("num_nodes", num_nodes),
+            ("steps_per_day", steps_per_day),
+            ("in_steps", in_steps),
+            ("out_steps", out_steps),
+        ):
             if int(value) < 1:
                 raise ValueError(f"{label} must be a positive integer, got {value!r}")
         self.num_nodes = num_nodes
@@ -146,12 +152,18 @@ class ELinFormer(nnx.Module):
             input_embedding_dim + tod_embedding_dim + dow_embedding_dim + adaptive_embedding_dim
         )
         if self.model_dim % num_heads:
-            raise ValueError(f"model dim {self.model_dim} is not divisible by num_heads={num_heads}")
+            raise ValueError(
+                f"model dim {self.model_dim} is not divisible by num_heads={num_heads}"
+            )
         common = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         self.input_proj = nnx.Linear(1, input_embedding_dim, **common)
         # A zero width switches an embedding off (e.g. day of week on a set holding one week only).
-        self.tod_embedding = nnx.Embed(steps_per_day, tod_embedding_dim, **common) if tod_embedding_dim else None
-        self.dow_embedding = nnx.Embed(7, dow_embedding_dim, **common) if dow_embedding_dim else None
+        self.tod_embedding = (
+            nnx.Embed(steps_per_day, tod_embedding_dim, **common) if tod_embedding_dim else None
+        )
+        self.dow_embedding = (
+            nnx.Embed(7, dow_embedding_dim, **common) if dow_embedding_dim else None
+        )
         self.adaptive_embedding = nnx.Param(
             nnx.initializers.xavier_uniform()(
                 rngs.params(), (in_steps, num_nodes, adaptive_embedding_dim), param_dtype
@@ -167,12 +179,16 @@ class ELinFormer(nnx.Module):
             **common,
         )
         self.temporal_layers = nnx.List(
-            [block(attention=temporal_attention, attention_options=temporal_attention_options)
-             for _ in range(num_temporal_layers)]
+            [
+                block(attention=temporal_attention, attention_options=temporal_attention_options)
+                for _ in range(num_temporal_layers)
+            ]
         )
         self.spatial_layers = nnx.List(
-            [block(attention=spatial_attention, attention_options=spatial_attention_options)
-             for _ in range(num_spatial_layers)]
+            [
+                block(attention=spatial_attention, attention_options=spatial_attention_options)
+                for _ in range(num_spatial_layers)
+            ]
         )
         self.output_proj = nnx.Linear(in_steps * self.model_dim, out_steps, **common)
 
@@ -183,7 +199,8 @@ class ELinFormer(nnx.Module):
         tod = jnp.round(x[..., 1] * self.steps_per_day).astype(jnp.int32) % self.steps_per_day
         dow = jnp.clip(jnp.round(x[..., 2]).astype(jnp.int32), 0, 6)
         adaptive = jnp.broadcast_to(
-            self.adaptive_embedding[...].astype(value.dtype), (batch, *self.adaptive_embedding[...].shape)
+            self.adaptive_embedding[...].astype(value.dtype),
+            (batch, *self.adaptive_embedding[...].shape),
         )
         parts = [value]
         if self.tod_embedding is not None:
@@ -207,7 +224,12 @@ class ELinFormer(nnx.Module):
         `return_diagnostics=True` also returns `{"temporal_0": {...}, "spatial_0": {...}, ...}`
         of per-layer mean entropies (see `SelfAttention`).
         """
-        if x.ndim != 4 or x.shape[1] != self.in_steps or x.shape[2] != self.num_nodes or x.shape[3] < 3:
+        if (
+            x.ndim != 4
+            or x.shape[1] != self.in_steps
+            or x.shape[2] != self.num_nodes
+            or x.shape[3] < 3
+        ):
             raise ValueError(
                 f"expected x of shape [B, {self.in_steps}, {self.num_nodes}, 3], got {tuple(x.shape)}"
             )
@@ -218,16 +240,24 @@ class ELinFormer(nnx.Module):
         # Temporal attention: nodes folded into the batch, [B*N, T, D].
         h = jnp.swapaxes(h, 1, 2).reshape(batch * nodes, steps, dim)
         for i, layer in enumerate(self.temporal_layers):
-            h = layer(h, deterministic=deterministic, rngs=rngs, return_diagnostics=return_diagnostics)
+            h = layer(
+                h, deterministic=deterministic, rngs=rngs, return_diagnostics=return_diagnostics
+            )
             if return_diagnostics:
                 h, diagnostics[f"temporal_{i}"] = h
         # Spatial attention: time folded into the batch, [B*T, N, D].
-        h = jnp.swapaxes(h.reshape(batch, nodes, steps, dim), 1, 2).reshape(batch * steps, nodes, dim)
+        h = jnp.swapaxes(h.reshape(batch, nodes, steps, dim), 1, 2).reshape(
+            batch * steps, nodes, dim
+        )
         for i, layer in enumerate(self.spatial_layers):
-            h = layer(h, deterministic=deterministic, rngs=rngs, return_diagnostics=return_diagnostics)
+            h = layer(
+                h, deterministic=deterministic, rngs=rngs, return_diagnostics=return_diagnostics
+            )
             if return_diagnostics:
                 h, diagnostics[f"spatial_{i}"] = h
         # Output projection per node: (N, T_in * D) -> (N, T_out).
-        h = jnp.swapaxes(h.reshape(batch, steps, nodes, dim), 1, 2).reshape(batch, nodes, steps * dim)
+        h = jnp.swapaxes(h.reshape(batch, steps, nodes, dim), 1, 2).reshape(
+            batch, nodes, steps * dim
+        )
         out = jnp.swapaxes(self.output_proj(h), 1, 2).astype(jnp.float32)  # [B, T_out, N]
         return (out, diagnostics) if return_diagnostics else out

@@ -1,6 +1,11 @@
 """Pure-functional attention ops (no Flax): EALA, entropy estimators and baseline attentions."""
 
-from eala_jax.ops.baselines import linear_attention, performer_attention, softmax_attention, uniform_attention
+from eala_jax.ops.baselines import (
+    linear_attention,
+    performer_attention,
+    softmax_attention,
+    uniform_attention,
+)
 from eala_jax.ops.eala import eala_attention, eala_weights
 from eala_jax.ops.entropy import DEFAULT_ESTIMATOR, ESTIMATORS, estimate_entropy, softmax_entropy
 from eala_jax.ops.registry import ATTENTIONS, get_attention
@@ -8,7 +13,20 @@ from eala_jax.ops.statistics import KeyStatistics, key_statistics, merge_statist
 from eala_jax.ops.theta import theta_from_entropy
 
 __all__ = [
-    "ATTENTIONS", "DEFAULT_ESTIMATOR", "ESTIMATORS", "KeyStatistics", "eala_attention", "eala_weights",
-    "estimate_entropy", "get_attention", "key_statistics", "linear_attention", "merge_statistics",
-    "performer_attention", "softmax_attention", "softmax_entropy", "theta_from_entropy", "uniform_attention",
+    "ATTENTIONS",
+    "DEFAULT_ESTIMATOR",
+    "ESTIMATORS",
+    "KeyStatistics",
+    "eala_attention",
+    "eala_weights",
+    "estimate_entropy",
+    "get_attention",
+    "key_statistics",
+    "linear_attention",
+    "merge_statistics",
+    "performer_attention",
+    "softmax_attention",
+    "softmax_entropy",
+    "theta_from_entropy",
+    "uniform_attention",
 ]

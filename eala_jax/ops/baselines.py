@@ -10,7 +10,8 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -23,123 +24,193 @@ Array = jax.Array
 
 
 def _attention_entry(core: Callable[..., Array]) -> Callable[..., Array]:
-  """Wraps `core(q, k, v, key_mask, **options)` with validation, masks and Flax's keywords."""
+    """Wraps `core(q, k, v, key_mask, **options)` with validation, masks and Flax's keywords."""
 
-  name = core.__name__.lstrip("_") + "_attention"
-  accepted = frozenset(p.name for p in inspect.signature(core).parameters.values()
-                       if p.kind == inspect.Parameter.KEYWORD_ONLY) - {"causal", "scale"}
+    name = core.__name__.lstrip("_") + "_attention"
+    accepted = frozenset(
+        p.name
+        for p in inspect.signature(core).parameters.values()
+        if p.kind == inspect.Parameter.KEYWORD_ONLY
+    ) - {"causal", "scale"}
 
-  @functools.wraps(core)
-  def attention(
-      q: Array, k: Array, v: Array, mask: Array | None = None, *, key_mask: Array | None = None,
-      causal: bool = False, is_causal: bool = False, scale: float | None = None, dtype: Any = None,
-      **options: Any,
-  ) -> Array:
-    options = _validation.drop_flax_keywords(name, options, accepted)
-    unbatched = _validation.check_qkv(q, k, v)
-    if unbatched:
-      q, k, v = q[None], k[None], v[None]
-      mask = None if mask is None else mask[None]
-    key_mask = _validation.resolve_key_mask(key_mask, mask, batch=q.shape[0], num_keys=k.shape[1])
-    causal = bool(causal or is_causal)
-    if causal and q.shape[1] != k.shape[1]:
-      raise ValueError(f"causal attention needs as many queries as keys; got q length {q.shape[1]},"
-                       f" k length {k.shape[1]}")
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
-    out = core(q, k, v, key_mask, causal=causal, scale=scale, **options)
-    out = out.astype(dtype or q.dtype)
-    return out[0] if unbatched else out
+    @functools.wraps(core)
+    def attention(
+        q: Array,
+        k: Array,
+        v: Array,
+        mask: Array | None = None,
+        *,
+        key_mask: Array | None = None,
+        causal: bool = False,
+        is_causal: bool = False,
+        scale: float | None = None,
+        dtype: Any = None,
+        **options: Any,
+    ) -> Array:
+        options = _validation.drop_flax_keywords(name, options, accepted)
+        unbatched = _validation.check_qkv(q, k, v)
+        if unbatched:
+            q, k, v = q[None], k[None], v[None]
+            mask = None if mask is None else mask[None]
+        key_mask = _validation.resolve_key_mask(
+            key_mask, mask, batch=q.shape[0], num_keys=k.shape[1]
+        )
+        causal = bool(causal or is_causal)
+        if causal and q.shape[1] != k.shape[1]:
+            raise ValueError(
+                f"causal attention needs as many queries as keys; got q length {q.shape[1]},"
+                f" k length {k.shape[1]}"
+            )
+        scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+        out = core(q, k, v, key_mask, causal=causal, scale=scale, **options)
+        out = out.astype(dtype or q.dtype)
+        return out[0] if unbatched else out
 
-  attention.__name__ = attention.__qualname__ = name
-  return attention
-
-
-def _softmax(q: Array, k: Array, v: Array, key_mask: Array | None, *, causal: bool, scale: float,
-             **options: Any) -> Array:
-  """Exact softmax attention through `jax.nn.dot_product_attention` (XLA). O(T·S·D)."""
-  del options
-  # jax.nn.dot_product_attention wants Dv == D: zero-pad the narrower side (scores are unchanged).
-  d, d_v = q.shape[-1], v.shape[-1]
-  pad = lambda x, width: jnp.pad(x, [(0, 0)] * 3 + [(0, width - x.shape[-1])])
-  q, k, v_padded = pad(q, max(d, d_v)), pad(k, max(d, d_v)), pad(v, max(d, d_v))
-  out = jax.nn.dot_product_attention(
-      q, k, v_padded, mask=None if key_mask is None else key_mask[:, None, None, :], scale=scale,
-      is_causal=causal)[..., :d_v]
-  if key_mask is None:
-    return out
-  # Rows without a valid key: jax.nn.dot_product_attention averages the masked values; we return 0.
-  if causal:
-    has_key = jnp.cumsum(key_mask, axis=1)[:, :, None] > 0  # [B, T, 1]
-  else:
-    has_key = jnp.any(key_mask, axis=1)[:, None, None]  # [B, 1, 1]
-  return jnp.where(has_key[..., None], out, 0.0)
+    attention.__name__ = attention.__qualname__ = name
+    return attention
 
 
-def _linear(q: Array, k: Array, v: Array, key_mask: Array | None, *, causal: bool, scale: float,
-            chunk_size: int = 64, **options: Any) -> Array:
-  """Katharopoulos et al.'s linear attention, feature map `elu(x) + 1`. O((T + S)·D·Dv)."""
-  del scale, options
-  dtype = _validation.statistics_dtype(q.dtype)
-  phi_q = jax.nn.elu(q.astype(dtype)) + 1.0
-  phi_k = jax.nn.elu(k.astype(dtype)) + 1.0
-  return _kernel_attention(phi_q, phi_k, v.astype(dtype), key_mask, causal=causal, chunk_size=chunk_size)
+def _softmax(
+    q: Array,
+    k: Array,
+    v: Array,
+    key_mask: Array | None,
+    *,
+    causal: bool,
+    scale: float,
+    **options: Any,
+) -> Array:
+    """Exact softmax attention through `jax.nn.dot_product_attention` (XLA). O(T·S·D)."""
+    del options
+    # jax.nn.dot_product_attention wants Dv == D: zero-pad the narrower side (scores are unchanged).
+    d, d_v = q.shape[-1], v.shape[-1]
+    pad = lambda x, width: jnp.pad(x, [(0, 0)] * 3 + [(0, width - x.shape[-1])])
+    q, k, v_padded = pad(q, max(d, d_v)), pad(k, max(d, d_v)), pad(v, max(d, d_v))
+    out = jax.nn.dot_product_attention(
+        q,
+        k,
+        v_padded,
+        mask=None if key_mask is None else key_mask[:, None, None, :],
+        scale=scale,
+        is_causal=causal,
+    )[..., :d_v]
+    if key_mask is None:
+        return out
+    # Rows without a valid key: jax.nn.dot_product_attention averages the masked values; we return 0.
+    if causal:
+        has_key = jnp.cumsum(key_mask, axis=1)[:, :, None] > 0  # [B, T, 1]
+    else:
+        has_key = jnp.any(key_mask, axis=1)[:, None, None]  # [B, 1, 1]
+    return jnp.where(has_key[..., None], out, 0.0)
 
 
-def _performer(q: Array, k: Array, v: Array, key_mask: Array | None, *, causal: bool, scale: float,
-               projection: Array | None = None, rng: Array | None = None, num_features: int = 64,
-               chunk_size: int = 64, **options: Any) -> Array:
-  """FAVOR+ (Choromanski et al.): positive random features of `exp(scale·q·k)`. O((T + S)·r·(D + Dv)).
-
-  Give the features as `projection: [r, D]` (a model draws them once) or `rng` + `num_features`.
-  """
-  del options
-  if projection is None:
-    if rng is None:
-      raise ValueError("performer attention needs projection=[num_features, head_dim] or rng=<PRNG key>")
-    if not isinstance(num_features, int) or num_features < 1:
-      raise ValueError(f"num_features must be a positive int, got {num_features!r}")
-    projection = jax.random.normal(rng, (num_features, q.shape[-1]))
-  if projection.ndim != 2 or projection.shape[1] != q.shape[-1]:
-    raise ValueError(f"projection must have shape [num_features, head_dim={q.shape[-1]}], got {projection.shape}")
-  dtype = _validation.statistics_dtype(q.dtype)
-  root = math.sqrt(scale)
-  projection = projection.astype(dtype)
-  log_q = positive_feature_logits(q.astype(dtype) * root, projection)
-  log_k = positive_feature_logits(k.astype(dtype) * root, projection)
-  keep = (jnp.ones(k.shape[:2], bool) if key_mask is None else key_mask)[:, :, None, None]
-  # Shifts cancel between numerator and denominator; they only keep exp() in range.
-  phi_q = jnp.exp(log_q - jax.lax.stop_gradient(jnp.max(log_q, axis=-1, keepdims=True)))
-  shift_k = jax.lax.stop_gradient(jnp.max(jnp.where(keep, log_k, -1e30), axis=(1, 3), keepdims=True))
-  phi_k = jnp.exp(log_k - shift_k)
-  return _kernel_attention(phi_q, phi_k, v.astype(dtype), key_mask, causal=causal, chunk_size=chunk_size)
+def _linear(
+    q: Array,
+    k: Array,
+    v: Array,
+    key_mask: Array | None,
+    *,
+    causal: bool,
+    scale: float,
+    chunk_size: int = 64,
+    **options: Any,
+) -> Array:
+    """Katharopoulos et al.'s linear attention, feature map `elu(x) + 1`. O((T + S)·D·Dv)."""
+    del scale, options
+    dtype = _validation.statistics_dtype(q.dtype)
+    phi_q = jax.nn.elu(q.astype(dtype)) + 1.0
+    phi_k = jax.nn.elu(k.astype(dtype)) + 1.0
+    return _kernel_attention(
+        phi_q, phi_k, v.astype(dtype), key_mask, causal=causal, chunk_size=chunk_size
+    )
 
 
-def _uniform(q: Array, k: Array, v: Array, key_mask: Array | None, *, causal: bool, scale: float,
-             chunk_size: int = 64, **options: Any) -> Array:
-  """Mean of the valid values (EALA with θ = 0). O(S·Dv)."""
-  del scale, options
-  dtype = _validation.statistics_dtype(q.dtype)
-  ones_q = jnp.ones(q.shape[:-1] + (1,), dtype)
-  ones_k = jnp.ones(k.shape[:-1] + (1,), dtype)
-  return _kernel_attention(ones_q, ones_k, v.astype(dtype), key_mask, causal=causal, chunk_size=chunk_size)
+def _performer(
+    q: Array,
+    k: Array,
+    v: Array,
+    key_mask: Array | None,
+    *,
+    causal: bool,
+    scale: float,
+    projection: Array | None = None,
+    rng: Array | None = None,
+    num_features: int = 64,
+    chunk_size: int = 64,
+    **options: Any,
+) -> Array:
+    """FAVOR+ (Choromanski et al.): positive random features of `exp(scale·q·k)`. O((T + S)·r·(D + Dv)).
+
+    Give the features as `projection: [r, D]` (a model draws them once) or `rng` + `num_features`.
+    """
+    del options
+    if projection is None:
+        if rng is None:
+            raise ValueError(
+                "performer attention needs projection=[num_features, head_dim] or rng=<PRNG key>"
+            )
+        if not isinstance(num_features, int) or num_features < 1:
+            raise ValueError(f"num_features must be a positive int, got {num_features!r}")
+        projection = jax.random.normal(rng, (num_features, q.shape[-1]))
+    if projection.ndim != 2 or projection.shape[1] != q.shape[-1]:
+        raise ValueError(
+            f"projection must have shape [num_features, head_dim={q.shape[-1]}], got {projection.shape}"
+        )
+    dtype = _validation.statistics_dtype(q.dtype)
+    root = math.sqrt(scale)
+    projection = projection.astype(dtype)
+    log_q = positive_feature_logits(q.astype(dtype) * root, projection)
+    log_k = positive_feature_logits(k.astype(dtype) * root, projection)
+    keep = (jnp.ones(k.shape[:2], bool) if key_mask is None else key_mask)[:, :, None, None]
+    # Shifts cancel between numerator and denominator; they only keep exp() in range.
+    phi_q = jnp.exp(log_q - jax.lax.stop_gradient(jnp.max(log_q, axis=-1, keepdims=True)))
+    shift_k = jax.lax.stop_gradient(
+        jnp.max(jnp.where(keep, log_k, -1e30), axis=(1, 3), keepdims=True)
+    )
+    phi_k = jnp.exp(log_k - shift_k)
+    return _kernel_attention(
+        phi_q, phi_k, v.astype(dtype), key_mask, causal=causal, chunk_size=chunk_size
+    )
 
 
-def _kernel_attention(phi_q: Array, phi_k: Array, v: Array, key_mask: Array | None, *, causal: bool,
-                      chunk_size: int) -> Array:
-  """`o_i = Σ_j (φq_i·φk_j) v_j / Σ_j φq_i·φk_j` over valid (and, if causal, earlier) keys."""
-  if key_mask is not None:
-    phi_k = phi_k * key_mask[:, :, None, None].astype(phi_k.dtype)
-  if causal:
-    return causal_kernel_attention(phi_q, phi_k, v, chunk_size=chunk_size)
-  # Head-major, with the normaliser as an extra value column: one matrix product per side.
-  heads = lambda x: jnp.swapaxes(x, 1, 2)  # [B, L, H, ·] <-> [B, H, L, ·]
-  v_ones = jnp.concatenate([v, jnp.ones(v.shape[:-1] + (1,), v.dtype)], axis=-1)
-  kv = jnp.einsum("bhsf,bhse->bhfe", heads(phi_k), heads(v_ones))  # [B, H, F, Dv + 1]
-  projected = jnp.einsum("bhtf,bhfe->bhte", heads(phi_q), kv)
-  num, den = projected[..., :-1], projected[..., -1]
-  positive = den > 0
-  out = jnp.where(positive[..., None], num / jnp.where(positive, den, 1.0)[..., None], 0.0)
-  return heads(out)
+def _uniform(
+    q: Array,
+    k: Array,
+    v: Array,
+    key_mask: Array | None,
+    *,
+    causal: bool,
+    scale: float,
+    chunk_size: int = 64,
+    **options: Any,
+) -> Array:
+    """Mean of the valid values (EALA with θ = 0). O(S·Dv)."""
+    del scale, options
+    dtype = _validation.statistics_dtype(q.dtype)
+    ones_q = jnp.ones(q.shape[:-1] + (1,), dtype)
+    ones_k = jnp.ones(k.shape[:-1] + (1,), dtype)
+    return _kernel_attention(
+        ones_q, ones_k, v.astype(dtype), key_mask, causal=causal, chunk_size=chunk_size
+    )
+
+
+def _kernel_attention(
+    phi_q: Array, phi_k: Array, v: Array, key_mask: Array | None, *, causal: bool, chunk_size: int
+) -> Array:
+    """`o_i = Σ_j (φq_i·φk_j) v_j / Σ_j φq_i·φk_j` over valid (and, if causal, earlier) keys."""
+    if key_mask is not None:
+        phi_k = phi_k * key_mask[:, :, None, None].astype(phi_k.dtype)
+    if causal:
+        return causal_kernel_attention(phi_q, phi_k, v, chunk_size=chunk_size)
+    # Head-major, with the normaliser as an extra value column: one matrix product per side.
+    heads = lambda x: jnp.swapaxes(x, 1, 2)  # [B, L, H, ·] <-> [B, H, L, ·]
+    v_ones = jnp.concatenate([v, jnp.ones(v.shape[:-1] + (1,), v.dtype)], axis=-1)
+    kv = jnp.einsum("bhsf,bhse->bhfe", heads(phi_k), heads(v_ones))  # [B, H, F, Dv + 1]
+    projected = jnp.einsum("bhtf,bhfe->bhte", heads(phi_q), kv)
+    num, den = projected[..., :-1], projected[..., -1]
+    positive = den > 0
+    out = jnp.where(positive[..., None], num / jnp.where(positive, den, 1.0)[..., None], 0.0)
+    return heads(out)
 
 
 softmax_attention = _attention_entry(_softmax)

@@ -5,7 +5,8 @@ Memory is O(chunk² + chunk·d²) per head instead of O(T·S); no Python loop ov
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -17,119 +18,149 @@ Array = jax.Array
 
 
 def _chunked(x: Array, chunk: int) -> Array:
-  """`[B, T, ...] -> [T/chunk, B, chunk, ...]`, zero-padding T up to a multiple of `chunk`."""
-  length = x.shape[1]
-  pad = (-length) % chunk
-  x = jnp.pad(x, [(0, 0), (0, pad)] + [(0, 0)] * (x.ndim - 2))
-  return jnp.moveaxis(x.reshape(x.shape[0], -1, chunk, *x.shape[2:]), 1, 0)
+    """`[B, T, ...] -> [T/chunk, B, chunk, ...]`, zero-padding T up to a multiple of `chunk`."""
+    length = x.shape[1]
+    pad = (-length) % chunk
+    x = jnp.pad(x, [(0, 0), (0, pad)] + [(0, 0)] * (x.ndim - 2))
+    return jnp.moveaxis(x.reshape(x.shape[0], -1, chunk, *x.shape[2:]), 1, 0)
 
 
 def _unchunked(x: Array, length: int) -> Array:
-  """Inverse of `_chunked`: `[n, B, chunk, ...] -> [B, length, ...]`."""
-  x = jnp.moveaxis(x, 0, 1)
-  return x.reshape(x.shape[0], -1, *x.shape[3:])[:, :length]
+    """Inverse of `_chunked`: `[n, B, chunk, ...] -> [B, length, ...]`."""
+    x = jnp.moveaxis(x, 0, 1)
+    return x.reshape(x.shape[0], -1, *x.shape[3:])[:, :length]
 
 
 def causal_kernel_attention(phi_q: Array, phi_k: Array, v: Array, *, chunk_size: int) -> Array:
-  """`o_i = Σ_{j≤i} (φq_i·φk_j) v_j / Σ_{j≤i} φq_i·φk_j` for `phi_q, phi_k: [B, T, H, F]`, `v: [B, T, H, Dv]`.
+    """`o_i = Σ_{j≤i} (φq_i·φk_j) v_j / Σ_{j≤i} φq_i·φk_j` for `phi_q, phi_k: [B, T, H, F]`, `v: [B, T, H, Dv]`.
 
-  Masked keys must already carry `φk = 0`. A row with a zero denominator returns zeros.
-  Time O(T·(chunk + F)·Dv), memory O(chunk² + F·Dv) per head.
-  """
-  length = phi_q.shape[1]
-  chunk = max(1, min(chunk_size, length))
-  lower = jnp.tril(jnp.ones((chunk, chunk), phi_q.dtype))
+    Masked keys must already carry `φk = 0`. A row with a zero denominator returns zeros.
+    Time O(T·(chunk + F)·Dv), memory O(chunk² + F·Dv) per head.
+    """
+    length = phi_q.shape[1]
+    chunk = max(1, min(chunk_size, length))
+    lower = jnp.tril(jnp.ones((chunk, chunk), phi_q.dtype))
 
-  def step(carry, inputs):
-    kv, k_sum = carry
-    fq, fk, v_c = inputs
-    scores = jnp.einsum("bphf,bjhf->bhpj", fq, fk) * lower
-    num = jnp.einsum("bhpj,bjhe->bphe", scores, v_c) + jnp.einsum("bphf,bhfe->bphe", fq, kv)
-    den = jnp.sum(scores, axis=-1).transpose(0, 2, 1) + jnp.einsum("bphf,bhf->bph", fq, k_sum)
-    safe = jnp.where(den > 0, den, 1.0)
-    out = jnp.where((den > 0)[..., None], num / safe[..., None], 0.0)
-    kv = kv + jnp.einsum("bjhf,bjhe->bhfe", fk, v_c)
-    k_sum = k_sum + jnp.sum(fk, axis=1)
-    return (kv, k_sum), out
+    def step(carry, inputs):
+        kv, k_sum = carry
+        fq, fk, v_c = inputs
+        scores = jnp.einsum("bphf,bjhf->bhpj", fq, fk) * lower
+        num = jnp.einsum("bhpj,bjhe->bphe", scores, v_c) + jnp.einsum("bphf,bhfe->bphe", fq, kv)
+        den = jnp.sum(scores, axis=-1).transpose(0, 2, 1) + jnp.einsum("bphf,bhf->bph", fq, k_sum)
+        safe = jnp.where(den > 0, den, 1.0)
+        out = jnp.where((den > 0)[..., None], num / safe[..., None], 0.0)
+        kv = kv + jnp.einsum("bjhf,bjhe->bhfe", fk, v_c)
+        k_sum = k_sum + jnp.sum(fk, axis=1)
+        return (kv, k_sum), out
 
-  batch, _, heads, features = phi_q.shape
-  init = (jnp.zeros((batch, heads, features, v.shape[-1]), v.dtype), jnp.zeros((batch, heads, features), v.dtype))
-  _, out = jax.lax.scan(step, init, (_chunked(phi_q, chunk), _chunked(phi_k, chunk), _chunked(v, chunk)))
-  return _unchunked(out, length)
+    batch, _, heads, features = phi_q.shape
+    init = (
+        jnp.zeros((batch, heads, features, v.shape[-1]), v.dtype),
+        jnp.zeros((batch, heads, features), v.dtype),
+    )
+    _, out = jax.lax.scan(
+        step, init, (_chunked(phi_q, chunk), _chunked(phi_k, chunk), _chunked(v, chunk))
+    )
+    return _unchunked(out, length)
 
 
 class CausalRows(NamedTuple):
-  """Per-query outputs of causal EALA; every field `[B, T, H]` except `out: [B, T, H, Dv]`."""
+    """Per-query outputs of causal EALA; every field `[B, T, H]` except `out: [B, T, H, Dv]`."""
 
-  out: Array
-  theta: Array
-  entropy: Array
-  sigma2: Array
-  mean_score: Array
-  count: Array
+    out: Array
+    theta: Array
+    entropy: Array
+    sigma2: Array
+    mean_score: Array
+    count: Array
 
 
 def causal_eala_rows(
-    q: Array, k: Array, v: Array, key_mask: Array | None, *, scale: float, theta_fn: Callable[[Array, Array, Array], Array], nonnegative: bool,
+    q: Array,
+    k: Array,
+    v: Array,
+    key_mask: Array | None,
+    *,
+    scale: float,
+    theta_fn: Callable[[Array, Array, Array], Array],
+    nonnegative: bool,
     chunk_size: int,
 ) -> CausalRows:
-  """Causal EALA with the Gaussian entropy estimate: each query i sees the valid keys j ≤ i.
+    """Causal EALA with the Gaussian entropy estimate: each query i sees the valid keys j ≤ i.
 
-  Prefix statistics are carried across chunks as centred sums merged with Chan's update; inside a
-  chunk the prefix moments of each query's scores are formed densely (chunk × chunk).
-  `theta_fn(entropy, sigma2, log_count) -> theta` maps the estimate to θ. With `nonnegative`, θ is
-  capped by `1 / (scale·‖q‖·r)` with `r = max_{j≤i} ‖k_j‖ + ‖k̄_i‖ ≥ max_{j≤i} ‖k_j − k̄_i‖` (a looser
-  bound than the non-causal one, which is still a guarantee). Time O(T·(chunk + d)·(d + Dv)).
-  """
-  batch, length, heads, dim = q.shape
-  chunk = max(1, min(chunk_size, length))
-  valid = jnp.ones((batch, length), bool) if key_mask is None else key_mask
-  lower = jnp.tril(jnp.ones((chunk, chunk), q.dtype))
+    Prefix statistics are carried across chunks as centred sums merged with Chan's update; inside a
+    chunk the prefix moments of each query's scores are formed densely (chunk × chunk).
+    `theta_fn(entropy, sigma2, log_count) -> theta` maps the estimate to θ. With `nonnegative`, θ is
+    capped by `1 / (scale·‖q‖·r)` with `r = max_{j≤i} ‖k_j‖ + ‖k̄_i‖ ≥ max_{j≤i} ‖k_j − k̄_i‖` (a looser
+    bound than the non-causal one, which is still a guarantee). Time O(T·(chunk + d)·(d + Dv)).
+    """
+    batch, length, heads, dim = q.shape
+    chunk = max(1, min(chunk_size, length))
+    valid = jnp.ones((batch, length), bool) if key_mask is None else key_mask
+    lower = jnp.tril(jnp.ones((chunk, chunk), q.dtype))
 
-  def step(carry, inputs):
-    stats, max_norm = carry
-    q_c, k_c, v_c, m_c = inputs  # [B, L, H, D], [B, L, H, D], [B, L, H, Dv], [B, L]
-    w = m_c.astype(q.dtype)
-    kc = k_c - stats.mean_k[:, None]
-    vc = v_c - stats.mean_v[:, None]
-    z = scale * jnp.einsum("bphd,bjhd->bhpj", q_c, kc)  # scores relative to q·k̄_carry
-    visible = lower[None, None] * w[:, None, None, :]  # [B, 1, L, L]
-    count = stats.count[:, :, None] + jnp.cumsum(w, axis=1)[:, None, :]  # [B, 1, L]
-    safe_count = jnp.maximum(count, 1.0)
-    s1 = jnp.sum(visible * z, axis=-1)
-    s2 = jnp.sum(visible * z * z, axis=-1)
-    carry_var = scale * scale * jnp.einsum("bphd,bhde,bphe->bhp", q_c, stats.comoment_kk, q_c)
-    mean_rel = s1 / safe_count
-    sigma2 = jnp.maximum((carry_var + s2) / safe_count - mean_rel**2, 0.0)
-    log_count = jnp.log(safe_count)
-    entropy = jnp.clip(log_count - 0.5 * sigma2, 0.0, log_count)
-    theta = theta_fn(entropy, sigma2, log_count)
-    if nonnegative:
-      norms = jnp.where(m_c[..., None], jnp.linalg.norm(k_c, axis=-1), 0.0)  # [B, L, H]
-      prefix_max = jnp.maximum(max_norm[:, None], jax.lax.cummax(norms, axis=1))
-      prefix_mean = stats.mean_k[:, None] + jnp.cumsum(w[..., None, None] * kc, axis=1) \
-          / jnp.moveaxis(safe_count, 1, 2)[..., None]
-      radius = (prefix_max + jnp.linalg.norm(prefix_mean, axis=-1)).transpose(0, 2, 1)
-      theta = cap_theta(theta, scale * jnp.linalg.norm(q_c, axis=-1).transpose(0, 2, 1) * radius)
-      max_norm = jnp.maximum(max_norm, jnp.max(norms, axis=1))
-    local = jnp.einsum("bhpj,bjhe->bphe", visible * (z - mean_rel[..., None]), vc)
-    carried = scale * jnp.einsum("bphd,bhde->bphe", q_c, stats.comoment_kv)
-    mean_v = stats.mean_v[:, None] + jnp.cumsum(w[..., None, None] * vc, axis=1) \
-        / jnp.moveaxis(safe_count, 1, 2)[..., None]
-    to_rows = lambda x: jnp.moveaxis(x, 1, 2)  # [B, H, L] -> [B, L, H]
-    out = mean_v + to_rows(theta / safe_count)[..., None] * (carried + local)
-    out = jnp.where(to_rows(count > 0)[..., None], out, 0.0)
-    mean_score = scale * jnp.einsum("bphd,bhd->bph", q_c, stats.mean_k) + to_rows(mean_rel)
-    rows = (out, to_rows(theta), to_rows(entropy), to_rows(sigma2), mean_score,
-            jnp.broadcast_to(to_rows(count), mean_score.shape))
-    stats = merge_statistics(stats, key_statistics(k_c, v_c, m_c))
-    return (stats, max_norm), rows
+    def step(carry, inputs):
+        stats, max_norm = carry
+        q_c, k_c, v_c, m_c = inputs  # [B, L, H, D], [B, L, H, D], [B, L, H, Dv], [B, L]
+        w = m_c.astype(q.dtype)
+        kc = k_c - stats.mean_k[:, None]
+        vc = v_c - stats.mean_v[:, None]
+        z = scale * jnp.einsum("bphd,bjhd->bhpj", q_c, kc)  # scores relative to q·k̄_carry
+        visible = lower[None, None] * w[:, None, None, :]  # [B, 1, L, L]
+        count = stats.count[:, :, None] + jnp.cumsum(w, axis=1)[:, None, :]  # [B, 1, L]
+        safe_count = jnp.maximum(count, 1.0)
+        s1 = jnp.sum(visible * z, axis=-1)
+        s2 = jnp.sum(visible * z * z, axis=-1)
+        carry_var = scale * scale * jnp.einsum("bphd,bhde,bphe->bhp", q_c, stats.comoment_kk, q_c)
+        mean_rel = s1 / safe_count
+        sigma2 = jnp.maximum((carry_var + s2) / safe_count - mean_rel**2, 0.0)
+        log_count = jnp.log(safe_count)
+        entropy = jnp.clip(log_count - 0.5 * sigma2, 0.0, log_count)
+        theta = theta_fn(entropy, sigma2, log_count)
+        if nonnegative:
+            norms = jnp.where(m_c[..., None], jnp.linalg.norm(k_c, axis=-1), 0.0)  # [B, L, H]
+            prefix_max = jnp.maximum(max_norm[:, None], jax.lax.cummax(norms, axis=1))
+            prefix_mean = (
+                stats.mean_k[:, None]
+                + jnp.cumsum(w[..., None, None] * kc, axis=1)
+                / jnp.moveaxis(safe_count, 1, 2)[..., None]
+            )
+            radius = (prefix_max + jnp.linalg.norm(prefix_mean, axis=-1)).transpose(0, 2, 1)
+            theta = cap_theta(
+                theta, scale * jnp.linalg.norm(q_c, axis=-1).transpose(0, 2, 1) * radius
+            )
+            max_norm = jnp.maximum(max_norm, jnp.max(norms, axis=1))
+        local = jnp.einsum("bhpj,bjhe->bphe", visible * (z - mean_rel[..., None]), vc)
+        carried = scale * jnp.einsum("bphd,bhde->bphe", q_c, stats.comoment_kv)
+        mean_v = (
+            stats.mean_v[:, None]
+            + jnp.cumsum(w[..., None, None] * vc, axis=1)
+            / jnp.moveaxis(safe_count, 1, 2)[..., None]
+        )
+        to_rows = lambda x: jnp.moveaxis(x, 1, 2)  # [B, H, L] -> [B, L, H]
+        out = mean_v + to_rows(theta / safe_count)[..., None] * (carried + local)
+        out = jnp.where(to_rows(count > 0)[..., None], out, 0.0)
+        mean_score = scale * jnp.einsum("bphd,bhd->bph", q_c, stats.mean_k) + to_rows(mean_rel)
+        rows = (
+            out,
+            to_rows(theta),
+            to_rows(entropy),
+            to_rows(sigma2),
+            mean_score,
+            jnp.broadcast_to(to_rows(count), mean_score.shape),
+        )
+        stats = merge_statistics(stats, key_statistics(k_c, v_c, m_c))
+        return (stats, max_norm), rows
 
-  d_v = v.shape[-1]
-  zeros = lambda *shape: jnp.zeros(shape, q.dtype)
-  init_stats = KeyStatistics(zeros(batch, 1), zeros(batch, heads, dim), zeros(batch, heads, dim, dim),
-                             zeros(batch, heads, d_v), zeros(batch, heads, dim, d_v))
-  inputs = (_chunked(q, chunk), _chunked(k, chunk), _chunked(v, chunk), _chunked(valid, chunk))
-  _, rows = jax.lax.scan(step, (init_stats, zeros(batch, heads)), inputs)
-  return CausalRows(*(_unchunked(r, length) for r in rows))
-
+    d_v = v.shape[-1]
+    zeros = lambda *shape: jnp.zeros(shape, q.dtype)
+    init_stats = KeyStatistics(
+        zeros(batch, 1),
+        zeros(batch, heads, dim),
+        zeros(batch, heads, dim, dim),
+        zeros(batch, heads, d_v),
+        zeros(batch, heads, dim, d_v),
+    )
+    inputs = (_chunked(q, chunk), _chunked(k, chunk), _chunked(v, chunk), _chunked(valid, chunk))
+    _, rows = jax.lax.scan(step, (init_stats, zeros(batch, heads)), inputs)
+    return CausalRows(*(_unchunked(r, length) for r in rows))

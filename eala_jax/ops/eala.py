@@ -11,7 +11,12 @@ import jax.numpy as jnp
 
 from eala_jax.ops import _validation
 from eala_jax.ops.causal import causal_eala_rows
-from eala_jax.ops.entropy import DEFAULT_ESTIMATOR, EstimatorName, check_estimator_options, entropy_from_statistics
+from eala_jax.ops.entropy import (
+    DEFAULT_ESTIMATOR,
+    EstimatorName,
+    check_estimator_options,
+    entropy_from_statistics,
+)
 from eala_jax.ops.statistics import key_statistics, project_queries
 from eala_jax.ops.theta import cap_theta, theta_from_entropy
 
@@ -20,211 +25,383 @@ Theta = str | float
 
 
 def eala_attention(
-    q: Array, k: Array, v: Array, mask: Array | None = None, *, key_mask: Array | None = None,
-    estimator: EstimatorName = DEFAULT_ESTIMATOR, theta: Theta = "optimal", theta_gradient: bool = True,
-    nonnegative: bool = False, causal: bool = False, is_causal: bool = False, scale: float | None = None,
-    return_stats: bool = False, num_segments: int = 32, num_features: int = 64, rng: Array | None = None,
-    projection: Array | None = None, chunk_size: int = 64, implementation: str | None = None,
-    dtype: Any = None, **ignored: Any,
+    q: Array,
+    k: Array,
+    v: Array,
+    mask: Array | None = None,
+    *,
+    key_mask: Array | None = None,
+    estimator: EstimatorName = DEFAULT_ESTIMATOR,
+    theta: Theta = "optimal",
+    theta_gradient: bool = True,
+    nonnegative: bool = False,
+    causal: bool = False,
+    is_causal: bool = False,
+    scale: float | None = None,
+    return_stats: bool = False,
+    num_segments: int = 32,
+    num_features: int = 64,
+    rng: Array | None = None,
+    projection: Array | None = None,
+    chunk_size: int = 64,
+    implementation: str | None = None,
+    dtype: Any = None,
+    **ignored: Any,
 ) -> Array | tuple[Array, dict[str, Array]]:
-  """EALA: `o_i = v̄ + θ_i · scale · q_iᵀ C`, with θ_i chosen by entropy equality.
+    """EALA: `o_i = v̄ + θ_i · scale · q_iᵀ C`, with θ_i chosen by entropy equality.
 
-  Shapes as `jax.nn.dot_product_attention`: `q: [B, T, H, D]`, `k: [B, S, H, D]`,
-  `v: [B, S, H, Dv]` -> `[B, T, H, Dv]` (rank 3 without B also works). Scores are
-  `s_ij = scale·q_i·k_j` with `scale = 1/√D` by default.
+    Shapes as `jax.nn.dot_product_attention`: `q: [B, T, H, D]`, `k: [B, S, H, D]`,
+    `v: [B, S, H, Dv]` -> `[B, T, H, Dv]` (rank 3 without B also works). Scores are
+    `s_ij = scale·q_i·k_j` with `scale = 1/√D` by default.
 
-  Args:
-    mask: Flax-style boolean mask; only a key mask broadcast over heads and queries
-      (`[B or 1, 1, 1, S]`) can be honoured in linear time, anything else raises ValueError.
-    key_mask: `[B, S]` boolean, True = valid key. Means run over valid keys only.
-    estimator: entropy estimator for θ* (see `estimate_entropy`); causal mode supports "gaussian".
-    theta: "optimal" (entropy equality, EALA.md step 5) or a fixed float (1.0: plain centred
-      linear weights; 0.0: uniform attention).
-    theta_gradient: if False, θ is treated as a constant in the backward pass.
-    nonnegative: cap θ so that every weight is ≥ 0 (EALA.md step 7).
-    causal / is_causal: query i sees keys j ≤ i (needs T == S); chunked prefix sums.
-    return_stats: also return {"theta", "entropy", "sigma2", "mean_score", "count"}, each `[B, T, H]`.
-    num_segments, num_features, rng, projection: options of the "segments" and
-      "random_features" estimators.
-    chunk_size: key chunk of the causal scan.
-    implementation: None (auto), "statistics" (D×D key statistics, O((T+S)·D²)) or "scores" (the
-      explicit scores, O(T·S·D)). Auto takes "scores" when S ≤ D, where it is cheaper; both give
-      the same result. Causal mode always uses chunked statistics.
-    dtype: output dtype (default: q's). Statistics are float32 (or wider) whatever the input dtype.
-    **ignored: other keywords Flax attention modules pass (dropout_rng, dropout_rate, deterministic,
-      broadcast_dropout, precision, module, ...). Attention dropout is ignored: EALA never forms a
-      weight matrix for it to act on.
+    Args:
+      mask: Flax-style boolean mask; only a key mask broadcast over heads and queries
+        (`[B or 1, 1, 1, S]`) can be honoured in linear time, anything else raises ValueError.
+      key_mask: `[B, S]` boolean, True = valid key. Means run over valid keys only.
+      estimator: entropy estimator for θ* (see `estimate_entropy`); causal mode supports "gaussian".
+      theta: "optimal" (entropy equality, EALA.md step 5) or a fixed float (1.0: plain centred
+        linear weights; 0.0: uniform attention).
+      theta_gradient: if False, θ is treated as a constant in the backward pass.
+      nonnegative: cap θ so that every weight is ≥ 0 (EALA.md step 7).
+      causal / is_causal: query i sees keys j ≤ i (needs T == S); chunked prefix sums.
+      return_stats: also return {"theta", "entropy", "sigma2", "mean_score", "count"}, each `[B, T, H]`.
+      num_segments, num_features, rng, projection: options of the "segments" and
+        "random_features" estimators.
+      chunk_size: key chunk of the causal scan.
+      implementation: None (auto), "statistics" (D×D key statistics, O((T+S)·D²)) or "scores" (the
+        explicit scores, O(T·S·D)). Auto takes "scores" when S ≤ D, where it is cheaper; both give
+        the same result. Causal mode always uses chunked statistics.
+      dtype: output dtype (default: q's). Statistics are float32 (or wider) whatever the input dtype.
+      **ignored: other keywords Flax attention modules pass (dropout_rng, dropout_rate, deterministic,
+        broadcast_dropout, precision, module, ...). Attention dropout is ignored: EALA never forms a
+        weight matrix for it to act on.
 
-  Cost: O((T + S)·D·(D + Dv)) time and O(D·(D + Dv)) extra memory per head for the Gaussian
-  estimate (O((T + S)·D³) for "cumulant3"), against O(T·S·D) and O(T·S) for softmax attention.
-  Degenerate rows are finite: one valid key gives its value; no valid key gives zeros; σ = 0 gives v̄.
-  """
-  _validation.drop_flax_keywords("eala_attention", ignored)
-  unbatched = _validation.check_qkv(q, k, v)
-  if unbatched:
-    q, k, v = q[None], k[None], v[None]
-    mask = None if mask is None else mask[None]
-  causal = bool(causal or is_causal)
-  key_mask = _validation.resolve_key_mask(key_mask, mask, batch=q.shape[0], num_keys=k.shape[1])
-  config = _config(q, k, estimator=estimator, theta=theta, causal=causal, scale=scale,
-                   num_segments=num_segments, num_features=num_features, rng=rng, projection=projection,
-                   implementation=implementation)
-  out, stats = _eala_rows(
-      q, k, v, key_mask, rng, projection, **config, theta_gradient=theta_gradient,
-      nonnegative=nonnegative, chunk_size=chunk_size, need_entropy=return_stats)
-  out = out.astype(dtype or q.dtype)
-  if unbatched:
-    out, stats = out[0], {name: x[0] for name, x in stats.items()}
-  return (out, stats) if return_stats else out
+    Cost: O((T + S)·D·(D + Dv)) time and O(D·(D + Dv)) extra memory per head for the Gaussian
+    estimate (O((T + S)·D³) for "cumulant3"), against O(T·S·D) and O(T·S) for softmax attention.
+    Degenerate rows are finite: one valid key gives its value; no valid key gives zeros; σ = 0 gives v̄.
+    """
+    _validation.drop_flax_keywords("eala_attention", ignored)
+    unbatched = _validation.check_qkv(q, k, v)
+    if unbatched:
+        q, k, v = q[None], k[None], v[None]
+        mask = None if mask is None else mask[None]
+    causal = bool(causal or is_causal)
+    key_mask = _validation.resolve_key_mask(key_mask, mask, batch=q.shape[0], num_keys=k.shape[1])
+    config = _config(
+        q,
+        k,
+        estimator=estimator,
+        theta=theta,
+        causal=causal,
+        scale=scale,
+        num_segments=num_segments,
+        num_features=num_features,
+        rng=rng,
+        projection=projection,
+        implementation=implementation,
+    )
+    out, stats = _eala_rows(
+        q,
+        k,
+        v,
+        key_mask,
+        rng,
+        projection,
+        **config,
+        theta_gradient=theta_gradient,
+        nonnegative=nonnegative,
+        chunk_size=chunk_size,
+        need_entropy=return_stats,
+    )
+    out = out.astype(dtype or q.dtype)
+    if unbatched:
+        out, stats = out[0], {name: x[0] for name, x in stats.items()}
+    return (out, stats) if return_stats else out
 
 
 def eala_weights(
-    q: Array, k: Array, *, key_mask: Array | None = None, estimator: EstimatorName = DEFAULT_ESTIMATOR,
-    theta: Theta = "optimal", theta_gradient: bool = True, nonnegative: bool = False, causal: bool = False,
-    scale: float | None = None, num_segments: int = 32, num_features: int = 64, rng: Array | None = None,
-    projection: Array | None = None, chunk_size: int = 64, implementation: str | None = None,
+    q: Array,
+    k: Array,
+    *,
+    key_mask: Array | None = None,
+    estimator: EstimatorName = DEFAULT_ESTIMATOR,
+    theta: Theta = "optimal",
+    theta_gradient: bool = True,
+    nonnegative: bool = False,
+    causal: bool = False,
+    scale: float | None = None,
+    num_segments: int = 32,
+    num_features: int = 64,
+    rng: Array | None = None,
+    projection: Array | None = None,
+    chunk_size: int = 64,
+    implementation: str | None = None,
 ) -> Array:
-  """The explicit EALA weight matrix `a_ij = m_ij (1 + θ_i (s_ij − μ_i)) / M_i`, `[B, H, T, S]`.
+    """The explicit EALA weight matrix `a_ij = m_ij (1 + θ_i (s_ij − μ_i)) / M_i`, `[B, H, T, S]`.
 
-  O(T·S) memory: for tests, plots and diagnostics only. `eala_attention` equals `weights @ v`.
-  """
-  unbatched = _validation.check_qkv(q, k)
-  q, k = (q[None], k[None]) if unbatched else (q, k)
-  key_mask = _validation.resolve_key_mask(key_mask, None, batch=q.shape[0], num_keys=k.shape[1])
-  config = _config(q, k, estimator=estimator, theta=theta, causal=causal, scale=scale,
-                   num_segments=num_segments, num_features=num_features, rng=rng, projection=projection,
-                   implementation=implementation)
-  _, stats = _eala_rows(
-      q, k, k[..., :1], key_mask, rng, projection, **config, theta_gradient=theta_gradient,
-      nonnegative=nonnegative, chunk_size=chunk_size, need_entropy=False)
-  dtype = _validation.statistics_dtype(q.dtype)
-  scores = config["scale"] * jnp.einsum("bthd,bshd->bhts", q.astype(dtype), k.astype(dtype))
-  visible = jnp.ones(scores.shape[-2:], bool) if not causal else jnp.tril(jnp.ones(scores.shape[-2:], bool))
-  if key_mask is not None:
-    visible = visible & key_mask[:, None, None, :]
-  to_heads = lambda x: jnp.moveaxis(x, 1, 2)[..., None]  # [B, T, H] -> [B, H, T, 1]
-  count = to_heads(stats["count"])
-  weights = (1.0 + to_heads(stats["theta"]) * (scores - to_heads(stats["mean_score"]))) / jnp.maximum(count, 1.0)
-  weights = jnp.where(visible, weights, 0.0)
-  return weights[0] if unbatched else weights
+    O(T·S) memory: for tests, plots and diagnostics only. `eala_attention` equals `weights @ v`.
+    """
+    unbatched = _validation.check_qkv(q, k)
+    q, k = (q[None], k[None]) if unbatched else (q, k)
+    key_mask = _validation.resolve_key_mask(key_mask, None, batch=q.shape[0], num_keys=k.shape[1])
+    config = _config(
+        q,
+        k,
+        estimator=estimator,
+        theta=theta,
+        causal=causal,
+        scale=scale,
+        num_segments=num_segments,
+        num_features=num_features,
+        rng=rng,
+        projection=projection,
+        implementation=implementation,
+    )
+    _, stats = _eala_rows(
+        q,
+        k,
+        k[..., :1],
+        key_mask,
+        rng,
+        projection,
+        **config,
+        theta_gradient=theta_gradient,
+        nonnegative=nonnegative,
+        chunk_size=chunk_size,
+        need_entropy=False,
+    )
+    dtype = _validation.statistics_dtype(q.dtype)
+    scores = config["scale"] * jnp.einsum("bthd,bshd->bhts", q.astype(dtype), k.astype(dtype))
+    visible = (
+        jnp.ones(scores.shape[-2:], bool)
+        if not causal
+        else jnp.tril(jnp.ones(scores.shape[-2:], bool))
+    )
+    if key_mask is not None:
+        visible = visible & key_mask[:, None, None, :]
+    to_heads = lambda x: jnp.moveaxis(x, 1, 2)[..., None]  # [B, T, H] -> [B, H, T, 1]
+    count = to_heads(stats["count"])
+    weights = (
+        1.0 + to_heads(stats["theta"]) * (scores - to_heads(stats["mean_score"]))
+    ) / jnp.maximum(count, 1.0)
+    weights = jnp.where(visible, weights, 0.0)
+    return weights[0] if unbatched else weights
 
 
-def _config(q: Array, k: Array, *, estimator: str, theta: Theta, causal: bool, scale: float | None,
-            num_segments: int, num_features: int, rng: Array | None, projection: Array | None,
-            implementation: str | None) -> dict[str, Any]:
-  """Validates the static configuration; returns it as keyword arguments of `_eala_rows`."""
-  if implementation not in (None, "statistics", "scores"):
-    raise ValueError(f"implementation must be None, 'statistics' or 'scores', got {implementation!r}")
-  if isinstance(theta, str):
-    if theta != "optimal":
-      raise ValueError(f"theta must be 'optimal' or a float, got {theta!r}")
-  elif not isinstance(theta, (int, float)) or isinstance(theta, bool) or not math.isfinite(theta):
-    raise TypeError(f"theta must be 'optimal' or a finite float, got {theta!r}")
-  check_estimator_options(estimator, num_segments=num_segments, num_features=num_features, rng=rng,
-                          projection=projection, head_dim=q.shape[-1])
-  if causal:
-    if q.shape[1] != k.shape[1]:
-      raise ValueError(f"causal attention needs as many queries as keys; got q length {q.shape[1]},"
-                       f" k length {k.shape[1]}")
-    if estimator != "gaussian" and theta == "optimal":
-      raise ValueError(f"causal EALA supports estimator='gaussian' (or a fixed theta); got {estimator!r}")
-  return dict(estimator=estimator, theta=theta if isinstance(theta, str) else float(theta), causal=causal,
-              scale=1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale),
-              num_segments=num_segments, num_features=num_features, implementation=implementation)
+def _config(
+    q: Array,
+    k: Array,
+    *,
+    estimator: str,
+    theta: Theta,
+    causal: bool,
+    scale: float | None,
+    num_segments: int,
+    num_features: int,
+    rng: Array | None,
+    projection: Array | None,
+    implementation: str | None,
+) -> dict[str, Any]:
+    """Validates the static configuration; returns it as keyword arguments of `_eala_rows`."""
+    if implementation not in (None, "statistics", "scores"):
+        raise ValueError(
+            f"implementation must be None, 'statistics' or 'scores', got {implementation!r}"
+        )
+    if isinstance(theta, str):
+        if theta != "optimal":
+            raise ValueError(f"theta must be 'optimal' or a float, got {theta!r}")
+    elif not isinstance(theta, (int, float)) or isinstance(theta, bool) or not math.isfinite(theta):
+        raise TypeError(f"theta must be 'optimal' or a finite float, got {theta!r}")
+    check_estimator_options(
+        estimator,
+        num_segments=num_segments,
+        num_features=num_features,
+        rng=rng,
+        projection=projection,
+        head_dim=q.shape[-1],
+    )
+    if causal:
+        if q.shape[1] != k.shape[1]:
+            raise ValueError(
+                f"causal attention needs as many queries as keys; got q length {q.shape[1]},"
+                f" k length {k.shape[1]}"
+            )
+        if estimator != "gaussian" and theta == "optimal":
+            raise ValueError(
+                f"causal EALA supports estimator='gaussian' (or a fixed theta); got {estimator!r}"
+            )
+    return dict(
+        estimator=estimator,
+        theta=theta if isinstance(theta, str) else float(theta),
+        causal=causal,
+        scale=1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale),
+        num_segments=num_segments,
+        num_features=num_features,
+        implementation=implementation,
+    )
 
 
-@functools.partial(jax.jit, static_argnames=(
-    "estimator", "theta", "theta_gradient", "nonnegative", "causal", "scale", "num_segments",
-    "num_features", "chunk_size", "need_entropy", "implementation"))
+@functools.partial(
+    jax.jit,
+    static_argnames=(
+        "estimator",
+        "theta",
+        "theta_gradient",
+        "nonnegative",
+        "causal",
+        "scale",
+        "num_segments",
+        "num_features",
+        "chunk_size",
+        "need_entropy",
+        "implementation",
+    ),
+)
 def _eala_rows(
-    q: Array, k: Array, v: Array, key_mask: Array | None, rng: Array | None, projection: Array | None, *,
-    estimator: str, theta: Theta, theta_gradient: bool, nonnegative: bool, causal: bool, scale: float,
-    num_segments: int, num_features: int, chunk_size: int, need_entropy: bool, implementation: str | None = None,
+    q: Array,
+    k: Array,
+    v: Array,
+    key_mask: Array | None,
+    rng: Array | None,
+    projection: Array | None,
+    *,
+    estimator: str,
+    theta: Theta,
+    theta_gradient: bool,
+    nonnegative: bool,
+    causal: bool,
+    scale: float,
+    num_segments: int,
+    num_features: int,
+    chunk_size: int,
+    need_entropy: bool,
+    implementation: str | None = None,
 ) -> tuple[Array, dict[str, Array]]:
-  """EALA output `[B, T, H, Dv]` (float32 or wider) and per-query statistics `[B, T, H]`."""
-  dtype = _validation.statistics_dtype(q.dtype)
-  q, k, v = q.astype(dtype), k.astype(dtype), v.astype(dtype)
+    """EALA output `[B, T, H, Dv]` (float32 or wider) and per-query statistics `[B, T, H]`."""
+    dtype = _validation.statistics_dtype(q.dtype)
+    q, k, v = q.astype(dtype), k.astype(dtype), v.astype(dtype)
 
-  def choose_theta(entropy: Array, sigma2: Array, log_count: Array) -> Array:
-    value = theta_from_entropy(entropy, sigma2, log_count) if theta == "optimal" \
-        else jnp.full_like(sigma2, theta)
-    return value if theta_gradient else jax.lax.stop_gradient(value)
+    def choose_theta(entropy: Array, sigma2: Array, log_count: Array) -> Array:
+        value = (
+            theta_from_entropy(entropy, sigma2, log_count)
+            if theta == "optimal"
+            else jnp.full_like(sigma2, theta)
+        )
+        return value if theta_gradient else jax.lax.stop_gradient(value)
 
-  if causal:
-    rows = causal_eala_rows(q, k, v, key_mask, scale=scale, theta_fn=choose_theta,
-                            nonnegative=nonnegative, chunk_size=chunk_size)
-    stats = dict(theta=rows.theta, entropy=rows.entropy, sigma2=rows.sigma2,
-                 mean_score=rows.mean_score, count=rows.count)
-    return rows.out, stats
+    if causal:
+        rows = causal_eala_rows(
+            q,
+            k,
+            v,
+            key_mask,
+            scale=scale,
+            theta_fn=choose_theta,
+            nonnegative=nonnegative,
+            chunk_size=chunk_size,
+        )
+        stats = dict(
+            theta=rows.theta,
+            entropy=rows.entropy,
+            sigma2=rows.sigma2,
+            mean_score=rows.mean_score,
+            count=rows.count,
+        )
+        return rows.out, stats
 
-  valid = jnp.ones(k.shape[:2], bool) if key_mask is None else key_mask
-  use_scores = implementation == "scores" or (implementation is None and k.shape[1] <= q.shape[-1])
-  if use_scores:
-    # S ≤ D: the S scores per query are cheaper than the D×D statistics (same maths, exact).
-    count, mean_k, mean_v, mean_score, sigma2, centred = _dense_score_moments(q, k, v, valid, scale)
-    weighted = jnp.einsum("bths,bshe->bthe", centred, v - mean_v[:, None])
-  else:
-    key_stats = key_statistics(k, v, key_mask)
-    count, mean_k, mean_v = key_stats.count[:, None, :], key_stats.mean_k, key_stats.mean_v
-    # Σ_j (s_ij − μ_i)(v_j − v̄) = scale · q_iᵀ Σ_j (k_j − k̄)(v_j − v̄)ᵀ, with σ² in the same product.
-    mean_score, sigma2, weighted = project_queries(q, key_stats, scale)
-    mean_score, sigma2, weighted = (jnp.swapaxes(x, 1, 2) for x in (mean_score, sigma2, weighted))
-  count = jnp.broadcast_to(count, sigma2.shape)
-  log_count = jnp.log(jnp.maximum(count, 1.0))
-  if theta != "optimal" and not need_entropy:
-    entropy = jnp.full_like(sigma2, jnp.nan)
-  elif use_scores and estimator in ("gaussian", "cumulant3", "exact"):
-    entropy = _entropy_from_centred_scores(centred, mean_score, sigma2, count, valid, method=estimator)
-  else:
-    stats_for_entropy = key_stats if not use_scores else key_statistics(k, k[..., :1], key_mask)
-    entropy = entropy_from_statistics(q, k, key_mask, stats_for_entropy, sigma2, method=estimator, scale=scale,
-                                      num_segments=num_segments, num_features=num_features, rng=rng,
-                                      projection=projection)
-  theta_value = choose_theta(entropy, sigma2, log_count)
-  if nonnegative:
-    spread = jnp.linalg.norm(k - mean_k[:, None], axis=-1)  # [B, S, H]
-    radius = jnp.max(jnp.where(valid[..., None], spread, 0.0), axis=1)  # [B, H]
-    theta_value = cap_theta(theta_value, scale * jnp.linalg.norm(q, axis=-1) * radius[:, None])
-  safe_count = jnp.maximum(count, 1.0)[..., None]
-  out = mean_v[:, None] + theta_value[..., None] * weighted / safe_count
-  out = jnp.where((count > 0)[..., None], out, 0.0)
-  stats = dict(theta=theta_value, entropy=entropy, sigma2=sigma2, mean_score=mean_score, count=count)
-  return out, stats
+    valid = jnp.ones(k.shape[:2], bool) if key_mask is None else key_mask
+    use_scores = implementation == "scores" or (
+        implementation is None and k.shape[1] <= q.shape[-1]
+    )
+    if use_scores:
+        # S ≤ D: the S scores per query are cheaper than the D×D statistics (same maths, exact).
+        count, mean_k, mean_v, mean_score, sigma2, centred = _dense_score_moments(
+            q, k, v, valid, scale
+        )
+        weighted = jnp.einsum("bths,bshe->bthe", centred, v - mean_v[:, None])
+    else:
+        key_stats = key_statistics(k, v, key_mask)
+        count, mean_k, mean_v = key_stats.count[:, None, :], key_stats.mean_k, key_stats.mean_v
+        # Σ_j (s_ij − μ_i)(v_j − v̄) = scale · q_iᵀ Σ_j (k_j − k̄)(v_j − v̄)ᵀ, with σ² in the same product.
+        mean_score, sigma2, weighted = project_queries(q, key_stats, scale)
+        mean_score, sigma2, weighted = (
+            jnp.swapaxes(x, 1, 2) for x in (mean_score, sigma2, weighted)
+        )
+    count = jnp.broadcast_to(count, sigma2.shape)
+    log_count = jnp.log(jnp.maximum(count, 1.0))
+    if theta != "optimal" and not need_entropy:
+        entropy = jnp.full_like(sigma2, jnp.nan)
+    elif use_scores and estimator in ("gaussian", "cumulant3", "exact"):
+        entropy = _entropy_from_centred_scores(
+            centred, mean_score, sigma2, count, valid, method=estimator
+        )
+    else:
+        stats_for_entropy = key_stats if not use_scores else key_statistics(k, k[..., :1], key_mask)
+        entropy = entropy_from_statistics(
+            q,
+            k,
+            key_mask,
+            stats_for_entropy,
+            sigma2,
+            method=estimator,
+            scale=scale,
+            num_segments=num_segments,
+            num_features=num_features,
+            rng=rng,
+            projection=projection,
+        )
+    theta_value = choose_theta(entropy, sigma2, log_count)
+    if nonnegative:
+        spread = jnp.linalg.norm(k - mean_k[:, None], axis=-1)  # [B, S, H]
+        radius = jnp.max(jnp.where(valid[..., None], spread, 0.0), axis=1)  # [B, H]
+        theta_value = cap_theta(theta_value, scale * jnp.linalg.norm(q, axis=-1) * radius[:, None])
+    safe_count = jnp.maximum(count, 1.0)[..., None]
+    out = mean_v[:, None] + theta_value[..., None] * weighted / safe_count
+    out = jnp.where((count > 0)[..., None], out, 0.0)
+    stats = dict(
+        theta=theta_value, entropy=entropy, sigma2=sigma2, mean_score=mean_score, count=count
+    )
+    return out, stats
 
 
-def _dense_score_moments(q: Array, k: Array, v: Array, valid: Array, scale: float) -> tuple[Array, ...]:
-  """Moments from the explicit `[B, T, H, S]` scores, for S ≤ D where they are the cheaper route.
+def _dense_score_moments(
+    q: Array, k: Array, v: Array, valid: Array, scale: float
+) -> tuple[Array, ...]:
+    """Moments from the explicit `[B, T, H, S]` scores, for S ≤ D where they are the cheaper route.
 
-  Returns count `[B, 1, 1]`, k̄ `[B, H, D]`, v̄ `[B, H, Dv]`, μ and σ² `[B, T, H]`, and the centred
-  masked scores `(s − μ)·m` `[B, T, H, S]`. Time O(T·S·(D + Dv)).
-  """
-  weight = valid.astype(q.dtype)  # [B, S]
-  count = jnp.sum(weight, axis=1)[:, None, None]
-  safe_count = jnp.maximum(count, 1.0)
-  mean_k = jnp.einsum("bs,bshd->bhd", weight, k) / safe_count
-  mean_v = jnp.einsum("bs,bshd->bhd", weight, v) / safe_count
-  scores = scale * jnp.einsum("bthd,bshd->bths", q, k)
-  key_weight = weight[:, None, None, :]
-  mean_score = jnp.sum(key_weight * scores, axis=-1) / safe_count
-  centred = (scores - mean_score[..., None]) * key_weight
-  sigma2 = jnp.sum(centred * centred, axis=-1) / safe_count
-  return count, mean_k, mean_v, mean_score, sigma2, centred
+    Returns count `[B, 1, 1]`, k̄ `[B, H, D]`, v̄ `[B, H, Dv]`, μ and σ² `[B, T, H]`, and the centred
+    masked scores `(s − μ)·m` `[B, T, H, S]`. Time O(T·S·(D + Dv)).
+    """
+    weight = valid.astype(q.dtype)  # [B, S]
+    count = jnp.sum(weight, axis=1)[:, None, None]
+    safe_count = jnp.maximum(count, 1.0)
+    mean_k = jnp.einsum("bs,bshd->bhd", weight, k) / safe_count
+    mean_v = jnp.einsum("bs,bshd->bhd", weight, v) / safe_count
+    scores = scale * jnp.einsum("bthd,bshd->bths", q, k)
+    key_weight = weight[:, None, None, :]
+    mean_score = jnp.sum(key_weight * scores, axis=-1) / safe_count
+    centred = (scores - mean_score[..., None]) * key_weight
+    sigma2 = jnp.sum(centred * centred, axis=-1) / safe_count
+    return count, mean_k, mean_v, mean_score, sigma2, centred
 
 
-def _entropy_from_centred_scores(centred: Array, mean_score: Array, sigma2: Array, count: Array, valid: Array, *,
-                                 method: str) -> Array:
-  """gaussian / cumulant3 / exact entropy from centred masked scores `[B, T, H, S]`."""
-  log_count = jnp.log(jnp.maximum(count, 1.0))
-  if method == "gaussian":
-    raw = log_count - 0.5 * sigma2
-  elif method == "cumulant3":
-    kappa3 = jnp.sum(centred**3, axis=-1) / jnp.maximum(count, 1.0)
-    raw = log_count - 0.5 * sigma2 - kappa3 / 3.0
-  else:  # exact: H = log Σ e^{c} − Σ p c over valid keys (shift-invariant, so centred scores serve)
-    keep = valid[:, None, None, :]
-    logits = jnp.where(keep, centred, -1e30)  # finite: no inf − inf in the gradient of empty rows
-    log_z = jax.nn.logsumexp(logits, axis=-1)
-    p = jnp.where(keep, jnp.exp(logits - log_z[..., None]), 0.0)
-    raw = jnp.where(count > 0, log_z - jnp.sum(p * centred, axis=-1), 0.0)
-    return jnp.maximum(raw, 0.0)
-  return jnp.clip(raw, 0.0, log_count)
+def _entropy_from_centred_scores(
+    centred: Array, mean_score: Array, sigma2: Array, count: Array, valid: Array, *, method: str
+) -> Array:
+    """gaussian / cumulant3 / exact entropy from centred masked scores `[B, T, H, S]`."""
+    log_count = jnp.log(jnp.maximum(count, 1.0))
+    if method == "gaussian":
+        raw = log_count - 0.5 * sigma2
+    elif method == "cumulant3":
+        kappa3 = jnp.sum(centred**3, axis=-1) / jnp.maximum(count, 1.0)
+        raw = log_count - 0.5 * sigma2 - kappa3 / 3.0
+    else:  # exact: H = log Σ e^{c} − Σ p c over valid keys (shift-invariant, so centred scores serve)
+        keep = valid[:, None, None, :]
+        logits = jnp.where(
+            keep, centred, -1e30
+        )  # finite: no inf − inf in the gradient of empty rows
+        log_z = jax.nn.logsumexp(logits, axis=-1)
+        p = jnp.where(keep, jnp.exp(logits - log_z[..., None]), 0.0)
+        raw = jnp.where(count > 0, log_z - jnp.sum(p * centred, axis=-1), 0.0)
+        return jnp.maximum(raw, 0.0)
+    return jnp.clip(raw, 0.0, log_count)

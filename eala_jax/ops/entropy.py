@@ -15,7 +15,13 @@ import jax
 import jax.numpy as jnp
 
 from eala_jax.ops import _validation
-from eala_jax.ops.statistics import KeyStatistics, centred_third_moment, cubic_form, key_statistics, score_moments
+from eala_jax.ops.statistics import (
+    KeyStatistics,
+    centred_third_moment,
+    cubic_form,
+    key_statistics,
+    score_moments,
+)
 
 Array = jax.Array
 EstimatorName = Literal["gaussian", "cumulant3", "segments", "random_features", "exact"]
@@ -28,204 +34,274 @@ _NEG = -1e30  # a finite "minus infinity": keeps gradients free of inf - inf.
 
 
 def softmax_entropy(
-    q: Array, k: Array, *, key_mask: Array | None = None, scale: float | None = None,
+    q: Array,
+    k: Array,
+    *,
+    key_mask: Array | None = None,
+    scale: float | None = None,
     chunk_size: int = 512,
 ) -> Array:
-  """Exact entropy of each query's softmax over the valid keys, `[B, T, H]` (nats).
+    """Exact entropy of each query's softmax over the valid keys, `[B, T, H]` (nats).
 
-  `q: [B, T, H, D]`, `k: [B, S, H, D]`, `key_mask: [B, S]` (True = valid). An online
-  log-sum-exp over key chunks keeps memory at O(T·chunk) instead of O(T·S); time O(T·S·D).
-  A row with no valid key has entropy 0.
-  """
-  unbatched = _validation.check_qkv(q, k)
-  q, k = (q[None], k[None]) if unbatched else (q, k)
-  key_mask = _validation.resolve_key_mask(key_mask, None, batch=q.shape[0], num_keys=k.shape[1])
-  dtype = _validation.statistics_dtype(q.dtype)
-  out = _exact_entropy(q.astype(dtype), k.astype(dtype), key_mask, scale=_scale(scale, q), chunk_size=chunk_size)
-  return out[0] if unbatched else out
+    `q: [B, T, H, D]`, `k: [B, S, H, D]`, `key_mask: [B, S]` (True = valid). An online
+    log-sum-exp over key chunks keeps memory at O(T·chunk) instead of O(T·S); time O(T·S·D).
+    A row with no valid key has entropy 0.
+    """
+    unbatched = _validation.check_qkv(q, k)
+    q, k = (q[None], k[None]) if unbatched else (q, k)
+    key_mask = _validation.resolve_key_mask(key_mask, None, batch=q.shape[0], num_keys=k.shape[1])
+    dtype = _validation.statistics_dtype(q.dtype)
+    out = _exact_entropy(
+        q.astype(dtype), k.astype(dtype), key_mask, scale=_scale(scale, q), chunk_size=chunk_size
+    )
+    return out[0] if unbatched else out
 
 
 def estimate_entropy(
-    q: Array, k: Array, *, method: EstimatorName = DEFAULT_ESTIMATOR, key_mask: Array | None = None,
-    scale: float | None = None, num_segments: int = 32, num_features: int = 64,
-    rng: Array | None = None, projection: Array | None = None, chunk_size: int = 512,
+    q: Array,
+    k: Array,
+    *,
+    method: EstimatorName = DEFAULT_ESTIMATOR,
+    key_mask: Array | None = None,
+    scale: float | None = None,
+    num_segments: int = 32,
+    num_features: int = 64,
+    rng: Array | None = None,
+    projection: Array | None = None,
+    chunk_size: int = 512,
 ) -> Array:
-  """Linear-time estimate Ĥ of each query's softmax entropy, `[B, T, H]` (nats), in [0, log M].
+    """Linear-time estimate Ĥ of each query's softmax entropy, `[B, T, H]` (nats), in [0, log M].
 
-  Methods (EALA.md step 3; d = head dim, M valid keys):
-    "gaussian":         clip(log M − σ²/2, 0, log M).                         O((T+S)·d²)
-    "cumulant3":        clip(log M − σ²/2 − κ₃/3, 0, log M).                  O((T+S)·d³)
-    "segments":         random-energy model over `num_segments` key blocks.   O(S·d² + T·n·d²)
-    "random_features":  FAVOR+ estimates of Z and Σ e^s s (`num_features`
-                        features from `rng`, or a given `projection: [r, d]`). O((T+S)·r·d)
-    "exact":            the chunked exact entropy (quadratic; for reference).  O(T·S·d)
-  """
-  unbatched = _validation.check_qkv(q, k)
-  q, k = (q[None], k[None]) if unbatched else (q, k)
-  key_mask = _validation.resolve_key_mask(key_mask, None, batch=q.shape[0], num_keys=k.shape[1])
-  check_estimator_options(method, num_segments=num_segments, num_features=num_features, rng=rng,
-                          projection=projection, head_dim=q.shape[-1])
-  dtype = _validation.statistics_dtype(q.dtype)
-  q, k = jnp.asarray(q, dtype), jnp.asarray(k, dtype)  # NumPy inputs: the scans index q with tracers
-  scale_value = _scale(scale, q)
-  stats = key_statistics(k, k[..., :1], key_mask)
-  _, sigma2 = score_moments(q, stats, scale_value)
-  out = entropy_from_statistics(
-      q, k, key_mask, stats, sigma2, method=method, scale=scale_value, num_segments=num_segments,
-      num_features=num_features, rng=rng, projection=projection, chunk_size=chunk_size)
-  return out[0] if unbatched else out
+    Methods (EALA.md step 3; d = head dim, M valid keys):
+      "gaussian":         clip(log M − σ²/2, 0, log M).                         O((T+S)·d²)
+      "cumulant3":        clip(log M − σ²/2 − κ₃/3, 0, log M).                  O((T+S)·d³)
+      "segments":         random-energy model over `num_segments` key blocks.   O(S·d² + T·n·d²)
+      "random_features":  FAVOR+ estimates of Z and Σ e^s s (`num_features`
+                          features from `rng`, or a given `projection: [r, d]`). O((T+S)·r·d)
+      "exact":            the chunked exact entropy (quadratic; for reference).  O(T·S·d)
+    """
+    unbatched = _validation.check_qkv(q, k)
+    q, k = (q[None], k[None]) if unbatched else (q, k)
+    key_mask = _validation.resolve_key_mask(key_mask, None, batch=q.shape[0], num_keys=k.shape[1])
+    check_estimator_options(
+        method,
+        num_segments=num_segments,
+        num_features=num_features,
+        rng=rng,
+        projection=projection,
+        head_dim=q.shape[-1],
+    )
+    dtype = _validation.statistics_dtype(q.dtype)
+    q, k = (
+        jnp.asarray(q, dtype),
+        jnp.asarray(k, dtype),
+    )  # NumPy inputs: the scans index q with tracers
+    scale_value = _scale(scale, q)
+    stats = key_statistics(k, k[..., :1], key_mask)
+    _, sigma2 = score_moments(q, stats, scale_value)
+    out = entropy_from_statistics(
+        q,
+        k,
+        key_mask,
+        stats,
+        sigma2,
+        method=method,
+        scale=scale_value,
+        num_segments=num_segments,
+        num_features=num_features,
+        rng=rng,
+        projection=projection,
+        chunk_size=chunk_size,
+    )
+    return out[0] if unbatched else out
 
 
 def check_estimator_options(
-    method: str, *, num_segments: int, num_features: int, rng: Array | None,
-    projection: Array | None, head_dim: int,
+    method: str,
+    *,
+    num_segments: int,
+    num_features: int,
+    rng: Array | None,
+    projection: Array | None,
+    head_dim: int,
 ) -> None:
-  """Raises ValueError for an unknown estimator or options it cannot use."""
-  if method not in ESTIMATORS:
-    raise ValueError(f"unknown entropy estimator {method!r}; expected one of {ESTIMATORS}")
-  if method == "segments" and (not isinstance(num_segments, int) or num_segments < 1):
-    raise ValueError(f"num_segments must be a positive int, got {num_segments!r}")
-  if method == "random_features":
-    if projection is None and rng is None:
-      raise ValueError("estimator 'random_features' needs rng=<PRNG key> or projection=[r, d]")
-    if projection is not None and (projection.ndim != 2 or projection.shape[1] != head_dim):
-      raise ValueError(
-          f"projection must have shape [num_features, head_dim={head_dim}], got {projection.shape}")
-    if projection is None and (not isinstance(num_features, int) or num_features < 1):
-      raise ValueError(f"num_features must be a positive int, got {num_features!r}")
+    """Raises ValueError for an unknown estimator or options it cannot use."""
+    if method not in ESTIMATORS:
+        raise ValueError(f"unknown entropy estimator {method!r}; expected one of {ESTIMATORS}")
+    if method == "segments" and (not isinstance(num_segments, int) or num_segments < 1):
+        raise ValueError(f"num_segments must be a positive int, got {num_segments!r}")
+    if method == "random_features":
+        if projection is None and rng is None:
+            raise ValueError(
+                "estimator 'random_features' needs rng=<PRNG key> or projection=[r, d]"
+            )
+        if projection is not None and (projection.ndim != 2 or projection.shape[1] != head_dim):
+            raise ValueError(
+                f"projection must have shape [num_features, head_dim={head_dim}], got {projection.shape}"
+            )
+        if projection is None and (not isinstance(num_features, int) or num_features < 1):
+            raise ValueError(f"num_features must be a positive int, got {num_features!r}")
 
 
 def entropy_from_statistics(
-    q: Array, k: Array, key_mask: Array | None, stats: KeyStatistics, sigma2: Array, *,
-    method: EstimatorName, scale: float, num_segments: int = 32, num_features: int = 64,
-    rng: Array | None = None, projection: Array | None = None, chunk_size: int = 512,
+    q: Array,
+    k: Array,
+    key_mask: Array | None,
+    stats: KeyStatistics,
+    sigma2: Array,
+    *,
+    method: EstimatorName,
+    scale: float,
+    num_segments: int = 32,
+    num_features: int = 64,
+    rng: Array | None = None,
+    projection: Array | None = None,
+    chunk_size: int = 512,
 ) -> Array:
-  """Ĥ `[B, T, H]` given the key statistics and score variances EALA has already computed."""
-  log_count = jnp.log(jnp.maximum(stats.count, 1.0))[:, None, :]  # [B, 1, 1]
-  if method == "gaussian":
-    raw = log_count - 0.5 * sigma2
-  elif method == "cumulant3":
-    t3 = centred_third_moment(k, key_mask, stats.mean_k, stats.count)
-    kappa3 = scale**3 * cubic_form(q, t3)
-    raw = log_count - 0.5 * sigma2 - kappa3 / 3.0
-  elif method == "segments":
-    raw = _segments_entropy(q, k, key_mask, scale=scale, num_segments=num_segments)
-  elif method == "random_features":
-    if projection is None:
-      projection = jax.random.normal(rng, (num_features, q.shape[-1]), q.dtype)
-    raw = _random_feature_entropy(q, k, key_mask, projection.astype(q.dtype), scale=scale)
-  elif method == "exact":
-    return _exact_entropy(q, k, key_mask, scale=scale, chunk_size=chunk_size)
-  else:
-    raise ValueError(f"unknown entropy estimator {method!r}; expected one of {ESTIMATORS}")
-  return jnp.clip(raw, 0.0, log_count)
+    """Ĥ `[B, T, H]` given the key statistics and score variances EALA has already computed."""
+    log_count = jnp.log(jnp.maximum(stats.count, 1.0))[:, None, :]  # [B, 1, 1]
+    if method == "gaussian":
+        raw = log_count - 0.5 * sigma2
+    elif method == "cumulant3":
+        t3 = centred_third_moment(k, key_mask, stats.mean_k, stats.count)
+        kappa3 = scale**3 * cubic_form(q, t3)
+        raw = log_count - 0.5 * sigma2 - kappa3 / 3.0
+    elif method == "segments":
+        raw = _segments_entropy(q, k, key_mask, scale=scale, num_segments=num_segments)
+    elif method == "random_features":
+        if projection is None:
+            projection = jax.random.normal(rng, (num_features, q.shape[-1]), q.dtype)
+        raw = _random_feature_entropy(q, k, key_mask, projection.astype(q.dtype), scale=scale)
+    elif method == "exact":
+        return _exact_entropy(q, k, key_mask, scale=scale, chunk_size=chunk_size)
+    else:
+        raise ValueError(f"unknown entropy estimator {method!r}; expected one of {ESTIMATORS}")
+    return jnp.clip(raw, 0.0, log_count)
 
 
 @functools.partial(jax.jit, static_argnames=("scale", "chunk_size"))
-def _exact_entropy(q: Array, k: Array, key_mask: Array | None, *, scale: float, chunk_size: int) -> Array:
-  batch, num_keys, heads, dim = k.shape
-  chunk = max(1, min(chunk_size, num_keys))
-  num_chunks = -(-num_keys // chunk)
-  pad = num_chunks * chunk - num_keys
-  valid = jnp.ones((batch, num_keys), bool) if key_mask is None else key_mask
-  k_chunks = jnp.pad(k, ((0, 0), (0, pad), (0, 0), (0, 0))).reshape(batch, num_chunks, chunk, heads, dim)
-  m_chunks = jnp.pad(valid, ((0, 0), (0, pad))).reshape(batch, num_chunks, chunk)
+def _exact_entropy(
+    q: Array, k: Array, key_mask: Array | None, *, scale: float, chunk_size: int
+) -> Array:
+    batch, num_keys, heads, dim = k.shape
+    chunk = max(1, min(chunk_size, num_keys))
+    num_chunks = -(-num_keys // chunk)
+    pad = num_chunks * chunk - num_keys
+    valid = jnp.ones((batch, num_keys), bool) if key_mask is None else key_mask
+    k_chunks = jnp.pad(k, ((0, 0), (0, pad), (0, 0), (0, 0))).reshape(
+        batch, num_chunks, chunk, heads, dim
+    )
+    m_chunks = jnp.pad(valid, ((0, 0), (0, pad))).reshape(batch, num_chunks, chunk)
 
-  def step(carry, chunk_in):
-    run_max, total, tilted = carry
-    k_c, m_c = chunk_in
-    s = scale * jnp.einsum("bthd,blhd->bthl", q, k_c)
-    keep = m_c[:, None, None, :]
-    s = jnp.where(keep, s, _NEG)
-    new_max = jnp.maximum(run_max, jnp.max(s, axis=-1))
-    correction = jnp.exp(run_max - new_max)
-    p = jnp.where(keep, jnp.exp(s - new_max[..., None]), 0.0)
-    total = total * correction + jnp.sum(p, axis=-1)
-    tilted = tilted * correction + jnp.sum(p * jnp.where(keep, s, 0.0), axis=-1)
-    return (new_max, total, tilted), None
+    def step(carry, chunk_in):
+        run_max, total, tilted = carry
+        k_c, m_c = chunk_in
+        s = scale * jnp.einsum("bthd,blhd->bthl", q, k_c)
+        keep = m_c[:, None, None, :]
+        s = jnp.where(keep, s, _NEG)
+        new_max = jnp.maximum(run_max, jnp.max(s, axis=-1))
+        correction = jnp.exp(run_max - new_max)
+        p = jnp.where(keep, jnp.exp(s - new_max[..., None]), 0.0)
+        total = total * correction + jnp.sum(p, axis=-1)
+        tilted = tilted * correction + jnp.sum(p * jnp.where(keep, s, 0.0), axis=-1)
+        return (new_max, total, tilted), None
 
-  init = (jnp.full(q.shape[:-1], _NEG, q.dtype), jnp.zeros(q.shape[:-1], q.dtype),
-          jnp.zeros(q.shape[:-1], q.dtype))
-  xs = (jnp.moveaxis(k_chunks, 1, 0), jnp.moveaxis(m_chunks, 1, 0))
-  (run_max, total, tilted), _ = jax.lax.scan(step, init, xs)
-  has_key = total > 0
-  safe_total = jnp.where(has_key, total, 1.0)
-  entropy = run_max + jnp.log(safe_total) - tilted / safe_total
-  return jnp.where(has_key, jnp.maximum(entropy, 0.0), 0.0)
-
-
-def _segments_entropy(q: Array, k: Array, key_mask: Array | None, *, scale: float, num_segments: int) -> Array:
-  """log Z − E_p[s] from a random-energy model per contiguous key segment (EALA.md step 3)."""
-  batch, num_keys, heads, dim = k.shape
-  segments = min(num_segments, num_keys)
-  length = -(-num_keys // segments)
-  segments = -(-num_keys // length)  # drop segments that would be pure padding
-  pad = segments * length - num_keys
-  valid = jnp.ones((batch, num_keys), bool) if key_mask is None else key_mask
-  k_seg = jnp.pad(k, ((0, 0), (0, pad), (0, 0), (0, 0))).reshape(batch, segments, length, heads, dim)
-  w_seg = jnp.pad(valid, ((0, 0), (0, pad))).reshape(batch, segments, length).astype(q.dtype)
-  counts = jnp.sum(w_seg, axis=2)  # [B, n]
-  safe_counts = jnp.maximum(counts, 1.0)
-  means = jnp.einsum("bcl,bclhd->bchd", w_seg, k_seg) / safe_counts[:, :, None, None]
-  centred = (k_seg - means[:, :, None]) * w_seg[..., None, None]
-  covs = jnp.einsum("bclhd,bclhe->bchde", centred, centred) / safe_counts[:, :, None, None, None]
-
-  def step(carry, seg):
-    run_max, weight, tilted = carry
-    n_c, mean_c, cov_c = seg  # [B], [B, H, D], [B, H, D, D]
-    m_c = scale * jnp.einsum("bthd,bhd->bth", q, mean_c)
-    v_c = jnp.maximum(scale * scale * jnp.einsum("bthd,bhde,bthe->bth", q, cov_c, q), 0.0)
-    log_n = jnp.log(jnp.maximum(n_c, 1.0))[:, None, None]
-    threshold = 2.0 * log_n
-    frozen = v_c > threshold
-    edge = m_c + _safe_sqrt(v_c * threshold)
-    ell = jnp.where(frozen, edge, log_n + m_c + 0.5 * v_c)
-    tilt = jnp.where(frozen, edge, m_c + v_c)
-    present = (n_c > 0)[:, None, None]
-    ell = jnp.where(present, ell, _NEG)
-    new_max = jnp.maximum(run_max, ell)
-    correction = jnp.exp(run_max - new_max)
-    w = jnp.where(present, jnp.exp(ell - new_max), 0.0)
-    return (new_max, weight * correction + w, tilted * correction + w * tilt), None
-
-  init = (jnp.full(q.shape[:-1], _NEG, q.dtype), jnp.zeros(q.shape[:-1], q.dtype),
-          jnp.zeros(q.shape[:-1], q.dtype))
-  seg_inputs = (jnp.moveaxis(counts, 1, 0), jnp.moveaxis(means, 1, 0), jnp.moveaxis(covs, 1, 0))
-  (run_max, weight, tilted), _ = jax.lax.scan(step, init, seg_inputs)
-  safe_weight = jnp.where(weight > 0, weight, 1.0)
-  return run_max + jnp.log(safe_weight) - tilted / safe_weight
+    init = (
+        jnp.full(q.shape[:-1], _NEG, q.dtype),
+        jnp.zeros(q.shape[:-1], q.dtype),
+        jnp.zeros(q.shape[:-1], q.dtype),
+    )
+    xs = (jnp.moveaxis(k_chunks, 1, 0), jnp.moveaxis(m_chunks, 1, 0))
+    (run_max, total, tilted), _ = jax.lax.scan(step, init, xs)
+    has_key = total > 0
+    safe_total = jnp.where(has_key, total, 1.0)
+    entropy = run_max + jnp.log(safe_total) - tilted / safe_total
+    return jnp.where(has_key, jnp.maximum(entropy, 0.0), 0.0)
 
 
-def _random_feature_entropy(q: Array, k: Array, key_mask: Array | None, projection: Array, *, scale: float) -> Array:
-  """log Ẑ − Ê[s] with FAVOR+ positive features `φ(x) = exp(w·x' − ‖x'‖²/2)`, `x' = √scale·x`."""
-  root = math.sqrt(scale)
-  log_phi_q = positive_feature_logits(q * root, projection)  # [B, T, H, r]
-  log_phi_k = positive_feature_logits(k * root, projection)  # [B, S, H, r]
-  valid = jnp.ones(k.shape[:2], bool) if key_mask is None else key_mask
-  keep = valid[:, :, None, None]
-  shift_q = jax.lax.stop_gradient(jnp.max(log_phi_q, axis=-1, keepdims=True))
-  shift_k = jax.lax.stop_gradient(jnp.max(jnp.where(keep, log_phi_k, _NEG), axis=(1, 3), keepdims=True))
-  phi_q = jnp.exp(log_phi_q - shift_q)
-  phi_k = jnp.where(keep, jnp.exp(log_phi_k - shift_k), 0.0)
-  sum_phi_k = jnp.sum(phi_k, axis=1)  # [B, H, r]
-  sum_phi_k_k = jnp.einsum("bshr,bshd->bhrd", phi_k, k)  # [B, H, r, D]
-  z_scaled = jnp.einsum("bthr,bhr->bth", phi_q, sum_phi_k)
-  tilted = scale * jnp.einsum("bthr,bhrd,bthd->bth", phi_q, sum_phi_k_k, q)
-  safe_z = jnp.maximum(z_scaled, jnp.finfo(q.dtype).tiny)
-  log_z = jnp.log(safe_z) + shift_q[..., 0] + shift_k[..., 0] - math.log(projection.shape[0])
-  return log_z - tilted / safe_z
+def _segments_entropy(
+    q: Array, k: Array, key_mask: Array | None, *, scale: float, num_segments: int
+) -> Array:
+    """log Z − E_p[s] from a random-energy model per contiguous key segment (EALA.md step 3)."""
+    batch, num_keys, heads, dim = k.shape
+    segments = min(num_segments, num_keys)
+    length = -(-num_keys // segments)
+    segments = -(-num_keys // length)  # drop segments that would be pure padding
+    pad = segments * length - num_keys
+    valid = jnp.ones((batch, num_keys), bool) if key_mask is None else key_mask
+    k_seg = jnp.pad(k, ((0, 0), (0, pad), (0, 0), (0, 0))).reshape(
+        batch, segments, length, heads, dim
+    )
+    w_seg = jnp.pad(valid, ((0, 0), (0, pad))).reshape(batch, segments, length).astype(q.dtype)
+    counts = jnp.sum(w_seg, axis=2)  # [B, n]
+    safe_counts = jnp.maximum(counts, 1.0)
+    means = jnp.einsum("bcl,bclhd->bchd", w_seg, k_seg) / safe_counts[:, :, None, None]
+    centred = (k_seg - means[:, :, None]) * w_seg[..., None, None]
+    covs = jnp.einsum("bclhd,bclhe->bchde", centred, centred) / safe_counts[:, :, None, None, None]
+
+    def step(carry, seg):
+        run_max, weight, tilted = carry
+        n_c, mean_c, cov_c = seg  # [B], [B, H, D], [B, H, D, D]
+        m_c = scale * jnp.einsum("bthd,bhd->bth", q, mean_c)
+        v_c = jnp.maximum(scale * scale * jnp.einsum("bthd,bhde,bthe->bth", q, cov_c, q), 0.0)
+        log_n = jnp.log(jnp.maximum(n_c, 1.0))[:, None, None]
+        threshold = 2.0 * log_n
+        frozen = v_c > threshold
+        edge = m_c + _safe_sqrt(v_c * threshold)
+        ell = jnp.where(frozen, edge, log_n + m_c + 0.5 * v_c)
+        tilt = jnp.where(frozen, edge, m_c + v_c)
+        present = (n_c > 0)[:, None, None]
+        ell = jnp.where(present, ell, _NEG)
+        new_max = jnp.maximum(run_max, ell)
+        correction = jnp.exp(run_max - new_max)
+        w = jnp.where(present, jnp.exp(ell - new_max), 0.0)
+        return (new_max, weight * correction + w, tilted * correction + w * tilt), None
+
+    init = (
+        jnp.full(q.shape[:-1], _NEG, q.dtype),
+        jnp.zeros(q.shape[:-1], q.dtype),
+        jnp.zeros(q.shape[:-1], q.dtype),
+    )
+    seg_inputs = (jnp.moveaxis(counts, 1, 0), jnp.moveaxis(means, 1, 0), jnp.moveaxis(covs, 1, 0))
+    (run_max, weight, tilted), _ = jax.lax.scan(step, init, seg_inputs)
+    safe_weight = jnp.where(weight > 0, weight, 1.0)
+    return run_max + jnp.log(safe_weight) - tilted / safe_weight
+
+
+def _random_feature_entropy(
+    q: Array, k: Array, key_mask: Array | None, projection: Array, *, scale: float
+) -> Array:
+    """log Ẑ − Ê[s] with FAVOR+ positive features `φ(x) = exp(w·x' − ‖x'‖²/2)`, `x' = √scale·x`."""
+    root = math.sqrt(scale)
+    log_phi_q = positive_feature_logits(q * root, projection)  # [B, T, H, r]
+    log_phi_k = positive_feature_logits(k * root, projection)  # [B, S, H, r]
+    valid = jnp.ones(k.shape[:2], bool) if key_mask is None else key_mask
+    keep = valid[:, :, None, None]
+    shift_q = jax.lax.stop_gradient(jnp.max(log_phi_q, axis=-1, keepdims=True))
+    shift_k = jax.lax.stop_gradient(
+        jnp.max(jnp.where(keep, log_phi_k, _NEG), axis=(1, 3), keepdims=True)
+    )
+    phi_q = jnp.exp(log_phi_q - shift_q)
+    phi_k = jnp.where(keep, jnp.exp(log_phi_k - shift_k), 0.0)
+    sum_phi_k = jnp.sum(phi_k, axis=1)  # [B, H, r]
+    sum_phi_k_k = jnp.einsum("bshr,bshd->bhrd", phi_k, k)  # [B, H, r, D]
+    z_scaled = jnp.einsum("bthr,bhr->bth", phi_q, sum_phi_k)
+    tilted = scale * jnp.einsum("bthr,bhrd,bthd->bth", phi_q, sum_phi_k_k, q)
+    safe_z = jnp.maximum(z_scaled, jnp.finfo(q.dtype).tiny)
+    log_z = jnp.log(safe_z) + shift_q[..., 0] + shift_k[..., 0] - math.log(projection.shape[0])
+    return log_z - tilted / safe_z
 
 
 def positive_feature_logits(x: Array, projection: Array) -> Array:
-  """`w_f·x − ‖x‖²/2` for each feature row `w_f` of `projection: [r, D]`; `x: [..., D] -> [..., r]`."""
-  return jnp.einsum("...d,rd->...r", x, projection) - 0.5 * jnp.sum(x * x, axis=-1, keepdims=True)
+    """`w_f·x − ‖x‖²/2` for each feature row `w_f` of `projection: [r, D]`; `x: [..., D] -> [..., r]`."""
+    return jnp.einsum("...d,rd->...r", x, projection) - 0.5 * jnp.sum(x * x, axis=-1, keepdims=True)
 
 
 def _safe_sqrt(x: Array) -> Array:
-  """sqrt with a finite gradient at 0."""
-  positive = x > 0
-  return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), 0.0)
+    """sqrt with a finite gradient at 0."""
+    positive = x > 0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), 0.0)
 
 
 def _scale(scale: float | None, q: Array) -> float:
-  return 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    return 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
-from eala_jax.ops.baselines import linear_attention, performer_attention, softmax_attention, uniform_attention
+from eala_jax.ops.baselines import (
+    linear_attention,
+    performer_attention,
+    softmax_attention,
+    uniform_attention,
+)
 from eala_jax.ops.eala import eala_attention
 
 ATTENTIONS: dict[str, Callable] = {
@@ -17,8 +22,10 @@ ATTENTIONS: dict[str, Callable] = {
 
 
 def get_attention(name: str) -> Callable:
-  """The attention function registered as `name` (one of `ATTENTIONS`); ValueError otherwise."""
-  try:
-    return ATTENTIONS[name]
-  except (KeyError, TypeError):
-    raise ValueError(f"unknown attention {name!r}; expected one of {tuple(ATTENTIONS)}") from None
+    """The attention function registered as `name` (one of `ATTENTIONS`); ValueError otherwise."""
+    try:
+        return ATTENTIONS[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown attention {name!r}; expected one of {tuple(ATTENTIONS)}"
+        ) from None

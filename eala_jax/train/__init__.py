@@ -12,7 +12,13 @@ from eala_jax.train.config import (
     load_config_file,
     validate_config,
 )
-from eala_jax.train.loop import TrainingDivergedError, build_model, compute_baselines, load_splits, train_and_evaluate
+from eala_jax.train.loop import (
+    TrainingDivergedError,
+    build_model,
+    compute_baselines,
+    load_splits,
+    train_and_evaluate,
+)
 from eala_jax.train.sharding import DataParallel, check_batch_divisible, make_mesh
 from eala_jax.train.steps import (
     Scale,

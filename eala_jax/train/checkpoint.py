@@ -47,7 +47,9 @@ def check_workdir(config: Config, workdir: str | Path) -> bool:
     """
     workdir = Path(workdir)
     saved_path = workdir / CONFIG_FILE
-    has_checkpoint = any((workdir / "checkpoints").glob("*")) if (workdir / "checkpoints").is_dir() else False
+    has_checkpoint = (
+        any((workdir / "checkpoints").glob("*")) if (workdir / "checkpoints").is_dir() else False
+    )
     if not saved_path.is_file():
         if has_checkpoint:
             raise IncompatibleWorkdirError(
@@ -62,8 +64,10 @@ def check_workdir(config: Config, workdir: str | Path) -> bool:
     keys = (set(saved) | set(current)) - set(RUNTIME_KEYS)
     diffs = sorted(k for k in keys if saved.get(k, "<absent>") != current.get(k, "<absent>"))
     if diffs:
-        shown = "; ".join(f"{k}: saved {saved.get(k, '<absent>')!r} vs now {current.get(k, '<absent>')!r}"
-                          for k in diffs[:8])
+        shown = "; ".join(
+            f"{k}: saved {saved.get(k, '<absent>')!r} vs now {current.get(k, '<absent>')!r}"
+            for k in diffs[:8]
+        )
         raise IncompatibleWorkdirError(
             f"{workdir} holds a run with a different config ({shown}); "
             "use another workdir or the same config to resume"
@@ -85,8 +89,11 @@ class Checkpoints:
         self.best = ocp.CheckpointManager(
             workdir / "best",
             options=ocp.CheckpointManagerOptions(
-                max_to_keep=1, best_fn=lambda m: m["val_mae"], best_mode="min",
-                create=True, enable_async_checkpointing=False,
+                max_to_keep=1,
+                best_fn=lambda m: m["val_mae"],
+                best_mode="min",
+                create=True,
+                enable_async_checkpointing=False,
             ),
         )
 
@@ -105,7 +112,9 @@ class Checkpoints:
         )
         self.latest.wait_until_finished()
 
-    def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, bytes, dict[str, Any]]:
+    def restore(
+        self, abstract_state: Any, step: int | None = None
+    ) -> tuple[Any, bytes, dict[str, Any]]:
         """Restore (state, data_state, counters) of `step` (default latest) onto `abstract_state`'s structure."""
         step = self.latest.latest_step() if step is None else step
         try:
@@ -126,7 +135,9 @@ class Checkpoints:
     def save_best(self, step: int, state: Any, *, val_mae: float) -> None:
         """Keep `state` if its validation MAE is the best so far."""
         self.best.save(
-            step, args=ocp.args.Composite(state=ocp.args.StandardSave(state)), metrics={"val_mae": val_mae}
+            step,
+            args=ocp.args.Composite(state=ocp.args.StandardSave(state)),
+            metrics={"val_mae": val_mae},
         )
         self.best.wait_until_finished()
 

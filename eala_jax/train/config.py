@@ -163,8 +163,11 @@ def _convert(value: Any, annotation: Any, key: str) -> Any:
         return _convert(value, non_none[0], key)
     if origin is tuple:
         if isinstance(value, str):
-            value = json.loads(value) if value.strip().startswith("[") else [
-                v for v in value.split(",") if v.strip()]
+            value = (
+                json.loads(value)
+                if value.strip().startswith("[")
+                else [v for v in value.split(",") if v.strip()]
+            )
         elem = args[0] if args else Any
         return tuple(_convert(v, elem, key) for v in value)
     if annotation is bool:
@@ -312,12 +315,18 @@ def validate_config(config: Config) -> None:
     for key, value in positive.items():
         if value < 1:
             raise ValueError(f"{key} must be >= 1, got {value}")
-    dim = m.input_embedding_dim + m.tod_embedding_dim + m.dow_embedding_dim + m.adaptive_embedding_dim
+    dim = (
+        m.input_embedding_dim + m.tod_embedding_dim + m.dow_embedding_dim + m.adaptive_embedding_dim
+    )
     if dim % m.num_heads:
-        raise ValueError(f"model dim {dim} (sum of embedding dims) is not divisible by num_heads={m.num_heads}")
+        raise ValueError(
+            f"model dim {dim} (sum of embedding dims) is not divisible by num_heads={m.num_heads}"
+        )
     if not 0.0 <= m.dropout < 1.0:
         raise ValueError(f"model.dropout must be in [0, 1), got {m.dropout}")
     if t.max_steps_per_epoch is not None and t.max_steps_per_epoch < 1:
-        raise ValueError(f"train.max_steps_per_epoch must be >= 1 or None, got {t.max_steps_per_epoch}")
+        raise ValueError(
+            f"train.max_steps_per_epoch must be >= 1 or None, got {t.max_steps_per_epoch}"
+        )
     if not 1 <= t.plot_horizon <= d.out_steps:
         raise ValueError(f"train.plot_horizon must be in [1, {d.out_steps}], got {t.plot_horizon}")

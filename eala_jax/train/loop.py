@@ -75,12 +75,17 @@ def load_splits(config: Config) -> tuple[Any, Any]:
             f"data.steps_per_day={d.steps_per_day} but data set {d.name!r} has {series.steps_per_day} steps per day"
         )
     splits = make_forecast_splits(
-        series, in_steps=d.in_steps, out_steps=d.out_steps, split=None if d.split is None else tuple(d.split)
+        series,
+        in_steps=d.in_steps,
+        out_steps=d.out_steps,
+        split=None if d.split is None else tuple(d.split),
     )
     return series, splits
 
 
-def build_model(config: Config, *, num_nodes: int, steps_per_day: int, rngs: nnx.Rngs) -> ELinFormer:
+def build_model(
+    config: Config, *, num_nodes: int, steps_per_day: int, rngs: nnx.Rngs
+) -> ELinFormer:
     """The ELinFormer of `config.model` for a data set with `num_nodes` and `steps_per_day`."""
     m = config.model
     return ELinFormer(
@@ -120,12 +125,17 @@ def _eval_batches(source: Any, batch_size: int) -> list[tuple[dict[str, np.ndarr
         batch = _stack(source, idx)
         pad = batch_size - len(idx)
         if pad:
-            batch = {k: np.concatenate([v, np.zeros((pad, *v.shape[1:]), v.dtype)]) for k, v in batch.items()}
+            batch = {
+                k: np.concatenate([v, np.zeros((pad, *v.shape[1:]), v.dtype)])
+                for k, v in batch.items()
+            }
         out.append((batch, len(idx)))
     return out
 
 
-def _evaluate(dp: DataParallel, state: Any, batches: list, scale: Scale, *, keep_predictions: bool = False):
+def _evaluate(
+    dp: DataParallel, state: Any, batches: list, scale: Scale, *, keep_predictions: bool = False
+):
     """Metric result over pre-built eval batches (and, on request, the predictions `[W, T_out, N]`)."""
     acc = MetricAccumulator()
     preds = []
@@ -221,7 +231,9 @@ def _fresh_counters() -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 # The loop
 # --------------------------------------------------------------------------------------------
-def train_and_evaluate(config: Config, workdir: str | Path, *, stop_at_step: int | None = None) -> dict[str, Any] | None:
+def train_and_evaluate(
+    config: Config, workdir: str | Path, *, stop_at_step: int | None = None
+) -> dict[str, Any] | None:
     """Train `config` in `workdir` (resuming from its latest checkpoint) and evaluate the best model.
 
     Returns the results dict (also written to `workdir/results.json`), or None when
@@ -249,19 +261,40 @@ def train_and_evaluate(config: Config, workdir: str | Path, *, stop_at_step: int
         steps_per_epoch = min(steps_per_epoch, t.max_steps_per_epoch)
 
     # Model, optimiser, and the pure functions every device path shares.
-    model = build_model(config, num_nodes=splits.num_nodes, steps_per_day=splits.steps_per_day,
-                        rngs=nnx.Rngs(params=t.seed))
+    model = build_model(
+        config,
+        num_nodes=splits.num_nodes,
+        steps_per_day=splits.steps_per_day,
+        rngs=nnx.Rngs(params=t.seed),
+    )
     schedule = learning_rate_schedule(
         t.learning_rate, milestones=t.milestones, decay=t.lr_decay, steps_per_epoch=steps_per_epoch
     )
-    tx = build_optimizer(schedule, optimizer=t.optimizer, weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm)
+    tx = build_optimizer(
+        schedule, optimizer=t.optimizer, weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm
+    )
     optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
     num_params = int(sum(np.size(x) for x in jax.tree.leaves(nnx.state(model, nnx.Param))))
     graphdef, state = nnx.split((model, optimizer))
     # Everything the traced functions depend on; an equal key reuses the compiled steps.
-    compile_key = (config.model, config.data.in_steps, config.data.out_steps, splits.num_nodes,
-                   splits.steps_per_day, t.optimizer, t.learning_rate, t.weight_decay, t.milestones,
-                   t.lr_decay, t.max_grad_norm, t.loss, t.huber_delta, steps_per_epoch, t.parallel, num_devices)
+    compile_key = (
+        config.model,
+        config.data.in_steps,
+        config.data.out_steps,
+        splits.num_nodes,
+        splits.steps_per_day,
+        t.optimizer,
+        t.learning_rate,
+        t.weight_decay,
+        t.milestones,
+        t.lr_decay,
+        t.max_grad_norm,
+        t.loss,
+        t.huber_delta,
+        steps_per_epoch,
+        t.parallel,
+        num_devices,
+    )
     dp = _COMPILED.get(compile_key)
     if dp is None:
         dp = DataParallel(
@@ -295,8 +328,14 @@ def train_and_evaluate(config: Config, workdir: str | Path, *, stop_at_step: int
     from eala_jax.data import make_loader
 
     loader = make_loader(
-        splits.train, batch_size=process_batch, shuffle=True, seed=t.seed, num_epochs=None,
-        drop_remainder=True, shard_index=jax.process_index(), shard_count=jax.process_count(),
+        splits.train,
+        batch_size=process_batch,
+        shuffle=True,
+        seed=t.seed,
+        num_epochs=None,
+        drop_remainder=True,
+        shard_index=jax.process_index(),
+        shard_count=jax.process_count(),
     )
     iterator: Iterator = iter(loader)
     if data_state is not None:
@@ -306,22 +345,57 @@ def train_and_evaluate(config: Config, workdir: str | Path, *, stop_at_step: int
     try:
         if not counters["finished"]:
             state, counters = _train(
-                config, dp, state, counters, iterator, ckpt, logger, val_batches, scale, dropout_key,
-                steps_per_epoch=steps_per_epoch, schedule=schedule, workdir=workdir, stop_at_step=stop_at_step,
+                config,
+                dp,
+                state,
+                counters,
+                iterator,
+                ckpt,
+                logger,
+                val_batches,
+                scale,
+                dropout_key,
+                steps_per_epoch=steps_per_epoch,
+                schedule=schedule,
+                workdir=workdir,
+                stop_at_step=stop_at_step,
             )
             if state is None:
                 return None
-        return _finish(config, dp, ckpt, host_template, series, splits, scale, counters, eval_batch_size, workdir,
-                       num_params)
+        return _finish(
+            config,
+            dp,
+            ckpt,
+            host_template,
+            series,
+            splits,
+            scale,
+            counters,
+            eval_batch_size,
+            workdir,
+            num_params,
+        )
     finally:
         logger.close()
         ckpt.close()
 
 
 def _train(
-    config: Config, dp: DataParallel, state: Any, counters: dict[str, Any], iterator: Any, ckpt: Checkpoints,
-    logger: MetricsLogger, val_batches: list, scale: Scale, dropout_key: jax.Array, *,
-    steps_per_epoch: int, schedule: Any, workdir: Path, stop_at_step: int | None,
+    config: Config,
+    dp: DataParallel,
+    state: Any,
+    counters: dict[str, Any],
+    iterator: Any,
+    ckpt: Checkpoints,
+    logger: MetricsLogger,
+    val_batches: list,
+    scale: Scale,
+    dropout_key: jax.Array,
+    *,
+    steps_per_epoch: int,
+    schedule: Any,
+    workdir: Path,
+    stop_at_step: int | None,
 ) -> tuple[Any, dict[str, Any]]:
     """Epochs until early stopping or `max_epochs`; returns (state, counters), state None if stopped by the drill."""
     t = config.train
@@ -329,8 +403,14 @@ def _train(
     try:
         while counters["epoch"] < t.max_epochs:
             epoch = counters["epoch"]
-            bar = tqdm(total=steps_per_epoch, initial=counters["step_in_epoch"], desc=f"epoch {epoch + 1}",
-                       disable=not config.progress_bar, leave=False, dynamic_ncols=True)
+            bar = tqdm(
+                total=steps_per_epoch,
+                initial=counters["step_in_epoch"],
+                desc=f"epoch {epoch + 1}",
+                disable=not config.progress_bar,
+                leave=False,
+                dynamic_ncols=True,
+            )
             tick, ticks = time.perf_counter(), 0
             while counters["step_in_epoch"] < steps_per_epoch:
                 batch = dp.put_batch(next(iterator))
@@ -351,13 +431,22 @@ def _train(
                 bar.update(1)
                 if ticks % 5 == 0 or counters["step_in_epoch"] == steps_per_epoch:
                     rate = ticks / max(time.perf_counter() - tick, 1e-9)
-                    bar.set_postfix(loss=f"{m['loss']:.3f}", lr=f"{m['lr']:.1e}", steps_per_s=f"{rate:.2f}")
-                if (t.checkpoint_every_steps and counters["step"] % t.checkpoint_every_steps == 0
-                        and counters["step_in_epoch"] < steps_per_epoch):
+                    bar.set_postfix(
+                        loss=f"{m['loss']:.3f}", lr=f"{m['lr']:.1e}", steps_per_s=f"{rate:.2f}"
+                    )
+                if (
+                    t.checkpoint_every_steps
+                    and counters["step"] % t.checkpoint_every_steps == 0
+                    and counters["step_in_epoch"] < steps_per_epoch
+                ):
                     counters["epoch_time_s"] += time.perf_counter() - tick
                     tick, ticks = time.perf_counter(), 0
-                    ckpt.save(counters["step"], dp.host_state(state), data_state=iterator.get_state(),
-                              counters=counters)
+                    ckpt.save(
+                        counters["step"],
+                        dp.host_state(state),
+                        data_state=iterator.get_state(),
+                        counters=counters,
+                    )
                 if stop_at_step is not None and counters["step"] >= stop_at_step:
                     bar.close()
                     return None, counters
@@ -366,9 +455,15 @@ def _train(
 
             val = _evaluate(dp, state, val_batches, scale)
             counters["epoch"] += 1
-            improved = counters["best_val_mae"] is None or val["mae_mean"] < counters["best_val_mae"]
+            improved = (
+                counters["best_val_mae"] is None or val["mae_mean"] < counters["best_val_mae"]
+            )
             if improved:
-                counters["best_val_mae"], counters["best_epoch"], counters["bad_epochs"] = val["mae_mean"], counters["epoch"], 0
+                counters["best_val_mae"], counters["best_epoch"], counters["bad_epochs"] = (
+                    val["mae_mean"],
+                    counters["epoch"],
+                    0,
+                )
             else:
                 counters["bad_epochs"] += 1
             epoch_time = counters["epoch_time_s"]
@@ -391,7 +486,9 @@ def _train(
                 f"{epoch_time:.1f}s ({row['steps_per_s']:.2f} steps/s)"
             )
             sys.stdout.flush()  # one line per epoch reaches a log file as it happens
-            counters.update(step_in_epoch=0, epoch_loss_sum=0.0, epoch_loss_count=0, epoch_time_s=0.0)
+            counters.update(
+                step_in_epoch=0, epoch_loss_sum=0.0, epoch_loss_count=0, epoch_time_s=0.0
+            )
             host = dp.host_state(state)
             if improved:
                 ckpt.save_best(counters["step"], host, val_mae=float(val["mae_mean"]))
@@ -411,13 +508,23 @@ def _train(
 
 
 def _finish(
-    config: Config, dp: DataParallel, ckpt: Checkpoints, host_template: Any, series: Any, splits: Any,
-    scale: Scale, counters: dict[str, Any], eval_batch_size: int, workdir: Path, num_params: int,
+    config: Config,
+    dp: DataParallel,
+    ckpt: Checkpoints,
+    host_template: Any,
+    series: Any,
+    splits: Any,
+    scale: Scale,
+    counters: dict[str, Any],
+    eval_batch_size: int,
+    workdir: Path,
+    num_params: int,
 ) -> dict[str, Any]:
     """Test the best checkpoint, add the baselines, write results.json/.md and the plots."""
     best_state = dp.put_state(jax.tree.map(np.asarray, ckpt.restore_best(host_template)))
-    test_result, test_pred = _evaluate(dp, best_state, _eval_batches(splits.test, eval_batch_size), scale,
-                                       keep_predictions=True)
+    test_result, test_pred = _evaluate(
+        dp, best_state, _eval_batches(splits.test, eval_batch_size), scale, keep_predictions=True
+    )
     val_result = _evaluate(dp, best_state, _eval_batches(splits.val, eval_batch_size), scale)
     test_tables = {"model": test_result, **compute_baselines(series, splits, "test")}
     val_tables = {"model": val_result, **compute_baselines(series, splits, "val")}
@@ -441,10 +548,17 @@ def _finish(
         "history": history,
     }
     (workdir / "results.json").write_text(json.dumps(_jsonable(results), indent=2) + "\n")
-    title = (f"{config.name}: {config.data.name}, temporal={config.model.temporal_attention}, "
-             f"spatial={config.model.spatial_attention}, best epoch {counters['best_epoch']} of {counters['epoch']}"
-             f" ({counters['stop_reason']}), {results['time_per_epoch_s'] or 0:.1f} s/epoch")
-    markdown = f"# {title}\n\n" + _tables_markdown("Test", test_tables) + "\n" + _tables_markdown("Validation", val_tables)
+    title = (
+        f"{config.name}: {config.data.name}, temporal={config.model.temporal_attention}, "
+        f"spatial={config.model.spatial_attention}, best epoch {counters['best_epoch']} of {counters['epoch']}"
+        f" ({counters['stop_reason']}), {results['time_per_epoch_s'] or 0:.1f} s/epoch"
+    )
+    markdown = (
+        f"# {title}\n\n"
+        + _tables_markdown("Test", test_tables)
+        + "\n"
+        + _tables_markdown("Validation", val_tables)
+    )
     (workdir / "results.md").write_text(markdown)
     print(markdown)
     if config.plots and history:
@@ -452,6 +566,12 @@ def _finish(
         plots.plot_learning_curve(history, workdir / "learning_curve.png", baselines=baselines)
         target = np.stack([splits.test[i]["y"] for i in range(len(splits.test))])
         mask = np.stack([splits.test[i]["y_mask"] for i in range(len(splits.test))])
-        plots.plot_predictions(test_pred, target, mask, workdir / "predictions.png",
-                               sensors=config.train.plot_sensors, horizon=config.train.plot_horizon)
+        plots.plot_predictions(
+            test_pred,
+            target,
+            mask,
+            workdir / "predictions.png",
+            sensors=config.train.plot_sensors,
+            horizon=config.train.plot_horizon,
+        )
     return results

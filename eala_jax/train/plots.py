@@ -21,7 +21,10 @@ def _pyplot():
 
 
 def plot_learning_curve(
-    history: Sequence[dict[str, Any]], path: str | Path, *, baselines: dict[str, float] | None = None
+    history: Sequence[dict[str, Any]],
+    path: str | Path,
+    *,
+    baselines: dict[str, float] | None = None,
 ) -> Path:
     """Train loss and validation MAE per epoch (and baseline validation MAEs as lines) -> PNG."""
     plt = _pyplot()
@@ -30,7 +33,13 @@ def plot_learning_curve(
     ax.plot(epochs, [row["train_loss"] for row in history], label="train loss")
     ax.plot(epochs, [row["val_mae"] for row in history], label="validation MAE")
     for name, value in (baselines or {}).items():
-        ax.axhline(value, linestyle="--", linewidth=1, label=f"{name} (val MAE)", color="gray" if "last" in name else "tab:red")
+        ax.axhline(
+            value,
+            linestyle="--",
+            linewidth=1,
+            label=f"{name} (val MAE)",
+            color="gray" if "last" in name else "tab:red",
+        )
     ax.set_xlabel("epoch")
     ax.set_ylabel("masked MAE (raw units)")
     ax.legend()
@@ -55,7 +64,9 @@ def plot_predictions(
     plt = _pyplot()
     sensors = [s for s in sensors if 0 <= s < pred.shape[-1]] or [0]
     w = min(pred.shape[0], max_windows)
-    fig, axes = plt.subplots(len(sensors), 1, figsize=(9, 2.4 * len(sensors)), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(
+        len(sensors), 1, figsize=(9, 2.4 * len(sensors)), sharex=True, squeeze=False
+    )
     for ax, s in zip(axes[:, 0], sensors):
         truth = np.where(mask[:w, horizon - 1, s], target[:w, horizon - 1, s], np.nan)
         ax.plot(truth, label="truth", linewidth=1)

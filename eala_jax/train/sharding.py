@@ -47,11 +47,15 @@ def resolve_device_count(num_devices: int | None, parallel: str = "jit") -> int:
         return 1
     n = available if num_devices is None else int(num_devices)
     if not 1 <= n <= available:
-        raise ValueError(f"train.num_devices={num_devices} but {available} local device(s) are available")
+        raise ValueError(
+            f"train.num_devices={num_devices} but {available} local device(s) are available"
+        )
     return n
 
 
-def check_batch_divisible(batch_size: int, num_devices: int, *, key: str = "train.batch_size") -> None:
+def check_batch_divisible(
+    batch_size: int, num_devices: int, *, key: str = "train.batch_size"
+) -> None:
     """Raise ValueError unless `batch_size` splits evenly over the devices (global count under multi-host)."""
     total = num_devices * jax.process_count()
     if batch_size % total:
@@ -103,15 +107,22 @@ class DataParallel:
                 out_shardings=(rep, rep),
                 donate_argnums=0,
             )
-            self._evaluate = jax.jit(eval_fn, in_shardings=(rep, bat, rep), out_shardings=(rep, bat))
+            self._evaluate = jax.jit(
+                eval_fn, in_shardings=(rep, bat, rep), out_shardings=(rep, bat)
+            )
         elif mode == "pmap":
             self.mesh = None
             devices = jax.local_devices()[: self.num_devices]
             self._update = jax.pmap(
-                update_fn_factory(PMAP_AXIS), axis_name=PMAP_AXIS, in_axes=(0, 0, None, None),
-                devices=devices, donate_argnums=0,
+                update_fn_factory(PMAP_AXIS),
+                axis_name=PMAP_AXIS,
+                in_axes=(0, 0, None, None),
+                devices=devices,
+                donate_argnums=0,
             )
-            self._evaluate = jax.pmap(eval_fn, axis_name=PMAP_AXIS, in_axes=(0, 0, None), devices=devices)
+            self._evaluate = jax.pmap(
+                eval_fn, axis_name=PMAP_AXIS, in_axes=(0, 0, None), devices=devices
+            )
         else:
             self.mesh = None
             self._update = jax.jit(update_fn_factory(None), donate_argnums=0)
@@ -145,18 +156,24 @@ class DataParallel:
             }
         if self.mode == "pmap":
             n = self.num_devices
-            return {k: np.asarray(v).reshape(n, size // n, *np.shape(v)[1:]) for k, v in batch.items()}
+            return {
+                k: np.asarray(v).reshape(n, size // n, *np.shape(v)[1:]) for k, v in batch.items()
+            }
         return {k: jnp.asarray(v) for k, v in batch.items()}
 
     # -- compute --------------------------------------------------------------------------
-    def update(self, state: Tree, batch: dict, scale: Any, key: jax.Array) -> tuple[Tree, dict[str, jax.Array]]:
+    def update(
+        self, state: Tree, batch: dict, scale: Any, key: jax.Array
+    ) -> tuple[Tree, dict[str, jax.Array]]:
         """One optimiser step; measurements are scalars (device 0's copy under pmap)."""
         state, measurements = self._update(state, batch, scale, key)
         if self.mode == "pmap":
             measurements = jax.tree.map(lambda x: x[0], measurements)
         return state, measurements
 
-    def evaluate(self, state: Tree, batch: dict, scale: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    def evaluate(
+        self, state: Tree, batch: dict, scale: Any
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Metric sums (host numpy, summed over devices) and the prediction `[B, T_out, N]`."""
         sums, pred = self._evaluate(state, batch, scale)
         sums, pred = jax.device_get((sums, pred))

@@ -136,8 +136,16 @@ def train_step(
     count = _psum(jnp.sum(batch["y_mask"].astype(jnp.float32)), axis_name)
 
     def objective(m: nnx.Module) -> tuple[jax.Array, jax.Array]:
-        return loss_fn(m, batch, scale, count=count, kind=kind, delta=delta,
-                       deterministic=False, rngs=nnx.Rngs(dropout=dropout_key))
+        return loss_fn(
+            m,
+            batch,
+            scale,
+            count=count,
+            kind=kind,
+            delta=delta,
+            deterministic=False,
+            rngs=nnx.Rngs(dropout=dropout_key),
+        )
 
     grad_fn = nnx.value_and_grad(objective, argnums=nnx.DiffState(0, nnx.Param), has_aux=True)
     (loss, _), grads = grad_fn(model)
@@ -152,7 +160,9 @@ def train_step(
     }
 
 
-def eval_step(model: nnx.Module, batch: Batch, scale: Scale) -> tuple[dict[str, jax.Array], jax.Array]:
+def eval_step(
+    model: nnx.Module, batch: Batch, scale: Scale
+) -> tuple[dict[str, jax.Array], jax.Array]:
     """Per-horizon metric sums of one batch and its prediction `[B, T_out, N]` (raw units)."""
     pred = model(batch["x"], deterministic=True) * scale.std + scale.mean
     return horizon_sums(pred, batch["y"], batch["y_mask"]), pred
@@ -174,15 +184,24 @@ def make_update_fn(
     def update(state: nnx.State, batch: Batch, scale: Scale, key: jax.Array):
         model, optimizer = nnx.merge(graphdef, state)
         measurements = train_step(
-            model, optimizer, batch, scale, key,
-            schedule=schedule, kind=kind, delta=delta, axis_name=axis_name,
+            model,
+            optimizer,
+            batch,
+            scale,
+            key,
+            schedule=schedule,
+            kind=kind,
+            delta=delta,
+            axis_name=axis_name,
         )
         return nnx.state((model, optimizer)), measurements
 
     return update
 
 
-def make_eval_fn(graphdef: nnx.GraphDef) -> Callable[[nnx.State, Batch, Scale], tuple[dict[str, jax.Array], jax.Array]]:
+def make_eval_fn(
+    graphdef: nnx.GraphDef,
+) -> Callable[[nnx.State, Batch, Scale], tuple[dict[str, jax.Array], jax.Array]]:
     """The pure eval `(state, batch, scale) -> (sums, prediction)` over the same split state."""
 
     def evaluate(state: nnx.State, batch: Batch, scale: Scale):

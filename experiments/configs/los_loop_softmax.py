@@ -28,6 +28,11 @@ from eala_jax.train import Config, load_config_file
 def get_config() -> Config:
     # los_loop_elinformer.py with softmax attention in both axes: data, budget and seed stay identical.
     config = load_config_file(pathlib.Path(__file__).with_name("los_loop_elinformer.py"))
-    model = dataclasses.replace(config.model, temporal_attention="softmax", spatial_attention="softmax",
-                                temporal_attention_options=(), spatial_attention_options=())
+    model = dataclasses.replace(
+        config.model,
+        temporal_attention="softmax",
+        spatial_attention="softmax",
+        temporal_attention_options=(),
+        spatial_attention_options=(),
+    )
     return dataclasses.replace(config, name="los_loop_softmax", model=model)

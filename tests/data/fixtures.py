@@ -11,11 +11,14 @@ import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 needs_shared = pytest.mark.skipif(
-    not SHARED_DATA.is_dir(), reason=f"real data folder {SHARED_DATA} is absent (a fresh clone has no ../shared)"
+    not SHARED_DATA.is_dir(),
+    reason=f"real data folder {SHARED_DATA} is absent (a fresh clone has no ../shared)",
 )
 
 
-def write_pems_npz(path: Path, *, num_steps: int = 600, num_nodes: int = 6, seed: int = 0) -> np.ndarray:
+def write_pems_npz(
+    path: Path, *, num_steps: int = 600, num_nodes: int = 6, seed: int = 0
+) -> np.ndarray:
     """A PEMS0X.npz: key ``data``, float64 ``(T, N, 3)`` (flow, occupancy, speed), with some zeros."""
     rng = np.random.default_rng(seed)
     data = rng.uniform(1.0, 400.0, size=(num_steps, num_nodes, 3)).round(1)
@@ -32,14 +35,22 @@ def write_distance_csv(path: Path, edges: list[tuple[int, int, float]]) -> None:
     pd.DataFrame(edges, columns=["from", "to", "cost"]).to_csv(path, index=False)
 
 
-def write_metr_h5(path: Path, *, num_steps: int = 700, num_nodes: int = 5, start: str = "2012-03-01 00:00:00",
-                  seed: int = 1) -> pd.DataFrame:
+def write_metr_h5(
+    path: Path,
+    *,
+    num_steps: int = 700,
+    num_nodes: int = 5,
+    start: str = "2012-03-01 00:00:00",
+    seed: int = 1,
+) -> pd.DataFrame:
     """DCRNN ``metr-la.h5``: a pandas frame T x N of speeds, 5-min DatetimeIndex, sensor-id columns, key ``df``."""
     rng = np.random.default_rng(seed)
     values = rng.uniform(5.0, 70.0, size=(num_steps, num_nodes))
     values[rng.random((num_steps, num_nodes)) < 0.05] = 0.0
     index = pd.date_range(start, periods=num_steps, freq="5min")
-    frame = pd.DataFrame(values, index=index, columns=[str(773869 + 7 * i) for i in range(num_nodes)])
+    frame = pd.DataFrame(
+        values, index=index, columns=[str(773869 + 7 * i) for i in range(num_nodes)]
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_hdf(path, key="df")
     return frame

@@ -49,8 +49,18 @@ def test_shuffle_is_seeded_and_covers_each_epoch():
 
 def test_shards_are_disjoint_and_cover():
     shards = [
-        np.concatenate(_indices(make_loader(_Indexed(11), batch_size=2, shuffle=False, drop_remainder=False,
-                                            shard_index=k, shard_count=2)))
+        np.concatenate(
+            _indices(
+                make_loader(
+                    _Indexed(11),
+                    batch_size=2,
+                    shuffle=False,
+                    drop_remainder=False,
+                    shard_index=k,
+                    shard_count=2,
+                )
+            )
+        )
         for k in range(2)
     ]
     assert not set(shards[0]) & set(shards[1]) and sorted(np.concatenate(shards)) == list(range(11))
@@ -97,10 +107,19 @@ def test_bad_loader_arguments():
 
 def test_shards_with_drop_remainder_are_equal_and_disjoint():
     shards = [
-        np.concatenate(_indices(make_loader(_Indexed(11), batch_size=2, shuffle=True, seed=3, shard_index=k,
-                                            shard_count=3)))
+        np.concatenate(
+            _indices(
+                make_loader(
+                    _Indexed(11), batch_size=2, shuffle=True, seed=3, shard_index=k, shard_count=3
+                )
+            )
+        )
         for k in range(3)
     ]
-    assert [len(s) for s in shards] == [2, 2, 2]  # 11 // 3 = 3 windows a shard, one full batch of 2 each
+    assert [len(s) for s in shards] == [
+        2,
+        2,
+        2,
+    ]  # 11 // 3 = 3 windows a shard, one full batch of 2 each
     flat = np.concatenate(shards)
     assert len(set(flat)) == 6 and set(flat) <= set(range(9))

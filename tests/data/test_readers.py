@@ -17,7 +17,13 @@ from eala_jax.data.readers import (
     sha256_of,
     verify_file,
 )
-from tests.data.fixtures import write_adj_pkl, write_distance_csv, write_matrix_csv, write_metr_h5, write_pems_npz
+from tests.data.fixtures import (
+    write_adj_pkl,
+    write_distance_csv,
+    write_matrix_csv,
+    write_metr_h5,
+    write_pems_npz,
+)
 
 
 def test_pems_npz_channel_selection(tmp_path):

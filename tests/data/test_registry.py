@@ -9,11 +9,20 @@ import pytest
 
 from eala_jax.data import DATASETS, DataFileError, load_dataset, make_forecast_splits
 from eala_jax.data.readers import sha256_of
-from tests.data.fixtures import SHARED_DATA, needs_shared, write_adj_pkl, write_distance_csv, write_metr_h5, write_pems_npz
+from tests.data.fixtures import (
+    SHARED_DATA,
+    needs_shared,
+    write_adj_pkl,
+    write_distance_csv,
+    write_metr_h5,
+    write_pems_npz,
+)
 
 
 def test_unknown_name_and_option():
-    with pytest.raises(ValueError, match="unknown data set 'pems09'; known: synthetic, los_loop, .*pems08.*generic"):
+    with pytest.raises(
+        ValueError, match="unknown data set 'pems09'; known: synthetic, los_loop, .*pems08.*generic"
+    ):
         load_dataset("pems09")
     with pytest.raises(ValueError, match="unexpected keyword argument 'nodes'"):
         load_dataset("synthetic", nodes=3)
@@ -22,7 +31,10 @@ def test_unknown_name_and_option():
 
 
 def test_missing_file_names_file_and_option(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"pems08/PEMS08.npz or .*PEMS08/PEMS08.npz not found: set data_dir="):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"pems08/PEMS08.npz or .*PEMS08/PEMS08.npz not found: set data_dir=",
+    ):
         load_dataset("pems08", data_dir=tmp_path)
     with pytest.raises(FileNotFoundError, match="metr-la.h5"):
         load_dataset("metr_la", data_dir=tmp_path)
@@ -31,15 +43,23 @@ def test_missing_file_names_file_and_option(tmp_path):
 def test_pems08_from_npz_fixture(tmp_path):
     data = write_pems_npz(tmp_path / "PEMS08" / "PEMS08.npz", num_steps=400, num_nodes=4)
     write_distance_csv(tmp_path / "PEMS08" / "distance.csv", [(0, 1, 10.0), (2, 3, 20.0)])
-    with pytest.raises(DataFileError, match=r"shape \(400, 4\), but pems08 has \(T, N\) = \(17856, 170\)"):
+    with pytest.raises(
+        DataFileError, match=r"shape \(400, 4\), but pems08 has \(T, N\) = \(17856, 170\)"
+    ):
         load_dataset("pems08", data_dir=tmp_path)
     series = load_dataset("pems08", data_dir=tmp_path, check_shape=False)
     expected = np.load(tmp_path / "PEMS08" / "PEMS08.npz")["data"][:, :, 0].astype(np.float32)
     expected[expected == 0] = np.nan
     np.testing.assert_array_equal(series.values, expected)
     assert series.name == "pems08" and series.steps_per_day == 288 and series.step_minutes == 5
-    assert series.start_time == np.datetime64("2016-07-01T00:00") and series.default_split == (0.6, 0.2, 0.2)
-    assert series.adjacency[0, 1] == 1 and series.adjacency[2, 3] == 1 and series.adjacency.sum() == 2
+    assert series.start_time == np.datetime64("2016-07-01T00:00") and series.default_split == (
+        0.6,
+        0.2,
+        0.2,
+    )
+    assert (
+        series.adjacency[0, 1] == 1 and series.adjacency[2, 3] == 1 and series.adjacency.sum() == 2
+    )
     assert "distance.csv" in series.source
     kept = load_dataset("pems08", data_dir=tmp_path, check_shape=False, null_value=None)
     assert np.array_equal(kept.values, data[:, :, 0].astype(np.float32))  # zeros kept as values
@@ -50,12 +70,16 @@ def test_pems08_from_npz_fixture(tmp_path):
 def test_graph_node_count_must_match_signal(tmp_path):
     write_pems_npz(tmp_path / "pems04" / "PEMS04.npz", num_steps=100, num_nodes=3)
     write_distance_csv(tmp_path / "pems04" / "PEMS04.csv", [(0, 5, 1.0)])
-    with pytest.raises(DataFileError, match="PEMS04.csv: has node index 5 but the signal has 3 nodes"):
+    with pytest.raises(
+        DataFileError, match="PEMS04.csv: has node index 5 but the signal has 3 nodes"
+    ):
         load_dataset("pems04", data_dir=tmp_path, check_shape=False)
 
 
 def test_metr_la_from_h5_fixture(tmp_path):
-    frame = write_metr_h5(tmp_path / "metr_la" / "metr-la.h5", num_nodes=4, start="2012-03-04 08:00:00")
+    frame = write_metr_h5(
+        tmp_path / "metr_la" / "metr-la.h5", num_nodes=4, start="2012-03-04 08:00:00"
+    )
     adjacency = np.random.default_rng(0).random((4, 4)).astype(np.float32)
     write_adj_pkl(tmp_path / "metr_la" / "adj_mx.pkl", list(frame.columns), adjacency)
     series = load_dataset("metr_la", data_dir=tmp_path, check_shape=False)
@@ -74,7 +98,13 @@ def test_generic_formats(tmp_path):
     rng = np.random.default_rng(3)
     array = rng.uniform(1, 9, size=(50, 3)).astype(np.float32)
     np.save(tmp_path / "a.npy", array)
-    series = load_dataset("generic", path=tmp_path / "a.npy", step_minutes=30, start_time="2021-05-01T06:00", series_name="mine")
+    series = load_dataset(
+        "generic",
+        path=tmp_path / "a.npy",
+        step_minutes=30,
+        start_time="2021-05-01T06:00",
+        series_name="mine",
+    )
     np.testing.assert_array_equal(series.values, array)
     assert series.name == "mine" and series.steps_per_day == 48 and series.time_of_day()[0] == 0.25
     with pytest.raises(ValueError, match="set step_minutes= and start_time="):
@@ -90,7 +120,13 @@ def test_generic_formats(tmp_path):
         load_dataset("generic", path=tmp_path / "t.csv", time_column="date", step_minutes=30)
     write_distance_csv(tmp_path / "g.csv", [(0, 7, 1.0)])
     with pytest.raises(DataFileError, match="node index 7 but the signal has 3 nodes"):
-        load_dataset("generic", path=tmp_path / "a.npy", step_minutes=5, start_time="2021-01-01", graph_path=tmp_path / "g.csv")
+        load_dataset(
+            "generic",
+            path=tmp_path / "a.npy",
+            step_minutes=5,
+            start_time="2021-01-01",
+            graph_path=tmp_path / "g.csv",
+        )
 
 
 @needs_shared
@@ -106,7 +142,9 @@ def test_los_loop_matches_the_files():
         ids, _, adjacency = pickle.load(f, encoding="latin1")
     assert list(ids) == list(frame.columns)
     np.testing.assert_array_equal(series.adjacency, adjacency)
-    assert series.start_time == np.datetime64("2012-03-01T00:00") and series.day_of_week()[0] == 3  # a Thursday
+    assert (
+        series.start_time == np.datetime64("2012-03-01T00:00") and series.day_of_week()[0] == 3
+    )  # a Thursday
 
 
 @needs_shared
@@ -116,11 +154,19 @@ def test_sz_taxi_etth_exchange_match_the_files():
     np.testing.assert_array_equal(np.isnan(sz.values), raw == 0)
     np.testing.assert_array_equal(np.nan_to_num(sz.values), raw)
     assert sz.steps_per_day == 96 and sz.adjacency.shape == (156, 156)
-    np.testing.assert_array_equal(sz.adjacency, np.loadtxt(SHARED_DATA / "sz_taxi" / "SZ_taxi_adj.csv", delimiter=","))
+    np.testing.assert_array_equal(
+        sz.adjacency, np.loadtxt(SHARED_DATA / "sz_taxi" / "SZ_taxi_adj.csv", delimiter=",")
+    )
     ett = load_dataset("etth1")
     frame = pd.read_csv(SHARED_DATA / "ett" / "ETTh1.csv")
-    np.testing.assert_array_equal(ett.values, frame.iloc[:, 1:].to_numpy().astype(np.float32))  # zeros kept
-    assert ett.start_time == np.datetime64("2016-07-01T00:00") and ett.steps_per_day == 24 and ett.adjacency is None
+    np.testing.assert_array_equal(
+        ett.values, frame.iloc[:, 1:].to_numpy().astype(np.float32)
+    )  # zeros kept
+    assert (
+        ett.start_time == np.datetime64("2016-07-01T00:00")
+        and ett.steps_per_day == 24
+        and ett.adjacency is None
+    )
     rates = load_dataset("exchange_rate")
     with gzip.open(SHARED_DATA / "lstnet" / "exchange_rate.txt.gz") as f:
         np.testing.assert_array_equal(rates.values, np.loadtxt(f, delimiter=",").astype(np.float32))
@@ -132,16 +178,22 @@ def test_recorded_hashes_match_shared_files_and_mismatch_is_reported(tmp_path):
     for spec in DATASETS.values():
         if spec.in_shared:
             path = SHARED_DATA / spec.folders[0] / spec.signal.filename
-            assert path.stat().st_size == spec.signal.size and sha256_of(path) == spec.signal.sha256, spec.name
+            assert (
+                path.stat().st_size == spec.signal.size and sha256_of(path) == spec.signal.sha256
+            ), spec.name
     folder = tmp_path / "los_loop"
     folder.mkdir()
     shutil.copy(SHARED_DATA / "los_loop" / "adj_mx.pkl", folder)
     content = (SHARED_DATA / "los_loop" / "los_speed.csv").read_bytes()
     (folder / "los_speed.csv").write_bytes(content[:-10])
-    with pytest.raises(DataFileError, match="size .* but the published los_speed.csv has 3402125 bytes"):
+    with pytest.raises(
+        DataFileError, match="size .* but the published los_speed.csv has 3402125 bytes"
+    ):
         load_dataset("los_loop", data_dir=tmp_path)
     (folder / "los_speed.csv").write_bytes(content.replace(b"64.375", b"64.376", 1))
-    with pytest.raises(DataFileError, match="SHA-256 .* but the published los_speed.csv has 7b732d"):
+    with pytest.raises(
+        DataFileError, match="SHA-256 .* but the published los_speed.csv has 7b732d"
+    ):
         load_dataset("los_loop", data_dir=tmp_path)
     assert load_dataset("los_loop", data_dir=tmp_path, verify=False).num_nodes == 207
 
@@ -158,7 +210,9 @@ def test_pems_graphs_from_shared_folder(tmp_path):
     assert "PEMS08_distance.csv" in series.source
     write_pems_npz(tmp_path / "pems03" / "PEMS03.npz", num_steps=300, num_nodes=358)
     pems03 = load_dataset("pems03", data_dir=tmp_path, check_shape=False)
-    matrix = pd.read_csv(SHARED_DATA / "pems_graphs" / "PEMS03_adjmatrix_stcgcn.csv", index_col=0).to_numpy()
+    matrix = pd.read_csv(
+        SHARED_DATA / "pems_graphs" / "PEMS03_adjmatrix_stcgcn.csv", index_col=0
+    ).to_numpy()
     np.testing.assert_array_equal(pems03.adjacency, matrix.astype(np.float32))
     write_pems_npz(tmp_path / "pems07" / "PEMS07.npz", num_steps=50, num_nodes=300)
     with pytest.raises(DataFileError, match="graph of 883 nodes but the signal has 300"):

@@ -23,7 +23,9 @@ def test_transform_round_trip_numpy_and_jax():
     assert z.dtype == np.float32
     np.testing.assert_allclose(z, [[-1.0, 1.5]])
     np.testing.assert_allclose(scaler.inverse_transform(z), x)
-    zj = jax.jit(lambda s, a: s.transform(a))(scaler, jnp.asarray(x))  # a pytree: passes through jit
+    zj = jax.jit(lambda s, a: s.transform(a))(
+        scaler, jnp.asarray(x)
+    )  # a pytree: passes through jit
     assert zj.dtype == jnp.float32
     np.testing.assert_allclose(np.asarray(jax.jit(scaler.inverse_transform)(zj)), x, rtol=1e-6)
 

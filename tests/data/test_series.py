@@ -9,7 +9,10 @@ from eala_jax.data.series import apply_null_value
 
 def _series(**overrides):
     fields = dict(
-        name="t", values=np.ones((10, 3), np.float32), steps_per_day=288, start_time=np.datetime64("2024-01-01T00:00"),
+        name="t",
+        values=np.ones((10, 3), np.float32),
+        steps_per_day=288,
+        start_time=np.datetime64("2024-01-01T00:00"),
         step_minutes=5,
     )
     fields.update(overrides)

@@ -42,8 +42,12 @@ def test_traffic_like_structure():
 
 
 def test_incidents_spread_to_neighbours():
-    quiet = make_synthetic_series(seed=4, incidents_per_day=0.0, noise_std=0.0, missing_stretches_per_node=0.0)
-    busy = make_synthetic_series(seed=4, incidents_per_day=20.0, noise_std=0.0, missing_stretches_per_node=0.0)
+    quiet = make_synthetic_series(
+        seed=4, incidents_per_day=0.0, noise_std=0.0, missing_stretches_per_node=0.0
+    )
+    busy = make_synthetic_series(
+        seed=4, incidents_per_day=20.0, noise_std=0.0, missing_stretches_per_node=0.0
+    )
     drop = quiet.values - busy.values  # same profile, same graph; the difference is congestion
     assert drop.min() >= -1e-4 and drop.max() > 5.0
     t, node = np.unravel_index(np.argmax(drop), drop.shape)

@@ -14,8 +14,12 @@ def _series(values=None, split=(0.5, 0.25, 0.25)):
         values[5, 1] = np.nan
         values[22, 0] = np.nan
     return SpatioTemporalSeries(
-        name="hand", values=values, steps_per_day=96, start_time=np.datetime64("2024-01-07T23:30"),  # a Sunday
-        step_minutes=15, default_split=split,
+        name="hand",
+        values=values,
+        steps_per_day=96,
+        start_time=np.datetime64("2024-01-07T23:30"),  # a Sunday
+        step_minutes=15,
+        default_split=split,
     )
 
 
@@ -23,9 +27,22 @@ def test_split_counts_and_boundaries():
     splits = make_forecast_splits(_series(), in_steps=3, out_steps=2)
     # b1 = 20, b2 = 30, end = 40; a window belongs to the split holding all its targets [s, s + 2).
     assert splits.boundaries == (20, 30, 40)
-    assert (len(splits.train), len(splits.val), len(splits.test)) == (16, 9, 9)  # s in [3,18], [20,28], [30,38]
-    assert [splits.train.target_start(0), splits.val.target_start(0), splits.test.target_start(8)] == [3, 20, 38]
-    assert splits.num_nodes == N and splits.steps_per_day == 96 and splits.in_steps == 3 and splits.out_steps == 2
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (
+        16,
+        9,
+        9,
+    )  # s in [3,18], [20,28], [30,38]
+    assert [
+        splits.train.target_start(0),
+        splits.val.target_start(0),
+        splits.test.target_start(8),
+    ] == [3, 20, 38]
+    assert (
+        splits.num_nodes == N
+        and splits.steps_per_day == 96
+        and splits.in_steps == 3
+        and splits.out_steps == 2
+    )
     with pytest.raises(IndexError):
         splits.train[16]
 
@@ -37,7 +54,11 @@ def test_window_contents_match_hand_computation():
     mean, std = np.nanmean(train_values), np.nanstd(train_values)
     window = splits.train[2]  # s = 5: inputs steps 2, 3, 4; targets 5, 6
     assert window["x"].shape == (3, N, 3) and window["x"].dtype == np.float32
-    assert window["y"].shape == (2, N) and window["y"].dtype == np.float32 and window["y_mask"].dtype == bool
+    assert (
+        window["y"].shape == (2, N)
+        and window["y"].dtype == np.float32
+        and window["y_mask"].dtype == bool
+    )
     expected_z = (np.array([[20, 21], [30, 31], [40, 41]]) - mean) / std
     np.testing.assert_allclose(window["x"][..., 0], expected_z, rtol=1e-5)
     # Step 2 is 2024-01-08 00:00 (Monday 00:00), steps 3, 4 are 00:15 and 00:30 of Monday.
@@ -51,10 +72,14 @@ def test_window_contents_match_hand_computation():
     np.testing.assert_array_equal(window["y_mask"], [[True, False], [True, True]])
     # A missing input is 0 after scaling (step 5, node 1 is an input of s = 7).
     later = splits.train[4]
-    assert later["x"][1, 1, 0] == 0.0 and later["x"][1, 0, 0] == pytest.approx((50 - mean) / std, rel=1e-5)
+    assert later["x"][1, 1, 0] == 0.0 and later["x"][1, 0, 0] == pytest.approx(
+        (50 - mean) / std, rel=1e-5
+    )
     # The val split's first window reaches back into the training steps for its inputs.
     val0 = splits.val[0]
-    np.testing.assert_allclose(val0["x"][:, 0, 0], (np.array([170, 180, 190]) - mean) / std, rtol=1e-5)
+    np.testing.assert_allclose(
+        val0["x"][:, 0, 0], (np.array([170, 180, 190]) - mean) / std, rtol=1e-5
+    )
     np.testing.assert_array_equal(val0["y"], [[200, 201], [210, 211]])
 
 
@@ -76,7 +101,9 @@ def test_no_leakage_into_scaler_or_training_windows():
 def test_default_and_explicit_split():
     series = _series(split=(0.6, 0.2, 0.2))
     assert make_forecast_splits(series, in_steps=2, out_steps=1).boundaries == (24, 32, 40)
-    assert make_forecast_splits(series, in_steps=2, out_steps=1, split=(0.7, 0.1, 0.2)).boundaries == (28, 32, 40)
+    assert make_forecast_splits(
+        series, in_steps=2, out_steps=1, split=(0.7, 0.1, 0.2)
+    ).boundaries == (28, 32, 40)
 
 
 def test_bad_windows_and_splits_raise_clear_errors():

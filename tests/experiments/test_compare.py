@@ -21,12 +21,21 @@ def test_variant_builds_and_runs(base_config, variant):
     validate_config(config)
     model = build_model(config, num_nodes=6, steps_per_day=288, rngs=nnx.Rngs(0))
     rng = np.random.default_rng(0)
-    x = np.concatenate([rng.normal(size=(2, 12, 6, 1)), rng.integers(0, 288, (2, 12, 6, 1)) / 288,
-                        np.zeros((2, 12, 6, 1))], axis=-1).astype(np.float32)
+    x = np.concatenate(
+        [
+            rng.normal(size=(2, 12, 6, 1)),
+            rng.integers(0, 288, (2, 12, 6, 1)) / 288,
+            np.zeros((2, 12, 6, 1)),
+        ],
+        axis=-1,
+    ).astype(np.float32)
     out = model(jnp.asarray(x), deterministic=True)
     assert out.shape == (2, 12, 6) and bool(jnp.all(jnp.isfinite(out)))
     if variant in ("softmax", "spatial_only"):
-        assert config.model.temporal_attention == "softmax" and config.model.temporal_attention_options == ()
+        assert (
+            config.model.temporal_attention == "softmax"
+            and config.model.temporal_attention_options == ()
+        )
 
 
 def test_unknown_dataset_config_is_an_error_before_training(tmp_path, capsys):

@@ -14,7 +14,9 @@ TINY = dict(
 )
 
 
-def make_inputs(batch: int = 2, steps: int = 12, nodes: int = 5, steps_per_day: int = 24, seed: int = 0) -> np.ndarray:
+def make_inputs(
+    batch: int = 2, steps: int = 12, nodes: int = 5, steps_per_day: int = 24, seed: int = 0
+) -> np.ndarray:
     """x [B, T, N, 3]: standard-normal values, consecutive time-of-day slots, weekday 3."""
     rng = np.random.default_rng(seed)
     x = np.zeros((batch, steps, nodes, 3), np.float32)
@@ -22,5 +24,3 @@ def make_inputs(batch: int = 2, steps: int = 12, nodes: int = 5, steps_per_day: 
     x[..., 1] = ((np.arange(steps) + 5) % steps_per_day / steps_per_day)[None, :, None]
     x[..., 2] = 3
     return x
-
-

@@ -5,11 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from model_helpers import TINY, make_inputs
 
 from eala_jax.models import ATTENTION_NAMES, ELinFormer, SelfAttention
 from eala_jax.models.elinformer import AttentionBlock
-
-from model_helpers import TINY, make_inputs
 
 
 def build(**kwargs) -> ELinFormer:
@@ -39,7 +38,10 @@ def test_mixed_attention_per_axis_and_options_pass_through():
     )
     assert model.temporal_layers[0].attention.attention == "softmax"
     spatial = model.spatial_layers[0].attention
-    assert spatial.attention == "eala" and dict(spatial.options) == {"estimator": "gaussian", "theta": 0.0}
+    assert spatial.attention == "eala" and dict(spatial.options) == {
+        "estimator": "gaussian",
+        "theta": 0.0,
+    }
     # theta=0 (uniform weights) differs from the default theta="optimal": the option reached the op.
     other = build(temporal_attention="softmax", spatial_attention="eala")
     x = jnp.asarray(make_inputs())
@@ -47,23 +49,43 @@ def test_mixed_attention_per_axis_and_options_pass_through():
 
 
 def test_performer_projection_is_a_fixed_buffer():
-    model = build(temporal_attention="performer", spatial_attention="performer",
-                  spatial_attention_options={"num_features": 16})
+    model = build(
+        temporal_attention="performer",
+        spatial_attention="performer",
+        spatial_attention_options={"num_features": 16},
+    )
     params = nnx.state(model, nnx.Param)
     projection = model.spatial_layers[0].attention.projection
     assert projection[...].shape == (16, 8)  # [num_features, head_dim = 16 / 2]
     flat = jax.tree.leaves(params)
     assert not any(leaf is projection[...] for leaf in flat)
-    assert len(jax.tree.leaves(nnx.state(model, nnx.Param))) < len(jax.tree.leaves(nnx.state(model)))
+    assert len(jax.tree.leaves(nnx.state(model, nnx.Param))) < len(
+        jax.tree.leaves(nnx.state(model))
+    )
 
 
 def test_flax_multihead_attention_with_eala_matches_self_attention():
     """nnx.MultiHeadAttention(attention_fn=eala) inside the block equals our layer with the same weights."""
     options = {"estimator": "cumulant3"}
-    flax_block = AttentionBlock(16, num_heads=2, feed_forward_dim=8, dropout=0.0, attention="eala",
-                                attention_options=options, use_flax_mha=True, rngs=nnx.Rngs(1))
-    own_block = AttentionBlock(16, num_heads=2, feed_forward_dim=8, dropout=0.0, attention="eala",
-                               attention_options=options, rngs=nnx.Rngs(2))
+    flax_block = AttentionBlock(
+        16,
+        num_heads=2,
+        feed_forward_dim=8,
+        dropout=0.0,
+        attention="eala",
+        attention_options=options,
+        use_flax_mha=True,
+        rngs=nnx.Rngs(1),
+    )
+    own_block = AttentionBlock(
+        16,
+        num_heads=2,
+        feed_forward_dim=8,
+        dropout=0.0,
+        attention="eala",
+        attention_options=options,
+        rngs=nnx.Rngs(2),
+    )
     assert isinstance(flax_block.attention, nnx.MultiHeadAttention)
     mha, own = flax_block.attention, own_block.attention
     for name in ("query", "key", "value"):
@@ -74,8 +96,12 @@ def test_flax_multihead_attention_with_eala_matches_self_attention():
     for name in ("ff_in", "ff_out", "norm1", "norm2"):
         nnx.update(getattr(own_block, name), nnx.state(getattr(flax_block, name)))
     x = jax.random.normal(jax.random.key(0), (3, 7, 16))
-    np.testing.assert_allclose(flax_block(x, deterministic=True, rngs=None),
-                               own_block(x, deterministic=True, rngs=None), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        flax_block(x, deterministic=True, rngs=None),
+        own_block(x, deterministic=True, rngs=None),
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 def test_model_with_flax_mha_eala_forward_and_grad():
@@ -85,14 +111,18 @@ def test_model_with_flax_mha_eala_forward_and_grad():
     grads = nnx.grad(lambda m: jnp.mean(m(x) ** 2))(model)
     leaves = jax.tree.leaves(grads)
     assert leaves and all(bool(jnp.all(jnp.isfinite(g))) for g in leaves)
-    assert any(float(jnp.abs(g).max()) > 0 for g in jax.tree.leaves(nnx.state(grads.spatial_layers)))
+    assert any(
+        float(jnp.abs(g).max()) > 0 for g in jax.tree.leaves(nnx.state(grads.spatial_layers))
+    )
 
 
 def test_softmax_layer_matches_dot_product_attention():
     layer = SelfAttention(16, num_heads=4, attention="softmax", rngs=nnx.Rngs(0))
     x = jax.random.normal(jax.random.key(1), (2, 9, 16))
     split = lambda t: t.reshape(2, 9, 4, 4)
-    o = jax.nn.dot_product_attention(split(layer.query(x)), split(layer.key(x)), split(layer.value(x)))
+    o = jax.nn.dot_product_attention(
+        split(layer.query(x)), split(layer.key(x)), split(layer.value(x))
+    )
     np.testing.assert_allclose(layer(x), layer.out(o.reshape(2, 9, 16)), rtol=1e-5, atol=1e-5)
 
 
@@ -115,7 +145,13 @@ def test_diagnostics_on_request_only():
     assert set(diag) == {"temporal_0", "spatial_0"}
     assert set(diag["temporal_0"]) == {"softmax_entropy"}
     eala = diag["spatial_0"]
-    assert {"softmax_entropy", "eala_entropy", "estimated_entropy", "theta", "negative_fraction"} <= set(eala)
+    assert {
+        "softmax_entropy",
+        "eala_entropy",
+        "estimated_entropy",
+        "theta",
+        "negative_fraction",
+    } <= set(eala)
     for value in (eala["softmax_entropy"], eala["eala_entropy"], eala["estimated_entropy"]):
         assert 0.0 <= float(value) <= np.log(5) + 1e-5  # spatial attention over 5 nodes
     # Entropy equality: EALA's weights carry (about) the estimated entropy.

@@ -22,207 +22,237 @@ TINY_VARIANCE = 1e-12  # below this σ² counts as 0 (every score equals the mea
 
 
 def scores(q, k, scale):
-  return scale * (np.asarray(q, np.float64) @ np.asarray(k, np.float64).T)
+    return scale * (np.asarray(q, np.float64) @ np.asarray(k, np.float64).T)
 
 
 def softmax_rows(s):
-  s = s - s.max(axis=1, keepdims=True)
-  e = np.exp(s)
-  return e / e.sum(axis=1, keepdims=True)
+    s = s - s.max(axis=1, keepdims=True)
+    e = np.exp(s)
+    return e / e.sum(axis=1, keepdims=True)
 
 
 def exact_entropy(s):
-  """H_i = −Σ_j p_ij log p_ij of the softmax of each row of `s [T, M]`; 0 for M = 0."""
-  if s.shape[1] == 0:
-    return np.zeros(s.shape[0])
-  p = softmax_rows(s)
-  with np.errstate(divide="ignore", invalid="ignore"):
-    plogp = np.where(p > 0, p * np.log(p), 0.0)
-  return -plogp.sum(axis=1)
+    """H_i = −Σ_j p_ij log p_ij of the softmax of each row of `s [T, M]`; 0 for M = 0."""
+    if s.shape[1] == 0:
+        return np.zeros(s.shape[0])
+    p = softmax_rows(s)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        plogp = np.where(p > 0, p * np.log(p), 0.0)
+    return -plogp.sum(axis=1)
 
 
 def score_mean_var(s):
-  """μ_i and σ_i² (population variance) of each row's scores, directly from the scores."""
-  if s.shape[1] == 0:
-    return np.zeros(s.shape[0]), np.zeros(s.shape[0])
-  return s.mean(axis=1), s.var(axis=1)
+    """μ_i and σ_i² (population variance) of each row's scores, directly from the scores."""
+    if s.shape[1] == 0:
+        return np.zeros(s.shape[0]), np.zeros(s.shape[0])
+    return s.mean(axis=1), s.var(axis=1)
 
 
 def gaussian_entropy(s):
-  m = s.shape[1]
-  log_m = math.log(max(m, 1))
-  _, var = score_mean_var(s)
-  return np.clip(log_m - var / 2, 0.0, log_m)
+    m = s.shape[1]
+    log_m = math.log(max(m, 1))
+    _, var = score_mean_var(s)
+    return np.clip(log_m - var / 2, 0.0, log_m)
 
 
 def third_cumulant(s):
-  """κ₃ = mean_j (s_j − μ)³ of each row, from the scores themselves."""
-  if s.shape[1] == 0:
-    return np.zeros(s.shape[0])
-  return ((s - s.mean(axis=1, keepdims=True)) ** 3).mean(axis=1)
+    """κ₃ = mean_j (s_j − μ)³ of each row, from the scores themselves."""
+    if s.shape[1] == 0:
+        return np.zeros(s.shape[0])
+    return ((s - s.mean(axis=1, keepdims=True)) ** 3).mean(axis=1)
 
 
 def cumulant3_entropy(s):
-  m = s.shape[1]
-  log_m = math.log(max(m, 1))
-  _, var = score_mean_var(s)
-  return np.clip(log_m - var / 2 - third_cumulant(s) / 3, 0.0, log_m)
+    m = s.shape[1]
+    log_m = math.log(max(m, 1))
+    _, var = score_mean_var(s)
+    return np.clip(log_m - var / 2 - third_cumulant(s) / 3, 0.0, log_m)
 
 
 def segments_entropy(s_full, valid, num_segments):
-  """Random-energy-model estimate over `num_segments` equal contiguous *position* blocks.
+    """Random-energy-model estimate over `num_segments` equal contiguous *position* blocks.
 
-  `s_full [T, S]` holds the scores of every position, `valid [S]` the key mask; a segment counts
-  only its valid keys (n_c) and is skipped when it has none. Needs S % num_segments == 0 so the
-  split is unambiguous. Each segment: `m_c`, `v_c` are the mean and variance of its scores; while
-  `v_c ≤ 2 log n_c`: `ℓ_c = log n_c + m_c + v_c/2`, `e_c = m_c + v_c`; else (frozen) both are
-  `m_c + √v_c √(2 log n_c)`. `Ĥ = clip(logsumexp_c ℓ_c − Σ_c softmax(ℓ)_c e_c, 0, log M)`.
-  """
-  t, num_keys = s_full.shape
-  assert num_keys % num_segments == 0, "reference needs equal segments"
-  length = num_keys // num_segments
-  valid = np.asarray(valid, bool)
-  total = int(valid.sum())
-  log_m = math.log(max(total, 1))
-  ells, tilts = [], []
-  for c in range(num_segments):
-    idx = np.arange(c * length, (c + 1) * length)
-    idx = idx[valid[idx]]
-    if idx.size == 0:
-      continue
-    sc = s_full[:, idx]
-    n = idx.size
-    m_c, v_c = sc.mean(axis=1), sc.var(axis=1)
-    threshold = 2 * math.log(n)
-    frozen = v_c > threshold
-    edge = m_c + np.sqrt(v_c) * math.sqrt(threshold)
-    ells.append(np.where(frozen, edge, math.log(n) + m_c + v_c / 2))
-    tilts.append(np.where(frozen, edge, m_c + v_c))
-  if not ells:
-    return np.zeros(t)
-  ell, tilt = np.stack(ells, 1), np.stack(tilts, 1)
-  top = ell.max(axis=1, keepdims=True)
-  w = np.exp(ell - top)
-  log_z = top[:, 0] + np.log(w.sum(axis=1))
-  mean_s = (w * tilt).sum(axis=1) / w.sum(axis=1)
-  return np.clip(log_z - mean_s, 0.0, log_m)
+    `s_full [T, S]` holds the scores of every position, `valid [S]` the key mask; a segment counts
+    only its valid keys (n_c) and is skipped when it has none. Needs S % num_segments == 0 so the
+    split is unambiguous. Each segment: `m_c`, `v_c` are the mean and variance of its scores; while
+    `v_c ≤ 2 log n_c`: `ℓ_c = log n_c + m_c + v_c/2`, `e_c = m_c + v_c`; else (frozen) both are
+    `m_c + √v_c √(2 log n_c)`. `Ĥ = clip(logsumexp_c ℓ_c − Σ_c softmax(ℓ)_c e_c, 0, log M)`.
+    """
+    t, num_keys = s_full.shape
+    assert num_keys % num_segments == 0, "reference needs equal segments"
+    length = num_keys // num_segments
+    valid = np.asarray(valid, bool)
+    total = int(valid.sum())
+    log_m = math.log(max(total, 1))
+    ells, tilts = [], []
+    for c in range(num_segments):
+        idx = np.arange(c * length, (c + 1) * length)
+        idx = idx[valid[idx]]
+        if idx.size == 0:
+            continue
+        sc = s_full[:, idx]
+        n = idx.size
+        m_c, v_c = sc.mean(axis=1), sc.var(axis=1)
+        threshold = 2 * math.log(n)
+        frozen = v_c > threshold
+        edge = m_c + np.sqrt(v_c) * math.sqrt(threshold)
+        ells.append(np.where(frozen, edge, math.log(n) + m_c + v_c / 2))
+        tilts.append(np.where(frozen, edge, m_c + v_c))
+    if not ells:
+        return np.zeros(t)
+    ell, tilt = np.stack(ells, 1), np.stack(tilts, 1)
+    top = ell.max(axis=1, keepdims=True)
+    w = np.exp(ell - top)
+    log_z = top[:, 0] + np.log(w.sum(axis=1))
+    mean_s = (w * tilt).sum(axis=1) / w.sum(axis=1)
+    return np.clip(log_z - mean_s, 0.0, log_m)
 
 
 def random_feature_kernel(q, k, projection, scale):
-  """FAVOR+ estimate of exp(scale q·k): `φ(x)·φ(y)` with `φ(x) = exp(W x' − ‖x'‖²/2)/√r`, `x' = √scale x`."""
-  w = np.asarray(projection, np.float64)
-  r = w.shape[0]
+    """FAVOR+ estimate of exp(scale q·k): `φ(x)·φ(y)` with `φ(x) = exp(W x' − ‖x'‖²/2)/√r`, `x' = √scale x`."""
+    w = np.asarray(projection, np.float64)
+    r = w.shape[0]
 
-  def phi(x):
-    x = math.sqrt(scale) * np.asarray(x, np.float64)
-    return np.exp(x @ w.T - 0.5 * (x * x).sum(axis=1, keepdims=True)) / math.sqrt(r)
+    def phi(x):
+        x = math.sqrt(scale) * np.asarray(x, np.float64)
+        return np.exp(x @ w.T - 0.5 * (x * x).sum(axis=1, keepdims=True)) / math.sqrt(r)
 
-  return phi(q) @ phi(k).T  # [T, M]
+    return phi(q) @ phi(k).T  # [T, M]
 
 
 def random_features_entropy(q, k, projection, scale):
-  """`Ĥ = clip(log Ẑ − (Σ_j K̂_j s_j)/Ẑ, 0, log M)` with `Ẑ = Σ_j K̂_j`, K̂ the FAVOR+ kernel."""
-  m = k.shape[0]
-  log_m = math.log(max(m, 1))
-  if m == 0:
-    return np.zeros(q.shape[0])
-  kern = random_feature_kernel(q, k, projection, scale)
-  s = scores(q, k, scale)
-  z = kern.sum(axis=1)
-  return np.clip(np.log(z) - (kern * s).sum(axis=1) / z, 0.0, log_m)
+    """`Ĥ = clip(log Ẑ − (Σ_j K̂_j s_j)/Ẑ, 0, log M)` with `Ẑ = Σ_j K̂_j`, K̂ the FAVOR+ kernel."""
+    m = k.shape[0]
+    log_m = math.log(max(m, 1))
+    if m == 0:
+        return np.zeros(q.shape[0])
+    kern = random_feature_kernel(q, k, projection, scale)
+    s = scores(q, k, scale)
+    z = kern.sum(axis=1)
+    return np.clip(np.log(z) - (kern * s).sum(axis=1) / z, 0.0, log_m)
 
 
 def theta_star(entropy, sigma2, m):
-  """θ* = √(2 (log M − Ĥ)) / σ (EALA.md step 5); 0 where σ² ≈ 0."""
-  log_m = math.log(max(m, 1))
-  gap = np.maximum(2 * (log_m - entropy), 0.0)
-  out = np.zeros_like(sigma2)
-  spread = sigma2 > TINY_VARIANCE
-  out[spread] = np.sqrt(gap[spread]) / np.sqrt(sigma2[spread])
-  return out
+    """θ* = √(2 (log M − Ĥ)) / σ (EALA.md step 5); 0 where σ² ≈ 0."""
+    log_m = math.log(max(m, 1))
+    gap = np.maximum(2 * (log_m - entropy), 0.0)
+    out = np.zeros_like(sigma2)
+    spread = sigma2 > TINY_VARIANCE
+    out[spread] = np.sqrt(gap[spread]) / np.sqrt(sigma2[spread])
+    return out
 
 
 def nonnegative_cap(q, k, scale):
-  """Upper bound on θ from step 7: 1 / (scale · ‖q‖ · max_j ‖k_j − k̄‖); +inf where it is 0."""
-  r = np.linalg.norm(k - k.mean(axis=0), axis=1).max() if k.shape[0] else 0.0
-  bound = scale * np.linalg.norm(q, axis=1) * r
-  with np.errstate(divide="ignore"):
-    return np.where(bound > 0, 1.0 / np.where(bound > 0, bound, 1.0), np.inf)
+    """Upper bound on θ from step 7: 1 / (scale · ‖q‖ · max_j ‖k_j − k̄‖); +inf where it is 0."""
+    r = np.linalg.norm(k - k.mean(axis=0), axis=1).max() if k.shape[0] else 0.0
+    bound = scale * np.linalg.norm(q, axis=1) * r
+    with np.errstate(divide="ignore"):
+        return np.where(bound > 0, 1.0 / np.where(bound > 0, bound, 1.0), np.inf)
 
 
 # ----------------------------------------------------------------------------------------------
 # EALA for one head: full positions with a validity mask (segments need positions).
 
 
-def eala_head(q, k, v, valid, *, scale, estimator="gaussian", theta="optimal", nonnegative=False,
-              num_segments=1, projection=None):
-  """EALA of one head. Returns dict(out [T, Dv], weights [T, S] (0 at invalid keys), theta, entropy, sigma2)."""
-  q, k, v = (np.asarray(x, np.float64) for x in (q, k, v))
-  valid = np.asarray(valid, bool)
-  t, num_keys = q.shape[0], k.shape[0]
-  kv, vv = k[valid], v[valid]
-  m = kv.shape[0]
-  s = scores(q, kv, scale)
-  mu, sigma2 = score_mean_var(s)
-  if estimator == "gaussian":
-    entropy = gaussian_entropy(s)
-  elif estimator == "cumulant3":
-    entropy = cumulant3_entropy(s)
-  elif estimator == "exact":
-    entropy = exact_entropy(s)
-  elif estimator == "segments":
-    entropy = segments_entropy(scores(q, k, scale), valid, num_segments)
-  elif estimator == "random_features":
-    entropy = random_features_entropy(q, kv, projection, scale)
-  else:
-    raise ValueError(estimator)
-  th = theta_star(entropy, sigma2, m) if theta == "optimal" else np.full(t, float(theta))
-  if nonnegative:
-    th = np.minimum(th, nonnegative_cap(q, kv, scale))
-  weights = np.zeros((t, num_keys))
-  out = np.zeros((t, v.shape[1]))
-  if m:
-    a = (1.0 + th[:, None] * (s - mu[:, None])) / m
-    weights[:, valid] = a
-    out = a @ vv
-  return dict(out=out, weights=weights, theta=th, entropy=entropy, sigma2=sigma2, mean_score=mu)
+def eala_head(
+    q,
+    k,
+    v,
+    valid,
+    *,
+    scale,
+    estimator="gaussian",
+    theta="optimal",
+    nonnegative=False,
+    num_segments=1,
+    projection=None,
+):
+    """EALA of one head. Returns dict(out [T, Dv], weights [T, S] (0 at invalid keys), theta, entropy, sigma2)."""
+    q, k, v = (np.asarray(x, np.float64) for x in (q, k, v))
+    valid = np.asarray(valid, bool)
+    t, num_keys = q.shape[0], k.shape[0]
+    kv, vv = k[valid], v[valid]
+    m = kv.shape[0]
+    s = scores(q, kv, scale)
+    mu, sigma2 = score_mean_var(s)
+    if estimator == "gaussian":
+        entropy = gaussian_entropy(s)
+    elif estimator == "cumulant3":
+        entropy = cumulant3_entropy(s)
+    elif estimator == "exact":
+        entropy = exact_entropy(s)
+    elif estimator == "segments":
+        entropy = segments_entropy(scores(q, k, scale), valid, num_segments)
+    elif estimator == "random_features":
+        entropy = random_features_entropy(q, kv, projection, scale)
+    else:
+        raise ValueError(estimator)
+    th = theta_star(entropy, sigma2, m) if theta == "optimal" else np.full(t, float(theta))
+    if nonnegative:
+        th = np.minimum(th, nonnegative_cap(q, kv, scale))
+    weights = np.zeros((t, num_keys))
+    out = np.zeros((t, v.shape[1]))
+    if m:
+        a = (1.0 + th[:, None] * (s - mu[:, None])) / m
+        weights[:, valid] = a
+        out = a @ vv
+    return dict(out=out, weights=weights, theta=th, entropy=entropy, sigma2=sigma2, mean_score=mu)
 
 
 def _visible(key_mask, b, num_keys, causal, i):
-  valid = np.ones(num_keys, bool) if key_mask is None else np.asarray(key_mask, bool)[b]
-  if causal:
-    valid = valid & (np.arange(num_keys) <= i)
-  return valid
+    valid = np.ones(num_keys, bool) if key_mask is None else np.asarray(key_mask, bool)[b]
+    if causal:
+        valid = valid & (np.arange(num_keys) <= i)
+    return valid
 
 
 def eala(q, k, v, key_mask=None, *, causal=False, scale=None, **options):
-  """Batched / multi-head (and causal, by one masked non-causal problem per query) EALA."""
-  q, k, v = (np.asarray(x, np.float64) for x in (q, k, v))
-  b_, t, h_, d = q.shape
-  num_keys = k.shape[1]
-  scale = 1 / math.sqrt(d) if scale is None else scale
-  res = dict(out=np.zeros((b_, t, h_, v.shape[-1])), weights=np.zeros((b_, h_, t, num_keys)),
-             theta=np.zeros((b_, t, h_)), entropy=np.zeros((b_, t, h_)), sigma2=np.zeros((b_, t, h_)))
-  for b in range(b_):
-    for h in range(h_):
-      rows = range(t) if causal else [None]
-      for i in rows:
-        sl = slice(None) if i is None else slice(i, i + 1)
-        r = eala_head(q[b, sl, h], k[b, :, h], v[b, :, h], _visible(key_mask, b, num_keys, causal, i),
-                      scale=scale, **options)
-        res["out"][b, sl, h] = r["out"]
-        res["weights"][b, h, sl] = r["weights"]
-        for name in ("theta", "entropy", "sigma2"):
-          res[name][b, sl, h] = r[name]
-  return res
+    """Batched / multi-head (and causal, by one masked non-causal problem per query) EALA."""
+    q, k, v = (np.asarray(x, np.float64) for x in (q, k, v))
+    b_, t, h_, d = q.shape
+    num_keys = k.shape[1]
+    scale = 1 / math.sqrt(d) if scale is None else scale
+    res = dict(
+        out=np.zeros((b_, t, h_, v.shape[-1])),
+        weights=np.zeros((b_, h_, t, num_keys)),
+        theta=np.zeros((b_, t, h_)),
+        entropy=np.zeros((b_, t, h_)),
+        sigma2=np.zeros((b_, t, h_)),
+    )
+    for b in range(b_):
+        for h in range(h_):
+            rows = range(t) if causal else [None]
+            for i in rows:
+                sl = slice(None) if i is None else slice(i, i + 1)
+                r = eala_head(
+                    q[b, sl, h],
+                    k[b, :, h],
+                    v[b, :, h],
+                    _visible(key_mask, b, num_keys, causal, i),
+                    scale=scale,
+                    **options,
+                )
+                res["out"][b, sl, h] = r["out"]
+                res["weights"][b, h, sl] = r["weights"]
+                for name in ("theta", "entropy", "sigma2"):
+                    res[name][b, sl, h] = r[name]
+    return res
 
 
 def entropy(q, k, key_mask=None, *, method="exact", scale=None, num_segments=1, projection=None):
-  """Entropy estimate `[B, T, H]` of every query (method as in EALA.md step 3)."""
-  q, k = np.asarray(q, np.float64), np.asarray(k, np.float64)
-  v = np.zeros(k.shape[:-1] + (1,))
-  return eala(q, k, v, key_mask, scale=scale, estimator=method, num_segments=num_segments,
-              projection=projection)["entropy"]
+    """Entropy estimate `[B, T, H]` of every query (method as in EALA.md step 3)."""
+    q, k = np.asarray(q, np.float64), np.asarray(k, np.float64)
+    v = np.zeros(k.shape[:-1] + (1,))
+    return eala(
+        q,
+        k,
+        v,
+        key_mask,
+        scale=scale,
+        estimator=method,
+        num_segments=num_segments,
+        projection=projection,
+    )["entropy"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -230,45 +260,49 @@ def entropy(q, k, key_mask=None, *, method="exact", scale=None, num_segments=1, 
 
 
 def softmax_head(q, k, v, scale):
-  return softmax_rows(scores(q, k, scale)) @ v
+    return softmax_rows(scores(q, k, scale)) @ v
 
 
 def linear_head(q, k, v, scale):
-  del scale
-  elu1 = lambda x: np.where(x > 0, x + 1.0, np.exp(x))
-  a = elu1(q) @ elu1(k).T
-  return (a @ v) / a.sum(axis=1, keepdims=True)
+    del scale
+    elu1 = lambda x: np.where(x > 0, x + 1.0, np.exp(x))
+    a = elu1(q) @ elu1(k).T
+    return (a @ v) / a.sum(axis=1, keepdims=True)
 
 
 def performer_head(q, k, v, scale, projection):
-  """FAVOR+ written directly: φ(q)·Σ_j φ(k_j) v_j / φ(q)·Σ_j φ(k_j)."""
-  a = random_feature_kernel(q, k, projection, scale)
-  return (a @ v) / a.sum(axis=1, keepdims=True)
+    """FAVOR+ written directly: φ(q)·Σ_j φ(k_j) v_j / φ(q)·Σ_j φ(k_j)."""
+    a = random_feature_kernel(q, k, projection, scale)
+    return (a @ v) / a.sum(axis=1, keepdims=True)
 
 
 def uniform_head(q, k, v, scale):
-  del scale
-  return np.broadcast_to(v.mean(axis=0), (q.shape[0], v.shape[1]))
+    del scale
+    return np.broadcast_to(v.mean(axis=0), (q.shape[0], v.shape[1]))
 
 
-HEADS = {"softmax": softmax_head, "linear": linear_head, "performer": performer_head,
-         "uniform": uniform_head}
+HEADS = {
+    "softmax": softmax_head,
+    "linear": linear_head,
+    "performer": performer_head,
+    "uniform": uniform_head,
+}
 
 
 def attend(name, q, k, v, key_mask=None, *, causal=False, scale=None, projection=None):
-  """Baseline attention `name` over the valid (and, if causal, earlier) keys; `[B, T, H, Dv]`."""
-  q, k, v = (np.asarray(x, np.float64) for x in (q, k, v))
-  b_, t, h_, d = q.shape
-  num_keys = k.shape[1]
-  scale = 1 / math.sqrt(d) if scale is None else scale
-  fn = HEADS[name]
-  extra = dict(projection=projection) if name == "performer" else {}
-  out = np.zeros((b_, t, h_, v.shape[-1]))
-  for b in range(b_):
-    for h in range(h_):
-      for i in (range(t) if causal else [None]):
-        sl = slice(None) if i is None else slice(i, i + 1)
-        valid = _visible(key_mask, b, num_keys, causal, i)
-        if valid.any():
-          out[b, sl, h] = fn(q[b, sl, h], k[b, valid, h], v[b, valid, h], scale, **extra)
-  return out
+    """Baseline attention `name` over the valid (and, if causal, earlier) keys; `[B, T, H, Dv]`."""
+    q, k, v = (np.asarray(x, np.float64) for x in (q, k, v))
+    b_, t, h_, d = q.shape
+    num_keys = k.shape[1]
+    scale = 1 / math.sqrt(d) if scale is None else scale
+    fn = HEADS[name]
+    extra = dict(projection=projection) if name == "performer" else {}
+    out = np.zeros((b_, t, h_, v.shape[-1]))
+    for b in range(b_):
+        for h in range(h_):
+            for i in range(t) if causal else [None]:
+                sl = slice(None) if i is None else slice(i, i + 1)
+                valid = _visible(key_mask, b, num_keys, causal, i)
+                if valid.any():
+                    out[b, sl, h] = fn(q[b, sl, h], k[b, valid, h], v[b, valid, h], scale, **extra)
+    return out

@@ -7,78 +7,87 @@ import numpy as np
 from eala_jax import key_statistics, merge_statistics
 from eala_jax.ops.statistics import centred_third_moment, cubic_form, score_moments
 
-from .helpers import B, D, DV, H, S, f64, key_mask, qkv
+from .helpers import DV, B, D, H, S, f64, key_mask, qkv
 
 
 def _numpy_statistics(k, v, mask):
-  """count [B], k̄ [B,H,D], Σ_j (k−k̄)(k−k̄)ᵀ [B,H,D,D], v̄ [B,H,Dv], Σ_j (k−k̄)(v−v̄)ᵀ [B,H,D,Dv]."""
-  out = dict(count=[], mean_k=[], kk=[], mean_v=[], kv=[])
-  for b in range(k.shape[0]):
-    kb, vb = k[b, mask[b]], v[b, mask[b]]  # [M, H, D]
-    mk, mv = kb.mean(0), vb.mean(0)
-    out["count"].append(len(kb))
-    out["mean_k"].append(mk)
-    out["mean_v"].append(mv)
-    out["kk"].append(np.einsum("mhd,mhe->hde", kb - mk, kb - mk))
-    out["kv"].append(np.einsum("mhd,mhe->hde", kb - mk, vb - mv))
-  return {n: np.asarray(x) for n, x in out.items()}
+    """count [B], k̄ [B,H,D], Σ_j (k−k̄)(k−k̄)ᵀ [B,H,D,D], v̄ [B,H,Dv], Σ_j (k−k̄)(v−v̄)ᵀ [B,H,D,Dv]."""
+    out = dict(count=[], mean_k=[], kk=[], mean_v=[], kv=[])
+    for b in range(k.shape[0]):
+        kb, vb = k[b, mask[b]], v[b, mask[b]]  # [M, H, D]
+        mk, mv = kb.mean(0), vb.mean(0)
+        out["count"].append(len(kb))
+        out["mean_k"].append(mk)
+        out["mean_v"].append(mv)
+        out["kk"].append(np.einsum("mhd,mhe->hde", kb - mk, kb - mk))
+        out["kv"].append(np.einsum("mhd,mhe->hde", kb - mk, vb - mv))
+    return {n: np.asarray(x) for n, x in out.items()}
 
 
 def _check(stats, want, **tol):
-  np.testing.assert_allclose(np.asarray(stats.count)[:, 0], want["count"])
-  np.testing.assert_allclose(stats.mean_k, want["mean_k"], **tol)
-  np.testing.assert_allclose(stats.comoment_kk, want["kk"], **tol)
-  np.testing.assert_allclose(stats.mean_v, want["mean_v"], **tol)
-  np.testing.assert_allclose(stats.comoment_kv, want["kv"], **tol)
+    np.testing.assert_allclose(np.asarray(stats.count)[:, 0], want["count"])
+    np.testing.assert_allclose(stats.mean_k, want["mean_k"], **tol)
+    np.testing.assert_allclose(stats.comoment_kk, want["kk"], **tol)
+    np.testing.assert_allclose(stats.mean_v, want["mean_v"], **tol)
+    np.testing.assert_allclose(stats.comoment_kv, want["kv"], **tol)
 
 
 def test_key_statistics_match_numpy():
-  _, k, v = qkv(100)
-  mask = key_mask(101)
-  with jax.enable_x64(True):
-    stats = jax.tree.map(np.asarray, key_statistics(*f64(k, v), mask))
-  chex.assert_shape([stats.mean_k, stats.comoment_kk, stats.mean_v, stats.comoment_kv],
-                    [(B, H, D), (B, H, D, D), (B, H, DV), (B, H, D, DV)])
-  _check(stats, _numpy_statistics(*f64(k, v), mask), rtol=1e-12, atol=1e-12)
+    _, k, v = qkv(100)
+    mask = key_mask(101)
+    with jax.enable_x64(True):
+        stats = jax.tree.map(np.asarray, key_statistics(*f64(k, v), mask))
+    chex.assert_shape(
+        [stats.mean_k, stats.comoment_kk, stats.mean_v, stats.comoment_kv],
+        [(B, H, D), (B, H, D, D), (B, H, DV), (B, H, D, DV)],
+    )
+    _check(stats, _numpy_statistics(*f64(k, v), mask), rtol=1e-12, atol=1e-12)
 
 
 def test_merge_of_chunks_equals_statistics_of_the_union():
-  _, k, v = qkv(102, k_offset=50.0)
-  mask = key_mask(103)
-  want = _numpy_statistics(*f64(k, v), mask)
-  splits = [0, 3, 4, 9, S]  # uneven chunks, one of a single key
-  parts = [key_statistics(k[:, a:b], v[:, a:b], mask[:, a:b]) for a, b in zip(splits, splits[1:])]
-  left = parts[0]
-  for p in parts[1:]:
-    left = merge_statistics(left, p)
-  right = parts[-1]
-  for p in reversed(parts[:-1]):
-    right = merge_statistics(p, right)
-  # float32, |k̄| = 50 against unit spread: centred merging keeps the co-moments accurate.
-  _check(left, want, rtol=2e-4, atol=2e-3)
-  _check(right, want, rtol=2e-4, atol=2e-3)
-  # Merging with an empty set (all keys masked) is the identity.
-  empty = key_statistics(k[:, :2], v[:, :2], np.zeros((B, 2), bool))
-  chex.assert_trees_all_close(merge_statistics(left, empty), left, rtol=1e-6, atol=1e-6)
-  chex.assert_trees_all_close(merge_statistics(empty, left), left, rtol=1e-6, atol=1e-6)
+    _, k, v = qkv(102, k_offset=50.0)
+    mask = key_mask(103)
+    want = _numpy_statistics(*f64(k, v), mask)
+    splits = [0, 3, 4, 9, S]  # uneven chunks, one of a single key
+    parts = [key_statistics(k[:, a:b], v[:, a:b], mask[:, a:b]) for a, b in zip(splits, splits[1:])]
+    left = parts[0]
+    for p in parts[1:]:
+        left = merge_statistics(left, p)
+    right = parts[-1]
+    for p in reversed(parts[:-1]):
+        right = merge_statistics(p, right)
+    # float32, |k̄| = 50 against unit spread: centred merging keeps the co-moments accurate.
+    _check(left, want, rtol=2e-4, atol=2e-3)
+    _check(right, want, rtol=2e-4, atol=2e-3)
+    # Merging with an empty set (all keys masked) is the identity.
+    empty = key_statistics(k[:, :2], v[:, :2], np.zeros((B, 2), bool))
+    chex.assert_trees_all_close(merge_statistics(left, empty), left, rtol=1e-6, atol=1e-6)
+    chex.assert_trees_all_close(merge_statistics(empty, left), left, rtol=1e-6, atol=1e-6)
 
 
 def test_score_moments_and_third_moment_match_the_scores():
-  q, k, _ = qkv(104)
-  mask = key_mask(105)
-  scale = 0.5
-  with jax.enable_x64(True):
+    q, k, _ = qkv(104)
+    mask = key_mask(105)
+    scale = 0.5
+    with jax.enable_x64(True):
+        q64, k64 = f64(q, k)
+        q64, k64 = (
+            jax.numpy.asarray(q64),
+            jax.numpy.asarray(k64),
+        )  # internal helpers take jax arrays
+        stats = key_statistics(k64, k64, mask)
+        mu, sigma2 = map(np.asarray, score_moments(q64, stats, scale))
+        t3 = centred_third_moment(k64, mask, stats.mean_k, stats.count)
+        kappa3 = np.asarray(scale**3 * cubic_form(q64, t3))
     q64, k64 = f64(q, k)
-    q64, k64 = jax.numpy.asarray(q64), jax.numpy.asarray(k64)  # internal helpers take jax arrays
-    stats = key_statistics(k64, k64, mask)
-    mu, sigma2 = map(np.asarray, score_moments(q64, stats, scale))
-    t3 = centred_third_moment(k64, mask, stats.mean_k, stats.count)
-    kappa3 = np.asarray(scale**3 * cubic_form(q64, t3))
-  q64, k64 = f64(q, k)
-  for b in range(B):
-    for h in range(H):
-      s = scale * q64[b, :, h] @ k64[b, mask[b], h].T
-      np.testing.assert_allclose(mu[b, :, h], s.mean(1), rtol=1e-12, atol=1e-12)
-      np.testing.assert_allclose(sigma2[b, :, h], s.var(1), rtol=1e-12, atol=1e-12)
-      np.testing.assert_allclose(kappa3[b, :, h], ((s - s.mean(1, keepdims=True)) ** 3).mean(1),
-                                 rtol=1e-10, atol=1e-12)
+    for b in range(B):
+        for h in range(H):
+            s = scale * q64[b, :, h] @ k64[b, mask[b], h].T
+            np.testing.assert_allclose(mu[b, :, h], s.mean(1), rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(sigma2[b, :, h], s.var(1), rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(
+                kappa3[b, :, h],
+                ((s - s.mean(1, keepdims=True)) ** 3).mean(1),
+                rtol=1e-10,
+                atol=1e-12,
+            )

@@ -6,24 +6,34 @@ from pathlib import Path
 
 import pytest
 
-from eala_jax.train import Config, apply_overrides, config_from_dict, config_to_dict, load_config_file, validate_config
+from eala_jax.train import (
+    Config,
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
+    load_config_file,
+    validate_config,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG_FILES = sorted((REPO / "experiments" / "configs").glob("*.py"))
 
 
 def test_overrides_convert_to_field_types():
-    cfg = apply_overrides(Config(), [
-        "train.batch_size=32",
-        "train.learning_rate=2e-3",
-        "train.milestones=[5, 9]",
-        "train.max_steps_per_epoch=none",
-        "progress_bar=false",
-        "model.spatial_attention=softmax",
-        'model.spatial_attention_options={"estimator": "gaussian", "theta": 1.0}',
-        "data.split=[0.6, 0.2, 0.2]",
-        "data.options={\"num_nodes\": 7}",
-    ])
+    cfg = apply_overrides(
+        Config(),
+        [
+            "train.batch_size=32",
+            "train.learning_rate=2e-3",
+            "train.milestones=[5, 9]",
+            "train.max_steps_per_epoch=none",
+            "progress_bar=false",
+            "model.spatial_attention=softmax",
+            'model.spatial_attention_options={"estimator": "gaussian", "theta": 1.0}',
+            "data.split=[0.6, 0.2, 0.2]",
+            'data.options={"num_nodes": 7}',
+        ],
+    )
     assert cfg.train.batch_size == 32 and isinstance(cfg.train.batch_size, int)
     assert cfg.train.learning_rate == 2e-3
     assert cfg.train.milestones == (5, 9)
@@ -73,8 +83,13 @@ def test_validation_errors(override, message):
 
 def test_experiment_files_exist_and_load():
     names = {p.stem for p in CONFIG_FILES}
-    assert {"synthetic_elinformer", "los_loop_elinformer", "los_loop_softmax",
-            "sz_taxi_elinformer", "sz_taxi_softmax"} <= names
+    assert {
+        "synthetic_elinformer",
+        "los_loop_elinformer",
+        "los_loop_softmax",
+        "sz_taxi_elinformer",
+        "sz_taxi_softmax",
+    } <= names
 
 
 @pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda p: p.stem)
@@ -84,7 +99,9 @@ def test_experiment_file(path):
     doc = path.read_text().split('"""')[1]
     # The docstring opens with the exact command for this file and says what it should reach (or,
     # for a data set this project does not hold, that it was not run here).
-    assert doc.splitlines()[0].startswith(f"python -m experiments.train --config experiments/configs/{path.name} ")
+    assert doc.splitlines()[0].startswith(
+        f"python -m experiments.train --config experiments/configs/{path.name} "
+    )
     assert ("Should reach" in doc) != ("Not run by this project" in doc)
     assert "RESULTS_PENDING" not in doc
     assert cfg.name == path.stem
@@ -96,7 +113,8 @@ def test_pair_configs_differ_only_in_attention():
         soft = load_config_file(REPO / f"experiments/configs/{data}_softmax.py")
         assert eala.train == soft.train and eala.data == soft.data
         same_model = dataclasses.replace(
-            soft.model, temporal_attention=eala.model.temporal_attention,
+            soft.model,
+            temporal_attention=eala.model.temporal_attention,
             spatial_attention=eala.model.spatial_attention,
             temporal_attention_options=eala.model.temporal_attention_options,
             spatial_attention_options=eala.model.spatial_attention_options,

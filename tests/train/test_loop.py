@@ -10,6 +10,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from train_helpers import tiny_config
 
 from eala_jax.train import (
     Checkpoints,
@@ -20,7 +21,6 @@ from eala_jax.train import (
     train_and_evaluate,
 )
 from experiments import train as train_cli
-from train_helpers import tiny_config
 
 # 2 epochs of 4 steps on 8 devices (jit mesh), a resumable checkpoint every 3 steps.
 CONFIG = tiny_config(parallel="jit", checkpoint_every_steps=3)
@@ -55,8 +55,15 @@ def uninterrupted(tmp_path_factory):
 
 def test_run_writes_results_logs_plots_and_config(uninterrupted, capsys):
     workdir, results = uninterrupted
-    for name in ("config.json", "metrics.csv", "metrics.jsonl", "results.json", "results.md",
-                 "learning_curve.png", "predictions.png"):
+    for name in (
+        "config.json",
+        "metrics.csv",
+        "metrics.jsonl",
+        "results.json",
+        "results.md",
+        "learning_curve.png",
+        "predictions.png",
+    ):
         assert (workdir / name).is_file(), name
     assert list((workdir / "tensorboard").glob("events.out.tfevents.*"))
     assert json.loads((workdir / "config.json").read_text())["train"]["parallel"] == "jit"
@@ -87,15 +94,22 @@ def test_resume_equals_uninterrupted(uninterrupted, tmp_path):
     # Determinism: this second, independent run agrees with the reference on its first epoch.
     first = json.loads((workdir / "metrics.jsonl").read_text().splitlines()[0])
     assert drop_time([first]) == drop_time(reference["history"][:1])
-    resumed = train_and_evaluate(dataclasses.replace(CONFIG, progress_bar=True), workdir)  # runtime key may differ
+    resumed = train_and_evaluate(
+        dataclasses.replace(CONFIG, progress_bar=True), workdir
+    )  # runtime key may differ
     assert resumed["steps"] == 8
     for split in ("test", "val"):
         for key in ("mae_mean", "rmse_mean", "mape_mean"):
-            assert resumed[split]["model"][key] == pytest.approx(reference[split]["model"][key], rel=1e-6, abs=1e-6)
+            assert resumed[split]["model"][key] == pytest.approx(
+                reference[split]["model"][key], rel=1e-6, abs=1e-6
+            )
     assert drop_time(resumed["history"]) == drop_time(reference["history"])
     template = jax.tree.map(np.asarray, _template(CONFIG))
-    for a, b in zip(jax.tree.leaves(final_state(workdir, template)),
-                    jax.tree.leaves(final_state(reference_dir, template)), strict=True):
+    for a, b in zip(
+        jax.tree.leaves(final_state(workdir, template)),
+        jax.tree.leaves(final_state(reference_dir, template)),
+        strict=True,
+    ):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
 
 
@@ -111,16 +125,27 @@ def _template(config):
     from eala_jax.train import build_model, build_optimizer
 
     splits = make_forecast_splits(load_dataset("synthetic", num_days=3, num_nodes=6))
-    model = build_model(config, num_nodes=splits.num_nodes, steps_per_day=splits.steps_per_day, rngs=nnx.Rngs(0))
-    optimizer = nnx.Optimizer(model, build_optimizer(lambda _: 1e-3, weight_decay=config.train.weight_decay,
-                                                     max_grad_norm=config.train.max_grad_norm), wrt=nnx.Param)
+    model = build_model(
+        config, num_nodes=splits.num_nodes, steps_per_day=splits.steps_per_day, rngs=nnx.Rngs(0)
+    )
+    optimizer = nnx.Optimizer(
+        model,
+        build_optimizer(
+            lambda _: 1e-3,
+            weight_decay=config.train.weight_decay,
+            max_grad_norm=config.train.max_grad_norm,
+        ),
+        wrt=nnx.Param,
+    )
     return nnx.split((model, optimizer))[1]
 
 
 def test_workdir_of_another_run_is_refused(uninterrupted, capsys):
     workdir, _ = uninterrupted
     other = apply_overrides(CONFIG, ["train.learning_rate=0.01"])
-    with pytest.raises(IncompatibleWorkdirError, match="train.learning_rate: saved 0.001 vs now 0.01"):
+    with pytest.raises(
+        IncompatibleWorkdirError, match="train.learning_rate: saved 0.001 vs now 0.01"
+    ):
         train_and_evaluate(other, workdir)
     stray = workdir.parent / "stray"
     (stray / "checkpoints" / "3").mkdir(parents=True)
@@ -133,7 +158,10 @@ def test_workdir_of_another_run_is_refused(uninterrupted, capsys):
     [
         (["model.spatial_attention=flash"], "unknown attention 'flash'"),
         (["data.num_nodes=207"], "data.num_nodes=207 but data set 'synthetic' has 6 nodes"),
-        (["data.steps_per_day=96"], "data.steps_per_day=96 but data set 'synthetic' has 288 steps per day"),
+        (
+            ["data.steps_per_day=96"],
+            "data.steps_per_day=96 but data set 'synthetic' has 288 steps per day",
+        ),
         (["train.batch_size=12"], "train.batch_size=12 is not divisible by the device count 8"),
         (["train.batch_size=4096"], "train.batch_size=4096 is larger than the training split"),
         (["data.name=no_such_set"], "unknown data set 'no_such_set'"),
@@ -148,10 +176,17 @@ def test_bad_input_fails_before_training(tmp_path, overrides, message):
 
 def test_command_line_reports_errors(tmp_path, capsys):
     config_file = write_config_file(tmp_path / "tiny.py", CONFIG)
-    code = train_cli.main(["--config", str(config_file), "--workdir", str(tmp_path / "r"), "--set", "train.nope=1"])
+    code = train_cli.main(
+        ["--config", str(config_file), "--workdir", str(tmp_path / "r"), "--set", "train.nope=1"]
+    )
     assert code == 1
     assert "error: unknown config key 'train.nope'" in capsys.readouterr().err
-    assert train_cli.main(["--config", str(config_file), "--workdir", str(tmp_path / "r"), "--print-config"]) == 0
+    assert (
+        train_cli.main(
+            ["--config", str(config_file), "--workdir", str(tmp_path / "r"), "--print-config"]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["name"] == "tiny"
 
 
@@ -163,16 +198,22 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_pat
     seen = {"train": 0}
 
     def poisoned(self, batch):
-        if len(batch["x"]) == CONFIG.train.batch_size:  # training batches (eval batches hold 64 rows)
+        if (
+            len(batch["x"]) == CONFIG.train.batch_size
+        ):  # training batches (eval batches hold 64 rows)
             seen["train"] += 1
             if seen["train"] >= 5:
                 batch = dict(batch, x=np.full_like(batch["x"], np.nan))
         return put_batch(self, batch)
 
     monkeypatch.setattr(DataParallel, "put_batch", poisoned)
-    cfg = dataclasses.replace(CONFIG, train=dataclasses.replace(CONFIG.train, parallel="none", checkpoint_every_steps=0))
+    cfg = dataclasses.replace(
+        CONFIG, train=dataclasses.replace(CONFIG.train, parallel="none", checkpoint_every_steps=0)
+    )
     workdir = tmp_path / "nan"
-    with pytest.raises(TrainingDivergedError, match=r"non-finite training measurements at step 5 \(epoch 2"):
+    with pytest.raises(
+        TrainingDivergedError, match=r"non-finite training measurements at step 5 \(epoch 2"
+    ):
         train_and_evaluate(cfg, workdir)
     ckpt = Checkpoints(workdir)
     try:

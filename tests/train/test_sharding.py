@@ -11,22 +11,30 @@ import numpy as np
 import optax
 import pytest
 from flax import nnx
+from train_helpers import fixed_batch, tiny_config, with_model
 
 from eala_jax.train import DataParallel, Scale, build_model, check_batch_divisible
 from eala_jax.train.sharding import resolve_device_count
 from eala_jax.train.steps import make_eval_fn, make_update_fn
-from train_helpers import fixed_batch, tiny_config, with_model
 
 
 def run_steps(mode: str, num_devices: int, *, dropout: float, steps: int = 2):
     batch, splits = fixed_batch(size=8)
     cfg = with_model(tiny_config(), dropout=dropout)
-    model = build_model(cfg, num_nodes=splits.num_nodes, steps_per_day=splits.steps_per_day, rngs=nnx.Rngs(0))
-    schedule = lambda _: 0.05  # noqa: E731
-    optimizer = nnx.Optimizer(model, optax.chain(optax.clip_by_global_norm(1.0), optax.sgd(schedule)), wrt=nnx.Param)
+    model = build_model(
+        cfg, num_nodes=splits.num_nodes, steps_per_day=splits.steps_per_day, rngs=nnx.Rngs(0)
+    )
+    schedule = lambda _: 0.05
+    optimizer = nnx.Optimizer(
+        model, optax.chain(optax.clip_by_global_norm(1.0), optax.sgd(schedule)), wrt=nnx.Param
+    )
     graphdef, state = nnx.split((model, optimizer))
-    dp = DataParallel(mode, num_devices, eval_fn=make_eval_fn(graphdef),
-                      update_fn_factory=lambda axis: make_update_fn(graphdef, schedule=schedule, axis_name=axis))
+    dp = DataParallel(
+        mode,
+        num_devices,
+        eval_fn=make_eval_fn(graphdef),
+        update_fn_factory=lambda axis: make_update_fn(graphdef, schedule=schedule, axis_name=axis),
+    )
     scale = Scale(jnp.float32(splits.scaler.mean), jnp.float32(splits.scaler.std))
     # Missing targets spread unevenly over the devices: the loss must still be the global masked mean.
     batch["y_mask"][:3, :, :2] = False
@@ -73,11 +81,15 @@ def test_pmap_eight_devices_equal_one(single_device):
 def test_steps_actually_change_the_parameters(single_device):
     before = run_steps("none", 1, dropout=0.0, steps=0)[0]
     after = single_device[0.0][0]
-    assert any(not np.allclose(x, y) for x, y in zip(jax.tree.leaves(before), jax.tree.leaves(after)))
+    assert any(
+        not np.allclose(x, y) for x, y in zip(jax.tree.leaves(before), jax.tree.leaves(after))
+    )
 
 
 def test_batch_not_divisible_by_devices():
-    with pytest.raises(ValueError, match="train.batch_size=12 is not divisible by the device count 8"):
+    with pytest.raises(
+        ValueError, match="train.batch_size=12 is not divisible by the device count 8"
+    ):
         check_batch_divisible(12, 8)
     check_batch_divisible(16, 8)
     with pytest.raises(ValueError, match="train.num_devices=9 but 8 local device"):

@@ -6,6 +6,7 @@ import numpy as np
 import optax
 import pytest
 from flax import nnx
+from train_helpers import fixed_batch, tiny_config, with_model
 
 from eala_jax.metrics import masked_huber, masked_mae
 from eala_jax.train import (
@@ -17,7 +18,6 @@ from eala_jax.train import (
     masked_loss_sum,
     train_step,
 )
-from train_helpers import fixed_batch, tiny_config, with_model
 
 
 def test_masked_loss_matches_metrics():
@@ -25,9 +25,14 @@ def test_masked_loss_matches_metrics():
     pred, target = rng.normal(size=(2, 3, 4)) * 3, rng.normal(size=(2, 3, 4)) * 3
     mask = rng.random((2, 3, 4)) > 0.3
     count = mask.sum()
-    np.testing.assert_allclose(masked_loss_sum(pred, target, mask) / count, masked_mae(pred, target, mask), rtol=1e-6)
-    np.testing.assert_allclose(masked_loss_sum(pred, target, mask, kind="huber", delta=1.5) / count,
-                               masked_huber(pred, target, mask, delta=1.5), rtol=1e-6)
+    np.testing.assert_allclose(
+        masked_loss_sum(pred, target, mask) / count, masked_mae(pred, target, mask), rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        masked_loss_sum(pred, target, mask, kind="huber", delta=1.5) / count,
+        masked_huber(pred, target, mask, delta=1.5),
+        rtol=1e-6,
+    )
     with pytest.raises(ValueError, match="unknown loss 'mse'"):
         masked_loss_sum(pred, target, mask, kind="mse")
 
@@ -59,9 +64,17 @@ def test_one_step_lowers_the_loss_on_a_fixed_batch(variant):
     batch, splits = fixed_batch()
     cfg = tiny_config()
     # EALA on both axes with the default estimator (cumulant3).
-    cfg = with_model(cfg, dropout=0.0, temporal_attention="eala", spatial_attention="eala",
-                     spatial_attention_options=(), use_flax_mha=variant == "eala_flax_mha")
-    model = build_model(cfg, num_nodes=splits.num_nodes, steps_per_day=splits.steps_per_day, rngs=nnx.Rngs(0))
+    cfg = with_model(
+        cfg,
+        dropout=0.0,
+        temporal_attention="eala",
+        spatial_attention="eala",
+        spatial_attention_options=(),
+        use_flax_mha=variant == "eala_flax_mha",
+    )
+    model = build_model(
+        cfg, num_nodes=splits.num_nodes, steps_per_day=splits.steps_per_day, rngs=nnx.Rngs(0)
+    )
     optimizer = nnx.Optimizer(model, build_optimizer(lambda _: 1e-3), wrt=nnx.Param)
     scale = Scale(jnp.float32(splits.scaler.mean), jnp.float32(splits.scaler.std))
     batch = {k: jnp.asarray(v) for k, v in batch.items()}

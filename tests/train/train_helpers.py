@@ -29,11 +29,24 @@ TINY_DATA = DataConfig(name="synthetic", options=(("num_days", 3), ("num_nodes",
 
 def tiny_config(**train: object) -> Config:
     """A config that trains in seconds: 2 epochs of 4 steps, batch 8, one device unless overridden."""
-    options = dict(batch_size=8, eval_batch_size=64, max_epochs=2, max_steps_per_epoch=4, milestones=(1,),
-                   patience=0, parallel="none")
+    options = dict(
+        batch_size=8,
+        eval_batch_size=64,
+        max_epochs=2,
+        max_steps_per_epoch=4,
+        milestones=(1,),
+        patience=0,
+        parallel="none",
+    )
     options.update(train)
-    return Config(name="tiny", data=TINY_DATA, model=TINY_MODEL, train=TrainConfig(**options),
-                  progress_bar=False, plots=False)
+    return Config(
+        name="tiny",
+        data=TINY_DATA,
+        model=TINY_MODEL,
+        train=TrainConfig(**options),
+        progress_bar=False,
+        plots=False,
+    )
 
 
 def with_model(config: Config, **model: object) -> Config:
