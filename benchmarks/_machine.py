@@ -30,6 +30,6 @@ def machine_info() -> dict[str, str | int]:
 
 def describe(info: dict[str, str | int]) -> str:
     return (
-        f"{info['device']} ({info['backend']}, {info['device_count']} device(s)); host {info['cpu']},"
-        f" {info['cores']} cores; jax {info['jax']}"
+        f"{info['device']} ({info['backend']}, {info['device_count']} device(s)); host "
+        f"{info['cpu']}, {info['cores']} cores; jax {info['jax']}"
     )

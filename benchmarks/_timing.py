@@ -1,4 +1,5 @@
-"""Timing of jitted functions: compile apart, warm-up, median of repeats, memory and FLOPs from XLA."""
+"""Timing of jitted functions: compile apart, warm-up, median of repeats, memory and FLOPs from
+XLA."""
 
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ def measure(
     }
     if peak_bytes > budget_bytes:
         result["status"] = (
-            f"does not fit: needs {peak_bytes / 2**30:.1f} GiB > {budget_bytes / 2**30:.0f} GiB budget"
+            f"does not fit: needs {peak_bytes / 2**30:.1f} GiB > {budget_bytes / 2**30:.0f} GiB "
+            "budget"
         )
         return result
     start = time.perf_counter()
@@ -64,12 +66,14 @@ def measure(
 
 
 def compiled_peak_bytes(fn: Callable[..., Any], *args: Any) -> float:
-    """Memory of `jax.jit(fn)` compiled for `args` (arrays or `jax.ShapeDtypeStruct`s), without running it."""
+    """Memory of `jax.jit(fn)` compiled for `args` (arrays or `jax.ShapeDtypeStruct`s), without
+    running it."""
     return _peak_bytes(jax.jit(fn).lower(*args).compile())
 
 
 def _peak_bytes(compiled: Any) -> float:
-    """Arguments + outputs + temporaries − aliased bytes, from XLA's memory analysis (NaN if absent)."""
+    """Arguments + outputs + temporaries − aliased bytes, from XLA's memory analysis (NaN if
+    absent)."""
     memory = compiled.memory_analysis()
     if memory is None:
         return float("nan")

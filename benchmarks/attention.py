@@ -1,7 +1,8 @@
 """Cost of one attention call: EALA (each estimator) against softmax and the linear baselines.
 
     python -m benchmarks.attention --preset quick   # EALA vs softmax at S = 883 and 8192 (~3 min)
-    python -m benchmarks.attention --preset full    # the grid of docs/results.md (~30 min on 2 cores)
+    python -m benchmarks.attention --preset full    # the grid of docs/results.md (~30 min on 2
+    cores)
 
 Shapes are those of ELinFormer's layers: spatial attention folds batch × time steps into the batch
 (16 × 12 = 192, 4 heads, head dim 38) over S = N sensors; temporal attention folds batch × sensors
@@ -105,9 +106,9 @@ def inputs(batch: int, queries: int, keys: int, seed: int = 0) -> tuple[jax.Arra
     return q, k, v, cotangent
 
 
-# XLA's memory analysis of softmax fwd+bwd on the CPU undercounts what the process holds: at S = 8600,
-# batch 4, it said 13.4 GiB and the process reached 22.8 GB resident (killed). The softmax-sized batch
-# therefore keeps its estimate under budget / SOFTMAX_MEMORY_MARGIN.
+# XLA's memory analysis of softmax fwd+bwd on the CPU undercounts what the process holds: at S =
+# 8600, batch 4, it said 13.4 GiB and the process reached 22.8 GB resident (killed). The
+# softmax-sized batch therefore keeps its estimate under budget / SOFTMAX_MEMORY_MARGIN.
 SOFTMAX_MEMORY_MARGIN = 1.8
 
 
@@ -117,7 +118,8 @@ def largest_softmax_batch(
     budget_bytes: float,
     candidates: tuple[int, ...] = (192, 96, 48, 24, 16, 12, 8, 6, 4, 3, 2, 1),
 ) -> int:
-    """Largest folded batch at which softmax forward+backward compiles within the budget (1 if none)."""
+    """Largest folded batch at which softmax forward+backward compiles within the budget (1 if
+    none)."""
     fn = forward_backward(methods()["softmax"])
     for batch in candidates:
         shapes = [
@@ -139,8 +141,8 @@ def points(preset: str) -> list[dict[str, Any]]:
             dict(shape="spatial", batch=2, queries=8192, keys=8192, methods=core),
         ]
     if preset == "full":
-        # The O(d³)-per-query estimators (cumulant3, segments) take minutes a call on a CPU at large S:
-        # they are timed up to S = 883; the other methods over the whole range.
+        # The O(d³)-per-query estimators (cumulant3, segments) take minutes a call on a CPU at large
+        # S: they are timed up to S = 883; the other methods over the whole range.
         cheap = [m for m in all_methods if m not in ("eala-cumulant3", "eala-segments")]
         grid = [
             dict(
@@ -153,8 +155,9 @@ def points(preset: str) -> list[dict[str, Any]]:
             for s in (170, 307, 883, 2048, 8600)
         ]
         grid.append(dict(shape="spatial", batch=24, queries=32768, keys=32768, methods=cheap))
-        # Softmax does not fit at 8600 keys with batch 192: every method again at the largest batch at
-        # which softmax's forward+backward fits the memory budget (found at run time by compiling only).
+        # Softmax does not fit at 8600 keys with batch 192: every method again at the largest batch
+        # at which softmax's forward+backward fits the memory budget (found at run time by compiling
+        # only).
         grid.append(dict(shape=SOFTMAX_SIZED, batch=None, queries=8600, keys=8600, methods=cheap))
         grid.append(
             dict(shape="temporal", batch=16 * 883, queries=12, keys=12, methods=all_methods)
@@ -166,7 +169,8 @@ def points(preset: str) -> list[dict[str, Any]]:
 def run(
     preset: str, *, repeats: int, budget_gib: float, out: pathlib.Path, resume: bool = False
 ) -> dict[str, Any]:
-    """Measures every point of the preset, rewriting `out` after each row (a killed run keeps its rows).
+    """Measures every point of the preset, rewriting `out` after each row (a killed run keeps its
+    rows).
 
     With `resume`, rows already in `out` (same preset) are kept and not measured again.
     """
@@ -254,7 +258,8 @@ def ratio_table(result: dict[str, Any], baseline: str = "softmax") -> str:
         )
         if row["status"] != "ok":
             lines.append(
-                f"{prefix} {row['status']} | {row['compile_s']:.2f} | {row['peak_bytes'] / 2**20:.0f} | | | |"
+                f"{prefix} {row['status']} | {row['compile_s']:.2f} | "
+                f"{row['peak_bytes'] / 2**20:.0f} | | | |"
             )
             continue
         speed = memory = "n/a"
@@ -264,11 +269,13 @@ def ratio_table(result: dict[str, Any], baseline: str = "softmax") -> str:
         elif base is not None:
             memory = f"{base['peak_bytes'] / row['peak_bytes']:.0f} (compiled, not run)"
         lines.append(
-            f"{prefix} {row['median_s'] * 1e3:.2f} | {row['compile_s']:.2f} | {row['peak_bytes'] / 2**20:.0f}"
-            f" | {speed} | {memory} | {row['fraction_of_matmul']:.3f} |"
+            f"{prefix} {row['median_s'] * 1e3:.2f} | {row['compile_s']:.2f} | "
+            f"{row['peak_bytes'] / 2**20:.0f} | {speed} | {memory} | "
+            f"{row['fraction_of_matmul']:.3f} |"
         )
     lines.append(
-        f"\nfloat32 matmul: {result['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s. Machine: {describe(result['machine'])}."
+        f"\nfloat32 matmul: {result['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s. Machine: "
+        f"{describe(result['machine'])}."
     )
     return "\n".join(lines)
 

@@ -38,7 +38,8 @@ ESTIMATOR_SETTINGS = {
 def make_inputs(
     rng: np.random.Generator, *, keys: int, kind: str, sharpness: float, queries: int = QUERIES
 ) -> tuple[jax.Array, jax.Array]:
-    """`q: [1, queries, H, D]`, `k: [1, keys, H, D]` with low-rank structure; `kind` = gaussian | skewed."""
+    """`q: [1, queries, H, D]`, `k: [1, keys, H, D]` with low-rank structure; `kind` = gaussian |
+    skewed."""
     rank = 8
     basis = rng.normal(size=(HEADS, rank, DIM)) / math.sqrt(rank)
     factors = rng.normal(size=(keys, HEADS, rank))

@@ -2,8 +2,8 @@
 
     python -m benchmarks.profile_eala [--batch 4] [--keys 8600]
 
-EALA's statistics route is two products per head: the key side `kcᵀ [kc | vc]` ([D, S] x [S, 2D]) and
-the query side `q [Σ | C_kv]` ([T, D] x [D, 2D]). This times each alone (head-major inputs, as
+EALA's statistics route is two products per head: the key side `kcᵀ [kc | vc]` ([D, S] x [S, 2D])
+and the query side `q [Σ | C_kv]` ([T, D] x [D, 2D]). This times each alone (head-major inputs, as
 `eala_attention` lays them out), the whole `eala_attention` forward and forward+backward, and elu+1
 linear attention, and states each product's achieved FLOP/s as a fraction of the measured float32
 matmul throughput (2048² x 2048², same run). Median of repeats after warm-up; compile time apart.
@@ -73,8 +73,9 @@ def profile(batch: int, keys: int, repeats: int) -> dict:
 
 def table(result: dict) -> str:
     lines = [
-        f"B = {result['batch']}, S = T = {result['keys']}, {HEADS} heads, head dim {DIM}; float32 matmul "
-        f"{result['matmul_flops_per_s'] / 1e9:.0f} GFLOP/s. Machine: {describe(result['machine'])}.",
+        f"B = {result['batch']}, S = T = {result['keys']}, {HEADS} heads, head dim {DIM}; float32 "
+        f"matmul {result['matmul_flops_per_s'] / 1e9:.0f} GFLOP/s. Machine: "
+        f"{describe(result['machine'])}.",
         "",
         "| part | median ms | fraction of matmul FLOP/s (formula FLOPs) |",
         "|---|---|---|",

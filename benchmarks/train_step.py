@@ -78,7 +78,8 @@ def main() -> None:
         type=int,
         nargs="*",
         default=[4, 2, 1],
-        help="where softmax does not fit at --batch, also time both at the largest of these it fits",
+        help="where softmax does not fit at --batch, also time both at the largest of these it"
+        " fits",
     )
     parser.add_argument(
         "--resume", action="store_true", help="keep the rows already in --out, measure the rest"
@@ -114,8 +115,8 @@ def main() -> None:
         timed("eala", n, args.batch)
         if timed("softmax", n, args.batch)["status"] == "ok":
             continue
-        # Softmax does not fit at --batch: both again at the largest fallback batch softmax fits, or EALA
-        # alone at the largest it fits when softmax fits none.
+        # Softmax does not fit at --batch: both again at the largest fallback batch softmax fits, or
+        # EALA alone at the largest it fits when softmax fits none.
         smaller = [b for b in args.fallback_batches if b < args.batch]
         fits = next((b for b in smaller if timed("softmax", n, b)["status"] == "ok"), None)
         if fits is not None:
@@ -128,7 +129,8 @@ def main() -> None:
 
 
 def table(result: dict) -> str:
-    """Markdown: step time, compile time and memory per (N, batch, attention), softmax / EALA time."""
+    """Markdown: step time, compile time and memory per (N, batch, attention), softmax / EALA
+    time."""
     lines = [
         "| N | batch | attention | step ms | compile s | memory MiB | softmax / EALA step time |",
         "|---|---|---|---|---|---|---|",
@@ -152,8 +154,8 @@ def table(result: dict) -> str:
         )
         step = f"{row['median_s'] * 1e3:.0f}" if ok else row["status"]
         lines.append(
-            f"| {row['nodes']} | {row['batch']} | {row['attention']} | {step} | {row['compile_s']:.1f} |"
-            f" {row['peak_bytes'] / 2**20:.0f} | {ratio} |"
+            f"| {row['nodes']} | {row['batch']} | {row['attention']} | {step} | "
+            f"{row['compile_s']:.1f} | {row['peak_bytes'] / 2**20:.0f} | {ratio} |"
         )
     lines.append(f"\nMachine: {describe(result['machine'])}.")
     return "\n".join(lines)

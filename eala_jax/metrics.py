@@ -1,16 +1,16 @@
 """Masked forecasting metrics and losses, shared by training and evaluation.
 
 Conventions (all functions):
-- ``mask`` is explicit (bool or 0/1, same shape as ``pred`` and ``target``); an entry counts only where
-  ``mask`` is true **and** ``target`` is finite. Nothing is masked implicitly (no hidden "zeros are
-  missing" rule here: the data path turns its null values into ``mask = False``).
-- Means are over the valid entries. With no valid entry a loss is 0 with a 0 gradient (never NaN), so
-  an all-missing batch cannot move the parameters; the host-side ``MetricAccumulator`` weights batches
-  by their valid counts, so such a batch contributes nothing to a reported metric (not a 0).
+- ``mask`` is explicit (bool or 0/1, same shape as ``pred`` and ``target``); an entry counts only
+  where ``mask`` is true **and** ``target`` is finite. Nothing is masked implicitly (no hidden
+  "zeros are missing" rule here: the data path turns its null values into ``mask = False``).
+- Means are over the valid entries. With no valid entry a loss is 0 with a 0 gradient (never NaN),
+  so an all-missing batch cannot move the parameters; the host-side ``MetricAccumulator`` weights
+  batches by their valid counts, so such a batch contributes nothing to a reported metric (not a 0).
 - MAPE skips targets with ``|target| < min_target`` (default ``MAPE_MIN_TARGET = 1e-3``, in the
-  target's own units): with the traffic sets' natural units (flows in vehicles, speeds in mph) this is
-  the published "zeros excluded" convention, and it keeps MAPE finite. Pass a unit-aware threshold
-  for data near zero (e.g. scaled values or exchange-rate differences).
+  target's own units): with the traffic sets' natural units (flows in vehicles, speeds in mph) this
+  is the published "zeros excluded" convention, and it keeps MAPE finite. Pass a unit-aware
+  threshold for data near zero (e.g. scaled values or exchange-rate differences).
 - Computation in float32 (or wider if the inputs are); pure, jit-able, no Flax.
 """
 
@@ -32,12 +32,14 @@ def _prepare(
     pred, target, mask = jnp.asarray(pred), jnp.asarray(target), jnp.asarray(mask)
     if pred.shape != target.shape or mask.shape != target.shape:
         raise ValueError(
-            f"{fn}: pred, target and mask must have the same shape, got {pred.shape}, {target.shape}, {mask.shape}"
+            f"{fn}: pred, target and mask must have the same shape, got {pred.shape}, "
+            f"{target.shape}, {mask.shape}"
         )
     dtype = jnp.promote_types(jnp.result_type(pred, target), jnp.float32)
     pred, target = pred.astype(dtype), target.astype(dtype)
     valid = mask.astype(bool) & jnp.isfinite(target)
-    # Substitute before differencing so that a NaN target under mask = False cannot leak a NaN gradient.
+    # Substitute before differencing so that a NaN target under mask = False cannot leak a NaN
+    # gradient.
     zero = jnp.zeros((), dtype)
     return jnp.where(valid, pred, zero), jnp.where(valid, target, zero), valid
 
@@ -70,7 +72,8 @@ def masked_rmse(pred: jax.Array, target: jax.Array, mask: jax.Array) -> jax.Arra
 def masked_mape(
     pred: jax.Array, target: jax.Array, mask: jax.Array, *, min_target: float = MAPE_MIN_TARGET
 ) -> jax.Array:
-    """Mean absolute percentage error in percent over valid entries with ``|target| >= min_target``."""
+    """Mean absolute percentage error in percent over valid entries with ``|target| >=
+    min_target``."""
     pred, target, valid = _prepare(pred, target, mask, "masked_mape")
     abs_target = jnp.abs(target)
     valid = valid & (abs_target >= min_target)
@@ -81,7 +84,8 @@ def masked_mape(
 def masked_huber(
     pred: jax.Array, target: jax.Array, mask: jax.Array, *, delta: float = 1.0
 ) -> jax.Array:
-    """Huber loss (``0.5 e^2`` for ``|e| <= delta``, ``delta (|e| - delta / 2)`` beyond), masked mean."""
+    """Huber loss (``0.5 e^2`` for ``|e| <= delta``, ``delta (|e| - delta / 2)`` beyond), masked
+    mean."""
     if not delta > 0:
         raise ValueError(f"masked_huber: delta must be > 0, got {delta}")
     pred, target, valid = _prepare(pred, target, mask, "masked_huber")
@@ -97,16 +101,19 @@ def horizon_sums(
     """Per-horizon sums for host-side accumulation.
 
     Args:
-      pred, target, mask: ``[B, T_out, N]`` (predictions in the target's units, i.e. inverse-scaled).
+      pred, target, mask: ``[B, T_out, N]`` (predictions in the target's units, i.e.
+        inverse-scaled).
 
     Returns:
-      ``{"abs_err", "sq_err", "abs_pct_err"}``: float ``[T_out]`` sums over batch and nodes of the valid
-      entries (``abs_pct_err`` as a fraction, over the MAPE-valid entries); ``"count"``: int32 ``[T_out]``
-      valid entries; ``"mape_count"``: int32 ``[T_out]`` valid entries with ``|target| >= min_target``.
+      ``{"abs_err", "sq_err", "abs_pct_err"}``: float ``[T_out]`` sums over batch and nodes of the
+      valid entries (``abs_pct_err`` as a fraction, over the MAPE-valid entries); ``"count"``: int32
+      ``[T_out]`` valid entries; ``"mape_count"``: int32 ``[T_out]`` valid entries with ``|target|
+      >= min_target``.
     """
     if jnp.ndim(pred) != 3:
         raise ValueError(
-            f"horizon_sums: pred, target, mask must be [B, T_out, N], got pred shape {jnp.shape(pred)}"
+            "horizon_sums: pred, target, mask must be [B, T_out, N], got pred shape "
+            f"{jnp.shape(pred)}"
         )
     pred, target, valid = _prepare(pred, target, mask, "horizon_sums")
     zero = jnp.zeros((), pred.dtype)
@@ -126,12 +133,13 @@ def horizon_sums(
 
 
 class MetricAccumulator:
-    """Host-side sum of ``horizon_sums`` over batches (float64 / int64), so nothing stays on a device.
+    """Host-side sum of ``horizon_sums`` over batches (float64 / int64), so nothing stays on a
+    device.
 
-    ``result()`` gives per-horizon ``"mae"``, ``"rmse"``, ``"mape"`` (percent) ``[T_out]`` and their means
-    over all horizons weighted by valid counts (``"mae_mean"``, ``"rmse_mean"`` = root of the pooled MSE,
-    ``"mape_mean"``), plus ``"count"`` / ``"mape_count"``. A horizon (or the mean) with no valid entry at
-    all is NaN: undefined, not 0.
+    ``result()`` gives per-horizon ``"mae"``, ``"rmse"``, ``"mape"`` (percent) ``[T_out]`` and their
+    means over all horizons weighted by valid counts (``"mae_mean"``, ``"rmse_mean"`` = root of the
+    pooled MSE, ``"mape_mean"``), plus ``"count"`` / ``"mape_count"``. A horizon (or the mean) with
+    no valid entry at all is NaN: undefined, not 0.
     """
 
     def __init__(self) -> None:
@@ -156,7 +164,8 @@ class MetricAccumulator:
         for key in SUM_KEYS:
             if host[key].shape != self._sums[key].shape:
                 raise ValueError(
-                    f"MetricAccumulator.add: {key} has shape {host[key].shape}, earlier batches {self._sums[key].shape}"
+                    f"MetricAccumulator.add: {key} has shape {host[key].shape}, earlier batches "
+                    f"{self._sums[key].shape}"
                 )
             self._sums[key] = self._sums[key] + host[key]
 
@@ -189,7 +198,8 @@ class MetricAccumulator:
 def format_horizon_table(
     result: Mapping[str, np.ndarray | float], *, horizons: Sequence[int] = (3, 6, 12)
 ) -> str:
-    """Markdown table: one row per horizon (1-based step) and the mean over all steps; MAE, RMSE, MAPE (%)."""
+    """Markdown table: one row per horizon (1-based step) and the mean over all steps; MAE, RMSE,
+    MAPE (%)."""
     num_horizons = len(np.asarray(result["mae"]))
     lines = ["| horizon | MAE | RMSE | MAPE (%) |", "|---|---|---|---|"]
     for h in horizons:
@@ -197,10 +207,11 @@ def format_horizon_table(
             raise ValueError(f"format_horizon_table: horizon {h} outside 1..{num_horizons}")
         i = h - 1
         lines.append(
-            f"| {h} | {float(result['mae'][i]):.3f} | {float(result['rmse'][i]):.3f} | {float(result['mape'][i]):.2f} |"
+            f"| {h} | {float(result['mae'][i]):.3f} | {float(result['rmse'][i]):.3f} | "
+            f"{float(result['mape'][i]):.2f} |"
         )
     lines.append(
-        f"| mean 1-{num_horizons} | {float(result['mae_mean']):.3f} | {float(result['rmse_mean']):.3f} "
-        f"| {float(result['mape_mean']):.2f} |"
+        f"| mean 1-{num_horizons} | {float(result['mae_mean']):.3f} | "
+        f"{float(result['rmse_mean']):.3f} | {float(result['mape_mean']):.2f} |"
     )
     return "\n".join(lines)

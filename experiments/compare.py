@@ -1,7 +1,9 @@
-"""Accuracy of ELinFormer against the same backbone with other attentions, over seeds, and ablations.
+"""Accuracy of ELinFormer against the same backbone with other attentions, over seeds, and
+ablations.
 
     python -m experiments.compare --datasets los_loop sz_taxi --seeds 0 1 2 --workdir runs/compare
-    python -m experiments.compare --datasets los_loop --variants theta_one theta_zero --seeds 0 --workdir runs/ablate
+    python -m experiments.compare --datasets los_loop --variants theta_one theta_zero --seeds 0
+    --workdir runs/ablate
 
 Each (data set, variant, seed) trains `experiments/configs/<data set>_elinformer.py` with the
 variant's overrides and the seed, with the same budget for every variant, in
@@ -180,8 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         out = out_dir / f"accuracy_{dataset}.json"
         previous = json.loads(out.read_text()) if out.is_file() else {"variants": {}}
         previous["variants"].update({k: v for k, v in summary.items()})
-        # Several invocations (the attentions over 3 seeds, ablations over one) share the file: the seeds
-        # are their union; each variant's row keeps its own seed count.
+        # Several invocations (the attentions over 3 seeds, ablations over one) share the file: the
+        # seeds are their union; each variant's row keeps its own seed count.
         seeds = sorted(set(previous.get("seeds", [])) | set(args.seeds))
         previous.update(
             dataset=dataset, overrides=args.overrides, seeds=seeds, machine=machine_info()

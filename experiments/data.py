@@ -1,12 +1,14 @@
 """Describe the data sets: what is present, its size, splits, missing values and scaler statistics.
 
     python -m experiments.data --dataset los_loop --describe
-    python -m experiments.data --dataset all --describe [--data-dir DIR] [--in-steps 12 --out-steps 12]
-    python -m experiments.data --dataset pems08 --build-tfds ~/tensorflow_datasets   # ArrayRecord copy
-    python -m experiments.data --dataset pems08 --data-dir ~/data --url URL [--graph-url URL]  # fetch if absent
+    python -m experiments.data --dataset all --describe [--data-dir DIR] [--in-steps 12 --out-steps
+    12] python -m experiments.data --dataset pems08 --build-tfds ~/tensorflow_datasets   #
+    ArrayRecord copy python -m experiments.data --dataset pems08 --data-dir ~/data --url URL
+    [--graph-url URL]  # fetch if absent
 
 A set whose files are absent is reported as absent, with where to put them (see docs/data.md).
-Exit status 1 if a present set fails to load (corrupt file, checksum or shape mismatch) or a download fails.
+Exit status 1 if a present set fails to load (corrupt file, checksum or shape mismatch) or a
+download fails.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ ALL = ("synthetic", *DATASETS)
 
 
 def describe(series: SpatioTemporalSeries, *, in_steps: int, out_steps: int) -> str:
-    """Multi-line description: nodes, steps, calendar, graph, missing fraction, split windows, scaler."""
+    """Multi-line description: nodes, steps, calendar, graph, missing fraction, split windows,
+    scaler."""
     end = series.start_time + np.timedelta64(series.step_minutes * (series.num_steps - 1), "m")
     lines = [
         f"{series.name}",
@@ -53,11 +56,13 @@ def describe(series: SpatioTemporalSeries, *, in_steps: int, out_steps: int) -> 
     b1, b2, end_step = splits.boundaries
     ratio = ":".join(f"{10 * f:g}" for f in series.default_split)
     lines.append(
-        f"  split {ratio} (steps [0, {b1}) / [{b1}, {b2}) / [{b2}, {end_step})), {in_steps} in / {out_steps} out: "
-        f"windows train {len(splits.train)}, val {len(splits.val)}, test {len(splits.test)}"
+        f"  split {ratio} (steps [0, {b1}) / [{b1}, {b2}) / [{b2}, {end_step})), {in_steps} in / "
+        f"{out_steps} out: windows train {len(splits.train)}, val {len(splits.val)}, test "
+        f"{len(splits.test)}"
     )
     lines.append(
-        f"  scaler (training steps only): mean {splits.scaler.mean:.4f}, std {splits.scaler.std:.4f}"
+        f"  scaler (training steps only): mean {splits.scaler.mean:.4f}, std "
+        f"{splits.scaler.std:.4f}"
     )
     lines.append(f"  source: {series.source}")
     return "\n".join(lines)
@@ -101,7 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     root = resolve_data_dir(args.data_dir)
     print(
-        f"data directory: {root if root is not None else f'none (set --data-dir or ${ENV_DATA_DIR})'}"
+        "data directory: "
+        f"{root if root is not None else f'none (set --data-dir or ${ENV_DATA_DIR})'}"
     )
     failed = False
     for name in names:

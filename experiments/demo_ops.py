@@ -53,8 +53,9 @@ def main() -> None:
         eala_time = measure(eala_attention, q, k, v, repeats=5)["median_s"]
         softmax_time = measure(softmax_attention, q, k, v, repeats=3)["median_s"]
         print(
-            f"| {n} | {eala_diff:.4f} | {uniform_diff:.4f} | {entropy_error:.3f} | {float(exact.mean()) / np.log(n):.2f} |"
-            f" {eala_time * 1e3:.2f} | {softmax_time * 1e3:.2f} | {softmax_time / eala_time:.1f} |"
+            f"| {n} | {eala_diff:.4f} | {uniform_diff:.4f} | {entropy_error:.3f} | "
+            f"{float(exact.mean()) / np.log(n):.2f} | {eala_time * 1e3:.2f} | "
+            f"{softmax_time * 1e3:.2f} | {softmax_time / eala_time:.1f} |"
         )
 
 

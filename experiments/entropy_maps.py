@@ -212,7 +212,10 @@ def main(argv: list[str] | None = None) -> int:
             {
                 "title": f"Attention maps of {config.name} ({config.data.name}, trained with "
                 f"{config.model.spatial_attention} spatial attention), {count} test windows",
-                "command": f"python -m experiments.entropy_maps --workdir {args.workdir} --batches {args.batches}",
+                "command": (
+                    f"python -m experiments.entropy_maps --workdir {args.workdir}"
+                    f" --batches {args.batches}"
+                ),
                 "layers": layers,
                 "markdown": markdown,
                 "figures": figures,

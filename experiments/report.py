@@ -1,4 +1,5 @@
-"""Regenerates docs/results.md and its plots from the result files the benchmarks and experiments wrote.
+"""Regenerates docs/results.md and its plots from the result files the benchmarks and experiments
+wrote.
 
     python -m experiments.report
 
@@ -55,9 +56,10 @@ def cost_section(result: dict[str, Any]) -> list[str]:
         "## 1. Cost of one attention call (CPU)",
         "",
         f"`python -m benchmarks.attention --preset full` on {describe(result['machine'])}.",
-        "Spatial shape: batch 16 × 12 time steps folded (192), 4 heads, head dim 38; temporal: batch 16 × 883"
-        " sensors folded, 12 steps. Median of repeated calls after warm-up; memory from XLA's analysis of the"
-        " compiled program (a point over the budget is compiled, not run).",
+        "Spatial shape: batch 16 × 12 time steps folded (192), 4 heads, head dim 38; temporal: "
+        "batch 16 × 883 sensors folded, 12 steps. Median of repeated calls after warm-up; memory "
+        "from XLA's analysis of the compiled program (a point over the budget is compiled, not "
+        "run).",
         "",
     ]
     lines += _targets(rows, result["matmul_flops_per_s"]) + [""]
@@ -97,7 +99,8 @@ def _targets(rows: list[dict], matmul: float) -> list[str]:
     sized = _find(rows, shape=SOFTMAX_SIZED, method="softmax", mode="forward+backward")
     small = sized["batch"] if sized else None
     add(
-        f"EALA fwd+bwd ≥ 150× faster than softmax at S = 8600 (batch {small}, softmax's largest that fits)",
+        f"EALA fwd+bwd ≥ 150× faster than softmax at S = 8600 (batch {small}, softmax's largest "
+        "that fits)",
         time_ratio(8600, small) if small else None,
         150,
     )
@@ -110,7 +113,8 @@ def _targets(rows: list[dict], matmul: float) -> list[str]:
     for keys, batch in ((883, 192), (8600, 192), (8600, small), (32768, 24)):
         # time_ratio(method=linear, base=eala) = EALA's time / linear's time.
         add(
-            f"EALA fwd+bwd within 1.2× of elu+1 linear attention at S = {keys}, batch {batch} (EALA / linear time)",
+            f"EALA fwd+bwd within 1.2× of elu+1 linear attention at S = {keys}, batch {batch} "
+            "(EALA / linear time)",
             time_ratio(keys, batch, method="linear", base="eala"),
             1.2,
             fmt="{:.2f}×",
@@ -130,10 +134,12 @@ def _targets(rows: list[dict], matmul: float) -> list[str]:
 
 
 def _plot_cost(rows: list[dict]) -> None:
-    """Log-log time and compiled memory per folded batch element against S (spatial shapes, fwd+bwd).
+    """Log-log time and compiled memory per folded batch element against S (spatial shapes,
+    fwd+bwd).
 
     Points of different batches (192, 24 at S = 32768, the softmax-sized batch) are divided by their
-    batch so they share one axis; at each S the largest batch that ran (time) or compiled (memory) is used.
+    batch so they share one axis; at each S the largest batch that ran (time) or compiled (memory)
+    is used.
     """
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     spatial = [
@@ -175,13 +181,15 @@ REFERENCE_RUNS = pathlib.Path("experiments/results/reference_runs.json")
 
 
 def collect_runs(workdirs: list[str]) -> dict[str, Any]:
-    """Test tables, stop reason and epoch time of finished training runs, for the reference-run section."""
+    """Test tables, stop reason and epoch time of finished training runs, for the reference-run
+    section."""
     runs = []
     for workdir in workdirs:
         path = pathlib.Path(workdir) / "results.json"
         if not path.is_file():
             raise SystemExit(
-                f"--collect-runs: {path} not found (is {workdir} a finished experiments.train workdir?)"
+                f"--collect-runs: {path} not found (is {workdir} a finished experiments.train "
+                "workdir?)"
             )
         result = json.loads(path.read_text())
         config = json.loads((pathlib.Path(workdir) / "config.json").read_text())
@@ -217,12 +225,13 @@ def reference_section(data: dict[str, Any]) -> list[str]:
     lines = [
         "## Reference training runs (to early stopping)",
         "",
-        "`python -m experiments.train --config experiments/configs/<name>.py --workdir runs/ref/<name>` for the"
-        " configs below (CPU budget of `docs/training.md`; the linear and Performer rows are the ELinFormer config"
-        " with `--set model.temporal_attention=<a> --set model.spatial_attention=<a>` and the attention options"
-        " reset), then `python -m experiments.report --collect-runs runs/ref/*`. Test split; MAE / RMSE / MAPE %"
-        " at horizons 3, 6, 12 and the 12-step mean; s/epoch is the median training time of one 25-step epoch"
-        " on the shared machine.",
+        "`python -m experiments.train --config experiments/configs/<name>.py --workdir "
+        "runs/ref/<name>` for the configs below (CPU budget of `docs/training.md`; the linear and "
+        "Performer rows are the ELinFormer config with `--set model.temporal_attention=<a> --set "
+        "model.spatial_attention=<a>` and the attention options reset), then `python -m "
+        "experiments.report --collect-runs runs/ref/*`. Test split; MAE / RMSE / MAPE % at "
+        "horizons 3, 6, 12 and the 12-step mean; s/epoch is the median training time of one "
+        "25-step epoch on the shared machine.",
         f"Machine: {describe(data['machine'])}.",
         "",
     ]
@@ -248,8 +257,9 @@ def reference_section(data: dict[str, Any]) -> list[str]:
 
         for run in runs:
             lines.append(
-                f"| {run['name']} (seed {run['seed']}) | {cells(run['test']['model'])} | {run['best_epoch']} / "
-                f"{run['epochs']} ({run['stop_reason']}) | {run['time_per_epoch_s']:.1f} |"
+                f"| {run['name']} (seed {run['seed']}) | {cells(run['test']['model'])} | "
+                f"{run['best_epoch']} / {run['epochs']} ({run['stop_reason']}) | "
+                f"{run['time_per_epoch_s']:.1f} |"
             )
         for baseline in ("last_value", "historical_average"):
             if baseline in runs[0]["test"]:
@@ -264,8 +274,8 @@ def train_step_section(result: dict[str, Any]) -> list[str]:
     return [
         "## Training step of ELinFormer against the softmax backbone",
         "",
-        "`python -m benchmarks.train_step`: paper-size model (dim 152, 3 + 3 layers), Adam update, batch 16"
-        " (and the largest smaller batch softmax fits where it does not fit at 16).",
+        "`python -m benchmarks.train_step`: paper-size model (dim 152, 3 + 3 layers), Adam update, "
+        "batch 16 (and the largest smaller batch softmax fits where it does not fit at 16).",
         "",
         train_step_table(result),
         "",
@@ -278,7 +288,8 @@ def accuracy_section(path: pathlib.Path) -> list[str]:
     lines = [
         f"### {data['dataset']}",
         "",
-        f"`python -m experiments.compare --datasets {data['dataset']} --seeds {' '.join(map(str, data['seeds']))}`"
+        f"`python -m experiments.compare --datasets {data['dataset']} --seeds "
+        f"{' '.join(map(str, data['seeds']))}`"
         + (
             f" with `{' '.join('--set ' + o for o in data['overrides'])}`"
             if data["overrides"]
@@ -297,8 +308,9 @@ def accuracy_section(path: pathlib.Path) -> list[str]:
 
         epoch = f"{t['time_per_epoch_s']:.1f}" if "time_per_epoch_s" in t else "—"
         lines.append(
-            f"| {name} | {t.get('seeds', '—')} | {cell('mae@3')} | {cell('mae@6')} | {cell('mae@12')} |"
-            f" {cell('mae@mean')} | {cell('rmse@mean')} | {cell('mape@mean')} | {epoch} |"
+            f"| {name} | {t.get('seeds', '—')} | {cell('mae@3')} | {cell('mae@6')} | "
+            f"{cell('mae@12')} | {cell('mae@mean')} | {cell('rmse@mean')} | {cell('mape@mean')} | "
+            f"{epoch} |"
         )
     _plot_accuracy(data)
     lines += ["", f"![accuracy]({'figures/accuracy_' + data['dataset'] + '.png'})", ""]
@@ -357,7 +369,8 @@ def main(argv: list[str] | None = None) -> None:
             "### Where EALA's time goes",
             "",
             "`python -m benchmarks.profile_eala`: its two matrix products alone"
-            " against the whole op (the rest is memory-bound elementwise work: means, centring, layout changes).",
+            " against the whole op (the rest is memory-bound elementwise work: means, centring, "
+            "layout changes).",
             "",
             profile_table(profile),
             "",
@@ -374,11 +387,11 @@ def main(argv: list[str] | None = None) -> None:
         lines += [
             "## Every attention over 3 seeds, and ablations",
             "",
-            "Each run trains for the budget in the overrides shown (far shorter than the reference runs above,"
-            " so that 3 seeds of every attention and the ablations fit on 2 CPU cores). At that budget the models"
-            " are far from converged and need not beat the last-value baseline: these tables rank the attentions"
-            " early in training, and the reference runs above are the long-budget comparison. Ablation rows have"
-            " one seed (seed 0).",
+            "Each run trains for the budget in the overrides shown (far shorter than the reference "
+            "runs above, so that 3 seeds of every attention and the ablations fit on 2 CPU cores). "
+            "At that budget the models are far from converged and need not beat the last-value "
+            "baseline: these tables rank the attentions early in training, and the reference runs "
+            "above are the long-budget comparison. Ablation rows have one seed (seed 0).",
             "",
         ]
     for path in accuracy_files:

@@ -1,7 +1,9 @@
-"""Train and evaluate one experiment: parse the command line, then `train_and_evaluate(config, workdir)`.
+"""Train and evaluate one experiment: parse the command line, then `train_and_evaluate(config,
+workdir)`.
 
-    python -m experiments.train --config experiments/configs/synthetic_elinformer.py --workdir runs/synthetic
-    python -m experiments.train --config experiments/configs/los_loop_elinformer.py --workdir runs/los_loop \\
+    python -m experiments.train --config experiments/configs/synthetic_elinformer.py --workdir
+    runs/synthetic python -m experiments.train --config experiments/configs/los_loop_elinformer.py
+    --workdir runs/los_loop \\
         --set train.max_epochs=30 --set model.spatial_attention=softmax
 
 Rerunning a command with an existing workdir resumes it from its latest checkpoint (the config must

@@ -1,4 +1,5 @@
-"""Masked metrics against float64 NumPy references; all-missing batches; accumulation independent of batching."""
+"""Masked metrics against float64 NumPy references; all-missing batches; accumulation independent of
+batching."""
 
 import jax
 import jax.numpy as jnp
@@ -149,7 +150,8 @@ def test_all_missing_batch_contributes_nothing_and_means_are_count_weighted():
     after = acc.result()
     for key in ("mae", "rmse", "mape"):
         np.testing.assert_array_equal(before[key], after[key])
-    # Two batches, 1 valid entry with error 10 and 3 with error 2: the pooled mean is 4, not (10 + 2) / 2.
+    # Two batches, 1 valid entry with error 10 and 3 with error 2: the pooled mean is 4, not (10 +
+    # 2) / 2.
     acc = MetricAccumulator()
     one = np.zeros((1, 1, 3), bool)
     one[0, 0, 0] = True

@@ -1,4 +1,5 @@
-"""Data path: data sets as ``SpatioTemporalSeries``, forecast windows and splits, scaling, grain loading.
+"""Data path: data sets as ``SpatioTemporalSeries``, forecast windows and splits, scaling, grain
+loading.
 
 Typical use::
 

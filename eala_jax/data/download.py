@@ -21,7 +21,8 @@ DOWNLOAD_TIMEOUT_S = 60.0
 
 
 class DownloadError(OSError):
-    """A URL could not be read completely (unreachable, HTTP error, truncated); nothing was written."""
+    """A URL could not be read completely (unreachable, HTTP error, truncated); nothing was
+    written."""
 
 
 def fetch_file(
@@ -35,10 +36,10 @@ def fetch_file(
     """Downloads ``url`` to ``target`` unless ``target`` exists; returns True if it downloaded.
 
     The download goes to a temporary file in ``target``'s folder (created if needed); it is checked
-    against ``expected``'s size and SHA-256 (those that are recorded), then ``accept(temporary_path)``
-    (which raises ``DataFileError`` to reject it; the temporary name ends with ``target.name``, so
-    readers that go by suffix work), and only then moved to ``target``. On any failure the temporary
-    file is removed and nothing is left at ``target``.
+    against ``expected``'s size and SHA-256 (those that are recorded), then
+    ``accept(temporary_path)`` (which raises ``DataFileError`` to reject it; the temporary name ends
+    with ``target.name``, so readers that go by suffix work), and only then moved to ``target``. On
+    any failure the temporary file is removed and nothing is left at ``target``.
 
     Raises:
       DownloadError: the URL cannot be read, or fewer bytes arrived than announced.
@@ -69,21 +70,23 @@ def fetch_file(
             ValueError,
         ) as err:  # URLError / HTTPError / timeouts are OSError; a bad URL ValueError
             raise DownloadError(
-                f"download of {url} to {target} failed ({type(err).__name__}: {err}); nothing was written"
+                f"download of {url} to {target} failed ({type(err).__name__}: {err}); nothing was "
+                "written"
             ) from err
         if announced is not None and size != announced:
             raise DownloadError(
-                f"download of {url} to {target} is incomplete: {size} of {announced} bytes; nothing was written"
+                f"download of {url} to {target} is incomplete: {size} of {announced} bytes; "
+                "nothing was written"
             )
         if expected.size is not None and size != expected.size:
             raise DataFileError(
-                f"{url}: downloaded {size} bytes, but {expected.filename} should have {expected.size} bytes; "
-                f"{target} was not written"
+                f"{url}: downloaded {size} bytes, but {expected.filename} should have "
+                f"{expected.size} bytes; {target} was not written"
             )
         if expected.sha256 is not None and digest.hexdigest() != expected.sha256:
             raise DataFileError(
-                f"{url}: downloaded file has SHA-256 {digest.hexdigest()}, but {expected.filename} should have "
-                f"{expected.sha256}; {target} was not written"
+                f"{url}: downloaded file has SHA-256 {digest.hexdigest()}, but {expected.filename} "
+                f"should have {expected.sha256}; {target} was not written"
             )
         if accept is not None:
             try:

@@ -1,4 +1,5 @@
-"""Batches of windows through grain: seeded shuffling, sharding across processes, resumable position."""
+"""Batches of windows through grain: seeded shuffling, sharding across processes, resumable
+position."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ class RandomAccessSource(Protocol):
 
 
 class ShardView:
-    """Every ``shard_count``-th record of a source, from ``shard_index`` on (``length`` of them), re-indexed
+    """Every ``shard_count``-th record of a source, from ``shard_index`` on (``length`` of them),
+    re-indexed
     from 0: strided, so each shard samples the whole period of the split."""
 
     def __init__(
@@ -25,7 +27,8 @@ class ShardView:
     ) -> None:
         if shard_index + (length - 1) * shard_count >= len(source):
             raise ValueError(
-                f"shard {shard_index}/{shard_count} of {length} records exceeds the source's {len(source)}"
+                f"shard {shard_index}/{shard_count} of {length} records exceeds the source's "
+                f"{len(source)}"
             )
         self.source, self.shard_index, self.shard_count, self.length = (
             source,
@@ -43,7 +46,10 @@ class ShardView:
         return self.source[self.shard_index + int(index) * self.shard_count]
 
     def __repr__(self) -> str:
-        return f"ShardView({self.source!r}, shard {self.shard_index} of {self.shard_count}, {self.length} records)"
+        return (
+            f"ShardView({self.source!r}, shard {self.shard_index} of {self.shard_count},"
+            f" {self.length} records)"
+        )
 
 
 def make_loader(
@@ -74,7 +80,8 @@ def make_loader(
         uses False so every window is scored once.
       shard_index, shard_count: this process's shard of the windows (one shard per host): windows
         ``shard_index, shard_index + shard_count, ...``; ``len // shard_count`` of them with
-        ``drop_remainder`` (equal batch counts on every host), else all, so shards may differ by one.
+        ``drop_remainder`` (equal batch counts on every host), else all, so shards may differ by
+        one.
       worker_count: grain worker processes; 0 reads in the calling process.
     """
     num_records = len(source)
@@ -82,7 +89,8 @@ def make_loader(
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if not isinstance(shard_count, int) or shard_count < 1 or not 0 <= shard_index < shard_count:
         raise ValueError(
-            f"need 0 <= shard_index < shard_count, got shard_index={shard_index}, shard_count={shard_count}"
+            f"need 0 <= shard_index < shard_count, got shard_index={shard_index}, "
+            f"shard_count={shard_count}"
         )
     if shuffle and not isinstance(seed, int):
         raise ValueError(f"shuffle=True needs an integer seed, got seed={seed!r}")
@@ -91,16 +99,16 @@ def make_loader(
     per_shard = num_records // shard_count
     if drop_remainder and per_shard < batch_size:
         raise ValueError(
-            f"batch_size={batch_size} with drop_remainder=True gives no batch: the source has {num_records} "
-            f"windows ({per_shard} per shard for shard_count={shard_count})"
+            f"batch_size={batch_size} with drop_remainder=True gives no batch: the source has "
+            f"{num_records} windows ({per_shard} per shard for shard_count={shard_count})"
         )
     if num_records < shard_count:
         raise ValueError(
             f"the source has {num_records} windows, fewer than shard_count={shard_count}"
         )
     # Sharding is done here (records shard_index, shard_index + shard_count, ...), not by grain's
-    # ShardOptions: in grain 0.2.18 the DataLoader floors every shard to len // shard_count even with
-    # drop_remainder=False, which would silently drop evaluation windows.
+    # ShardOptions: in grain 0.2.18 the DataLoader floors every shard to len // shard_count even
+    # with drop_remainder=False, which would silently drop evaluation windows.
     length = per_shard if drop_remainder else len(range(shard_index, num_records, shard_count))
     shard = source if shard_count == 1 else ShardView(source, shard_index, shard_count, length)
     no_sharding = grain.sharding.NoSharding()

@@ -1,9 +1,9 @@
 """Readers of the file formats the benchmarks are published in, with checksums and clear errors.
 
-Signals: PEMS ``.npz`` (key ``data``, ``(T, N, C)``), DCRNN ``.h5`` (pandas frame ``T x N``), ``.npy``,
-``.csv`` (optionally gzip, with or without header / time column). Graphs: ``distance.csv`` edge lists
-(``from,to,cost``), square adjacency matrices in csv (bare, or with a header row and index column), and
-the DCRNN ``adj_mx.pkl`` tuple ``(sensor_ids, id_to_index, adj)``.
+Signals: PEMS ``.npz`` (key ``data``, ``(T, N, C)``), DCRNN ``.h5`` (pandas frame ``T x N``),
+``.npy``, ``.csv`` (optionally gzip, with or without header / time column). Graphs: ``distance.csv``
+edge lists (``from,to,cost``), square adjacency matrices in csv (bare, or with a header row and
+index column), and the DCRNN ``adj_mx.pkl`` tuple ``(sensor_ids, id_to_index, adj)``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import pandas as pd
 
 
 class DataFileError(ValueError):
-    """A data file is unreadable, has the wrong layout, or does not match its recorded size / SHA-256."""
+    """A data file is unreadable, has the wrong layout, or does not match its recorded size /
+    SHA-256."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,16 +42,18 @@ def sha256_of(path: str | os.PathLike[str]) -> str:
 
 
 def verify_file(path: Path, spec: FileSpec, *, option: str) -> None:
-    """Raises ``FileNotFoundError`` (naming ``option``) if ``path`` is absent, ``DataFileError`` if its size
-    or SHA-256 differ from ``spec``'s recorded ones. Size first, so a wrong file fails before hashing."""
+    """Raises ``FileNotFoundError`` (naming ``option``) if ``path`` is absent, ``DataFileError`` if
+    its size
+    or SHA-256 differ from ``spec``'s recorded ones. Size first, so a wrong file fails before
+    hashing."""
     if not path.is_file():
         raise FileNotFoundError(
             f"{path} not found: set {option} to the folder or file that holds {spec.filename}"
         )
     if spec.size is not None and path.stat().st_size != spec.size:
         raise DataFileError(
-            f"{path}: size {path.stat().st_size} bytes, but the published {spec.filename} has {spec.size} bytes "
-            "(a different or damaged file; pass verify=False to load it anyway)"
+            f"{path}: size {path.stat().st_size} bytes, but the published {spec.filename} has "
+            f"{spec.size} bytes (a different or damaged file; pass verify=False to load it anyway)"
         )
     if spec.sha256 is not None:
         actual = sha256_of(path)
@@ -67,7 +70,8 @@ def _fail(path: Path, what: str, err: Exception | None = None) -> DataFileError:
 
 
 def read_npz(path: Path, *, key: str = "data", channel: int = 0) -> np.ndarray:
-    """PEMS layout: array ``key`` of shape ``(T, N, C)`` (returns channel ``channel``) or ``(T, N)``.
+    """PEMS layout: array ``key`` of shape ``(T, N, C)`` (returns channel ``channel``) or ``(T,
+    N)``.
 
     Returns: ``[T, N]`` in the file's dtype.
     """
@@ -106,14 +110,16 @@ def select_channel(data: np.ndarray, path: Path, channel: int) -> np.ndarray:
         if not 0 <= channel < data.shape[2]:
             raise _fail(
                 path,
-                f"has {data.shape[2]} channels (shape {data.shape}); channel={channel} is out of range",
+                f"has {data.shape[2]} channels (shape {data.shape}); channel={channel} is out of "
+                "range",
             )
         return data[:, :, channel]
     raise _fail(path, f"has shape {data.shape}; expected (T, N) or (T, N, C)")
 
 
 def read_h5(path: Path, *, key: str | None = None) -> pd.DataFrame:
-    """DCRNN layout (METR-LA, PEMS-BAY): a pandas frame ``T x N`` (index = timestamps, columns = sensors)."""
+    """DCRNN layout (METR-LA, PEMS-BAY): a pandas frame ``T x N`` (index = timestamps, columns =
+    sensors)."""
     try:
         frame = pd.read_hdf(path, key=key)
     except ImportError:
@@ -130,7 +136,8 @@ def read_h5(path: Path, *, key: str | None = None) -> pd.DataFrame:
 def read_csv_frame(
     path: Path, *, header: bool = True, time_column: str | int | None = None
 ) -> pd.DataFrame:
-    """A csv (``.gz`` allowed) of numbers, one row per step; ``time_column`` becomes the index if given."""
+    """A csv (``.gz`` allowed) of numbers, one row per step; ``time_column`` becomes the index if
+    given."""
     try:
         frame = pd.read_csv(path, header=0 if header else None)
     except Exception as err:
@@ -163,10 +170,12 @@ def regular_step_minutes(index: pd.Index, path: Path) -> tuple[np.datetime64, in
 def read_distance_csv(
     path: Path, num_nodes: int, *, weight: str = "binary", node_ids: list[str] | None = None
 ) -> np.ndarray:
-    """Edge list ``from,to,cost`` (ASTGCN ``distance.csv``) -> float32 ``[N, N]`` directed adjacency.
+    """Edge list ``from,to,cost`` (ASTGCN ``distance.csv``) -> float32 ``[N, N]`` directed
+    adjacency.
 
-    ``weight="binary"`` puts 1 on each edge (as ASTGCN does), ``"cost"`` the cost itself. Endpoints are
-    node indices 0..N-1, or sensor ids when ``node_ids`` (the order of the signal's nodes) is given.
+    ``weight="binary"`` puts 1 on each edge (as ASTGCN does), ``"cost"`` the cost itself. Endpoints
+    are node indices 0..N-1, or sensor ids when ``node_ids`` (the order of the signal's nodes) is
+    given.
     """
     try:
         edges = pd.read_csv(path)
@@ -190,8 +199,8 @@ def read_distance_csv(
     if min(src.min(), dst.min()) < 0 or top >= num_nodes:
         raise _fail(
             path,
-            f"has node index {top} but the signal has {num_nodes} nodes (expected indices 0..{num_nodes - 1}; "
-            "for a list of sensor ids set node_ids_path=)",
+            f"has node index {top} but the signal has {num_nodes} nodes (expected indices "
+            f"0..{num_nodes - 1}; for a list of sensor ids set node_ids_path=)",
         )
     if weight not in ("binary", "cost"):
         raise ValueError(f"graph_weight must be 'binary' or 'cost', got {weight!r}")
@@ -201,7 +210,8 @@ def read_distance_csv(
 
 
 def read_matrix_csv(path: Path) -> np.ndarray:
-    """Square adjacency in csv: bare ``N x N`` numbers, or with a header row ``,0,1,..`` and an index column
+    """Square adjacency in csv: bare ``N x N`` numbers, or with a header row ``,0,1,..`` and an
+    index column
     (the ST-CGCN layout). Returns float32 ``[N, N]``."""
     try:
         raw = pd.read_csv(path, header=None).to_numpy(dtype=np.float64)
@@ -220,12 +230,14 @@ def read_matrix_csv(path: Path) -> np.ndarray:
         return raw[1:, 1:].astype(np.float32)
     raise _fail(
         path,
-        f"is a {raw.shape} table; expected a square N x N matrix (optionally with header row and index)",
+        f"is a {raw.shape} table; expected a square N x N matrix (optionally with header row and "
+        "index)",
     )
 
 
 def read_adj_pkl(path: Path) -> tuple[list[str], np.ndarray]:
-    """DCRNN ``adj_mx.pkl``: ``(sensor_ids, id_to_index, adj)`` -> ``(sensor_ids, float32 adj [N, N])``."""
+    """DCRNN ``adj_mx.pkl``: ``(sensor_ids, id_to_index, adj)`` -> ``(sensor_ids, float32 adj [N,
+    N])``."""
     try:
         with open(path, "rb") as f:
             content = pickle.load(f, encoding="latin1")
@@ -255,7 +267,8 @@ def read_signal(
     csv_header: bool = True,
     time_column: str | int | None = None,
 ) -> tuple[np.ndarray, pd.Index | None, list[str] | None]:
-    """Any supported signal file by suffix -> ``(values [T, N], time index or None, column names or None)``."""
+    """Any supported signal file by suffix -> ``(values [T, N], time index or None, column names or
+    None)``."""
     name = path.name.lower()
     if name.endswith(".npz"):
         return read_npz(path, key=npz_key, channel=channel), None, None
@@ -278,7 +291,8 @@ def read_signal(
 def read_graph(
     path: Path, num_nodes: int, *, weight: str = "binary", node_ids: list[str] | None = None
 ) -> np.ndarray:
-    """Any supported graph file -> float32 ``[N, N]``; raises if its node count is not ``num_nodes``."""
+    """Any supported graph file -> float32 ``[N, N]``; raises if its node count is not
+    ``num_nodes``."""
     name = path.name.lower()
     if name.endswith(".pkl"):
         ids, adjacency = read_adj_pkl(path)

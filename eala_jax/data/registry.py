@@ -1,11 +1,12 @@
 """The known data sets and ``load_dataset``.
 
 Files are looked up under a data directory: the ``data_dir`` argument, else the ``EALA_DATA_DIR``
-environment variable, else ``../shared/data`` beside the repository when it exists. Each set lives in
-its own folder there (``los_loop/``, ``pems08/`` or ``PEMS08/``, ``metr_la/`` or ``METR-LA/``, ...); a
-single file can also be given directly with ``path=`` (and ``graph_path=``). A missing file raises
-``FileNotFoundError`` naming the file and the option to set; there is no fallback to other data.
-With ``url=`` (and ``graph_url=``) a missing file is first downloaded to where it would be read from.
+environment variable, else ``../shared/data`` beside the repository when it exists. Each set lives
+in its own folder there (``los_loop/``, ``pems08/`` or ``PEMS08/``, ``metr_la/`` or ``METR-LA/``,
+...); a single file can also be given directly with ``path=`` (and ``graph_path=``). A missing file
+raises ``FileNotFoundError`` naming the file and the option to set; there is no fallback to other
+data. With ``url=`` (and ``graph_url=``) a missing file is first downloaded to where it would be
+read from.
 """
 
 from __future__ import annotations
@@ -36,11 +37,12 @@ _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
-    """What is known of a data set: where its files are, their checksums, calendar, split and null value.
+    """What is known of a data set: where its files are, their checksums, calendar, split and null
+    value.
 
-    ``graphs`` are candidates tried in order, relative to the set's folder (``../pems_graphs/..`` reaches
-    the shared graphs of the PEMS sets); the first that exists is used and named in ``series.source``.
-    ``shape`` is the published ``(T, N)``, checked unless ``check_shape=False``.
+    ``graphs`` are candidates tried in order, relative to the set's folder (``../pems_graphs/..``
+    reaches the shared graphs of the PEMS sets); the first that exists is used and named in
+    ``series.source``. ``shape`` is the published ``(T, N)``, checked unless ``check_shape=False``.
     """
 
     name: str
@@ -69,7 +71,9 @@ def _pems(
     upper = f"PEMS{number}"
     return DatasetSpec(
         name=f"pems{number}",
-        description=f"{upper} traffic flow (channel 0 of {upper}.npz, ASTGCN/STSGCN release), 5 min",
+        description=(
+            f"{upper} traffic flow (channel 0 of {upper}.npz, ASTGCN/STSGCN release), 5 min"
+        ),
         folders=(f"pems{number}", upper),
         signal=FileSpec(f"{upper}.npz"),
         graphs=(FileSpec(f"{upper}.csv"), FileSpec("distance.csv"), graph),
@@ -82,15 +86,19 @@ def _pems(
     )
 
 
-# Sizes and SHA-256 are recorded for the files in ../shared/data (computed from those files). For the
-# full PEMS0X / METR-LA / PEMS-BAY releases this project does not know the published hashes, so none are
-# recorded; their shapes (T, N) are checked instead. Pass sha256= to check a file against a known hash.
+# Sizes and SHA-256 are recorded for the files in ../shared/data (computed from those files). For
+# the full PEMS0X / METR-LA / PEMS-BAY releases this project does not know the published hashes, so
+# none are recorded; their shapes (T, N) are checked instead. Pass sha256= to check a file against a
+# known hash.
 DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec
     for spec in (
         DatasetSpec(
             name="los_loop",
-            description="Los-loop: speed (mph) of 207 METR-LA sensors, 2012-03-01..07 (T-GCN release), 5 min",
+            description=(
+                "Los-loop: speed (mph) of 207 METR-LA sensors, 2012-03-01..07 (T-GCN release), 5"
+                " min"
+            ),
             folders=("los_loop",),
             signal=FileSpec(
                 "los_speed.csv",
@@ -113,7 +121,10 @@ DATASETS: dict[str, DatasetSpec] = {
         ),
         DatasetSpec(
             name="sz_taxi",
-            description="SZ-taxi: taxi speed on 156 Luohu (Shenzhen) roads, 2015-01 (ST-CGCN release), 15 min",
+            description=(
+                "SZ-taxi: taxi speed on 156 Luohu (Shenzhen) roads, 2015-01 (ST-CGCN release),"
+                " 15 min"
+            ),
             folders=("sz_taxi",),
             signal=FileSpec(
                 "SZ_taxi.npz",
@@ -136,7 +147,9 @@ DATASETS: dict[str, DatasetSpec] = {
         ),
         DatasetSpec(
             name="etth1",
-            description="ETTh1: 7 variables of an electricity transformer (OT = oil temperature), hourly",
+            description=(
+                "ETTh1: 7 variables of an electricity transformer (OT = oil temperature), hourly"
+            ),
             folders=("ett",),
             signal=FileSpec(
                 "ETTh1.csv",
@@ -170,8 +183,10 @@ DATASETS: dict[str, DatasetSpec] = {
         ),
         DatasetSpec(
             name="exchange_rate",
-            description="exchange_rate: daily rates of 8 currencies (LSTNet release; dates not in the file, "
-            "start 1990-01-01 is nominal)",
+            description=(
+                "exchange_rate: daily rates of 8 currencies (LSTNet release; dates not in the"
+                " file, start 1990-01-01 is nominal)"
+            ),
             folders=("lstnet",),
             signal=FileSpec(
                 "exchange_rate.txt.gz",
@@ -229,7 +244,10 @@ DATASETS: dict[str, DatasetSpec] = {
         ),
         DatasetSpec(
             name="metr_la",
-            description="METR-LA: speed (mph) of 207 Los Angeles loop detectors, 2012-03..06 (DCRNN release), 5 min",
+            description=(
+                "METR-LA: speed (mph) of 207 Los Angeles loop detectors, 2012-03..06 (DCRNN"
+                " release), 5 min"
+            ),
             folders=("metr_la", "METR-LA"),
             signal=FileSpec("metr-la.h5"),
             graphs=(FileSpec("adj_mx.pkl"),),
@@ -241,7 +259,9 @@ DATASETS: dict[str, DatasetSpec] = {
         ),
         DatasetSpec(
             name="pems_bay",
-            description="PEMS-BAY: speed (mph) of 325 Bay Area sensors, 2017-01..05 (DCRNN release), 5 min",
+            description=(
+                "PEMS-BAY: speed (mph) of 325 Bay Area sensors, 2017-01..05 (DCRNN release), 5 min"
+            ),
             folders=("pems_bay", "PEMS-BAY"),
             signal=FileSpec("pems-bay.h5"),
             graphs=(FileSpec("adj_mx_bay.pkl"), FileSpec("adj_mx.pkl")),
@@ -258,7 +278,8 @@ KNOWN_NAMES = ("synthetic", *DATASETS, "generic")
 
 
 def default_data_dir() -> Path | None:
-    """``$EALA_DATA_DIR`` if set, else ``../shared/data`` beside the repository if it exists, else None."""
+    """``$EALA_DATA_DIR`` if set, else ``../shared/data`` beside the repository if it exists, else
+    None."""
     env = os.environ.get(ENV_DATA_DIR)
     if env:
         return Path(env)
@@ -276,16 +297,17 @@ def locate_signal(spec: DatasetSpec, data_dir: str | os.PathLike[str] | None) ->
     root = resolve_data_dir(data_dir)
     if root is None:
         raise FileNotFoundError(
-            f"{spec.name}: no data directory: pass data_dir= (or set {ENV_DATA_DIR}) to the folder holding "
-            f"{spec.folders[0]}/{spec.signal.filename}, or path= to the file itself"
+            f"{spec.name}: no data directory: pass data_dir= (or set {ENV_DATA_DIR}) to the folder "
+            f"holding {spec.folders[0]}/{spec.signal.filename}, or path= to the file itself"
         )
     tried = [root / folder / spec.signal.filename for folder in spec.folders]
     for candidate in tried:
         if candidate.is_file():
             return candidate
     raise FileNotFoundError(
-        f"{spec.name}: {' or '.join(str(t) for t in tried)} not found: set data_dir= (or {ENV_DATA_DIR}) to the "
-        f"folder that holds {spec.folders[0]}/{spec.signal.filename}, or path= to the file"
+        f"{spec.name}: {' or '.join(str(t) for t in tried)} not found: set data_dir= (or "
+        f"{ENV_DATA_DIR}) to the folder that holds {spec.folders[0]}/{spec.signal.filename}, or "
+        "path= to the file"
     )
 
 
@@ -295,8 +317,8 @@ def download_target(spec: DatasetSpec, data_dir: str | os.PathLike[str] | None) 
     root = resolve_data_dir(data_dir)
     if root is None:
         raise FileNotFoundError(
-            f"{spec.name}: url= given but no data directory to download {spec.signal.filename} into: pass "
-            f"data_dir= (or set {ENV_DATA_DIR}), or path= to the file to write"
+            f"{spec.name}: url= given but no data directory to download {spec.signal.filename} "
+            f"into: pass data_dir= (or set {ENV_DATA_DIR}), or path= to the file to write"
         )
     for folder in spec.folders:
         if (root / folder / spec.signal.filename).is_file():
@@ -307,20 +329,22 @@ def download_target(spec: DatasetSpec, data_dir: str | os.PathLike[str] | None) 
 def _read_checked_signal(
     spec: DatasetSpec, signal_path: Path, *, channel: int, check_shape: bool
 ) -> tuple[np.ndarray, np.datetime64, int, list[str] | None]:
-    """``(raw [T, N], start_time, step_minutes, columns)``, checking the published shape and the step."""
+    """``(raw [T, N], start_time, step_minutes, columns)``, checking the published shape and the
+    step."""
     raw, index, columns = read_signal(
         signal_path, channel=channel, csv_header=spec.csv_header, time_column=spec.time_column
     )
     if check_shape and spec.shape is not None and raw.shape != spec.shape:
         raise DataFileError(
-            f"{signal_path}: signal of shape {raw.shape}, but {spec.name} has (T, N) = {spec.shape} "
-            "(a different file? pass check_shape=False to load a variant)"
+            f"{signal_path}: signal of shape {raw.shape}, but {spec.name} has (T, N) = "
+            f"{spec.shape} (a different file? pass check_shape=False to load a variant)"
         )
     if index is not None:
         start_time, step_minutes = regular_step_minutes(index, signal_path)
         if step_minutes != spec.step_minutes:
             raise DataFileError(
-                f"{signal_path}: step of {step_minutes} min, but {spec.name} has {spec.step_minutes}"
+                f"{signal_path}: step of {step_minutes} min, but {spec.name} has "
+                f"{spec.step_minutes}"
             )
     else:
         assert spec.start_time is not None, spec.name
@@ -443,12 +467,14 @@ def load_generic(
     url: str | None = None,
     graph_url: str | None = None,
 ) -> SpatioTemporalSeries:
-    """Any ``(T, N)`` or ``(T, N, C)`` array in ``.npz`` / ``.npy`` / ``.csv[.gz]`` / ``.h5`` as a series.
+    """Any ``(T, N)`` or ``(T, N, C)`` array in ``.npz`` / ``.npy`` / ``.csv[.gz]`` / ``.h5`` as a
+    series.
 
-    ``step_minutes`` and ``start_time`` are required unless the file has timestamps (an ``.h5`` frame's
-    index or a csv ``time_column``), which then give them (and must agree if both are given).
-    ``series_name`` names the result (default ``"generic"``). ``url=`` downloads the file to ``path``
-    first unless ``path`` exists (likewise ``graph_url=`` to ``graph_path``); see ``load_dataset``.
+    ``step_minutes`` and ``start_time`` are required unless the file has timestamps (an ``.h5``
+    frame's index or a csv ``time_column``), which then give them (and must agree if both are
+    given). ``series_name`` names the result (default ``"generic"``). ``url=`` downloads the file to
+    ``path`` first unless ``path`` exists (likewise ``graph_url=`` to ``graph_path``); see
+    ``load_dataset``.
     """
     signal_path = Path(path)
 
@@ -517,30 +543,35 @@ def load_dataset(
     url: str | None = None,
     **options: Any,
 ) -> SpatioTemporalSeries:
-    """Loads a data set by name into a ``SpatioTemporalSeries`` (values float32 ``[T, N]``, NaN = missing).
+    """Loads a data set by name into a ``SpatioTemporalSeries`` (values float32 ``[T, N]``, NaN =
+    missing).
 
     Args:
-      name: one of ``KNOWN_NAMES``: ``"synthetic"`` (generated, options of ``make_synthetic_series``),
-        the files-based sets of ``DATASETS``, or ``"generic"`` (options of ``load_generic``).
-      data_dir: root folder holding one folder per set; default ``$EALA_DATA_DIR`` or ``../shared/data``.
+      name: one of ``KNOWN_NAMES``: ``"synthetic"`` (generated, options of
+        ``make_synthetic_series``), the files-based sets of ``DATASETS``, or ``"generic"`` (options
+        of ``load_generic``).
+      data_dir: root folder holding one folder per set; default ``$EALA_DATA_DIR`` or
+        ``../shared/data``.
       url: if the set's signal file is absent, download it from here (``urllib``: ``https://``,
-        ``file://``, ...; file-based sets and ``"generic"``) into ``<data_dir>/<folder>/<file name>`` (or
-        to ``path=``), creating the folder, then load it as if it had been put there. It is written to a
-        temporary file beside the target and moved into place only when complete and checked (recorded
-        size / SHA-256 or ``sha256=``, the published shape, the step), so a failed or rejected download
-        leaves nothing behind. **If the file already exists, nothing is downloaded**: the existing file
-        is verified and loaded as usual and never overwritten. ``graph_url=`` does the same for the
-        graph (to ``graph_path=``, else the set's first graph file name), checked against the node count.
+        ``file://``, ...; file-based sets and ``"generic"``) into ``<data_dir>/<folder>/<file
+        name>`` (or to ``path=``), creating the folder, then load it as if it had been put there. It
+        is written to a temporary file beside the target and moved into place only when complete and
+        checked (recorded size / SHA-256 or ``sha256=``, the published shape, the step), so a failed
+        or rejected download leaves nothing behind. **If the file already exists, nothing is
+        downloaded**: the existing file is verified and loaded as usual and never overwritten.
+        ``graph_url=`` does the same for the graph (to ``graph_path=``, else the set's first graph
+        file name), checked against the node count.
       **options: for the file-based sets: ``path=`` (signal file), ``graph_path=``, ``null_value=``
         (default per set: 0.0 for traffic, None for ETT / exchange_rate), ``channel=`` (npz),
-        ``verify=`` (size / SHA-256), ``sha256=``, ``check_shape=``, ``graph_weight=`` ("binary"/"cost"),
-        ``graph_url=``.
+        ``verify=`` (size / SHA-256), ``sha256=``, ``check_shape=``, ``graph_weight=``
+        ("binary"/"cost"), ``graph_url=``.
         ``via_tfds=True`` (with ``tfds_dir=``) builds / reads the tensorflow-datasets copy instead.
 
     Raises:
-      ValueError: unknown name or option. FileNotFoundError: a missing file (the message names the file
-      and the option to set). DataFileError: a corrupt file, a checksum or shape mismatch, a graph whose
-      node count differs from the signal's (for a download: naming the URL and the file not written).
+      ValueError: unknown name or option. FileNotFoundError: a missing file (the message names the
+      file and the option to set). DataFileError: a corrupt file, a checksum or shape mismatch, a
+      graph whose node count differs from the signal's (for a download: naming the URL and the file
+      not written).
       DownloadError (an OSError): a URL that cannot be read completely.
     """
     if name not in KNOWN_NAMES:

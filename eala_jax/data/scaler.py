@@ -16,8 +16,9 @@ ArrayT = TypeVar("ArrayT")
 class StandardScaler:
     """``z = (x - mean) / std`` with one mean and std for the whole target channel.
 
-    A registered pytree (leaves ``mean``, ``std``), so it can be closed over or passed into ``jax.jit``.
-    ``transform`` / ``inverse_transform`` are pure and work on numpy and JAX arrays alike; NaN stays NaN.
+    A registered pytree (leaves ``mean``, ``std``), so it can be closed over or passed into
+    ``jax.jit``. ``transform`` / ``inverse_transform`` are pure and work on numpy and JAX arrays
+    alike; NaN stays NaN.
     """
 
     mean: float
@@ -27,8 +28,8 @@ class StandardScaler:
     def fit(cls, values: np.ndarray) -> StandardScaler:
         """Fits on the finite entries of ``values`` (any shape; NaN = missing is excluded).
 
-        Population statistics (ddof = 0) in float64. Raises ValueError when nothing is valid or the valid
-        values are constant (std would be 0).
+        Population statistics (ddof = 0) in float64. Raises ValueError when nothing is valid or the
+        valid values are constant (std would be 0).
         """
         finite = np.asarray(values, dtype=np.float64)
         finite = finite[np.isfinite(finite)]

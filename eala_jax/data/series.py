@@ -1,8 +1,8 @@
 """The in-memory form of every data set: one target channel over time and nodes, plus its calendar.
 
-A ``SpatioTemporalSeries`` holds values ``[T, N]`` (float32, NaN where missing), the calendar needed to
-derive time-of-day / day-of-week features (start time, step length, steps per day), an optional graph
-``[N, N]`` and the data set's conventional chronological split.
+A ``SpatioTemporalSeries`` holds values ``[T, N]`` (float32, NaN where missing), the calendar needed
+to derive time-of-day / day-of-week features (start time, step length, steps per day), an optional
+graph ``[N, N]`` and the data set's conventional chronological split.
 """
 
 from __future__ import annotations
@@ -21,12 +21,13 @@ class SpatioTemporalSeries:
 
     Attributes:
       name: data set name (``"synthetic"`` for generated data, never a real set's name).
-      values: float32 ``[T, N]``, the target channel; NaN marks a missing value (the reader has already
-        turned the data set's null value, zeros for the traffic sets, into NaN).
+      values: float32 ``[T, N]``, the target channel; NaN marks a missing value (the reader has
+        already turned the data set's null value, zeros for the traffic sets, into NaN).
       steps_per_day: number of steps in one day (288 for 5 min, 24 for hourly, 1 for daily data).
       start_time: ``np.datetime64`` (minute precision) of step 0.
       step_minutes: length of one step in whole minutes (``MINUTES_PER_DAY // steps_per_day``).
-      adjacency: float32 ``[N, N]`` graph (row = from, column = to) or ``None`` when the set has none.
+      adjacency: float32 ``[N, N]`` graph (row = from, column = to) or ``None`` when the set has
+        none.
       default_split: chronological (train, val, test) fractions, e.g. ``(0.7, 0.1, 0.2)``.
       node_ids: optional names of the N nodes (sensor ids, column names).
       source: where the values came from (file paths and their SHA-256), for the record.
@@ -46,8 +47,9 @@ class SpatioTemporalSeries:
         values = self.values
         if not isinstance(values, np.ndarray) or values.ndim != 2 or values.dtype != np.float32:
             raise ValueError(
-                f"SpatioTemporalSeries {self.name!r}: values must be a float32 numpy array [T, N], got "
-                f"{type(values).__name__} {getattr(values, 'dtype', '')} shape {getattr(values, 'shape', '')}"
+                f"SpatioTemporalSeries {self.name!r}: values must be a float32 numpy array [T, N], "
+                f"got {type(values).__name__} {getattr(values, 'dtype', '')} shape "
+                f"{getattr(values, 'shape', '')}"
             )
         if values.shape[0] < 1 or values.shape[1] < 1:
             raise ValueError(
@@ -59,13 +61,14 @@ class SpatioTemporalSeries:
             )
         if self.step_minutes < 1 or MINUTES_PER_DAY % self.step_minutes:
             raise ValueError(
-                f"SpatioTemporalSeries {self.name!r}: step_minutes={self.step_minutes} must divide a day "
-                f"({MINUTES_PER_DAY} minutes)"
+                f"SpatioTemporalSeries {self.name!r}: step_minutes={self.step_minutes} must divide "
+                f"a day ({MINUTES_PER_DAY} minutes)"
             )
         if self.steps_per_day != MINUTES_PER_DAY // self.step_minutes:
             raise ValueError(
-                f"SpatioTemporalSeries {self.name!r}: steps_per_day={self.steps_per_day} disagrees with "
-                f"step_minutes={self.step_minutes} (expected {MINUTES_PER_DAY // self.step_minutes})"
+                f"SpatioTemporalSeries {self.name!r}: steps_per_day={self.steps_per_day} disagrees "
+                f"with step_minutes={self.step_minutes} (expected "
+                f"{MINUTES_PER_DAY // self.step_minutes})"
             )
         object.__setattr__(self, "start_time", np.datetime64(self.start_time, "m"))
         if self.adjacency is not None:
@@ -73,14 +76,15 @@ class SpatioTemporalSeries:
             n = values.shape[1]
             if adj.shape != (n, n):
                 raise ValueError(
-                    f"SpatioTemporalSeries {self.name!r}: the graph has shape {adj.shape} but the signal has "
-                    f"{n} nodes (expected adjacency [{n}, {n}])"
+                    f"SpatioTemporalSeries {self.name!r}: the graph has shape {adj.shape} but the "
+                    f"signal has {n} nodes (expected adjacency [{n}, {n}])"
                 )
             object.__setattr__(self, "adjacency", np.asarray(adj, dtype=np.float32))
         check_split(self.default_split, "default_split")
         if self.node_ids is not None and len(self.node_ids) != values.shape[1]:
             raise ValueError(
-                f"SpatioTemporalSeries {self.name!r}: {len(self.node_ids)} node_ids for {values.shape[1]} nodes"
+                f"SpatioTemporalSeries {self.name!r}: {len(self.node_ids)} node_ids for "
+                f"{values.shape[1]} nodes"
             )
 
     @property
@@ -104,7 +108,8 @@ class SpatioTemporalSeries:
         return float(np.isnan(self.values).mean())
 
     def time_of_day(self) -> np.ndarray:
-        """float32 ``[T]`` in [0, 1): minutes since midnight / 1440 (= step-of-day / steps_per_day)."""
+        """float32 ``[T]`` in [0, 1): minutes since midnight / 1440 (= step-of-day /
+        steps_per_day)."""
         return time_features(self.start_time, self.step_minutes, self.num_steps)[0]
 
     def day_of_week(self) -> np.ndarray:
@@ -113,7 +118,8 @@ class SpatioTemporalSeries:
 
 
 def check_split(split: Split, option: str = "split") -> Split:
-    """Checks three non-negative fractions with positive train part summing to at most 1; returns floats."""
+    """Checks three non-negative fractions with positive train part summing to at most 1; returns
+    floats."""
     try:
         fractions = tuple(float(f) for f in split)
     except TypeError:
@@ -122,7 +128,8 @@ def check_split(split: Split, option: str = "split") -> Split:
         ) from None
     if len(fractions) != 3 or min(fractions) < 0 or fractions[0] <= 0 or sum(fractions) > 1 + 1e-9:
         raise ValueError(
-            f"{option} must be three fractions (train, val, test), each >= 0, train > 0, sum <= 1; got {split!r}"
+            f"{option} must be three fractions (train, val, test), each >= 0, train > 0, sum <= 1; "
+            f"got {split!r}"
         )
     return fractions  # type: ignore[return-value]
 
@@ -147,7 +154,8 @@ def time_features(
 
 
 def apply_null_value(raw: np.ndarray, null_value: float | None) -> np.ndarray:
-    """Float32 copy of ``raw`` with NaN where missing: NaN is always missing, and so is ``null_value``
+    """Float32 copy of ``raw`` with NaN where missing: NaN is always missing, and so is
+    ``null_value``
     (``0.0`` for the traffic sets) unless it is ``None``."""
     values = np.array(raw, dtype=np.float32, copy=True)
     if null_value is not None and not np.isnan(null_value):

@@ -1,14 +1,14 @@
 """Synthetic traffic speeds on a random geometric graph: the embedded default that needs no files.
 
-Clearly synthetic (its name is ``"synthetic"``), seeded and small by default (20 nodes, 14 days at 5 min
-= 4032 steps), so a short training run on it is fast. The signal is a speed in mph-like units:
+Clearly synthetic (its name is ``"synthetic"``), seeded and small by default (20 nodes, 14 days at 5
+min = 4032 steps), so a short training run on it is fast. The signal is a speed in mph-like units:
 
   speed = free-flow level x (1 - daily rush-hour dips, weaker at weekends) - congestion + noise
 
 where congestion comes from random incidents that spread to neighbours through the graph and decay
-over time (``c_t = decay * c_{t-1} @ P + incidents_t``, ``P`` the row-normalised graph), and the noise is
-AR(1) per node. Missing stretches are written as zeros, the convention of the real files, and then read
-as missing like any other set.
+over time (``c_t = decay * c_{t-1} @ P + incidents_t``, ``P`` the row-normalised graph), and the
+noise is AR(1) per node. Missing stretches are written as zeros, the convention of the real files,
+and then read as missing like any other set.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from eala_jax.data.series import MINUTES_PER_DAY, SpatioTemporalSeries, apply_nu
 def random_geometric_graph(
     num_nodes: int, rng: np.random.Generator, *, radius: float = 0.3
 ) -> np.ndarray:
-    """float32 ``[N, N]`` symmetric Gaussian-kernel weights of nodes within ``radius`` in the unit square
+    """float32 ``[N, N]`` symmetric Gaussian-kernel weights of nodes within ``radius`` in the unit
+    square
     (every node linked at least to its nearest neighbour), zero diagonal."""
     points = rng.uniform(size=(num_nodes, 2))
     dist = np.linalg.norm(points[:, None, :] - points[None, :, :], axis=-1)
@@ -54,8 +55,10 @@ def make_synthetic_series(
       start_time: time of step 0 (default a Monday, midnight).
       incidents_per_day: mean number of incidents per day over the whole network.
       noise_std: standard deviation of the AR(1) noise (mph).
-      missing_stretches_per_node: mean number of missing stretches (1-12 h, written as zeros) per node.
-      null_value: value read as missing (the stretches are zeros, so keep 0.0 to see them as missing).
+      missing_stretches_per_node: mean number of missing stretches (1-12 h, written as zeros) per
+        node.
+      null_value: value read as missing (the stretches are zeros, so keep 0.0 to see them as
+        missing).
 
     Returns:
       ``SpatioTemporalSeries`` named ``"synthetic"``, values ``[T, num_nodes]``, with its graph.
@@ -129,5 +132,8 @@ def make_synthetic_series(
         adjacency=adjacency,
         default_split=(0.7, 0.1, 0.2),
         node_ids=tuple(f"synthetic_{i}" for i in range(num_nodes)),
-        source=f"synthetic(seed={seed}, num_nodes={num_nodes}, num_days={num_days}, step_minutes={step_minutes})",
+        source=(
+            f"synthetic(seed={seed}, num_nodes={num_nodes}, num_days={num_days},"
+            f" step_minutes={step_minutes})"
+        ),
     )

@@ -1,11 +1,13 @@
 """tensorflow-datasets copies of the data sets (ArrayRecord files, no TensorFlow needed).
 
 One builder, ``eala_series``, with one config per data set name. It reads the source files with the
-same readers as ``load_dataset`` (from ``manual_dir`` = the data directory, or ``path=``) and writes:
+same readers as ``load_dataset`` (from ``manual_dir`` = the data directory, or ``path=``) and
+writes:
 
 - split ``"series"``: one record per time step, ``{"values": float32 [N]}`` (NaN = missing), in time
   order (``disable_shuffling=True``);
-- split ``"graph"`` (only when the set has one): one record per adjacency row, ``{"values": float32 [N]}``;
+- split ``"graph"`` (only when the set has one): one record per adjacency row, ``{"values": float32
+  [N]}``;
 - ``info.metadata``: name, start time, step, steps per day, default split, node ids, source, and the
   load options used (a later read with other options is refused rather than silently reused).
 
@@ -103,7 +105,8 @@ def build_tfds(
     data_dir: str | os.PathLike[str] | None = None,
     **options: Any,
 ) -> Path:
-    """Prepares the tfds copy of data set ``name`` under ``tfds_dir``; returns its builder directory.
+    """Prepares the tfds copy of data set ``name`` under ``tfds_dir``; returns its builder
+    directory.
 
     ``data_dir`` (default as in ``load_dataset``) becomes tfds's ``manual_dir``; ``options`` are
     ``load_dataset``'s. Prepared copies are reused by tfds; delete the directory to rebuild.
@@ -131,7 +134,8 @@ def _read_split(source: Any, split: str) -> np.ndarray:
 
 
 def read_tfds(builder_dir: str | os.PathLike[str]) -> SpatioTemporalSeries:
-    """Reads a prepared copy back into a ``SpatioTemporalSeries`` (the exact float32 arrays written)."""
+    """Reads a prepared copy back into a ``SpatioTemporalSeries`` (the exact float32 arrays
+    written)."""
     builder = tfds.builder_from_directory(os.fspath(builder_dir))
     meta = builder.info.metadata
     if meta is None or "steps_per_day" not in meta:
@@ -161,8 +165,8 @@ def load_via_tfds(
 ) -> SpatioTemporalSeries:
     """``load_dataset(name, via_tfds=True, ...)``: builds the copy if absent, then reads it back.
 
-    ``tfds_dir`` defaults to tfds's own (``~/tensorflow_datasets`` or ``$TFDS_DATA_DIR``). A copy built
-    with other load options is refused (delete it or use another ``tfds_dir``).
+    ``tfds_dir`` defaults to tfds's own (``~/tensorflow_datasets`` or ``$TFDS_DATA_DIR``). A copy
+    built with other load options is refused (delete it or use another ``tfds_dir``).
     """
     if tfds_dir is None:
         tfds_dir = os.environ.get("TFDS_DATA_DIR", os.path.expanduser("~/tensorflow_datasets"))

@@ -1,12 +1,13 @@
 """Forecast windows and chronological splits.
 
-A window is identified by its first target step ``s``: inputs are steps ``[s - in_steps, s)``, targets
-``[s, s + out_steps)``. The time axis is cut at ``b1 = round(T * train)`` and
+A window is identified by its first target step ``s``: inputs are steps ``[s - in_steps, s)``,
+targets ``[s, s + out_steps)``. The time axis is cut at ``b1 = round(T * train)`` and
 ``b2 = b1 + round(T * val)``; a window belongs to the split that holds **all of its target steps**:
 
 - train: ``in_steps <= s`` and ``s + out_steps <= b1``,
 - val:   ``b1 <= s`` and ``s + out_steps <= b2``,
-- test:  ``b2 <= s`` and ``s + out_steps <= b2 + round(T * test)`` (``T`` when the fractions sum to 1).
+- test:  ``b2 <= s`` and ``s + out_steps <= b2 + round(T * test)`` (``T`` when the fractions sum to
+  1).
 
 Inputs of the first val/test windows reach back across the cut: that is history known at forecast
 time, not leakage. No train window sees a val or test step, and the scaler is fitted on steps
@@ -29,8 +30,8 @@ class WindowSource:
     """Random-access source of forecast windows (grain ``RandomAccessDataSource`` protocol).
 
     ``source[i]`` is a dict of numpy arrays:
-      ``"x"``: float32 ``[in_steps, N, 3]`` = (z-scored value, 0 where missing; time of day in [0, 1);
-      day of week 0..6), ``"y"``: float32 ``[out_steps, N]`` raw target, 0 where missing,
+      ``"x"``: float32 ``[in_steps, N, 3]`` = (z-scored value, 0 where missing; time of day in [0,
+      1); day of week 0..6), ``"y"``: float32 ``[out_steps, N]`` raw target, 0 where missing,
       ``"y_mask"``: bool ``[out_steps, N]``, True where the target is valid.
     """
 
@@ -88,8 +89,9 @@ class WindowSource:
 
     def __repr__(self) -> str:
         return (
-            f"WindowSource({self.series_name}/{self.name}, {self.num_windows} windows, first target step {self.first_target}, "
-            f"in_steps={self.in_steps}, out_steps={self.out_steps})"
+            f"WindowSource({self.series_name}/{self.name}, {self.num_windows} windows, first "
+            f"target step {self.first_target}, in_steps={self.in_steps}, "
+            f"out_steps={self.out_steps})"
         )
 
 
@@ -136,7 +138,8 @@ def make_forecast_splits(
     out_steps: int = 12,
     split: Split | None = None,
 ) -> ForecastSplits:
-    """Cuts ``series`` chronologically, fits the scaler on the training steps, builds the window sources.
+    """Cuts ``series`` chronologically, fits the scaler on the training steps, builds the window
+    sources.
 
     Args:
       series: the data, values ``[T, N]`` with NaN where missing.
@@ -144,8 +147,8 @@ def make_forecast_splits(
       split: (train, val, test) fractions; ``None`` uses ``series.default_split``.
 
     Raises:
-      ValueError: a non-positive window length, a split with no window (window longer than its part of
-        the series) or with no valid target, or training values that are all missing.
+      ValueError: a non-positive window length, a split with no window (window longer than its part
+        of the series) or with no valid target, or training values that are all missing.
     """
     if not isinstance(series, SpatioTemporalSeries):
         raise TypeError(f"series must be a SpatioTemporalSeries, got {type(series).__name__}")
@@ -172,13 +175,14 @@ def make_forecast_splits(
         if hi <= lo:
             raise ValueError(
                 f"split {name!r} of {series.name!r} has no window: it spans steps "
-                f"[{dict(train=0, val=b1, test=b2)[name]}, {dict(train=b1, val=b2, test=end)[name]}) of "
-                f"{num_steps}, too short for in_steps={in_steps}, out_steps={out_steps} with split={fractions}"
+                f"[{dict(train=0, val=b1, test=b2)[name]}, "
+                f"{dict(train=b1, val=b2, test=end)[name]}) of {num_steps}, too short for "
+                f"in_steps={in_steps}, out_steps={out_steps} with split={fractions}"
             )
         if not valid[lo : hi - 1 + out_steps].any():
             raise ValueError(
-                f"split {name!r} of {series.name!r} has no valid target in steps [{lo}, {hi - 1 + out_steps}) "
-                "(all missing after null_value handling)"
+                f"split {name!r} of {series.name!r} has no valid target in steps [{lo}, "
+                f"{hi - 1 + out_steps}) (all missing after null_value handling)"
             )
     try:
         scaler = StandardScaler.fit(values[:b1])

@@ -68,7 +68,8 @@ class HistoricalAverage:
     def fit(
         cls, values: np.ndarray, tod: np.ndarray, dow: np.ndarray, steps_per_day: int
     ) -> HistoricalAverage:
-        """`values [T, N]` raw (NaN = missing), `tod [T]` in 0..steps_per_day-1, `dow [T]` in 0..6."""
+        """`values [T, N]` raw (NaN = missing), `tod [T]` in 0..steps_per_day-1, `dow [T]` in
+        0..6."""
         values = np.asarray(values, np.float64)
         tod = np.asarray(tod, np.int64)
         dow = np.asarray(dow, np.int64)
@@ -88,7 +89,8 @@ class HistoricalAverage:
         return cls(week=week, day=day, sensor=sensor, overall=overall)
 
     def predict(self, tod: np.ndarray, dow: np.ndarray) -> np.ndarray:
-        """`tod, dow [B, T_out]` (integers) -> `[B, T_out, N]` float32, with the documented fallbacks."""
+        """`tod, dow [B, T_out]` (integers) -> `[B, T_out, N]` float32, with the documented
+        fallbacks."""
         pred = self.week[dow, tod]
         pred = np.where(np.isfinite(pred), pred, self.day[tod])
         pred = np.where(np.isfinite(pred), pred, self.sensor)

@@ -4,10 +4,11 @@ Input `x [B, T_in, N, 3]` holds (scaled value, time of day in [0, 1), day of wee
 embeddings are concatenated: input projection 1 -> `input_embedding_dim`, time-of-day embedding
 (`steps_per_day` x `tod_embedding_dim`), day-of-week embedding (7 x `dow_embedding_dim`) and an
 adaptive spatio-temporal embedding `(T_in, N, adaptive_embedding_dim)`; their sum of widths is the
-model dim (24 + 24 + 24 + 80 = 152 by default); a width of 0 leaves an embedding out. Then `num_temporal_layers` post-norm attention
-blocks over T (nodes folded into the batch), `num_spatial_layers` over N (time folded into the
-batch), and a projection from `(N, T_in * model_dim)` to `(N, T_out)`. The output is in the
-*scaled* units of the input value; inverse-scale it outside the model.
+model dim (24 + 24 + 24 + 80 = 152 by default); a width of 0 leaves an embedding out. Then
+`num_temporal_layers` post-norm attention blocks over T (nodes folded into the batch),
+`num_spatial_layers` over N (time folded into the batch), and a projection from `(N, T_in *
+model_dim)` to `(N, T_out)`. The output is in the *scaled* units of the input value; inverse-scale
+it outside the model.
 
 With `temporal_attention="softmax", spatial_attention="softmax"` this is STAEformer; with `"eala"`
 (the default) it is ELinFormer; other names give the linear baselines.
@@ -29,7 +30,8 @@ __all__ = ["AttentionBlock", "ELinFormer"]
 
 
 class AttentionBlock(nnx.Module):
-    """Post-norm block: `x = LN(x + drop(attn(x)))`, `x = LN(x + drop(FFN(x)))`; `[B, L, D] -> [B, L, D]`.
+    """Post-norm block: `x = LN(x + drop(attn(x)))`, `x = LN(x + drop(FFN(x)))`; `[B, L, D] -> [B,
+    L, D]`.
 
     `use_flax_mha=True` builds the attention as `nnx.MultiHeadAttention` with the named op as its
     `attention_fn` instead of this package's `SelfAttention` (same maths, flax's projections).
@@ -193,7 +195,8 @@ class ELinFormer(nnx.Module):
         self.output_proj = nnx.Linear(in_steps * self.model_dim, out_steps, **common)
 
     def embed(self, x: jax.Array) -> jax.Array:
-        """`[B, T_in, N, 3] -> [B, T_in, N, model_dim]`: value, time of day, day of week, adaptive."""
+        """`[B, T_in, N, 3] -> [B, T_in, N, model_dim]`: value, time of day, day of week,
+        adaptive."""
         batch = x.shape[0]
         value = self.input_proj(x[..., :1])
         tod = jnp.round(x[..., 1] * self.steps_per_day).astype(jnp.int32) % self.steps_per_day
@@ -231,7 +234,8 @@ class ELinFormer(nnx.Module):
             or x.shape[3] < 3
         ):
             raise ValueError(
-                f"expected x of shape [B, {self.in_steps}, {self.num_nodes}, 3], got {tuple(x.shape)}"
+                f"expected x of shape [B, {self.in_steps}, {self.num_nodes}, 3], got "
+                f"{tuple(x.shape)}"
             )
         batch, steps, nodes = x.shape[:3]
         h = self.embed(x)  # [B, T, N, D]

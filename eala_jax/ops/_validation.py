@@ -30,13 +30,13 @@ def check_qkv(q: Array, k: Array, v: Array | None = None) -> bool:
         )
     if q.shape[-1] != k.shape[-1]:
         raise ValueError(
-            f"head dim of q ({q.shape[-1]}) and k ({k.shape[-1]}) must match; got q.shape={q.shape},"
-            f" k.shape={k.shape}"
+            f"head dim of q ({q.shape[-1]}) and k ({k.shape[-1]}) must match; got "
+            f"q.shape={q.shape}, k.shape={k.shape}"
         )
     if q.shape[-2] != k.shape[-2]:
         raise ValueError(
-            f"head count of q ({q.shape[-2]}) and k ({k.shape[-2]}) must match; got q.shape={q.shape},"
-            f" k.shape={k.shape}"
+            f"head count of q ({q.shape[-2]}) and k ({k.shape[-2]}) must match; got "
+            f"q.shape={q.shape}, k.shape={k.shape}"
         )
     if q.ndim == 4 and q.shape[0] != k.shape[0]:
         raise ValueError(
@@ -73,8 +73,9 @@ def resolve_key_mask(key_mask: Any, mask: Any, *, batch: int, num_keys: int) -> 
         ):
             raise ValueError(
                 "mask must be a key mask broadcast over heads and queries, shape [batch or 1, 1, 1,"
-                f" {num_keys}]; got mask.shape={mask_shape}. Linear attention cannot apply an arbitrary"
-                " query×key mask in linear time: pass key_mask=[batch, keys] or causal=True instead."
+                f" {num_keys}]; got mask.shape={mask_shape}. Linear attention cannot apply an "
+                "arbitrary query×key mask in linear time: pass key_mask=[batch, keys] or "
+                "causal=True instead."
             )
         reduced = jnp.asarray(mask)[:, 0, 0, :]
         if (
@@ -131,7 +132,8 @@ FLAX_KEYWORDS = frozenset(
 def drop_flax_keywords(
     function: str, options: dict[str, Any], accepted: frozenset[str] = frozenset()
 ) -> dict[str, Any]:
-    """Removes Flax's ignorable keywords from `options`; TypeError for any keyword not in `accepted`.
+    """Removes Flax's ignorable keywords from `options`; TypeError for any keyword not in
+    `accepted`.
 
     A non-None `bias` raises ValueError: no linear attention can add a T×S bias.
     """

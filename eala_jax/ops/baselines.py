@@ -96,7 +96,8 @@ def _softmax(
     )[..., :d_v]
     if key_mask is None:
         return out
-    # Rows without a valid key: jax.nn.dot_product_attention averages the masked values; we return 0.
+    # Rows without a valid key: jax.nn.dot_product_attention averages the masked values; we return
+    # 0.
     if causal:
         has_key = jnp.cumsum(key_mask, axis=1)[:, :, None] > 0  # [B, T, 1]
     else:
@@ -139,7 +140,8 @@ def _performer(
     chunk_size: int = 64,
     **options: Any,
 ) -> Array:
-    """FAVOR+ (Choromanski et al.): positive random features of `exp(scale·q·k)`. O((T + S)·r·(D + Dv)).
+    """FAVOR+ (Choromanski et al.): positive random features of `exp(scale·q·k)`. O((T + S)·r·(D +
+    Dv)).
 
     Give the features as `projection: [r, D]` (a model draws them once) or `rng` + `num_features`.
     """
@@ -154,7 +156,8 @@ def _performer(
         projection = jax.random.normal(rng, (num_features, q.shape[-1]))
     if projection.ndim != 2 or projection.shape[1] != q.shape[-1]:
         raise ValueError(
-            f"projection must have shape [num_features, head_dim={q.shape[-1]}], got {projection.shape}"
+            f"projection must have shape [num_features, head_dim={q.shape[-1]}], got "
+            f"{projection.shape}"
         )
     dtype = _validation.statistics_dtype(q.dtype)
     root = math.sqrt(scale)

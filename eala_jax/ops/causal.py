@@ -32,7 +32,8 @@ def _unchunked(x: Array, length: int) -> Array:
 
 
 def causal_kernel_attention(phi_q: Array, phi_k: Array, v: Array, *, chunk_size: int) -> Array:
-    """`o_i = Σ_{j≤i} (φq_i·φk_j) v_j / Σ_{j≤i} φq_i·φk_j` for `phi_q, phi_k: [B, T, H, F]`, `v: [B, T, H, Dv]`.
+    """`o_i = Σ_{j≤i} (φq_i·φk_j) v_j / Σ_{j≤i} φq_i·φk_j` for `phi_q, phi_k: [B, T, H, F]`, `v: [B,
+    T, H, Dv]`.
 
     Masked keys must already carry `φk = 0`. A row with a zero denominator returns zeros.
     Time O(T·(chunk + F)·Dv), memory O(chunk² + F·Dv) per head.
@@ -91,8 +92,9 @@ def causal_eala_rows(
     Prefix statistics are carried across chunks as centred sums merged with Chan's update; inside a
     chunk the prefix moments of each query's scores are formed densely (chunk × chunk).
     `theta_fn(entropy, sigma2, log_count) -> theta` maps the estimate to θ. With `nonnegative`, θ is
-    capped by `1 / (scale·‖q‖·r)` with `r = max_{j≤i} ‖k_j‖ + ‖k̄_i‖ ≥ max_{j≤i} ‖k_j − k̄_i‖` (a looser
-    bound than the non-causal one, which is still a guarantee). Time O(T·(chunk + d)·(d + Dv)).
+    capped by `1 / (scale·‖q‖·r)` with `r = max_{j≤i} ‖k_j‖ + ‖k̄_i‖ ≥ max_{j≤i} ‖k_j − k̄_i‖` (a
+    looser bound than the non-causal one, which is still a guarantee). Time O(T·(chunk + d)·(d +
+    Dv)).
     """
     batch, length, heads, dim = q.shape
     chunk = max(1, min(chunk_size, length))

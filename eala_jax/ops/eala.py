@@ -64,21 +64,24 @@ def eala_attention(
       theta_gradient: if False, θ is treated as a constant in the backward pass.
       nonnegative: cap θ so that every weight is ≥ 0 (EALA.md step 7).
       causal / is_causal: query i sees keys j ≤ i (needs T == S); chunked prefix sums.
-      return_stats: also return {"theta", "entropy", "sigma2", "mean_score", "count"}, each `[B, T, H]`.
+      return_stats: also return {"theta", "entropy", "sigma2", "mean_score", "count"}, each `[B, T,
+        H]`.
       num_segments, num_features, rng, projection: options of the "segments" and
         "random_features" estimators.
       chunk_size: key chunk of the causal scan.
       implementation: None (auto), "statistics" (D×D key statistics, O((T+S)·D²)) or "scores" (the
         explicit scores, O(T·S·D)). Auto takes "scores" when S ≤ D, where it is cheaper; both give
         the same result. Causal mode always uses chunked statistics.
-      dtype: output dtype (default: q's). Statistics are float32 (or wider) whatever the input dtype.
-      **ignored: other keywords Flax attention modules pass (dropout_rng, dropout_rate, deterministic,
-        broadcast_dropout, precision, module, ...). Attention dropout is ignored: EALA never forms a
-        weight matrix for it to act on.
+      dtype: output dtype (default: q's). Statistics are float32 (or wider) whatever the input
+        dtype.
+      **ignored: other keywords Flax attention modules pass (dropout_rng, dropout_rate,
+        deterministic, broadcast_dropout, precision, module, ...). Attention dropout is ignored:
+        EALA never forms a weight matrix for it to act on.
 
     Cost: O((T + S)·D·(D + Dv)) time and O(D·(D + Dv)) extra memory per head for the Gaussian
     estimate (O((T + S)·D³) for "cumulant3"), against O(T·S·D) and O(T·S) for softmax attention.
-    Degenerate rows are finite: one valid key gives its value; no valid key gives zeros; σ = 0 gives v̄.
+    Degenerate rows are finite: one valid key gives its value; no valid key gives zeros; σ = 0 gives
+    v̄.
     """
     _validation.drop_flax_keywords("eala_attention", ignored)
     unbatched = _validation.check_qkv(q, k, v)
@@ -322,7 +325,8 @@ def _eala_rows(
     else:
         key_stats = key_statistics(k, v, key_mask)
         count, mean_k, mean_v = key_stats.count[:, None, :], key_stats.mean_k, key_stats.mean_v
-        # Σ_j (s_ij − μ_i)(v_j − v̄) = scale · q_iᵀ Σ_j (k_j − k̄)(v_j − v̄)ᵀ, with σ² in the same product.
+        # Σ_j (s_ij − μ_i)(v_j − v̄) = scale · q_iᵀ Σ_j (k_j − k̄)(v_j − v̄)ᵀ, with σ² in the same
+        # product.
         mean_score, sigma2, weighted = project_queries(q, key_stats, scale)
         mean_score, sigma2, weighted = (
             jnp.swapaxes(x, 1, 2) for x in (mean_score, sigma2, weighted)
@@ -369,8 +373,8 @@ def _dense_score_moments(
 ) -> tuple[Array, ...]:
     """Moments from the explicit `[B, T, H, S]` scores, for S ≤ D where they are the cheaper route.
 
-    Returns count `[B, 1, 1]`, k̄ `[B, H, D]`, v̄ `[B, H, Dv]`, μ and σ² `[B, T, H]`, and the centred
-    masked scores `(s − μ)·m` `[B, T, H, S]`. Time O(T·S·(D + Dv)).
+    Returns count `[B, 1, 1]`, k̄ `[B, H, D]`, v̄ `[B, H, Dv]`, μ and σ² `[B, T, H]`, and the
+    centred masked scores `(s − μ)·m` `[B, T, H, S]`. Time O(T·S·(D + Dv)).
     """
     weight = valid.astype(q.dtype)  # [B, S]
     count = jnp.sum(weight, axis=1)[:, None, None]
@@ -395,7 +399,8 @@ def _entropy_from_centred_scores(
     elif method == "cumulant3":
         kappa3 = jnp.sum(centred**3, axis=-1) / jnp.maximum(count, 1.0)
         raw = log_count - 0.5 * sigma2 - kappa3 / 3.0
-    else:  # exact: H = log Σ e^{c} − Σ p c over valid keys (shift-invariant, so centred scores serve)
+    else:
+        # exact: H = log Σ e^{c} − Σ p c over valid keys (shift-invariant: centred scores serve)
         keep = valid[:, None, None, :]
         logits = jnp.where(
             keep, centred, -1e30

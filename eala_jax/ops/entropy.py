@@ -26,9 +26,9 @@ from eala_jax.ops.statistics import (
 Array = jax.Array
 EstimatorName = Literal["gaussian", "cumulant3", "segments", "random_features", "exact"]
 ESTIMATORS: tuple[str, ...] = get_args(EstimatorName)
-# Chosen from `python -m benchmarks.estimator_error` (docs/estimators.md): on random inputs the Gaussian
-# estimate is as accurate overall as "cumulant3" (mean |Ĥ − H| 0.49 vs 0.49 nats; cumulant3 is better
-# on broad maps, worse on sharp ones) at 1/d of its per-query cost (O(d²) vs O(d³)).
+# Chosen from `python -m benchmarks.estimator_error` (docs/estimators.md): on random inputs the
+# Gaussian estimate is as accurate overall as "cumulant3" (mean |Ĥ − H| 0.49 vs 0.49 nats; cumulant3
+# is better on broad maps, worse on sharp ones) at 1/d of its per-query cost (O(d²) vs O(d³)).
 DEFAULT_ESTIMATOR: EstimatorName = "gaussian"
 _NEG = -1e30  # a finite "minus infinity": keeps gradients free of inf - inf.
 
@@ -137,7 +137,8 @@ def check_estimator_options(
             )
         if projection is not None and (projection.ndim != 2 or projection.shape[1] != head_dim):
             raise ValueError(
-                f"projection must have shape [num_features, head_dim={head_dim}], got {projection.shape}"
+                f"projection must have shape [num_features, head_dim={head_dim}], got "
+                f"{projection.shape}"
             )
         if projection is None and (not isinstance(num_features, int) or num_features < 1):
             raise ValueError(f"num_features must be a positive int, got {num_features!r}")
@@ -293,7 +294,8 @@ def _random_feature_entropy(
 
 
 def positive_feature_logits(x: Array, projection: Array) -> Array:
-    """`w_f·x − ‖x‖²/2` for each feature row `w_f` of `projection: [r, D]`; `x: [..., D] -> [..., r]`."""
+    """`w_f·x − ‖x‖²/2` for each feature row `w_f` of `projection: [r, D]`; `x: [..., D] -> [...,
+    r]`."""
     return jnp.einsum("...d,rd->...r", x, projection) - 0.5 * jnp.sum(x * x, axis=-1, keepdims=True)
 
 

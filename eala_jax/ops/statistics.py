@@ -1,8 +1,8 @@
 """Key statistics of EALA (EALA.md steps 1-2): counts, means and centred co-moments.
 
 Everything here is a sum over keys, so statistics of chunks (or devices) merge exactly with the
-pairwise update of Chan et al. (`merge_statistics`), never as raw `Σ k kᵀ − M k̄ k̄ᵀ`, which cancels in
-float32 when the mean is large against the spread.
+pairwise update of Chan et al. (`merge_statistics`), never as raw `Σ k kᵀ − M k̄ k̄ᵀ`, which cancels
+in float32 when the mean is large against the spread.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ class KeyStatistics(NamedTuple):
     """Centred sufficient statistics of the valid keys and values of each (batch, head).
 
     count: `[B, 1]` number of valid keys M (same for every head).
-    mean_k: `[B, H, D]` k̄.      comoment_kk: `[B, H, D, D]` Σ_j (k_j − k̄)(k_j − k̄)ᵀ (not divided by M).
+    mean_k: `[B, H, D]` k̄.      comoment_kk: `[B, H, D, D]` Σ_j (k_j − k̄)(k_j − k̄)ᵀ (not divided
+      by M).
     mean_v: `[B, H, Dv]` v̄.     comoment_kv: `[B, H, D, Dv]` Σ_j (k_j − k̄)(v_j − v̄)ᵀ.
     """
 
@@ -34,8 +35,8 @@ def key_statistics(k: Array, v: Array, key_mask: Array | None) -> KeyStatistics:
     """Statistics of `k: [B, S, H, D]`, `v: [B, S, H, Dv]` over the keys where `key_mask: [B, S]`.
 
     Two passes (means, then centred co-moments). Cost O(S·D·(D + Dv)) per head, memory O(D·(D+Dv)).
-    Both co-moments come from one head-major matrix product `kcᵀ [kc | vc]`: on a CPU this halves the
-    passes over the keys and keeps the backward pass free of per-head transposes.
+    Both co-moments come from one head-major matrix product `kcᵀ [kc | vc]`: on a CPU this halves
+    the passes over the keys and keeps the backward pass free of per-head transposes.
     """
     dim = k.shape[-1]
     weight = _key_weight(key_mask, k)
@@ -84,7 +85,8 @@ def project_queries(
 ) -> tuple[Array, Array, Array | None]:
     """Head-major query side of EALA: μ and σ² `[B, H, T]` and `scale·q_iᵀ C_kv` `[B, H, T, Dv]`.
 
-    One matrix product `q [Σ_K | C_kv]` per head (the value part only `with_values`); O(T·D·(D + Dv)).
+    One matrix product `q [Σ_K | C_kv]` per head (the value part only `with_values`); O(T·D·(D +
+    Dv)).
     """
     dim = q.shape[-1]
     q_heads = jnp.swapaxes(q, 1, 2)  # [B, H, T, D]
@@ -124,7 +126,8 @@ def centred_third_moment(k: Array, key_mask: Array | None, mean_k: Array, count:
 
 
 def cubic_form(q: Array, t3: Array) -> Array:
-    """`T₃(q, q, q)` for every query, `[B, T, H]`, in O(T·D³) time (query chunks bound the memory)."""
+    """`T₃(q, q, q)` for every query, `[B, T, H]`, in O(T·D³) time (query chunks bound the
+    memory)."""
     batch, length, heads, dim = q.shape
     t3_matrix = t3.reshape(batch, heads, dim * dim, dim)
 
@@ -144,7 +147,8 @@ def _chunk_length(length: int, per_row: int) -> int:
 
 
 def _sum_over_chunks(fn, x: Array, *, per_row: int) -> Array:
-    """`Σ_c fn(x[:, chunk_c])` over chunks of axis 1 (zero-padded: fn must map zero rows to zero)."""
+    """`Σ_c fn(x[:, chunk_c])` over chunks of axis 1 (zero-padded: fn must map zero rows to
+    zero)."""
     chunk = _chunk_length(x.shape[1], per_row)
     if chunk == x.shape[1]:
         return fn(x)

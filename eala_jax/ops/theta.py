@@ -10,7 +10,8 @@ _TINY_VARIANCE = 1e-12
 
 
 def theta_from_entropy(entropy: Array, sigma2: Array, log_count: Array) -> Array:
-    """Entropy equality: `θ* = √(2 (log M − Ĥ)) / σ`, the θ whose weights have entropy Ĥ to second order.
+    """Entropy equality: `θ* = √(2 (log M − Ĥ)) / σ`, the θ whose weights have entropy Ĥ to second
+    order.
 
     Where σ² ≈ 0 every score equals the mean, the weights are uniform whatever θ is, and θ = 0 is
     returned. Finite gradients everywhere (double-`where` guards).
@@ -24,6 +25,7 @@ def theta_from_entropy(entropy: Array, sigma2: Array, log_count: Array) -> Array
 
 
 def cap_theta(theta: Array, bound: Array) -> Array:
-    """`min(θ, 1 / bound)` with `bound = scale·‖q‖·r`, so that `1 + θ (s − μ) ≥ 0`; no cap where bound = 0."""
+    """`min(θ, 1 / bound)` with `bound = scale·‖q‖·r`, so that `1 + θ (s − μ) ≥ 0`; no cap where
+    bound = 0."""
     positive = bound > 0
     return jnp.where(positive, jnp.minimum(theta, 1.0 / jnp.where(positive, bound, 1.0)), theta)

@@ -40,7 +40,8 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def check_workdir(config: Config, workdir: str | Path) -> bool:
-    """Raise `IncompatibleWorkdirError` if `workdir` holds another run's config or a checkpoint without one.
+    """Raise `IncompatibleWorkdirError` if `workdir` holds another run's config or a checkpoint
+    without one.
 
     Returns True when the workdir holds a compatible earlier run (to resume), False when fresh.
     Keys in `RUNTIME_KEYS` (progress bar, plots, ...) may differ.
@@ -115,7 +116,8 @@ class Checkpoints:
     def restore(
         self, abstract_state: Any, step: int | None = None
     ) -> tuple[Any, bytes, dict[str, Any]]:
-        """Restore (state, data_state, counters) of `step` (default latest) onto `abstract_state`'s structure."""
+        """Restore (state, data_state, counters) of `step` (default latest) onto `abstract_state`'s
+        structure."""
         step = self.latest.latest_step() if step is None else step
         try:
             restored = self.latest.restore(
@@ -128,7 +130,8 @@ class Checkpoints:
             )
         except (ValueError, KeyError, TypeError) as err:
             raise IncompatibleWorkdirError(
-                f"checkpoint {step} in {self.latest.directory} does not fit this model/optimiser: {err}"
+                f"checkpoint {step} in {self.latest.directory} does not fit this model/optimiser: "
+                f"{err}"
             ) from err
         return restored["state"], restored["data"]["iterator"].encode(), dict(restored["counters"])
 

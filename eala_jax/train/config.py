@@ -106,7 +106,8 @@ class TrainConfig:
     parallel: str = "jit"
     # Devices to use (None = all local devices).
     num_devices: int | None = None
-    # Save a resumable checkpoint every this many steps as well as at each epoch end (0 = epoch ends only).
+    # Save a resumable checkpoint every this many steps as well as at each epoch end (0 = epoch ends
+    # only).
     checkpoint_every_steps: int = 0
     # Resumable checkpoints kept (the best one is kept apart).
     keep_checkpoints: int = 2

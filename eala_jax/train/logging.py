@@ -20,7 +20,8 @@ def _clean(value: Any) -> Any:
 
 
 class MetricsLogger:
-    """Writes one row per epoch to `metrics.csv` and `metrics.jsonl`; `tensorboard=True` adds events.
+    """Writes one row per epoch to `metrics.csv` and `metrics.jsonl`; `tensorboard=True` adds
+    events.
 
     `rewrite(history)` replaces both files with `history` (used on resume, so a resumed run's
     files hold exactly the epochs of its checkpoint and then the new ones).

@@ -54,14 +54,16 @@ _COMPILED: dict[tuple, DataParallel] = {}
 
 
 class TrainingDivergedError(FloatingPointError):
-    """A non-finite loss, gradient or parameter norm stopped the run (the message names the step)."""
+    """A non-finite loss, gradient or parameter norm stopped the run (the message names the
+    step)."""
 
 
 # --------------------------------------------------------------------------------------------
 # Data and model
 # --------------------------------------------------------------------------------------------
 def load_splits(config: Config) -> tuple[Any, Any]:
-    """Load the data set of `config.data`, check node count and steps per day, return (series, splits)."""
+    """Load the data set of `config.data`, check node count and steps per day, return (series,
+    splits)."""
     from eala_jax.data import load_dataset, make_forecast_splits
 
     d = config.data
@@ -72,7 +74,8 @@ def load_splits(config: Config) -> tuple[Any, Any]:
         )
     if d.steps_per_day is not None and d.steps_per_day != series.steps_per_day:
         raise ValueError(
-            f"data.steps_per_day={d.steps_per_day} but data set {d.name!r} has {series.steps_per_day} steps per day"
+            f"data.steps_per_day={d.steps_per_day} but data set {d.name!r} has "
+            f"{series.steps_per_day} steps per day"
         )
     splits = make_forecast_splits(
         series,
@@ -136,7 +139,8 @@ def _eval_batches(source: Any, batch_size: int) -> list[tuple[dict[str, np.ndarr
 def _evaluate(
     dp: DataParallel, state: Any, batches: list, scale: Scale, *, keep_predictions: bool = False
 ):
-    """Metric result over pre-built eval batches (and, on request, the predictions `[W, T_out, N]`)."""
+    """Metric result over pre-built eval batches (and, on request, the predictions `[W, T_out,
+    N]`)."""
     acc = MetricAccumulator()
     preds = []
     for batch, n in batches:
@@ -234,7 +238,8 @@ def _fresh_counters() -> dict[str, Any]:
 def train_and_evaluate(
     config: Config, workdir: str | Path, *, stop_at_step: int | None = None
 ) -> dict[str, Any] | None:
-    """Train `config` in `workdir` (resuming from its latest checkpoint) and evaluate the best model.
+    """Train `config` in `workdir` (resuming from its latest checkpoint) and evaluate the best
+    model.
 
     Returns the results dict (also written to `workdir/results.json`), or None when
     `stop_at_step` (a preemption drill for tests: stop as if killed, right after that global step,
@@ -255,7 +260,8 @@ def train_and_evaluate(
     steps_per_epoch = len(splits.train) // t.batch_size
     if steps_per_epoch < 1:
         raise ValueError(
-            f"train.batch_size={t.batch_size} is larger than the training split ({len(splits.train)} windows)"
+            f"train.batch_size={t.batch_size} is larger than the training split "
+            f"({len(splits.train)} windows)"
         )
     if t.max_steps_per_epoch is not None:
         steps_per_epoch = min(steps_per_epoch, t.max_steps_per_epoch)
@@ -397,7 +403,8 @@ def _train(
     workdir: Path,
     stop_at_step: int | None,
 ) -> tuple[Any, dict[str, Any]]:
-    """Epochs until early stopping or `max_epochs`; returns (state, counters), state None if stopped by the drill."""
+    """Epochs until early stopping or `max_epochs`; returns (state, counters), state None if stopped
+    by the drill."""
     t = config.train
     bar = None
     try:
@@ -420,10 +427,12 @@ def _train(
                 counters["step_in_epoch"] += 1
                 if not all(math.isfinite(m[k]) for k in ("loss", "grad_norm", "param_norm")):
                     raise TrainingDivergedError(
-                        f"non-finite training measurements at step {counters['step']} (epoch {epoch + 1}, "
-                        f"step {counters['step_in_epoch']} of the epoch): loss={m['loss']}, "
-                        f"grad_norm={m['grad_norm']}, param_norm={m['param_norm']}, lr={m['lr']}. Stopped; "
-                        f"the last good checkpoint (step {ckpt.latest_step()}) is kept in {workdir / 'checkpoints'}"
+                        f"non-finite training measurements at step {counters['step']} (epoch "
+                        f"{epoch + 1}, step {counters['step_in_epoch']} of the epoch): "
+                        f"loss={m['loss']}, grad_norm={m['grad_norm']}, "
+                        f"param_norm={m['param_norm']}, lr={m['lr']}. Stopped; the last good "
+                        f"checkpoint (step {ckpt.latest_step()}) is kept in "
+                        f"{workdir / 'checkpoints'}"
                     )
                 counters["epoch_loss_sum"] += m["loss"]
                 counters["epoch_loss_count"] += 1
@@ -481,8 +490,9 @@ def _train(
             counters["history"].append(row)
             logger.log(row)
             tqdm.write(
-                f"epoch {row['epoch']:3d}  step {row['step']:6d}  train_loss {row['train_loss']:.4f}  "
-                f"val MAE {row['val_mae']:.4f}{'  (best)' if improved else ''}  lr {row['lr']:.1e}  "
+                f"epoch {row['epoch']:3d}  step {row['step']:6d}  train_loss "
+                f"{row['train_loss']:.4f}  val MAE "
+                f"{row['val_mae']:.4f}{'  (best)' if improved else ''}  lr {row['lr']:.1e}  "
                 f"{epoch_time:.1f}s ({row['steps_per_s']:.2f} steps/s)"
             )
             sys.stdout.flush()  # one line per epoch reaches a log file as it happens
@@ -550,8 +560,9 @@ def _finish(
     (workdir / "results.json").write_text(json.dumps(_jsonable(results), indent=2) + "\n")
     title = (
         f"{config.name}: {config.data.name}, temporal={config.model.temporal_attention}, "
-        f"spatial={config.model.spatial_attention}, best epoch {counters['best_epoch']} of {counters['epoch']}"
-        f" ({counters['stop_reason']}), {results['time_per_epoch_s'] or 0:.1f} s/epoch"
+        f"spatial={config.model.spatial_attention}, best epoch {counters['best_epoch']} of "
+        f"{counters['epoch']} ({counters['stop_reason']}), {results['time_per_epoch_s'] or 0:.1f} "
+        "s/epoch"
     )
     markdown = (
         f"# {title}\n\n"

@@ -1,4 +1,5 @@
-"""End-of-run figures: the learning curve and prediction against truth for a few sensors (PNG, Agg)."""
+"""End-of-run figures: the learning curve and prediction against truth for a few sensors (PNG,
+Agg)."""
 
 from __future__ import annotations
 
@@ -60,14 +61,15 @@ def plot_predictions(
     horizon: int = 3,
     max_windows: int = 576,
 ) -> Path:
-    """Prediction vs truth at one horizon (1-based) over consecutive test windows; arrays `[W, T_out, N]`."""
+    """Prediction vs truth at one horizon (1-based) over consecutive test windows; arrays `[W,
+    T_out, N]`."""
     plt = _pyplot()
     sensors = [s for s in sensors if 0 <= s < pred.shape[-1]] or [0]
     w = min(pred.shape[0], max_windows)
     fig, axes = plt.subplots(
         len(sensors), 1, figsize=(9, 2.4 * len(sensors)), sharex=True, squeeze=False
     )
-    for ax, s in zip(axes[:, 0], sensors):
+    for ax, s in zip(axes[:, 0], sensors, strict=False):
         truth = np.where(mask[:w, horizon - 1, s], target[:w, horizon - 1, s], np.nan)
         ax.plot(truth, label="truth", linewidth=1)
         ax.plot(pred[:w, horizon - 1, s], label="prediction", linewidth=1)

@@ -56,7 +56,8 @@ def resolve_device_count(num_devices: int | None, parallel: str = "jit") -> int:
 def check_batch_divisible(
     batch_size: int, num_devices: int, *, key: str = "train.batch_size"
 ) -> None:
-    """Raise ValueError unless `batch_size` splits evenly over the devices (global count under multi-host)."""
+    """Raise ValueError unless `batch_size` splits evenly over the devices (global count under
+    multi-host)."""
     total = num_devices * jax.process_count()
     if batch_size % total:
         raise ValueError(
@@ -66,7 +67,8 @@ def check_batch_divisible(
 
 
 def make_mesh(num_devices: int | None = None) -> Mesh:
-    """A 1-D mesh with axis "data" (`AxisType.Auto`) over `num_devices` local devices (all devices of all hosts if None)."""
+    """A 1-D mesh with axis "data" (`AxisType.Auto`) over `num_devices` local devices (all devices
+    of all hosts if None)."""
     # Auto axis: shardings are given at the jit boundary and XLA propagates them inside (the model
     # code needs no sharding annotations, e.g. for its embedding gathers).
     auto = (jax.sharding.AxisType.Auto,)
@@ -145,7 +147,8 @@ class DataParallel:
         return jax.tree.map(np.asarray, jax.device_get(state))
 
     def put_batch(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
-        """A host batch (this process's rows) -> the mode's layout; leading dim must divide evenly."""
+        """A host batch (this process's rows) -> the mode's layout; leading dim must divide
+        evenly."""
         size = next(iter(batch.values())).shape[0]
         if size % self.num_devices:
             raise ValueError(f"batch of {size} rows does not split over {self.num_devices} devices")

@@ -35,7 +35,8 @@ Batch = dict[str, jax.Array]
 
 
 class Scale(NamedTuple):
-    """Inverse scaling of model outputs: `raw = scaled * std + mean` (arrays broadcast to `[B, T, N]`)."""
+    """Inverse scaling of model outputs: `raw = scaled * std + mean` (arrays broadcast to `[B, T,
+    N]`)."""
 
     mean: jax.Array
     std: jax.Array
@@ -56,7 +57,8 @@ def build_optimizer(
     weight_decay: float = 0.0,
     max_grad_norm: float = 0.0,
 ) -> optax.GradientTransformation:
-    """Clip by global norm, then Adam with L2 (`"adam"`, torch-style) or decoupled decay (`"adamw"`)."""
+    """Clip by global norm, then Adam with L2 (`"adam"`, torch-style) or decoupled decay
+    (`"adamw"`)."""
     parts: list[optax.GradientTransformation] = []
     if max_grad_norm > 0:
         parts.append(optax.clip_by_global_norm(max_grad_norm))
@@ -74,7 +76,8 @@ def build_optimizer(
 def masked_loss_sum(
     pred: jax.Array, target: jax.Array, mask: jax.Array, *, kind: str = "mae", delta: float = 1.0
 ) -> jax.Array:
-    """Sum over valid entries of |pred - target| (`"mae"`) or the Huber loss (`"huber"`); `[B, T, N]` -> scalar."""
+    """Sum over valid entries of |pred - target| (`"mae"`) or the Huber loss (`"huber"`); `[B, T,
+    N]` -> scalar."""
     err = pred.astype(jnp.float32) - target.astype(jnp.float32)
     if kind == "mae":
         per = jnp.abs(err)
@@ -176,9 +179,11 @@ def make_update_fn(
     delta: float = 1.0,
     axis_name: str | None = None,
 ) -> Callable[[nnx.State, Batch, Scale, jax.Array], tuple[nnx.State, dict[str, jax.Array]]]:
-    """The pure update `(state, batch, scale, key) -> (state, measurements)` over `nnx.split((model, optimizer))`.
+    """The pure update `(state, batch, scale, key) -> (state, measurements)` over `nnx.split((model,
+    optimizer))`.
 
-    Not jitted here: `eala_jax.train.sharding` jits (with shardings, donating the state) or pmaps it.
+    Not jitted here: `eala_jax.train.sharding` jits (with shardings, donating the state) or pmaps
+    it.
     """
 
     def update(state: nnx.State, batch: Batch, scale: Scale, key: jax.Array):

@@ -1,4 +1,5 @@
-"""python -m experiments.train --config experiments/configs/los_loop_softmax.py --workdir runs/los_loop_softmax
+"""python -m experiments.train --config experiments/configs/los_loop_softmax.py --workdir
+runs/los_loop_softmax
 
 The softmax backbone (STAEformer's attention; ELinFormer's quadratic baseline) on Los-loop (207
 sensors, one week at 5 min, split 7:1:2), same budget and seed as los_loop_elinformer.py, the
@@ -26,7 +27,8 @@ from eala_jax.train import Config, load_config_file
 
 
 def get_config() -> Config:
-    # los_loop_elinformer.py with softmax attention in both axes: data, budget and seed stay identical.
+    # los_loop_elinformer.py with softmax attention in both axes: data, budget and seed stay
+    # identical.
     config = load_config_file(pathlib.Path(__file__).with_name("los_loop_elinformer.py"))
     model = dataclasses.replace(
         config.model,

@@ -1,4 +1,5 @@
-"""python -m experiments.train --config experiments/configs/pems08_elinformer.py --workdir runs/pems08 --set data.data_dir=$HOME/data
+"""python -m experiments.train --config experiments/configs/pems08_elinformer.py --workdir
+runs/pems08 --set data.data_dir=$HOME/data
 
 ELinFormer on PEMS08 (170 sensors, 62 days at 5 min, flow, split 6:2:2) from the file you have:
 `data.data_dir` is the folder holding `pems08/PEMS08.npz` (docs/data.md). The backbone and budget

@@ -1,4 +1,5 @@
-"""python -m experiments.train --config experiments/configs/synthetic_elinformer.py --workdir runs/synthetic
+"""python -m experiments.train --config experiments/configs/synthetic_elinformer.py --workdir
+runs/synthetic
 
 The README's main job: ELinFormer (EALA in both axes, Gaussian entropy estimate) on the embedded
 synthetic set (20 nodes, 14 days at 5 min, split 7:1:2; no files needed), the CPU-sized backbone
@@ -23,9 +24,9 @@ def get_config() -> Config:
         model=ModelConfig(
             temporal_attention="eala",
             spatial_attention="eala",
-            # The Gaussian entropy estimate (the ops' default, pinned here). "cumulant3" estimated real
-            # maps better in EALA.md's measurements but doubled the step time here on 2 CPU cores
-            # (2.3 s against 1.2 s a step at 207 nodes, under load); try it with
+            # The Gaussian entropy estimate (the ops' default, pinned here). "cumulant3" estimated
+            # real maps better in EALA.md's measurements but doubled the step time here on 2 CPU
+            # cores (2.3 s against 1.2 s a step at 207 nodes, under load); try it with
             # --set 'model.spatial_attention_options={"estimator": "cumulant3"}'.
             temporal_attention_options=(("estimator", "gaussian"),),
             spatial_attention_options=(("estimator", "gaussian"),),

@@ -1,4 +1,5 @@
-"""python -m experiments.train --config experiments/configs/sz_taxi_elinformer.py --workdir runs/sz_taxi_elinformer
+"""python -m experiments.train --config experiments/configs/sz_taxi_elinformer.py --workdir
+runs/sz_taxi_elinformer
 
 ELinFormer (EALA in the temporal and spatial layers, Gaussian entropy estimate, θ*) on SZ-taxi (156
 roads of Luohu, Shenzhen, January 2015 at 15 min, split 7:1:2), with the EALA.md backbone shrunk for
@@ -28,9 +29,9 @@ def get_config() -> Config:
         model=ModelConfig(
             temporal_attention="eala",
             spatial_attention="eala",
-            # The Gaussian entropy estimate (the ops' default, pinned here). "cumulant3" estimated real
-            # maps better in EALA.md's measurements but doubled the step time here on 2 CPU cores
-            # (2.3 s against 1.2 s a step at 207 nodes, under load); try it with
+            # The Gaussian entropy estimate (the ops' default, pinned here). "cumulant3" estimated
+            # real maps better in EALA.md's measurements but doubled the step time here on 2 CPU
+            # cores (2.3 s against 1.2 s a step at 207 nodes, under load); try it with
             # --set 'model.spatial_attention_options={"estimator": "cumulant3"}'.
             temporal_attention_options=(("estimator", "gaussian"),),
             spatial_attention_options=(("estimator", "gaussian"),),

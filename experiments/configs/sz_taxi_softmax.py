@@ -1,4 +1,5 @@
-"""python -m experiments.train --config experiments/configs/sz_taxi_softmax.py --workdir runs/sz_taxi_softmax
+"""python -m experiments.train --config experiments/configs/sz_taxi_softmax.py --workdir
+runs/sz_taxi_softmax
 
 The softmax backbone (STAEformer's attention; ELinFormer's quadratic baseline) on SZ-taxi (156
 roads, January 2015 at 15 min, split 7:1:2), same budget and seed as sz_taxi_elinformer.py, the
@@ -25,7 +26,8 @@ from eala_jax.train import Config, load_config_file
 
 
 def get_config() -> Config:
-    # sz_taxi_elinformer.py with softmax attention in both axes: data, budget and seed stay identical.
+    # sz_taxi_elinformer.py with softmax attention in both axes: data, budget and seed stay
+    # identical.
     config = load_config_file(pathlib.Path(__file__).with_name("sz_taxi_elinformer.py"))
     model = dataclasses.replace(
         config.model,

@@ -1,4 +1,5 @@
-"""Small files written in the exact formats of the published data sets, and the shared-data location."""
+"""Small files written in the exact formats of the published data sets, and the shared-data
+location."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ needs_shared = pytest.mark.skipif(
 def write_pems_npz(
     path: Path, *, num_steps: int = 600, num_nodes: int = 6, seed: int = 0
 ) -> np.ndarray:
-    """A PEMS0X.npz: key ``data``, float64 ``(T, N, 3)`` (flow, occupancy, speed), with some zeros."""
+    """A PEMS0X.npz: key ``data``, float64 ``(T, N, 3)`` (flow, occupancy, speed), with some
+    zeros."""
     rng = np.random.default_rng(seed)
     data = rng.uniform(1.0, 400.0, size=(num_steps, num_nodes, 3)).round(1)
     data[rng.random((num_steps, num_nodes)) < 0.05, 0] = 0.0
@@ -43,7 +45,8 @@ def write_metr_h5(
     start: str = "2012-03-01 00:00:00",
     seed: int = 1,
 ) -> pd.DataFrame:
-    """DCRNN ``metr-la.h5``: a pandas frame T x N of speeds, 5-min DatetimeIndex, sensor-id columns, key ``df``."""
+    """DCRNN ``metr-la.h5``: a pandas frame T x N of speeds, 5-min DatetimeIndex, sensor-id columns,
+    key ``df``."""
     rng = np.random.default_rng(seed)
     values = rng.uniform(5.0, 70.0, size=(num_steps, num_nodes))
     values[rng.random((num_steps, num_nodes)) < 0.05] = 0.0

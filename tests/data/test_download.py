@@ -1,4 +1,5 @@
-"""load_dataset(url=...): downloads only from file:// URLs to fixtures in tmp dirs; nothing reaches a network."""
+"""load_dataset(url=...): downloads only from file:// URLs to fixtures in tmp dirs; nothing reaches
+a network."""
 
 import os
 
@@ -13,7 +14,8 @@ from tests.data.fixtures import write_distance_csv, write_pems_npz
 
 @pytest.fixture
 def remote(tmp_path):
-    """A 'server' folder holding a small PEMS08.npz and its distance.csv, and an empty data directory."""
+    """A 'server' folder holding a small PEMS08.npz and its distance.csv, and an empty data
+    directory."""
     server = tmp_path / "server"
     write_pems_npz(server / "PEMS08.npz", num_steps=300, num_nodes=4)
     write_distance_csv(server / "distance.csv", [(0, 1, 10.0), (2, 3, 20.0)])

@@ -1,4 +1,5 @@
-"""grain loading: every window once in evaluation, seeded shuffles, disjoint shards, resumable position."""
+"""grain loading: every window once in evaluation, seeded shuffles, disjoint shards, resumable
+position."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,5 @@
-"""The synthetic set: seeded, and shaped like traffic (daily and weekly profile, incidents, gaps, graph)."""
+"""The synthetic set: seeded, and shaped like traffic (daily and weekly profile, incidents, gaps,
+graph)."""
 
 import numpy as np
 import pytest
@@ -22,7 +23,8 @@ def test_traffic_like_structure():
     weekday, weekend = dow < 5, dow >= 5
     night = (tod >= 2 / 24) & (tod < 4 / 24)
     rush = (tod >= 7.5 / 24) & (tod < 8.5 / 24)
-    # Daily profile: weekday morning rush is slower than the night; weekends dip less (weekly profile).
+    # Daily profile: weekday morning rush is slower than the night; weekends dip less (weekly
+    # profile).
     weekday_dip = np.nanmean(values[weekday & night]) - np.nanmean(values[weekday & rush])
     weekend_dip = np.nanmean(values[weekend & night]) - np.nanmean(values[weekend & rush])
     assert weekday_dip > 5.0 and weekend_dip < 0.6 * weekday_dip

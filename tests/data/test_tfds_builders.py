@@ -1,4 +1,5 @@
-"""tensorflow-datasets copies: each builds into a temporary folder and reads back the exact arrays."""
+"""tensorflow-datasets copies: each builds into a temporary folder and reads back the exact
+arrays."""
 
 import numpy as np
 import pandas as pd

@@ -11,7 +11,8 @@ from experiments import compare
 
 @pytest.fixture(scope="module")
 def base_config():
-    # The config compare trains for Los-loop: it pins EALA's estimator, which other attentions must not get.
+    # The config compare trains for Los-loop: it pins EALA's estimator, which other attentions must
+    # not get.
     return load_config_file("experiments/configs/los_loop_elinformer.py")
 
 

@@ -1,4 +1,5 @@
-"""experiments.report and experiments.compare: targets judged from result rows, summaries over seeds."""
+"""experiments.report and experiments.compare: targets judged from result rows, summaries over
+seeds."""
 
 import json
 

@@ -30,8 +30,10 @@ def test_historical_average_week_slot_then_time_of_day_fallback():
     values[1, 1] = np.nan  # a missing reading is skipped
     ha = HistoricalAverage.fit(values, tod, dow, spd)
     pred = ha.predict(np.array([[1, 2]]), np.array([[1, 5]]))
-    # Seen slot: Tuesday slot 1 = 11. Unseen weekday (Saturday): mean over days of slot 2 = (2 + 12) / 2.
+    # Seen slot: Tuesday slot 1 = 11. Unseen weekday (Saturday): mean over days of slot 2 = (2 + 12)
+    # / 2.
     np.testing.assert_allclose(pred[0, 0], [11.0, 11.0])
     np.testing.assert_allclose(pred[0, 1], [7.0, 7.0])
-    # Monday slot 1 of sensor 1 is missing, so that slot falls back to the time-of-day mean (Tuesday's 11).
+    # Monday slot 1 of sensor 1 is missing, so that slot falls back to the time-of-day mean
+    # (Tuesday's 11).
     np.testing.assert_allclose(ha.predict(np.array([[1]]), np.array([[0]]))[0, 0], [1.0, 11.0])

@@ -1,4 +1,5 @@
-"""ELinFormer: shapes for every attention, flax MultiHeadAttention with EALA, embeddings, dtypes, errors."""
+"""ELinFormer: shapes for every attention, flax MultiHeadAttention with EALA, embeddings, dtypes,
+errors."""
 
 import jax
 import jax.numpy as jnp
@@ -65,7 +66,8 @@ def test_performer_projection_is_a_fixed_buffer():
 
 
 def test_flax_multihead_attention_with_eala_matches_self_attention():
-    """nnx.MultiHeadAttention(attention_fn=eala) inside the block equals our layer with the same weights."""
+    """nnx.MultiHeadAttention(attention_fn=eala) inside the block equals our layer with the same
+    weights."""
     options = {"estimator": "cumulant3"}
     flax_block = AttentionBlock(
         16,

@@ -109,7 +109,8 @@ def segments_entropy(s_full, valid, num_segments):
 
 
 def random_feature_kernel(q, k, projection, scale):
-    """FAVOR+ estimate of exp(scale q·k): `φ(x)·φ(y)` with `φ(x) = exp(W x' − ‖x'‖²/2)/√r`, `x' = √scale x`."""
+    """FAVOR+ estimate of exp(scale q·k): `φ(x)·φ(y)` with `φ(x) = exp(W x' − ‖x'‖²/2)/√r`, `x' =
+    √scale x`."""
     w = np.asarray(projection, np.float64)
     r = w.shape[0]
 
@@ -167,7 +168,8 @@ def eala_head(
     num_segments=1,
     projection=None,
 ):
-    """EALA of one head. Returns dict(out [T, Dv], weights [T, S] (0 at invalid keys), theta, entropy, sigma2)."""
+    """EALA of one head. Returns dict(out [T, Dv], weights [T, S] (0 at invalid keys), theta,
+    entropy, sigma2)."""
     q, k, v = (np.asarray(x, np.float64) for x in (q, k, v))
     valid = np.asarray(valid, bool)
     t, num_keys = q.shape[0], k.shape[0]

@@ -82,7 +82,8 @@ def test_performer_with_rng_is_deterministic_and_uses_num_features():
 
 
 def test_performer_approaches_softmax_with_many_features():
-    """FAVOR+ is an unbiased kernel estimate: with many features it is close to softmax (fixed seed)."""
+    """FAVOR+ is an unbiased kernel estimate: with many features it is close to softmax (fixed
+    seed)."""
     q, k, v = qkv(77, q_scale=0.7)
     many = projection(78, r=8192)
     soft = np.asarray(softmax_attention(q, k, v))

@@ -1,4 +1,5 @@
-"""Causal (chunked prefix-sum) attentions equal the masked non-causal computation, query by query."""
+"""Causal (chunked prefix-sum) attentions equal the masked non-causal computation, query by
+query."""
 
 import chex
 import jax
@@ -133,7 +134,8 @@ def test_causal_nonnegative_has_no_negative_weight():
 
 
 def test_causal_statistics_survive_a_large_key_mean_in_float32():
-    """Chan's merge of centred chunk statistics: no cancellation when |k̄| ≫ spread (EALA.md step 8)."""
+    """Chan's merge of centred chunk statistics: no cancellation when |k̄| ≫ spread (EALA.md step
+    8)."""
     q, k, v, mask = _inputs(64, k_offset=300.0)
     want = ref.eala(q, k, v, mask, causal=True, estimator="gaussian", theta=1.0)
     got = eala_attention(

@@ -72,7 +72,8 @@ def test_eala_matches_reference_and_its_weights(estimator, options, theta, nonne
     )
     np.testing.assert_allclose(weights, want["weights"], **tol)
     np.testing.assert_allclose(out, want["out"], **tol)
-    # The linear-time output is the explicit weights times v (over all positions; masked ones are 0).
+    # The linear-time output is the explicit weights times v (over all positions; masked ones are
+    # 0).
     np.testing.assert_allclose(out, np.einsum("bhts,bshe->bthe", weights, v), **tol)
     np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-12)
     assert np.all(weights[np.broadcast_to(~mask[:, None, None, :], weights.shape)] == 0)

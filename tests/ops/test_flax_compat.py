@@ -53,7 +53,8 @@ def test_nnx_multihead_attention_is_eala_on_its_own_projections():
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bool_], ids=["float_mask", "bool_mask"])
 def test_nnx_key_padding_mask_equals_dropping_keys(dtype):
-    """nnx.make_attention_mask(ones [B, 1], key_valid) is a key mask broadcast over heads and queries.
+    """nnx.make_attention_mask(ones [B, 1], key_valid) is a key mask broadcast over heads and
+    queries.
 
     Flax builds masks as float32 by default; both that and a boolean mask must work.
     """

@@ -1,6 +1,6 @@
 """Linear cost, checked by shape rather than by timing: no intermediate of EALA (its jaxpr, every
-sub-jaxpr of scan / pjit / remat / custom rules, and XLA's optimised HLO) has both a query-length and
-a key-length axis; causal forms hold nothing T-by-T beyond chunk × chunk. Forward and gradient.
+sub-jaxpr of scan / pjit / remat / custom rules, and XLA's optimised HLO) has both a query-length
+and a key-length axis; causal forms hold nothing T-by-T beyond chunk × chunk. Forward and gradient.
 Softmax attention is the positive control: the same check must find its T×S scores.
 """
 
@@ -31,7 +31,8 @@ def _sub_jaxprs(value):
 
 
 def jaxpr_shapes(jaxpr):
-    """Every array shape in `jaxpr` and, recursively, in the jaxprs held in its equations' params."""
+    """Every array shape in `jaxpr` and, recursively, in the jaxprs held in its equations'
+    params."""
     shapes = []
     for var in list(jaxpr.invars) + list(jaxpr.constvars):
         shapes.append(tuple(getattr(var.aval, "shape", ())))
@@ -53,7 +54,8 @@ def hlo_shapes(text):
 
 
 def cross_shapes(shapes, t, s):
-    """Shapes holding a T-sized and an S-sized axis (for T = S: two such axes), or a flattened T·S."""
+    """Shapes holding a T-sized and an S-sized axis (for T = S: two such axes), or a flattened
+    T·S."""
     bad = []
     for shape in set(shapes):
         if t != s:
@@ -66,7 +68,8 @@ def cross_shapes(shapes, t, s):
 
 
 def t_sizes(n):
-    """Sizes a length-n axis may take inside the causal scan: n itself or n padded to a chunk multiple."""
+    """Sizes a length-n axis may take inside the causal scan: n itself or n padded to a chunk
+    multiple."""
     return {n} | {n + pad for pad in range(1, 64)}
 
 
@@ -80,7 +83,8 @@ def _inputs(t, s):
 
 
 def _all_shapes(fn, *args, hlo=True):
-    """Shapes in the jaxpr and (if `hlo`: compiling costs time, so only for the forward pass) the HLO."""
+    """Shapes in the jaxpr and (if `hlo`: compiling costs time, so only for the forward pass) the
+    HLO."""
     jaxpr = jax.make_jaxpr(fn)(*args)
     text = jax.jit(fn).lower(*args).compile().as_text() if hlo else ""
     return jaxpr_shapes(jaxpr.jaxpr), hlo_shapes(text)
@@ -112,7 +116,7 @@ def _fn(case, **extra):
 @pytest.mark.parametrize("case", list(NONCAUSAL))
 def test_noncausal_has_no_query_by_key_intermediate(case):
     args = _inputs(T, S)
-    for fn, compile_it in zip(_forward_and_grad(_fn(case)), (True, False)):
+    for fn, compile_it in zip(_forward_and_grad(_fn(case)), (True, False), strict=False):
         jaxpr, hlo = _all_shapes(fn, *args, hlo=compile_it)
         assert any(T in shape for shape in jaxpr) and any(
             S in shape for shape in jaxpr
@@ -132,7 +136,7 @@ def test_causal_holds_nothing_t_by_t_beyond_chunk_by_chunk(case, chunk):
         chunk_size=chunk,
         **({"estimator": "gaussian"} if case.startswith("eala") else {}),
     )
-    for f, compile_it in zip(_forward_and_grad(fn), (True, False)):
+    for f, compile_it in zip(_forward_and_grad(fn), (True, False), strict=False):
         jaxpr, hlo = _all_shapes(f, *args, hlo=compile_it)
         assert (chunk, chunk) in {s[-2:] for s in jaxpr if len(s) >= 2}  # dense inside a chunk
         assert cross_shapes(jaxpr, N, N) == [], case
@@ -141,13 +145,14 @@ def test_causal_holds_nothing_t_by_t_beyond_chunk_by_chunk(case, chunk):
 
 def test_the_check_finds_softmax_scores():
     args = _inputs(T, S)
-    for fn, compile_it in zip(_forward_and_grad(_fn("softmax")), (True, False)):
+    for fn, compile_it in zip(_forward_and_grad(_fn("softmax")), (True, False), strict=False):
         jaxpr, hlo = _all_shapes(fn, *args, hlo=compile_it)
         assert any(T in s and S in s for s in cross_shapes(jaxpr, T, S))
         assert not compile_it or any(T in s and S in s for s in cross_shapes(hlo, T, S))
     args = _inputs(N, N)
     jaxpr, _ = _all_shapes(_fn("softmax", causal=True), *args, hlo=False)
     assert cross_shapes(jaxpr, N, N)
-    # The exact entropy inside EALA is quadratic in time; with a key chunk as long as S it is caught.
+    # The exact entropy inside EALA is quadratic in time; with a key chunk as long as S it is
+    # caught.
     jaxpr, _ = _all_shapes(_fn("eala", estimator="exact"), *_inputs(T, S), hlo=False)
     assert cross_shapes(jaxpr, T, S)

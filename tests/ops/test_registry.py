@@ -1,4 +1,5 @@
-"""The registry, and properties every registered attention shares (masks, degenerate rows, dtypes)."""
+"""The registry, and properties every registered attention shares (masks, degenerate rows,
+dtypes)."""
 
 import chex
 import jax

@@ -49,7 +49,10 @@ def test_merge_of_chunks_equals_statistics_of_the_union():
     mask = key_mask(103)
     want = _numpy_statistics(*f64(k, v), mask)
     splits = [0, 3, 4, 9, S]  # uneven chunks, one of a single key
-    parts = [key_statistics(k[:, a:b], v[:, a:b], mask[:, a:b]) for a, b in zip(splits, splits[1:])]
+    parts = [
+        key_statistics(k[:, a:b], v[:, a:b], mask[:, a:b])
+        for a, b in zip(splits, splits[1:], strict=False)
+    ]
     left = parts[0]
     for p in parts[1:]:
         left = merge_statistics(left, p)

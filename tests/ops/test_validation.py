@@ -94,10 +94,14 @@ def test_attention_argument_errors(name):
         match=r"causal attention needs as many queries as keys; got q length 7, k length 12",
     ):
         f(Q, K, V, causal=True)
-    # An arbitrary T×S Flax mask cannot be applied in linear time (softmax too: one contract for all).
+    # An arbitrary T×S Flax mask cannot be applied in linear time (softmax too: one contract for
+    # all).
     with pytest.raises(
         ValueError,
-        match=r"mask must be a key mask broadcast over heads and queries, shape \[batch or 1, 1, 1, 12\]",
+        match=(
+            r"mask must be a key mask broadcast over heads and queries,"
+            r" shape \[batch or 1, 1, 1, 12\]"
+        ),
     ):
         f(Q, K, V, np.tril(np.ones((T, S), bool))[None, None])
     with pytest.raises(ValueError, match=r"mask must be a key mask broadcast"):

@@ -29,7 +29,8 @@ CONFIG = tiny_config(parallel="jit", checkpoint_every_steps=3)
 def write_config_file(path: Path, config) -> Path:
     path.write_text(
         "import json\nfrom eala_jax.train import config_from_dict\n\n"
-        f"def get_config():\n    return config_from_dict(json.loads({json.dumps(json.dumps(config_to_dict(config)))}))\n"
+        "def get_config():\n    return "
+        f"config_from_dict(json.loads({json.dumps(json.dumps(config_to_dict(config)))}))\n"
     )
     return path
 
@@ -83,7 +84,8 @@ def test_run_writes_results_logs_plots_and_config(uninterrupted, capsys):
 
 
 def test_resume_equals_uninterrupted(uninterrupted, tmp_path):
-    """Kill after step 7 (last checkpoint: step 6, mid-epoch), resume to the end: same params and metrics."""
+    """Kill after step 7 (last checkpoint: step 6, mid-epoch), resume to the end: same params and
+    metrics."""
     reference_dir, reference = uninterrupted
     workdir = tmp_path / "resumed"
     assert train_and_evaluate(CONFIG, workdir, stop_at_step=7) is None

@@ -1,4 +1,5 @@
-"""A short ELinFormer run on real data (Los-loop from ../shared/data); skipped when the data is absent."""
+"""A short ELinFormer run on real data (Los-loop from ../shared/data); skipped when the data is
+absent."""
 
 from __future__ import annotations
 

@@ -36,7 +36,8 @@ def run_steps(mode: str, num_devices: int, *, dropout: float, steps: int = 2):
         update_fn_factory=lambda axis: make_update_fn(graphdef, schedule=schedule, axis_name=axis),
     )
     scale = Scale(jnp.float32(splits.scaler.mean), jnp.float32(splits.scaler.std))
-    # Missing targets spread unevenly over the devices: the loss must still be the global masked mean.
+    # Missing targets spread unevenly over the devices: the loss must still be the global masked
+    # mean.
     batch["y_mask"][:3, :, :2] = False
     state = dp.put_state(state)
     losses = []
@@ -82,7 +83,8 @@ def test_steps_actually_change_the_parameters(single_device):
     before = run_steps("none", 1, dropout=0.0, steps=0)[0]
     after = single_device[0.0][0]
     assert any(
-        not np.allclose(x, y) for x, y in zip(jax.tree.leaves(before), jax.tree.leaves(after))
+        not np.allclose(x, y)
+        for x, y in zip(jax.tree.leaves(before), jax.tree.leaves(after), strict=False)
     )
 
 

@@ -28,7 +28,8 @@ TINY_DATA = DataConfig(name="synthetic", options=(("num_days", 3), ("num_nodes",
 
 
 def tiny_config(**train: object) -> Config:
-    """A config that trains in seconds: 2 epochs of 4 steps, batch 8, one device unless overridden."""
+    """A config that trains in seconds: 2 epochs of 4 steps, batch 8, one device unless
+    overridden."""
     options = dict(
         batch_size=8,
         eval_batch_size=64,
