@@ -8,7 +8,21 @@ from eala_jax.ops.baselines import (
 )
 from eala_jax.ops.eala import eala_attention, eala_weights
 from eala_jax.ops.entropy import DEFAULT_ESTIMATOR, ESTIMATORS, estimate_entropy, softmax_entropy
-from eala_jax.ops.registry import ATTENTIONS, get_attention
+from eala_jax.ops.options import (
+    AttentionOptions,
+    EalaOptions,
+    LinearOptions,
+    PerformerOptions,
+    SoftmaxOptions,
+    UniformOptions,
+)
+from eala_jax.ops.registry import (
+    ATTENTIONS,
+    REGISTRY,
+    Attention,
+    attention_options,
+    get_attention,
+)
 from eala_jax.ops.statistics import KeyStatistics, key_statistics, merge_statistics
 from eala_jax.ops.theta import theta_from_entropy
 
@@ -16,7 +30,16 @@ __all__ = [
     "ATTENTIONS",
     "DEFAULT_ESTIMATOR",
     "ESTIMATORS",
+    "REGISTRY",
+    "Attention",
+    "AttentionOptions",
+    "EalaOptions",
     "KeyStatistics",
+    "LinearOptions",
+    "PerformerOptions",
+    "SoftmaxOptions",
+    "UniformOptions",
+    "attention_options",
     "eala_attention",
     "eala_weights",
     "estimate_entropy",
