@@ -8,6 +8,7 @@ graph ``[N, N]`` and the data set's conventional chronological split.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -126,7 +127,12 @@ def check_split(split: Split, option: str = "split") -> Split:
         raise ValueError(
             f"{option} must be three fractions (train, val, test), got {split!r}"
         ) from None
-    if len(fractions) != 3 or min(fractions) < 0 or fractions[0] <= 0 or sum(fractions) > 1 + 1e-9:
+    if (
+        len(fractions) != 3
+        or not all(math.isfinite(f) and f >= 0 for f in fractions)
+        or fractions[0] <= 0
+        or sum(fractions) > 1 + 1e-9
+    ):
         raise ValueError(
             f"{option} must be three fractions (train, val, test), each >= 0, train > 0, sum <= 1; "
             f"got {split!r}"
