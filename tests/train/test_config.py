@@ -189,16 +189,11 @@ def test_impossible_values_are_refused(override, message):
         ["model.dow_embedding_dim=0", "model.adaptive_embedding_dim=104"],  # dim stays 152
         ["model.num_temporal_layers=0"],
         ["train.seed=2147483647", "train.learning_rate=1e-9"],
-        ["data.num_nodes=3", "train.plot_sensors=[0, 2]"],
+        ["data.num_nodes=3", "data.steps_per_day=24"],
     ],
 )
 def test_boundary_values_are_accepted(overrides):
     validate_config(apply_overrides(Config(), overrides))
-
-
-def test_plot_sensors_checked_against_a_known_node_count():
-    with pytest.raises(ValueError, match=r"train.plot_sensors .* must be in \[0, 2\].*got 3"):
-        validate_config(apply_overrides(Config(), ["data.num_nodes=3", "train.plot_sensors=[3]"]))
 
 
 @pytest.mark.parametrize(
