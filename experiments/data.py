@@ -1,21 +1,24 @@
 """Describe the data sets: what is present, its size, splits, missing values and scaler statistics.
 
     python -m experiments.data --dataset los_loop --describe
-    python -m experiments.data --dataset all --describe [--data-dir DIR] [--in-steps 12 --out-steps
-    12] python -m experiments.data --dataset pems08 --build-tfds ~/tensorflow_datasets   #
-    ArrayRecord copy python -m experiments.data --dataset pems08 --data-dir ~/data --url URL
-    [--graph-url URL]  # fetch if absent
+    python -m experiments.data --dataset all --describe [--data-dir DIR] [--in-steps 12]
+    python -m experiments.data --dataset generic --path mine.npz --step-minutes 5 \\
+        --start-time 2024-01-01T00:00 [--null-value 0] [--transpose] --describe   # your own file
+    python -m experiments.data --dataset pems08 --build-tfds ~/tensorflow_datasets  # ArrayRecord
+    python -m experiments.data --dataset pems08 --data-dir ~/data --url URL [--graph-url URL]
 
 A set whose files are absent is reported as absent, with where to put them (see docs/data.md).
-Exit status 1 if a present set fails to load (corrupt file, checksum or shape mismatch) or a
-download fails.
+Exit status 1 if a present set fails to load (corrupt file, checksum or shape mismatch, a file whose
+orientation is ambiguous, no valid value) or a download fails.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -27,13 +30,33 @@ from eala_jax.data import (
     make_forecast_splits,
 )
 from eala_jax.data.registry import ENV_DATA_DIR, resolve_data_dir
+from eala_jax.data.series import Split
 
 ALL = ("synthetic", *DATASETS)
+# Command-line option -> load_dataset keyword, for a user's own file (--dataset generic); the
+# first four also apply to the file-based sets.
+FILE_OPTIONS = {
+    "path": "path",
+    "graph_path": "graph_path",
+    "null_value": "null_value",
+    "channel": "channel",
+    "step_minutes": "step_minutes",
+    "start_time": "start_time",
+    "npz_key": "npz_key",
+    "h5_key": "h5_key",
+    "time_column": "time_column",
+    "csv_header": "csv_header",
+    "transpose": "transpose",
+    "series_name": "series_name",
+}
+NAMED_SET_OPTIONS = ("path", "graph_path", "null_value", "channel")
 
 
-def describe(series: SpatioTemporalSeries, *, in_steps: int, out_steps: int) -> str:
-    """Multi-line description: nodes, steps, calendar, graph, missing fraction, split windows,
-    scaler."""
+def describe(
+    series: SpatioTemporalSeries, *, in_steps: int, out_steps: int, split: Split | None = None
+) -> str:
+    """Multi-line description: nodes, steps, calendar, graph, what is missing and why, split
+    windows, sensors without a valid target in a split, scaler."""
     end = series.start_time + np.timedelta64(series.step_minutes * (series.num_steps - 1), "m")
     lines = [
         f"{series.name}",
@@ -47,19 +70,30 @@ def describe(series: SpatioTemporalSeries, *, in_steps: int, out_steps: int) -> 
             f"  graph: {series.adjacency.shape[0]} x {series.adjacency.shape[1]}, "
             f"{int(np.count_nonzero(series.adjacency))} non-zero entries"
         )
-    lines.append(f"  missing: {100 * series.missing_fraction:.2f} % of values")
+    lines.append(f"  missing: {series.missing_summary()}")
     try:
-        splits = make_forecast_splits(series, in_steps=in_steps, out_steps=out_steps)
+        splits = make_forecast_splits(series, in_steps=in_steps, out_steps=out_steps, split=split)
     except ValueError as err:
         lines.append(f"  splits: not possible ({err})")
         return "\n".join(lines)
     b1, b2, end_step = splits.boundaries
-    ratio = ":".join(f"{10 * f:g}" for f in series.default_split)
+    fractions = series.default_split if split is None else split
+    ratio = ":".join(f"{10 * f:g}" for f in fractions)
     lines.append(
         f"  split {ratio} (steps [0, {b1}) / [{b1}, {b2}) / [{b2}, {end_step})), {in_steps} in / "
         f"{out_steps} out: windows train {len(splits.train)}, val {len(splits.val)}, test "
         f"{len(splits.test)}"
     )
+    dead = []
+    for name in ("train", "val", "test"):
+        source = splits[name]
+        first = source.first_target
+        targets = series.values[first : first + len(source) - 1 + out_steps]
+        nodes = np.flatnonzero(np.isnan(targets).all(axis=0))
+        if len(nodes):
+            dead.append(f"{name} {len(nodes)} ({series.describe_nodes(nodes, limit=5)})")
+    if dead:
+        lines.append(f"  sensors with no valid target in a split: {'; '.join(dead)}")
     lines.append(
         f"  scaler (training steps only): mean {splits.scaler.mean:.4f}, std "
         f"{splits.scaler.std:.4f}"
@@ -68,12 +102,38 @@ def describe(series: SpatioTemporalSeries, *, in_steps: int, out_steps: int) -> 
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _null_value(text: str) -> float | None:
+    if text.strip().lower() in ("none", "null"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number (the value that marks a missing reading) or none, got {text!r}"
+        ) from None
+
+
+def _split(text: str) -> Split:
+    try:
+        parts = tuple(float(p) for p in text.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError(f"expected three fractions like 0.7,0.1,0.2, got {text!r}")
+    return parts  # type: ignore[return-value]
+
+
+def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, dict[str, Any]]:
+    """The parsed arguments and the ``load_dataset`` options they give."""
     parser = argparse.ArgumentParser(
-        prog="python -m experiments.data", description=__doc__.splitlines()[0]
+        prog="python -m experiments.data",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--dataset", default="all", help=f"one of {', '.join(KNOWN_NAMES[:-1])}, or all"
+        "--dataset",
+        default="all",
+        help=f"one of {', '.join(KNOWN_NAMES)} (your own file, with --path), or all",
     )
     parser.add_argument(
         "--describe", action="store_true", help="print nodes, steps, splits, missing, scaler"
@@ -86,6 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--in-steps", type=int, default=12)
     parser.add_argument("--out-steps", type=int, default=12)
     parser.add_argument(
+        "--split", type=_split, default=None, help="train,val,test fractions (default: the set's)"
+    )
+    parser.add_argument(
         "--url",
         default=None,
         help="download the set's signal file from URL if it is absent "
@@ -95,15 +158,73 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--build-tfds", metavar="TFDS_DIR", default=None, help="also prepare tfds copies there"
     )
+    own = parser.add_argument_group(
+        "a single file (--dataset generic; --path, --graph-path, --null-value and --channel also "
+        "apply to the file-based sets)"
+    )
+    own.add_argument("--path", default=None, help="the signal file: .npz, .npy, .csv[.gz], .h5")
+    own.add_argument("--graph-path", default=None, help="its graph file (optional)")
+    own.add_argument(
+        "--null-value",
+        type=_null_value,
+        default=argparse.SUPPRESS,
+        metavar="NUMBER|none",
+        help="value that marks a missing reading (generic default: none, only NaN is missing; "
+        "traffic sets: 0)",
+    )
+    own.add_argument("--channel", type=int, default=None, help="channel of a (T, N, C) array")
+    own.add_argument("--step-minutes", type=int, default=None, help="step length in minutes")
+    own.add_argument("--start-time", default=None, help="time of step 0, e.g. 2024-01-01T00:00")
+    own.add_argument("--npz-key", default=None, help="array name in an .npz (default data)")
+    own.add_argument("--h5-key", default=None, help="key of the frame in an .h5")
+    own.add_argument("--time-column", default=None, help="csv column holding the timestamps")
+    own.add_argument(
+        "--no-header",
+        dest="csv_header",
+        action="store_false",
+        default=None,
+        help="the csv has no header row",
+    )
+    own.add_argument(
+        "--transpose",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="--transpose: the file holds one row per sensor, (N, T); --no-transpose: it is "
+        "(T, N) even with more sensors than steps (default: refuse an ambiguous file)",
+    )
+    own.add_argument("--series-name", default=None, help="name of the series (default generic)")
     args = parser.parse_args(argv)
-    if args.dataset != "all" and args.dataset not in ALL:
-        parser.error(f"unknown --dataset {args.dataset!r}; known: {', '.join(ALL)}, all")
-    if (args.url or args.graph_url) and args.dataset not in DATASETS:
+    if args.dataset != "all" and args.dataset not in KNOWN_NAMES:
+        parser.error(f"unknown --dataset {args.dataset!r}; known: {', '.join(KNOWN_NAMES)}, all")
+    if (args.url or args.graph_url) and args.dataset not in (*DATASETS, "generic"):
         parser.error("--url / --graph-url need one file-based --dataset (not all or synthetic)")
-    names = ALL if args.dataset == "all" else (args.dataset,)
-    fetch = {
-        key: value for key, value in (("url", args.url), ("graph_url", args.graph_url)) if value
+    given = vars(args)  # --null-value is absent unless given (None is a value: "none")
+    options = {
+        keyword: given[option]
+        for option, keyword in FILE_OPTIONS.items()
+        if option in given and (option == "null_value" or given[option] is not None)
     }
+    if args.dataset == "generic" and args.path is None and args.url is None:
+        parser.error("--dataset generic needs --path FILE (the file to describe)")
+    if args.dataset == "all" and options:
+        parser.error(f"--{next(iter(options)).replace('_', '-')} needs one --dataset")
+    if args.dataset in (*DATASETS, "synthetic"):
+        allowed = NAMED_SET_OPTIONS if args.dataset in DATASETS else ("null_value",)
+        extra = sorted(set(options) - set(allowed))
+        if extra:
+            parser.error(
+                f"--{extra[0].replace('_', '-')} applies to --dataset generic (a file of your own);"
+                f" {args.dataset} takes {', '.join('--' + o.replace('_', '-') for o in allowed)}"
+            )
+    for key, value in (("url", args.url), ("graph_url", args.graph_url)):
+        if value:
+            options[key] = value
+    return args, options
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args, options = parse_args(argv)
+    names = ALL if args.dataset == "all" else (args.dataset,)
     root = resolve_data_dir(args.data_dir)
     print(
         "data directory: "
@@ -112,19 +233,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = False
     for name in names:
         try:
-            series = load_dataset(name, data_dir=args.data_dir, **fetch)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                series = load_dataset(name, data_dir=args.data_dir, **options)
         except FileNotFoundError as err:
             print(f"{name}: absent. {str(err).removeprefix(f'{name}: ')} (see docs/data.md)")
             continue
-        except (
-            ValueError,
-            OSError,
-        ) as err:  # DataFileError: a file present but wrong; DownloadError
+        except (ValueError, OSError) as err:  # DataFileError: a file present but wrong
             print(f"{name}: ERROR {err}")
             failed = True
             continue
+        for warning in caught:
+            print(f"{name}: WARNING {warning.message}")
         print(
-            describe(series, in_steps=args.in_steps, out_steps=args.out_steps)
+            describe(series, in_steps=args.in_steps, out_steps=args.out_steps, split=args.split)
             if args.describe
             else f"{name}: present, {series.num_steps} x {series.num_nodes}"
         )

@@ -22,7 +22,12 @@ from eala_jax.data.registry import (
     load_generic,
 )
 from eala_jax.data.scaler import StandardScaler
-from eala_jax.data.series import SpatioTemporalSeries, time_features
+from eala_jax.data.series import (
+    MissingDataWarning,
+    MissingValues,
+    SpatioTemporalSeries,
+    time_features,
+)
 from eala_jax.data.synthetic import make_synthetic_series
 from eala_jax.data.windows import ForecastSplits, WindowSource, make_forecast_splits
 
@@ -34,6 +39,8 @@ __all__ = [
     "DownloadError",
     "FileSpec",
     "ForecastSplits",
+    "MissingDataWarning",
+    "MissingValues",
     "SpatioTemporalSeries",
     "StandardScaler",
     "WindowSource",

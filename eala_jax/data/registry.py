@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from eala_jax.data.download import fetch_file
 from eala_jax.data.readers import (
@@ -28,7 +30,14 @@ from eala_jax.data.readers import (
     regular_step_minutes,
     verify_file,
 )
-from eala_jax.data.series import MINUTES_PER_DAY, SpatioTemporalSeries, Split, apply_null_value
+from eala_jax.data.series import (
+    MINUTES_PER_DAY,
+    MissingDataWarning,
+    SpatioTemporalSeries,
+    Split,
+    check_null_value,
+    mark_missing,
+)
 from eala_jax.data.synthetic import make_synthetic_series
 
 ENV_DATA_DIR = "EALA_DATA_DIR"
@@ -434,10 +443,22 @@ def _load_spec(
     if graph_file is not None:
         adjacency = read_graph(graph_file, num_nodes, weight=graph_weight, node_ids=node_ids)
         graph_source = str(graph_file)
-    null = spec.null_value if null_value == "default" else null_value
+    if isinstance(null_value, str) and null_value == "default":
+        null = spec.null_value
+        reason = (
+            f"null_value=0.0, the published convention of {spec.name}, where 0 marks a missing "
+            "reading; null_value=None keeps zeros"
+            if null == 0.0
+            else f"{spec.name} has no missing-value code"
+        )
+    else:
+        null = check_null_value(null_value)
+        reason = f"null_value={null_value!r} set by the caller"
+    values, missing = mark_missing(raw, null, reason=reason)
     return SpatioTemporalSeries(
         name=spec.name,
-        values=apply_null_value(raw, null),  # type: ignore[arg-type]
+        values=values,
+        missing=missing,
         steps_per_day=MINUTES_PER_DAY // step_minutes,
         start_time=start_time,
         step_minutes=step_minutes,
@@ -461,7 +482,8 @@ def load_generic(
     time_column: str | None = None,
     graph_path: str | os.PathLike[str] | None = None,
     graph_weight: str = "binary",
-    null_value: float | None = 0.0,
+    null_value: float | None = None,
+    transpose: bool | None = None,
     default_split: Split = (0.7, 0.1, 0.2),
     sha256: str | None = None,
     url: str | None = None,
@@ -475,8 +497,20 @@ def load_generic(
     given). ``series_name`` names the result (default ``"generic"``). ``url=`` downloads the file to
     ``path`` first unless ``path`` exists (likewise ``graph_url=`` to ``graph_path``); see
     ``load_dataset``.
+
+    Missing values: NaN only, unless ``null_value=`` names a code (e.g. ``0.0`` or ``-1``) that
+    marks a missing reading; the file's zeros are readings by default. The result's ``missing``
+    records how many values were treated as missing and why.
+
+    Orientation: ``transpose=True`` reads a file holding one row per sensor, ``(N, T[, C])``
+    (column names that are timestamps then give the calendar); ``False`` takes the file as
+    ``(T, N)`` unchecked. The default (None) refuses a file whose orientation is ambiguous (more
+    sensors than steps, or timestamps as column names) and names these two options.
     """
     signal_path = Path(path)
+    null_value = check_null_value(null_value)
+    if transpose is not None and not isinstance(transpose, bool):
+        raise ValueError(f"generic: transpose must be True, False or None, got {transpose!r}")
 
     def read(file: Path) -> tuple[np.ndarray, Any, list[str] | None]:
         return read_signal(
@@ -492,6 +526,16 @@ def load_generic(
         fetch_file(url, signal_path, FileSpec(signal_path.name, sha256=sha256), accept=read)
     verify_file(signal_path, FileSpec(signal_path.name, sha256=sha256), option="path=")
     raw, index, columns = read(signal_path)
+    if transpose:
+        if index is not None:
+            raise DataFileError(
+                f"{signal_path}: transpose=True, but its rows carry timestamps "
+                f"({time_column or 'the frame index'}), so they are time steps already: "
+                "drop transpose"
+            )
+        raw, index, columns = raw.T, _timestamps(columns), None
+    elif transpose is None:
+        _check_orientation(raw, index, columns, signal_path)
     if index is not None:
         file_start, file_step = regular_step_minutes(index, signal_path)
         if step_minutes is not None and step_minutes != file_step:
@@ -523,9 +567,16 @@ def load_generic(
         graph_file = Path(graph_path)
         verify_file(graph_file, FileSpec(graph_file.name), option="graph_path=")
         adjacency = read_graph(graph_file, raw.shape[1], weight=graph_weight, node_ids=columns)
+    reason = (
+        "no null_value given: only NaN is missing"
+        if null_value is None
+        else f"null_value={null_value!r} set by the caller"
+    )
+    values, missing = mark_missing(raw, null_value, reason=reason)
     return SpatioTemporalSeries(
         name=series_name,
-        values=apply_null_value(raw, null_value),
+        values=values,
+        missing=missing,
         steps_per_day=MINUTES_PER_DAY // int(step_minutes),
         start_time=np.datetime64(start_time, "m"),
         step_minutes=int(step_minutes),
@@ -534,6 +585,56 @@ def load_generic(
         node_ids=tuple(columns) if columns is not None else None,
         source=f"signal {signal_path}; graph {graph_path}; null_value {null_value}",
     )
+
+
+def _timestamps(names: list[str] | None) -> pd.DatetimeIndex | None:
+    """``names`` parsed as timestamps when there are at least two and every one parses, else
+    None."""
+    if names is None or len(names) < 2:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            stamps = pd.to_datetime(pd.Index(names), errors="coerce", format="mixed")
+        except (ValueError, TypeError, OverflowError):
+            return None
+    return None if stamps.isna().any() else pd.DatetimeIndex(stamps)
+
+
+def _check_orientation(
+    raw: np.ndarray, index: pd.Index | None, columns: list[str] | None, path: Path
+) -> None:
+    """Refuses a file that may be ``(N, T)`` where ``(T, N)`` is expected, naming ``transpose=``."""
+    steps, sensors = raw.shape
+    swapped = f"(T, N) = ({sensors}, {steps})"
+    if index is None and _timestamps(columns) is not None:
+        assert columns is not None
+        raise DataFileError(
+            f"{path}: its {sensors} column names look like timestamps ({columns[0]!r}, "
+            f"{columns[1]!r}, ...), so it seems to hold one row per sensor and one column per "
+            f"step, (N, T) = ({steps}, {sensors}). Pass transpose=True to read it as {swapped} "
+            "with those timestamps, or transpose=False to keep the rows as time steps"
+        )
+    if index is None and sensors > steps:
+        raise DataFileError(
+            f"{path}: read as (T, N) it holds {steps} steps of {sensors} sensors: more sensors "
+            "than steps, so it may be (N, T) with one row per sensor. Pass transpose=True to read "
+            f"it as {swapped}, or transpose=False if it really holds {steps} steps of "
+            f"{sensors} sensors"
+        )
+
+
+def _warn_never_valid(series: SpatioTemporalSeries) -> None:
+    dead = series.never_valid_nodes()
+    if len(dead):
+        warnings.warn(
+            f"{series.name}: {len(dead)} of {series.num_nodes} sensors have no valid value at "
+            f"all: {series.describe_nodes(dead)}. Training proceeds without them (their inputs "
+            "read as missing, their targets masked out of the loss and metrics); check the file "
+            "or its null_value if that is not expected",
+            MissingDataWarning,
+            stacklevel=3,
+        )
 
 
 def load_dataset(
@@ -562,10 +663,18 @@ def load_dataset(
         ``graph_url=`` does the same for the graph (to ``graph_path=``, else the set's first graph
         file name), checked against the node count.
       **options: for the file-based sets: ``path=`` (signal file), ``graph_path=``, ``null_value=``
-        (default per set: 0.0 for traffic, None for ETT / exchange_rate), ``channel=`` (npz),
+        (default per set: 0.0, the published convention, for the traffic sets; None for ETT /
+        exchange_rate; a number marks that value missing, None keeps it), ``channel=`` (npz),
         ``verify=`` (size / SHA-256), ``sha256=``, ``check_shape=``, ``graph_weight=``
         ("binary"/"cost"), ``graph_url=``.
         ``via_tfds=True`` (with ``tfds_dir=``) builds / reads the tensorflow-datasets copy instead.
+        For ``"generic"``, ``load_generic``'s: only NaN is missing unless ``null_value=`` is given,
+        and an ambiguous orientation is refused unless ``transpose=`` says which.
+
+    Returns:
+      The series; ``series.missing_summary()`` says how many values are missing and why, and which
+      sensors are never valid. Sensors never valid raise a ``MissingDataWarning`` (training can
+      proceed without them); a series with no valid value at all is a ValueError.
 
     Raises:
       ValueError: unknown name or option. FileNotFoundError: a missing file (the message names the
@@ -581,7 +690,9 @@ def load_dataset(
     if options.pop("via_tfds", False):
         from eala_jax.data.tfds_builders import load_via_tfds  # tensorflow-datasets only when asked
 
-        return load_via_tfds(name, data_dir=data_dir, **options)
+        series = load_via_tfds(name, data_dir=data_dir, **options)
+        _warn_never_valid(series)
+        return series
     loader: Callable[..., SpatioTemporalSeries]
     if name == "synthetic":
         loader = make_synthetic_series
@@ -594,7 +705,7 @@ def load_dataset(
             return _load_spec(spec, data_dir, **kwargs)
 
     try:
-        return loader(**options)
+        series = loader(**options)
     except TypeError as err:
         if (
             "unexpected keyword argument" in str(err)
@@ -603,3 +714,5 @@ def load_dataset(
         ):
             raise ValueError(f"load_dataset({name!r}): {err}") from None
         raise
+    _warn_never_valid(series)
+    return series

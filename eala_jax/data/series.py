@@ -8,11 +8,61 @@ graph ``[N, N]`` and the data set's conventional chronological split.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
 MINUTES_PER_DAY = 24 * 60
 Split = tuple[float, float, float]
+
+
+class MissingDataWarning(UserWarning):
+    """Some sensors of a series have no valid value at all (training proceeds without them)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class MissingValues:
+    """What was treated as missing when a series was read, and why.
+
+    Attributes:
+      num_values: entries read, ``T·N``.
+      nan: entries that were NaN in the source (always missing).
+      marker: the missing-value code (``null_value``) turned into NaN, or None (only NaN is
+        missing).
+      marker_count: entries equal to ``marker`` (0 without a marker).
+      zeros_kept: entries equal to 0 kept as readings (0 when 0 is the marker).
+      reason: why this marker, e.g. ``"null_value=-1.0 set by the caller"`` or the published
+        convention of a named set.
+    """
+
+    num_values: int
+    nan: int
+    marker: float | None
+    marker_count: int
+    zeros_kept: int
+    reason: str
+
+    @property
+    def count(self) -> int:
+        """Entries treated as missing (NaN in the source or equal to the marker)."""
+        return self.nan + self.marker_count
+
+    def summary(self) -> str:
+        """One line: how many values are missing, how many are NaN, how many the marker, and why."""
+        share = 100.0 * self.count / max(self.num_values, 1)
+        head = (
+            f"{self.count} of {self.num_values} values ({share:.2f} %) treated as missing: "
+            f"{self.nan} NaN in the source"
+        )
+        if self.marker is None:
+            return (
+                f"{head}; no missing-value marker ({self.reason}); {self.zeros_kept} zeros kept as "
+                "readings (set null_value= to mark a code such as 0 or -1 as missing)"
+            )
+        return (
+            f"{head}, {self.marker_count} equal to the missing-value marker {self.marker:g} "
+            f"({self.reason})"
+        )
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -31,6 +81,10 @@ class SpatioTemporalSeries:
       default_split: chronological (train, val, test) fractions, e.g. ``(0.7, 0.1, 0.2)``.
       node_ids: optional names of the N nodes (sensor ids, column names).
       source: where the values came from (file paths and their SHA-256), for the record.
+      missing: what the reader treated as missing and why (``MissingValues``), or None when not
+        recorded (e.g. a series built by hand).
+
+    A series with no valid value at all raises ValueError (nothing to scale, train or evaluate).
     """
 
     name: str
@@ -42,6 +96,7 @@ class SpatioTemporalSeries:
     default_split: Split = (0.7, 0.1, 0.2)
     node_ids: tuple[str, ...] | None = None
     source: str = ""
+    missing: MissingValues | None = None
 
     def __post_init__(self) -> None:
         values = self.values
@@ -58,6 +113,12 @@ class SpatioTemporalSeries:
         if np.isinf(values).any():
             raise ValueError(
                 f"SpatioTemporalSeries {self.name!r}: values contain +-inf (use NaN for missing)"
+            )
+        if not (~np.isnan(values)).any():
+            why = self.missing.summary() if self.missing is not None else "all NaN"
+            raise ValueError(
+                f"SpatioTemporalSeries {self.name!r}: no valid value at all: {why}"
+                + (f" [{self.source}]" if self.source else "")
             )
         if self.step_minutes < 1 or MINUTES_PER_DAY % self.step_minutes:
             raise ValueError(
@@ -107,6 +168,37 @@ class SpatioTemporalSeries:
         """Fraction of missing entries in ``values``."""
         return float(np.isnan(self.values).mean())
 
+    def never_valid_nodes(self) -> np.ndarray:
+        """int64 indices of the nodes with no valid value at any step."""
+        return np.flatnonzero(np.isnan(self.values).all(axis=0))
+
+    def describe_nodes(self, nodes: np.ndarray, limit: int = 10) -> str:
+        """``"index 3 (id '773869'), index 7 (id '717445')"``: the first ``limit`` nodes."""
+        names = [
+            f"index {i} (id {self.node_ids[i]!r})" if self.node_ids is not None else f"index {i}"
+            for i in nodes[:limit]
+        ]
+        more = f" and {len(nodes) - limit} more" if len(nodes) > limit else ""
+        return ", ".join(names) + more
+
+    def missing_summary(self) -> str:
+        """What is missing and why, and which sensors are never valid (for logs, ``--describe``)."""
+        if self.missing is not None:
+            text = self.missing.summary()
+        else:
+            count = int(np.isnan(self.values).sum())
+            text = (
+                f"{count} of {self.values.size} values ({100.0 * count / self.values.size:.2f} %) "
+                "missing (NaN; how they were read is not recorded)"
+            )
+        dead = self.never_valid_nodes()
+        if len(dead):
+            text += (
+                f"; {len(dead)} of {self.num_nodes} sensors never valid: "
+                f"{self.describe_nodes(dead)}"
+            )
+        return text
+
     def time_of_day(self) -> np.ndarray:
         """float32 ``[T]`` in [0, 1): minutes since midnight / 1440 (= step-of-day /
         steps_per_day)."""
@@ -126,7 +218,12 @@ def check_split(split: Split, option: str = "split") -> Split:
         raise ValueError(
             f"{option} must be three fractions (train, val, test), got {split!r}"
         ) from None
-    if len(fractions) != 3 or min(fractions) < 0 or fractions[0] <= 0 or sum(fractions) > 1 + 1e-9:
+    if (
+        len(fractions) != 3
+        or not all(math.isfinite(f) and f >= 0 for f in fractions)
+        or fractions[0] <= 0
+        or sum(fractions) > 1 + 1e-9
+    ):
         raise ValueError(
             f"{option} must be three fractions (train, val, test), each >= 0, train > 0, sum <= 1; "
             f"got {split!r}"
@@ -153,11 +250,48 @@ def time_features(
     return time_of_day, day_of_week
 
 
+def check_null_value(null_value: object, option: str = "null_value") -> float | None:
+    """The missing-value marker as a float (None, or NaN, mean only NaN is missing); ValueError for
+    anything but a real number or None."""
+    if null_value is None:
+        return None
+    if isinstance(null_value, bool) or not isinstance(null_value, (int, float, np.number)):
+        raise ValueError(
+            f"{option} must be a number (the value that marks a missing reading, e.g. 0 or -1) or "
+            f"None (only NaN is missing), got {null_value!r}"
+        )
+    value = float(null_value)
+    if np.isinf(value):
+        raise ValueError(f"{option} must be finite (or None), got {null_value!r}")
+    return None if np.isnan(value) else value
+
+
+def mark_missing(
+    raw: np.ndarray, null_value: float | None, *, reason: str
+) -> tuple[np.ndarray, MissingValues]:
+    """Float32 copy of ``raw`` with NaN where missing, and the record of what was missing and why.
+
+    NaN is always missing; so is every entry equal to ``null_value`` unless it is None. ``reason``
+    says why this marker (kept in the record). O(T·N).
+    """
+    marker = check_null_value(null_value)
+    values = np.array(raw, dtype=np.float32, copy=True)
+    nan = np.isnan(values)
+    marked = ~nan & (values == np.float32(marker)) if marker is not None else np.zeros_like(nan)
+    values[marked] = np.nan
+    zeros_kept = 0 if marker == 0.0 else int((values == 0.0).sum())
+    record = MissingValues(
+        num_values=int(values.size),
+        nan=int(nan.sum()),
+        marker=marker,
+        marker_count=int(marked.sum()),
+        zeros_kept=zeros_kept,
+        reason=reason,
+    )
+    return values, record
+
+
 def apply_null_value(raw: np.ndarray, null_value: float | None) -> np.ndarray:
     """Float32 copy of ``raw`` with NaN where missing: NaN is always missing, and so is
-    ``null_value``
-    (``0.0`` for the traffic sets) unless it is ``None``."""
-    values = np.array(raw, dtype=np.float32, copy=True)
-    if null_value is not None and not np.isnan(null_value):
-        values[values == np.float32(null_value)] = np.nan
-    return values
+    ``null_value`` (``0.0`` for the traffic sets) unless it is ``None``."""
+    return mark_missing(raw, null_value, reason="")[0]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from eala_jax.data.series import MINUTES_PER_DAY, SpatioTemporalSeries, apply_null_value
+from eala_jax.data.series import MINUTES_PER_DAY, SpatioTemporalSeries, mark_missing
 
 
 def random_geometric_graph(
@@ -123,9 +123,16 @@ def make_synthetic_series(
         begin = rng.integers(0, max(1, num_steps - length))
         speed[begin : begin + length, node] = 0.0
 
+    reason = (
+        "synthetic writes its missing stretches as zeros"
+        if null_value == 0.0
+        else f"null_value={null_value!r} set by the caller"
+    )
+    values, missing = mark_missing(speed, null_value, reason=reason)
     return SpatioTemporalSeries(
         name="synthetic",
-        values=apply_null_value(speed, null_value),
+        values=values,
+        missing=missing,
         steps_per_day=steps_per_day,
         start_time=start,
         step_minutes=step_minutes,

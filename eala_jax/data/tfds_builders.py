@@ -17,6 +17,7 @@ Use ``build_tfds(name, tfds_dir=...)`` to prepare, ``read_tfds(builder_dir)`` to
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from eala_jax.data.registry import DATASETS, KNOWN_NAMES, load_dataset, resolve_data_dir
-from eala_jax.data.series import SpatioTemporalSeries
+from eala_jax.data.series import MissingValues, SpatioTemporalSeries
 
 BUILDER_NAME = "eala_series"
 VERSION = "1.0.0"
@@ -84,6 +85,7 @@ class SpatioTemporalBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=T
                 "default_split": list(series.default_split),
                 "node_ids": list(series.node_ids) if series.node_ids is not None else None,
                 "source": series.source,
+                "missing": dataclasses.asdict(series.missing) if series.missing else None,
                 "load_options": _options_key(self._load_options),
                 "data_dir": str(data_dir) if data_dir is not None else None,
             }
@@ -153,6 +155,7 @@ def read_tfds(builder_dir: str | os.PathLike[str]) -> SpatioTemporalSeries:
         default_split=tuple(meta["default_split"]),  # type: ignore[arg-type]
         node_ids=tuple(node_ids) if node_ids else None,
         source=f"tfds {builder_dir} <- {meta['source']}",
+        missing=MissingValues(**meta["missing"]) if meta.get("missing") else None,
     )
 
 

@@ -182,7 +182,8 @@ def make_forecast_splits(
         if not valid[lo : hi - 1 + out_steps].any():
             raise ValueError(
                 f"split {name!r} of {series.name!r} has no valid target in steps [{lo}, "
-                f"{hi - 1 + out_steps}) (all missing after null_value handling)"
+                f"{hi - 1 + out_steps}) (all missing after null_value handling"
+                + (f": {series.missing.summary()})" if series.missing is not None else ")")
             )
     try:
         scaler = StandardScaler.fit(values[:b1])

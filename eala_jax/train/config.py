@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import inspect
 import json
 import math
 import types
@@ -23,6 +24,8 @@ __all__ = [
     "ModelConfig",
     "TrainConfig",
     "apply_overrides",
+    "attention_option_types",
+    "check_attention_options",
     "config_from_dict",
     "config_to_dict",
     "load_config_file",
@@ -61,7 +64,7 @@ class ModelConfig:
     # Keyword options passed through to the attention op, as sorted (key, value) pairs.
     temporal_attention_options: Options = ()
     spatial_attention_options: Options = ()
-    # Embedding widths; their sum is the model dim (152 in EALA.md).
+    # Embedding widths; their sum is the model dim (152 at paper size, docs/training.md).
     input_embedding_dim: int = 24
     tod_embedding_dim: int = 24
     dow_embedding_dim: int = 24
@@ -289,13 +292,158 @@ def load_config_file(path: str | Path) -> Config:
     return config
 
 
+# Keywords the model passes to the attention op itself: not options a config may set.
+_SET_BY_MODEL = frozenset({"q", "k", "v", "mask", "key_mask", "return_stats"})
+
+
+def attention_option_types(name: str) -> dict[str, tuple[Any, Any]]:
+    """`{option: (type hint, default)}` of the attention op registered as `name`.
+
+    Read from the op's own signature (`inspect.signature` of `eala_jax.ops.ATTENTIONS[name]` and of
+    the function it wraps), less q/k/v/mask, what the model passes (key_mask, return_stats) and
+    the Flax keywords the ops accept and ignore (`eala_jax.ops._validation.FLAX_KEYWORDS`).
+    """
+    from eala_jax.ops import ATTENTIONS
+    from eala_jax.ops._validation import FLAX_KEYWORDS
+
+    options: dict[str, tuple[Any, Any]] = {}
+    function: Any = ATTENTIONS[name]
+    while function is not None:  # the public entry first, then the core it wraps (if any)
+        try:
+            hints = typing.get_type_hints(function)
+        except Exception:  # an annotation that cannot be resolved: no type check for it
+            hints = {}
+        for p in inspect.signature(function, follow_wrapped=False).parameters.values():
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in options:
+                options[p.name] = (hints.get(p.name, Any), p.default)
+        function = getattr(function, "__wrapped__", None)
+    for dropped in _SET_BY_MODEL | FLAX_KEYWORDS:
+        options.pop(dropped, None)
+    return dict(sorted(options.items()))
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a config value fits a type hint; hints it cannot check (arrays, Any) accept."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Literal:
+        return value in args
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return _is_number(value) and math.isfinite(value)
+    if hint is str:
+        return isinstance(value, str)
+    return True
+
+
+def _describe_hint(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe_hint(a) for a in args)
+    names = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}
+    return names.get(hint, "null" if hint is type(None) else getattr(hint, "__name__", str(hint)))
+
+
+def check_attention_options(key: str, attention: str, options: Options) -> None:
+    """Checks `options` against the attention op `attention` (see `attention_option_types`).
+
+    An unknown name raises ValueError listing the valid ones; a value that does not fit the op's
+    annotation (an estimator not in `eala_jax.ops.ESTIMATORS`, a string where a boolean is expected)
+    raises ValueError naming the option and what it accepts.
+    """
+    from eala_jax.ops import ESTIMATORS
+
+    valid = attention_option_types(attention)
+    for option, value in options:
+        if option not in valid:
+            raise ValueError(
+                f"{key}: {attention} attention has no option {option!r}; valid options: "
+                f"{', '.join(valid) or 'none'}"
+            )
+        hint, default = valid[option]
+        if option == "estimator" and value not in ESTIMATORS:
+            raise ValueError(
+                f"{key}: estimator={value!r} is not an entropy estimator; choose one of "
+                f"{', '.join(ESTIMATORS)}"
+            )
+        if value is not default and value != default and not _fits(value, hint):
+            raise ValueError(
+                f"{key}: {option}={value!r} is not {_describe_hint(hint)} (option of {attention})"
+            )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _fmt(bound: float) -> str:
+    return f"{bound:g}" if isinstance(bound, float) else str(bound)
+
+
+def _check_range(
+    key: str,
+    value: Any,
+    *,
+    integer: bool,
+    low: float | None = None,
+    high: float | None = None,
+    open_low: bool = False,
+    open_high: bool = False,
+    none_ok: bool = False,
+) -> None:
+    """Raises ValueError naming `key` and its allowed range unless `value` lies in it."""
+    if none_ok and value is None:
+        return
+    if integer:
+        kind, fits = "an integer", isinstance(value, int) and not isinstance(value, bool)
+    else:
+        kind, fits = "a finite number", _is_number(value) and math.isfinite(value)
+    if fits and low is not None:
+        fits = value > low if open_low else value >= low
+    if fits and high is not None:
+        fits = value < high if open_high else value <= high
+    if fits:
+        return
+    if low is not None and high is not None:
+        where = f"in {'(' if open_low else '['}{_fmt(low)}, {_fmt(high)}{')' if open_high else ']'}"
+    elif low is not None:
+        where = f"{'>' if open_low else '>='} {_fmt(low)}"
+    elif high is not None:
+        where = f"{'<' if open_high else '<='} {_fmt(high)}"
+    else:
+        where = kind
+    allowed = where + (" or None" if none_ok else "") + ("" if where == kind else f" ({kind})")
+    raise ValueError(f"{key} must be {allowed}, got {value!r}")
+
+
 def validate_config(config: Config) -> None:
-    """Checks that need no data: names, choices and ranges. Raises ValueError."""
+    """Checks that need no data: names, choices, ranges and attention options. Raises ValueError.
+
+    Every numeric field is checked against its domain (e.g. `train.learning_rate` > 0,
+    `train.lr_decay` in (0, 1], `model.dropout` in [0, 1)); the message names the key and the
+    allowed range. Attention options are checked against the chosen attention's own signature
+    (`check_attention_options`), before any data is loaded or model built.
+    """
+    from eala_jax.data.series import MINUTES_PER_DAY, check_split
     from eala_jax.models.attention import check_attention_name
 
     m, t, d = config.model, config.train, config.data
     check_attention_name(m.temporal_attention)
     check_attention_name(m.spatial_attention)
+    check_attention_options(
+        "model.temporal_attention_options", m.temporal_attention, m.temporal_attention_options
+    )
+    check_attention_options(
+        "model.spatial_attention_options", m.spatial_attention, m.spatial_attention_options
+    )
     choices = {
         "train.optimizer": (t.optimizer, ("adam", "adamw")),
         "train.loss": (t.loss, ("mae", "huber")),
@@ -305,17 +453,54 @@ def validate_config(config: Config) -> None:
     for key, (value, allowed) in choices.items():
         if value not in allowed:
             raise ValueError(f"{key}={value!r}; choose one of {', '.join(allowed)}")
-    positive = {
-        "train.batch_size": t.batch_size,
-        "train.eval_batch_size": t.eval_batch_size,
-        "train.max_epochs": t.max_epochs,
-        "data.in_steps": d.in_steps,
-        "data.out_steps": d.out_steps,
-        "model.num_heads": m.num_heads,
+    integers = {  # key: (value, lowest allowed, None allowed)
+        "train.batch_size": (t.batch_size, 1, False),
+        "train.eval_batch_size": (t.eval_batch_size, 1, False),
+        "train.max_epochs": (t.max_epochs, 1, False),
+        "train.patience": (t.patience, 0, False),
+        "train.max_steps_per_epoch": (t.max_steps_per_epoch, 1, True),
+        "train.num_devices": (t.num_devices, 1, True),
+        "train.checkpoint_every_steps": (t.checkpoint_every_steps, 0, False),
+        "train.keep_checkpoints": (t.keep_checkpoints, 1, False),
+        "data.in_steps": (d.in_steps, 1, False),
+        "data.out_steps": (d.out_steps, 1, False),
+        "data.num_nodes": (d.num_nodes, 1, True),
+        "data.steps_per_day": (d.steps_per_day, 1, True),
+        "model.input_embedding_dim": (m.input_embedding_dim, 1, False),
+        "model.tod_embedding_dim": (m.tod_embedding_dim, 0, False),
+        "model.dow_embedding_dim": (m.dow_embedding_dim, 0, False),
+        "model.adaptive_embedding_dim": (m.adaptive_embedding_dim, 0, False),
+        "model.feed_forward_dim": (m.feed_forward_dim, 1, False),
+        "model.num_heads": (m.num_heads, 1, False),
+        "model.num_temporal_layers": (m.num_temporal_layers, 0, False),
+        "model.num_spatial_layers": (m.num_spatial_layers, 0, False),
     }
-    for key, value in positive.items():
-        if value < 1:
-            raise ValueError(f"{key} must be >= 1, got {value}")
+    for key, (value, low, none_ok) in integers.items():
+        _check_range(key, value, integer=True, low=low, none_ok=none_ok)
+    # grain and numpy take seeds as non-negative 32-bit integers.
+    _check_range("train.seed", t.seed, integer=True, low=0, high=2**31 - 1)
+    _check_range("train.learning_rate", t.learning_rate, integer=False, low=0, open_low=True)
+    _check_range("train.weight_decay", t.weight_decay, integer=False, low=0)
+    _check_range("train.lr_decay", t.lr_decay, integer=False, low=0, high=1, open_low=True)
+    _check_range("train.max_grad_norm", t.max_grad_norm, integer=False, low=0)
+    _check_range("train.huber_delta", t.huber_delta, integer=False, low=0, open_low=True)
+    _check_range("model.dropout", m.dropout, integer=False, low=0, high=1, open_high=True)
+    for milestone in t.milestones:
+        _check_range("train.milestones (each epoch)", milestone, integer=True, low=1)
+    if len(set(t.milestones)) != len(t.milestones):
+        raise ValueError(
+            f"train.milestones must be distinct epochs, got {list(t.milestones)} (a repeated "
+            "epoch would decay the learning rate once, not twice)"
+        )
+    for sensor in t.plot_sensors:  # indices past the node count are skipped by the plot
+        _check_range("train.plot_sensors (each sensor index)", sensor, integer=True, low=0)
+    if d.steps_per_day is not None and MINUTES_PER_DAY % d.steps_per_day:
+        raise ValueError(
+            f"data.steps_per_day must divide a day of {MINUTES_PER_DAY} minutes, got "
+            f"{d.steps_per_day}"
+        )
+    if d.split is not None:
+        check_split(d.split, "data.split")
     dim = (
         m.input_embedding_dim + m.tod_embedding_dim + m.dow_embedding_dim + m.adaptive_embedding_dim
     )
@@ -323,11 +508,4 @@ def validate_config(config: Config) -> None:
         raise ValueError(
             f"model dim {dim} (sum of embedding dims) is not divisible by num_heads={m.num_heads}"
         )
-    if not 0.0 <= m.dropout < 1.0:
-        raise ValueError(f"model.dropout must be in [0, 1), got {m.dropout}")
-    if t.max_steps_per_epoch is not None and t.max_steps_per_epoch < 1:
-        raise ValueError(
-            f"train.max_steps_per_epoch must be >= 1 or None, got {t.max_steps_per_epoch}"
-        )
-    if not 1 <= t.plot_horizon <= d.out_steps:
-        raise ValueError(f"train.plot_horizon must be in [1, {d.out_steps}], got {t.plot_horizon}")
+    _check_range("train.plot_horizon", t.plot_horizon, integer=True, low=1, high=d.out_steps)

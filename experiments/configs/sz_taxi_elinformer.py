@@ -2,8 +2,8 @@
 runs/sz_taxi_elinformer
 
 ELinFormer (EALA in the temporal and spatial layers, Gaussian entropy estimate, θ*) on SZ-taxi (156
-roads of Luohu, Shenzhen, January 2015 at 15 min, split 7:1:2), with the EALA.md backbone shrunk for
-2 CPU cores: model dim 64 (embeddings 12 + 12 + 12 + 28), FFN 128, 4 heads, one temporal and one
+roads of Luohu, Shenzhen, January 2015 at 15 min, split 7:1:2), with the paper-size backbone shrunk
+for 2 CPU cores: model dim 64 (embeddings 12 + 12 + 12 + 28), FFN 128, 4 heads, one temporal and one
 spatial layer; Adam (L2 3e-4), lr 1e-3 x0.1 after epochs 7 and 11, clip 5, masked MAE; "epochs" of
 25 steps of batch 16, at most 30, early stopping after 5 epochs without a better validation MAE.
 docs/training.md gives the overrides for the paper-size backbone (dim 152, FFN 256, 3 + 3 layers,
@@ -30,7 +30,7 @@ def get_config() -> Config:
             temporal_attention="eala",
             spatial_attention="eala",
             # The Gaussian entropy estimate (the ops' default, pinned here). "cumulant3" estimated
-            # real maps better in EALA.md's measurements but doubled the step time here on 2 CPU
+            # real maps better in docs/estimators.md but doubled the step time here on 2 CPU
             # cores (2.3 s against 1.2 s a step at 207 nodes, under load); try it with
             # --set 'model.spatial_attention_options={"estimator": "cumulant3"}'.
             temporal_attention_options=(("estimator", "gaussian"),),

@@ -1,6 +1,7 @@
 """python -m experiments.data: describe present sets, report absent ones with where to put them."""
 
 import numpy as np
+import pytest
 
 from experiments.data import main
 from tests.data.fixtures import write_pems_npz
@@ -29,3 +30,75 @@ def test_describe_full_size_pems08_fixture(tmp_path, capsys):
     assert main(["--dataset", "pems08", "--describe", "--data-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "nodes 170, steps 17856" in out and "split 6:2:2" in out
+
+
+def test_describe_a_file_of_ones_own(tmp_path, capsys):
+    """--dataset generic with the loader's options: a user checks a file before training."""
+    rng = np.random.default_rng(8)
+    counts = rng.poisson(3.0, size=(500, 6)).astype(np.float64) + 1.0
+    counts[rng.random(counts.shape) < 0.8] = 0.0
+    np.save(tmp_path / "counts.npy", counts)
+    common = ["--dataset", "generic", "--path", str(tmp_path / "counts.npy"), "--describe"]
+    calendar = ["--step-minutes", "60", "--start-time", "2024-01-01T00:00"]
+    zeros = int((counts == 0).sum())
+    assert main([*common, *calendar]) == 0
+    out = capsys.readouterr().out
+    assert "nodes 6, steps 500 (60 min, 24 a day), 2024-01-01T00:00" in out
+    assert "0 of 3000 values (0.00 %) treated as missing" in out
+    assert f"{zeros} zeros kept as readings" in out
+    train = counts[:350]  # 7:1:2 of 500 steps
+    assert f"mean {train.mean():.4f}, std {train.std():.4f}" in out
+    assert main([*common, *calendar, "--null-value", "0"]) == 0
+    out = capsys.readouterr().out
+    assert f"{zeros} of 3000 values ({100 * zeros / 3000:.2f} %) treated as missing" in out
+    assert "equal to the missing-value marker 0 (null_value=0.0 set by the caller)" in out
+    assert f"mean {train[train != 0].mean():.4f}" in out
+
+
+def test_describe_refuses_an_ambiguous_file_and_names_transpose(tmp_path, capsys):
+    by_sensor = np.random.default_rng(9).uniform(1.0, 9.0, size=(10, 300))
+    np.save(tmp_path / "nt.npy", by_sensor)
+    args = ["--dataset", "generic", "--path", str(tmp_path / "nt.npy"), "--describe"]
+    args += ["--step-minutes", "5", "--start-time", "2024-01-01"]
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert "generic: ERROR" in out and "more sensors than steps" in out
+    assert "transpose=True" in out
+    assert main([*args, "--transpose"]) == 0
+    assert "nodes 10, steps 300 (5 min" in capsys.readouterr().out
+    assert main([*args, "--no-transpose"]) == 0
+    assert "nodes 300, steps 10 (5 min" in capsys.readouterr().out
+
+
+def test_describe_reports_dead_sensors_and_empty_files(tmp_path, capsys):
+    values = np.random.default_rng(10).uniform(1.0, 9.0, size=(400, 4))
+    values[:, 2] = np.nan
+    np.save(tmp_path / "dead.npy", values)
+    np.save(tmp_path / "empty.npy", np.full((400, 4), np.nan))
+    base = [
+        "--dataset",
+        "generic",
+        "--describe",
+        "--step-minutes",
+        "5",
+        "--start-time",
+        "2024-01-01",
+    ]
+    assert main([*base, "--path", str(tmp_path / "dead.npy")]) == 0
+    out = capsys.readouterr().out
+    assert "WARNING generic: 1 of 4 sensors have no valid value at all: index 2" in out
+    assert "1 of 4 sensors never valid: index 2" in out
+    assert main([*base, "--path", str(tmp_path / "empty.npy")]) == 1
+    assert "generic: ERROR" in capsys.readouterr().out
+
+
+def test_file_options_need_the_right_dataset(capsys):
+    with pytest.raises(SystemExit):
+        main(["--dataset", "generic", "--describe"])
+    assert "--dataset generic needs --path FILE" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--dataset", "etth1", "--step-minutes", "5"])
+    assert "--step-minutes applies to --dataset generic" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--path", "x.npy"])
+    assert "--path needs one --dataset" in capsys.readouterr().err

@@ -102,6 +102,8 @@ def test_generic_round_trip(tmp_path):
     )
     np.testing.assert_array_equal(back.values, np.load(tmp_path / "mine.npy")[:, :, 1])
     assert back.adjacency is None and back.steps_per_day == 144
+    # What was treated as missing, and why, survives the copy.
+    assert back.missing is not None and (back.missing.num_values, back.missing.marker) == (60, None)
 
 
 @needs_shared
