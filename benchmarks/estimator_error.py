@@ -22,6 +22,7 @@ import numpy as np
 
 from benchmarks._machine import describe, machine_info
 from eala_jax import estimate_entropy, softmax_entropy
+from eala_jax.allocator import reexec_with_tcmalloc
 
 HEADS, DIM, QUERIES = 4, 38, 256
 # Query norm multipliers; each level's resulting mean exact H / log M is reported beside it.
@@ -105,4 +106,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    reexec_with_tcmalloc(
+        "benchmarks.estimator_error"
+    )  # CPU timings with the fast allocator where installed
     main()

@@ -23,6 +23,7 @@ from benchmarks._machine import describe, machine_info
 from benchmarks._timing import matmul_flops_per_second, measure
 from benchmarks.attention import DIM, HEADS, forward_backward, inputs
 from eala_jax import get_attention
+from eala_jax.allocator import reexec_with_tcmalloc
 
 
 def profile(batch: int, keys: int, repeats: int) -> dict:
@@ -100,4 +101,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    reexec_with_tcmalloc(
+        "benchmarks.profile_eala"
+    )  # CPU timings with the fast allocator where installed
     main()

@@ -25,6 +25,7 @@ from flax import nnx
 
 from benchmarks._machine import describe, machine_info
 from benchmarks._timing import measure
+from eala_jax.allocator import reexec_with_tcmalloc
 from eala_jax.train import (
     Config,
     build_model,
@@ -162,4 +163,7 @@ def table(result: dict) -> str:
 
 
 if __name__ == "__main__":
+    reexec_with_tcmalloc(
+        "benchmarks.train_step"
+    )  # CPU timings with the fast allocator where installed
     main()
