@@ -305,7 +305,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    reexec_with_tcmalloc(
-        "benchmarks.attention"
-    )  # CPU timings with the fast allocator where installed
+    # CPU timings with the fast allocator where it is installed.
+    reexec_with_tcmalloc("benchmarks.attention")
     main()

@@ -106,7 +106,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    reexec_with_tcmalloc(
-        "benchmarks.estimator_error"
-    )  # CPU timings with the fast allocator where installed
+    # CPU timings with the fast allocator where it is installed.
+    reexec_with_tcmalloc("benchmarks.estimator_error")
     main()

@@ -101,7 +101,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    reexec_with_tcmalloc(
-        "benchmarks.profile_eala"
-    )  # CPU timings with the fast allocator where installed
+    # CPU timings with the fast allocator where it is installed.
+    reexec_with_tcmalloc("benchmarks.profile_eala")
     main()

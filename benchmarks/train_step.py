@@ -163,7 +163,6 @@ def table(result: dict) -> str:
 
 
 if __name__ == "__main__":
-    reexec_with_tcmalloc(
-        "benchmarks.train_step"
-    )  # CPU timings with the fast allocator where installed
+    # CPU timings with the fast allocator where it is installed.
+    reexec_with_tcmalloc("benchmarks.train_step")
     main()
