@@ -1,10 +1,10 @@
 """`train_and_evaluate(config, workdir)`: train to early stopping, keep the best model, test it.
 
 Order of work: validate the config and the workdir, load the data and check it fits, build the
-model and optimiser, restore the latest checkpoint if the workdir holds one (resume is automatic),
-train epoch by epoch (validation MAE after each, best checkpoint kept, early stopping on patience),
-then evaluate the best checkpoint and the last-value / historical-average baselines on the test
-split and write `results.json`, `results.md`, `metrics.csv`/`.jsonl` and the PNGs.
+model and optimiser, restore the newest readable checkpoint if the workdir holds one (resume is
+automatic), train epoch by epoch (validation MAE after each, best checkpoint kept, early stopping
+on patience), then evaluate the best checkpoint and the last-value / historical-average baselines
+on the test split and write `results.json`, `results.md`, `metrics.csv`/`.jsonl` and the PNGs.
 """
 
 from __future__ import annotations
@@ -318,12 +318,18 @@ def train_and_evaluate(
     scale = Scale(jnp.float32(splits.scaler.mean), jnp.float32(splits.scaler.std))
     dropout_key = jax.random.fold_in(jax.random.PRNGKey(t.seed), 1)
 
-    # Resume from the workdir's latest checkpoint, if any.
+    # Resume from the workdir's newest readable checkpoint, if any (unreadable newer ones are
+    # moved aside with a warning; none readable is an error).
     ckpt = Checkpoints(workdir, keep=t.keep_checkpoints)
     counters, data_state = _fresh_counters(), None
     if ckpt.latest_step() is not None:
-        host_state, data_state, counters = ckpt.restore(host_template)
-        state = host_state
+        try:
+            _, state, data_state, counters = ckpt.restore_newest_readable(
+                host_template, warn=lambda message: print(f"warning: {message}", file=sys.stderr)
+            )
+        except BaseException:
+            ckpt.close()
+            raise
         print(f"Resuming {workdir} from step {counters['step']} (epoch {counters['epoch']}).")
     (workdir / CONFIG_FILE).write_text(json.dumps(config_to_dict(config), indent=2) + "\n")
     state = dp.put_state(jax.tree.map(np.asarray, state))
