@@ -32,12 +32,14 @@ from etils import epath
 from eala_jax.train.config import RUNTIME_KEYS, Config, config_to_dict
 
 __all__ = [
+    "BUDGET_KEYS",
     "CONFIG_FILE",
     "DIGEST_FILE",
     "UNREADABLE_DIR",
     "CheckpointUnreadableError",
     "Checkpoints",
     "IncompatibleWorkdirError",
+    "budget_changes",
     "check_workdir",
 ]
 
@@ -46,6 +48,18 @@ DIGEST_FILE = "SHA256SUMS"
 #: Folder of the workdir that unreadable resumable checkpoints are moved to when a run falls back to
 #: an older one (`<UNREADABLE_DIR>/<step>`): kept for inspection, out of orbax's way.
 UNREADABLE_DIR = "unreadable_checkpoints"
+
+#: Config keys that only say how long or how loudly to run: they may differ between a run and its
+#: resume (the change is logged). Every other key must match the saved `config.json`.
+BUDGET_KEYS = (
+    *RUNTIME_KEYS,
+    "train.max_epochs",
+    "train.patience",
+    "train.checkpoint_every_steps",
+    "train.keep_checkpoints",
+    "train.plot_sensors",
+    "train.plot_horizon",
+)
 
 
 class IncompatibleWorkdirError(ValueError):
@@ -74,12 +88,27 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _differences(config: Config, saved_path: Path) -> dict[str, tuple[Any, Any]]:
+    """Keys whose value differs between `saved_path` (a config.json) and `config`: (saved, now)."""
+    try:
+        saved = _flatten(json.loads(saved_path.read_text()))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise IncompatibleWorkdirError(f"{saved_path} is not valid JSON: {err}") from err
+    current = _flatten(json.loads(json.dumps(config_to_dict(config))))
+    return {
+        k: (saved.get(k, "<absent>"), current.get(k, "<absent>"))
+        for k in sorted(set(saved) | set(current))
+        if saved.get(k, "<absent>") != current.get(k, "<absent>")
+    }
+
+
 def check_workdir(config: Config, workdir: str | Path) -> bool:
     """Raise `IncompatibleWorkdirError` if `workdir` holds another run's config or a checkpoint
     without one.
 
     Returns True when the workdir holds a compatible earlier run (to resume), False when fresh.
-    Keys in `RUNTIME_KEYS` (progress bar, plots, ...) may differ.
+    Keys in `BUDGET_KEYS` (epochs, patience, checkpoint cadence, plots, progress bar, ...) may
+    differ; `budget_changes` lists those that do.
     """
     workdir = Path(workdir)
     saved_path = workdir / CONFIG_FILE
@@ -92,23 +121,26 @@ def check_workdir(config: Config, workdir: str | Path) -> bool:
                 f"{workdir} holds checkpoints but no {CONFIG_FILE}; use a fresh workdir"
             )
         return False
-    try:
-        saved = _flatten(json.loads(saved_path.read_text()))
-    except json.JSONDecodeError as err:
-        raise IncompatibleWorkdirError(f"{saved_path} is not valid JSON: {err}") from err
-    current = _flatten(json.loads(json.dumps(config_to_dict(config))))
-    keys = (set(saved) | set(current)) - set(RUNTIME_KEYS)
-    diffs = sorted(k for k in keys if saved.get(k, "<absent>") != current.get(k, "<absent>"))
+    diffs = {k: v for k, v in _differences(config, saved_path).items() if k not in BUDGET_KEYS}
     if diffs:
         shown = "; ".join(
-            f"{k}: saved {saved.get(k, '<absent>')!r} vs now {current.get(k, '<absent>')!r}"
-            for k in diffs[:8]
+            f"{k}: saved {saved!r} vs now {now!r}" for k, (saved, now) in list(diffs.items())[:8]
         )
+        more = f" and {len(diffs) - 8} more" if len(diffs) > 8 else ""
         raise IncompatibleWorkdirError(
-            f"{workdir} holds a run with a different config ({shown}); "
-            "use another workdir or the same config to resume"
+            f"{workdir} holds a run with a different config ({shown}{more}); use another workdir, "
+            f"or the same config to resume (only {', '.join(BUDGET_KEYS)} may change on resume)"
         )
     return has_checkpoint
+
+
+def budget_changes(config: Config, workdir: str | Path) -> dict[str, tuple[Any, Any]]:
+    """The `BUDGET_KEYS` whose value in `config` differs from the workdir's saved config:
+    {key: (saved, now)}; empty for a fresh workdir."""
+    saved_path = Path(workdir) / CONFIG_FILE
+    if not saved_path.is_file():
+        return {}
+    return {k: v for k, v in _differences(config, saved_path).items() if k in BUDGET_KEYS}
 
 
 # --------------------------------------------------------------------------------------------

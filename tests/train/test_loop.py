@@ -1,5 +1,5 @@
 """train_and_evaluate end to end on the tiny synthetic set: files, resume == uninterrupted,
-determinism, unreadable checkpoints, bad input before training, NaN
+determinism, a changed budget on resume, unreadable checkpoints, bad input before training, NaN
 stop, the command line."""
 
 from __future__ import annotations
@@ -136,6 +136,52 @@ def assert_same_final_state(workdir: Path, reference_dir: Path) -> None:
         strict=True,
     ):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+# --------------------------------------------------------------------------------------------
+# A changed budget on resume
+# --------------------------------------------------------------------------------------------
+def test_budget_may_change_on_resume_and_the_run_goes_on(uninterrupted, tmp_path, capsys):
+    """A run finished at max_epochs=1, resumed with max_epochs=2 (and another patience and
+    checkpoint cadence), trains its second epoch and ends where the 2-epoch run ended."""
+    reference_dir, reference = uninterrupted
+    workdir = tmp_path / "extended"
+    short = apply_overrides(CONFIG, ["train.max_epochs=1"])
+    first = train_and_evaluate(short, workdir)
+    assert first["epochs"] == 1 and first["stop_reason"] == "max_epochs"
+    capsys.readouterr()
+    longer = apply_overrides(
+        CONFIG, ["train.patience=3", "train.checkpoint_every_steps=0", "progress_bar=true"]
+    )
+    resumed = train_and_evaluate(longer, workdir)
+    out = capsys.readouterr().out
+    assert "Resuming" in out and "from step 4 (epoch 1)" in out
+    assert (
+        "Changed on resume: progress_bar False -> True; train.checkpoint_every_steps 3 -> 0; "
+        "train.max_epochs 1 -> 2; train.patience 0 -> 3." in out
+    )
+    assert resumed["epochs"] == 2 and resumed["steps"] == 8
+    assert resumed["stop_reason"] == "max_epochs"
+    assert drop_time(resumed["history"]) == drop_time(reference["history"])
+    for key in ("mae_mean", "rmse_mean", "mape_mean"):
+        assert resumed["test"]["model"][key] == pytest.approx(
+            reference["test"]["model"][key], rel=1e-6, abs=1e-6
+        )
+    assert json.loads((workdir / "config.json").read_text())["train"]["max_epochs"] == 2
+    assert_same_final_state(workdir, reference_dir)
+
+
+def test_budget_change_with_another_change_is_refused_naming_the_other(uninterrupted):
+    workdir, _ = uninterrupted
+    other = apply_overrides(
+        CONFIG, ["train.max_epochs=5", "train.seed=3", "model.dropout=0.2", "plots=true"]
+    )
+    with pytest.raises(IncompatibleWorkdirError) as info:
+        train_and_evaluate(other, workdir)
+    message = str(info.value)
+    assert "model.dropout: saved 0.1 vs now 0.2; train.seed: saved 0 vs now 3)" in message
+    assert "max_epochs: saved" not in message and "plots: saved" not in message
+    assert "only progress_bar, tensorboard, plots, data.data_dir, train.max_epochs" in message
 
 
 # --------------------------------------------------------------------------------------------
