@@ -229,6 +229,15 @@ def _apply_budget(counters: dict[str, Any], t: Any) -> None:
         counters["finished"], counters["stop_reason"] = True, "max_epochs"
 
 
+def _data_line(config: Config, series: Any, splits: Any) -> str:
+    """One log line on the data set: name, nodes, steps, windows per split."""
+    return (
+        f"Data {config.data.name}: {splits.num_nodes} nodes x {series.values.shape[0]} steps "
+        f"({splits.steps_per_day} per day); windows train {len(splits.train)}, val "
+        f"{len(splits.val)}, test {len(splits.test)}."
+    )
+
+
 def _fresh_counters() -> dict[str, Any]:
     return {
         "step": 0,
@@ -272,6 +281,7 @@ def train_and_evaluate(
     eval_batch_size = math.ceil(t.eval_batch_size / num_devices) * num_devices
 
     series, splits = load_splits(config)
+    print(_data_line(config, series, splits))
     steps_per_epoch = len(splits.train) // t.batch_size
     if steps_per_epoch < 1:
         raise ValueError(

@@ -171,6 +171,21 @@ def test_budget_may_change_on_resume_and_the_run_goes_on(uninterrupted, tmp_path
     assert_same_final_state(workdir, reference_dir)
 
 
+def test_budget_lowered_below_the_epochs_done_stops_and_tests_the_best(
+    uninterrupted, interrupted, tmp_path, capsys
+):
+    """Killed mid-epoch 2 (checkpoint 6), resumed with max_epochs=1: no step more, epoch 1's best
+    checkpoint is tested."""
+    _, reference = uninterrupted
+    workdir = copy_of(interrupted, tmp_path)
+    results = train_and_evaluate(apply_overrides(CONFIG, ["train.max_epochs=1"]), workdir)
+    assert "Changed on resume: train.max_epochs 2 -> 1." in capsys.readouterr().out
+    assert results["epochs"] == 1 and results["stop_reason"] == "max_epochs"
+    assert results["best_epoch"] == 1 and results["steps"] == 6
+    assert drop_time(results["history"]) == drop_time(reference["history"][:1])
+    assert results["best_val_mae"] == pytest.approx(reference["history"][0]["val_mae"], rel=1e-6)
+
+
 def test_budget_change_with_another_change_is_refused_naming_the_other(uninterrupted):
     workdir, _ = uninterrupted
     other = apply_overrides(
@@ -279,6 +294,19 @@ def test_unreadable_checkpoints_without_digests_exit_cleanly_from_the_command_li
     assert "checkpoint 4 is unreadable: reading " in proc.stderr
     assert "Traceback" not in proc.stderr and "Event loop is closed" not in proc.stderr
     assert file_digests(workdir) == before
+
+
+def test_unreadable_best_checkpoint_is_a_clear_error(uninterrupted, tmp_path):
+    """A finished run only re-evaluates its best checkpoint: overwritten bytes there are named."""
+    workdir = copy_of(uninterrupted[0], tmp_path)
+    (step,) = [int(p.name) for p in (workdir / "best").iterdir()]
+    damaged = overwrite_bytes(workdir, step, folder="best")
+    with pytest.raises(CheckpointUnreadableError) as info:
+        train_and_evaluate(CONFIG, workdir)
+    assert str(info.value) == (
+        f"best checkpoint {step} is unreadable: {damaged} does not hold the bytes written (its "
+        "SHA-256 differs from SHA256SUMS)"
+    )
 
 
 def test_a_checkpoint_of_other_shapes_does_not_fit(uninterrupted):
