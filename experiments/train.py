@@ -1,13 +1,14 @@
 """Train and evaluate one experiment: parse the command line, then `train_and_evaluate(config,
 workdir)`.
 
-    python -m experiments.train --config experiments/configs/synthetic_elinformer.py --workdir
-    runs/synthetic python -m experiments.train --config experiments/configs/los_loop_elinformer.py
-    --workdir runs/los_loop \\
-        --set train.max_epochs=30 --set model.spatial_attention=softmax
+    python -m experiments.train --config experiments/configs/synthetic_elinformer.py \\
+        --workdir runs/synthetic
+    python -m experiments.train --config experiments/configs/los_loop_elinformer.py \\
+        --workdir runs/los_loop --set train.max_epochs=30 --set model.spatial_attention=softmax
 
-Rerunning a command with an existing workdir resumes it from its latest checkpoint (the config must
-match). See docs/training.md.
+Rerunning a command with an existing workdir resumes it from its newest readable checkpoint (the
+config must match, except the budget: train.max_epochs, patience, checkpoint cadence, plots,
+progress). See docs/training.md.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """`train_and_evaluate(config, workdir)`: train to early stopping, keep the best model, test it.
 
 Order of work: validate the config and the workdir, load the data and check it fits, build the
-model and optimiser, restore the latest checkpoint if the workdir holds one (resume is automatic),
-train epoch by epoch (validation MAE after each, best checkpoint kept, early stopping on patience),
-then evaluate the best checkpoint and the last-value / historical-average baselines on the test
-split and write `results.json`, `results.md`, `metrics.csv`/`.jsonl` and the PNGs.
+model and optimiser, restore the newest readable checkpoint if the workdir holds one (resume is
+automatic; a changed budget, such as more epochs, is logged and applied), train epoch by epoch
+(validation MAE after each, best checkpoint kept, early stopping on patience), then evaluate the
+best checkpoint and the last-value / historical-average baselines on the test split and write
+`results.json`, `results.md`, `metrics.csv`/`.jsonl` and the PNGs.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from tqdm.auto import tqdm
 from eala_jax.metrics import MetricAccumulator, format_horizon_table, horizon_sums
 from eala_jax.models import ELinFormer, HistoricalAverage, fill_missing, last_value_forecast
 from eala_jax.train import plots
-from eala_jax.train.checkpoint import CONFIG_FILE, Checkpoints, check_workdir
+from eala_jax.train.checkpoint import CONFIG_FILE, Checkpoints, budget_changes, check_workdir
 from eala_jax.train.config import Config, config_to_dict, options_dict, validate_config
 from eala_jax.train.logging import MetricsLogger
 from eala_jax.train.sharding import DataParallel, check_batch_divisible, resolve_device_count
@@ -215,6 +216,28 @@ def _horizons(result: dict[str, Any]) -> tuple[int, ...]:
     return tuple(h for h in HORIZONS if h <= n) or (n,)
 
 
+def _apply_budget(counters: dict[str, Any], t: Any) -> None:
+    """Set `finished` / `stop_reason` of resumed counters from the (possibly changed) budget, as
+    the end of an epoch would: a run stopped at `max_epochs` or by `patience` goes on when the
+    budget now allows it; one past a lowered budget stops (and its best checkpoint is tested)."""
+    counters["finished"], counters["stop_reason"] = False, None
+    if counters["step_in_epoch"]:
+        return  # mid-epoch: the epoch's end decides
+    if t.patience and counters["bad_epochs"] >= t.patience:
+        counters["finished"], counters["stop_reason"] = True, "early_stopping"
+    elif counters["epoch"] >= t.max_epochs:
+        counters["finished"], counters["stop_reason"] = True, "max_epochs"
+
+
+def _data_line(config: Config, series: Any, splits: Any) -> str:
+    """One log line on the data set: name, nodes, steps, windows per split."""
+    return (
+        f"Data {config.data.name}: {splits.num_nodes} nodes x {series.values.shape[0]} steps "
+        f"({splits.steps_per_day} per day); windows train {len(splits.train)}, val "
+        f"{len(splits.val)}, test {len(splits.test)}."
+    )
+
+
 def _fresh_counters() -> dict[str, Any]:
     return {
         "step": 0,
@@ -250,6 +273,7 @@ def train_and_evaluate(
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     check_workdir(config, workdir)
+    changed = budget_changes(config, workdir)
 
     t = config.train
     num_devices = resolve_device_count(t.num_devices, t.parallel)
@@ -257,6 +281,7 @@ def train_and_evaluate(
     eval_batch_size = math.ceil(t.eval_batch_size / num_devices) * num_devices
 
     series, splits = load_splits(config)
+    print(_data_line(config, series, splits))
     steps_per_epoch = len(splits.train) // t.batch_size
     if steps_per_epoch < 1:
         raise ValueError(
@@ -318,13 +343,26 @@ def train_and_evaluate(
     scale = Scale(jnp.float32(splits.scaler.mean), jnp.float32(splits.scaler.std))
     dropout_key = jax.random.fold_in(jax.random.PRNGKey(t.seed), 1)
 
-    # Resume from the workdir's latest checkpoint, if any.
+    # Resume from the workdir's newest readable checkpoint, if any (unreadable newer ones are
+    # moved aside with a warning; none readable is an error).
     ckpt = Checkpoints(workdir, keep=t.keep_checkpoints)
     counters, data_state = _fresh_counters(), None
     if ckpt.latest_step() is not None:
-        host_state, data_state, counters = ckpt.restore(host_template)
-        state = host_state
+        try:
+            _, state, data_state, counters = ckpt.restore_newest_readable(
+                host_template, warn=lambda message: print(f"warning: {message}", file=sys.stderr)
+            )
+        except BaseException:
+            ckpt.close()
+            raise
         print(f"Resuming {workdir} from step {counters['step']} (epoch {counters['epoch']}).")
+        if changed:
+            print(
+                "Changed on resume: "
+                + "; ".join(f"{k} {saved!r} -> {now!r}" for k, (saved, now) in changed.items())
+                + "."
+            )
+        _apply_budget(counters, t)
     (workdir / CONFIG_FILE).write_text(json.dumps(config_to_dict(config), indent=2) + "\n")
     state = dp.put_state(jax.tree.map(np.asarray, state))
 

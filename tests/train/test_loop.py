@@ -1,16 +1,22 @@
 """train_and_evaluate end to end on the tiny synthetic set: files, resume == uninterrupted,
-determinism, bad input before training, NaN stop, the command line."""
+determinism, a changed budget on resume, unreadable checkpoints, bad input before training, NaN
+stop, the command line."""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
-from train_helpers import tiny_config
+from train_helpers import tiny_config, with_model
 
 from eala_jax.train import (
     Checkpoints,
@@ -20,6 +26,7 @@ from eala_jax.train import (
     config_to_dict,
     train_and_evaluate,
 )
+from eala_jax.train.checkpoint import CheckpointUnreadableError
 from experiments import train as train_cli
 
 # 2 epochs of 4 steps on 8 devices (jit mesh), a resumable checkpoint every 3 steps.
@@ -83,12 +90,24 @@ def test_run_writes_results_logs_plots_and_config(uninterrupted, capsys):
     assert rows[0]["lr"] == pytest.approx(1e-3) and rows[1]["lr"] == pytest.approx(1e-4)
 
 
-def test_resume_equals_uninterrupted(uninterrupted, tmp_path):
+@pytest.fixture(scope="module")
+def interrupted(tmp_path_factory):
+    """A run killed after step 7: resumable checkpoints 4 (end of epoch 1) and 6 (mid-epoch 2)."""
+    workdir = tmp_path_factory.mktemp("interrupted") / "run"
+    assert train_and_evaluate(CONFIG, workdir, stop_at_step=7) is None
+    return workdir
+
+
+def copy_of(workdir: Path, tmp_path: Path) -> Path:
+    """A private copy of a module fixture's workdir (a test may change or resume it)."""
+    return Path(shutil.copytree(workdir, tmp_path / workdir.name))
+
+
+def test_resume_equals_uninterrupted(uninterrupted, interrupted, tmp_path):
     """Kill after step 7 (last checkpoint: step 6, mid-epoch), resume to the end: same params and
     metrics."""
     reference_dir, reference = uninterrupted
-    workdir = tmp_path / "resumed"
-    assert train_and_evaluate(CONFIG, workdir, stop_at_step=7) is None
+    workdir = copy_of(interrupted, tmp_path)
     ckpt = Checkpoints(workdir)
     assert ckpt.latest_step() == 6
     ckpt.close()
@@ -106,6 +125,10 @@ def test_resume_equals_uninterrupted(uninterrupted, tmp_path):
                 reference[split]["model"][key], rel=1e-6, abs=1e-6
             )
     assert drop_time(resumed["history"]) == drop_time(reference["history"])
+    assert_same_final_state(workdir, reference_dir)
+
+
+def assert_same_final_state(workdir: Path, reference_dir: Path) -> None:
     template = jax.tree.map(np.asarray, _template(CONFIG))
     for a, b in zip(
         jax.tree.leaves(final_state(workdir, template)),
@@ -113,6 +136,197 @@ def test_resume_equals_uninterrupted(uninterrupted, tmp_path):
         strict=True,
     ):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+# --------------------------------------------------------------------------------------------
+# A changed budget on resume
+# --------------------------------------------------------------------------------------------
+def test_budget_may_change_on_resume_and_the_run_goes_on(uninterrupted, tmp_path, capsys):
+    """A run finished at max_epochs=1, resumed with max_epochs=2 (and another patience and
+    checkpoint cadence), trains its second epoch and ends where the 2-epoch run ended."""
+    reference_dir, reference = uninterrupted
+    workdir = tmp_path / "extended"
+    short = apply_overrides(CONFIG, ["train.max_epochs=1"])
+    first = train_and_evaluate(short, workdir)
+    assert first["epochs"] == 1 and first["stop_reason"] == "max_epochs"
+    capsys.readouterr()
+    longer = apply_overrides(
+        CONFIG, ["train.patience=3", "train.checkpoint_every_steps=0", "progress_bar=true"]
+    )
+    resumed = train_and_evaluate(longer, workdir)
+    out = capsys.readouterr().out
+    assert "Resuming" in out and "from step 4 (epoch 1)" in out
+    assert (
+        "Changed on resume: progress_bar False -> True; train.checkpoint_every_steps 3 -> 0; "
+        "train.max_epochs 1 -> 2; train.patience 0 -> 3." in out
+    )
+    assert resumed["epochs"] == 2 and resumed["steps"] == 8
+    assert resumed["stop_reason"] == "max_epochs"
+    assert drop_time(resumed["history"]) == drop_time(reference["history"])
+    for key in ("mae_mean", "rmse_mean", "mape_mean"):
+        assert resumed["test"]["model"][key] == pytest.approx(
+            reference["test"]["model"][key], rel=1e-6, abs=1e-6
+        )
+    assert json.loads((workdir / "config.json").read_text())["train"]["max_epochs"] == 2
+    assert_same_final_state(workdir, reference_dir)
+
+
+def test_budget_lowered_below_the_epochs_done_stops_and_tests_the_best(
+    uninterrupted, interrupted, tmp_path, capsys
+):
+    """Killed mid-epoch 2 (checkpoint 6), resumed with max_epochs=1: no step more, epoch 1's best
+    checkpoint is tested."""
+    _, reference = uninterrupted
+    workdir = copy_of(interrupted, tmp_path)
+    results = train_and_evaluate(apply_overrides(CONFIG, ["train.max_epochs=1"]), workdir)
+    assert "Changed on resume: train.max_epochs 2 -> 1." in capsys.readouterr().out
+    assert results["epochs"] == 1 and results["stop_reason"] == "max_epochs"
+    assert results["best_epoch"] == 1 and results["steps"] == 6
+    assert drop_time(results["history"]) == drop_time(reference["history"][:1])
+    assert results["best_val_mae"] == pytest.approx(reference["history"][0]["val_mae"], rel=1e-6)
+
+
+def test_budget_change_with_another_change_is_refused_naming_the_other(uninterrupted):
+    workdir, _ = uninterrupted
+    other = apply_overrides(
+        CONFIG, ["train.max_epochs=5", "train.seed=3", "model.dropout=0.2", "plots=true"]
+    )
+    with pytest.raises(IncompatibleWorkdirError) as info:
+        train_and_evaluate(other, workdir)
+    message = str(info.value)
+    assert "model.dropout: saved 0.1 vs now 0.2; train.seed: saved 0 vs now 3)" in message
+    assert "max_epochs: saved" not in message and "plots: saved" not in message
+    assert "only progress_bar, tensorboard, plots, data.data_dir, train.max_epochs" in message
+
+
+# --------------------------------------------------------------------------------------------
+# Unreadable checkpoints
+# --------------------------------------------------------------------------------------------
+def overwrite_bytes(workdir: Path, step: int, folder: str = "checkpoints") -> Path:
+    """Overwrite the first 64 bytes (a compressed block's header) of the largest array-data file
+    of checkpoint `step`'s state; returns its path."""
+    files = [p for p in (workdir / folder / str(step) / "state").rglob("d/*") if p.is_file()]
+    target = max(files, key=lambda p: p.stat().st_size)
+    data = bytearray(target.read_bytes())
+    data[:64] = b"\xff" * 64
+    target.write_bytes(bytes(data))
+    return target
+
+
+def file_digests(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_unreadable_newest_checkpoint_falls_back_with_a_warning(
+    uninterrupted, interrupted, tmp_path, capsys
+):
+    """Checkpoint 6's bytes overwritten: a warning names step and file, the run resumes from
+    checkpoint 4 and ends where the uninterrupted run ended; checkpoint 6 is kept aside intact."""
+    reference_dir, reference = uninterrupted
+    workdir = copy_of(interrupted, tmp_path)
+    damaged = overwrite_bytes(workdir, 6)
+    damaged_digests = file_digests(workdir / "checkpoints" / "6")
+    resumed = train_and_evaluate(CONFIG, workdir)
+    captured = capsys.readouterr()
+    assert f"warning: checkpoint 6 is unreadable: {damaged} does not hold the bytes written" in (
+        captured.err
+    )
+    kept = workdir / "unreadable_checkpoints" / "6"
+    assert f"resuming from checkpoint 4 instead (the unreadable one is kept as {kept})" in (
+        captured.err
+    )
+    assert "Resuming" in captured.out and "from step 4 (epoch 1)" in captured.out
+    assert file_digests(kept) == damaged_digests  # moved, byte for byte
+    assert resumed["steps"] == 8 and drop_time(resumed["history"]) == drop_time(
+        reference["history"]
+    )
+    for key in ("mae_mean", "rmse_mean", "mape_mean"):
+        assert resumed["test"]["model"][key] == pytest.approx(
+            reference["test"]["model"][key], rel=1e-6, abs=1e-6
+        )
+    assert_same_final_state(workdir, reference_dir)
+
+
+def test_no_readable_checkpoint_is_a_clear_error_and_nothing_changes(interrupted, tmp_path):
+    workdir = copy_of(interrupted, tmp_path)
+    damaged = {step: overwrite_bytes(workdir, step) for step in (4, 6)}
+    before = file_digests(workdir)
+    with pytest.raises(CheckpointUnreadableError) as info:
+        train_and_evaluate(CONFIG, workdir)
+    message = str(info.value)
+    assert message.startswith(f"no readable checkpoint in {(workdir / 'checkpoints').absolute()}")
+    for step, path in damaged.items():
+        assert f"checkpoint {step} is unreadable: {path} does not hold the bytes written" in message
+    assert "does not fit" not in message
+    assert file_digests(workdir) == before
+
+
+def test_unreadable_checkpoints_without_digests_exit_cleanly_from_the_command_line(
+    interrupted, tmp_path
+):
+    """Checkpoints without SHA256SUMS (written before digests existed): the failure comes from
+    orbax itself; the command line says which checkpoints are unreadable, exits with status 1 and
+    prints no traceback (orbax's closed event loop used to add 'Event loop is closed' ones)."""
+    workdir = copy_of(interrupted, tmp_path)
+    for step in (4, 6):
+        overwrite_bytes(workdir, step)
+        (workdir / "checkpoints" / str(step) / "SHA256SUMS").unlink(missing_ok=True)
+    before = file_digests(workdir)
+    config_file = write_config_file(tmp_path / "tiny.py", CONFIG)
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(root), JAX_PLATFORMS="cpu")
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.train", "--config", str(config_file)]
+        + ["--workdir", str(workdir)],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith("error: no readable checkpoint in "), proc.stderr
+    assert "checkpoint 6 is unreadable: reading " in proc.stderr
+    assert "checkpoint 4 is unreadable: reading " in proc.stderr
+    assert "Traceback" not in proc.stderr and "Event loop is closed" not in proc.stderr
+    assert file_digests(workdir) == before
+
+
+def test_unreadable_best_checkpoint_is_a_clear_error(uninterrupted, tmp_path):
+    """A finished run only re-evaluates its best checkpoint: overwritten bytes there are named."""
+    workdir = copy_of(uninterrupted[0], tmp_path)
+    (step,) = [int(p.name) for p in (workdir / "best").iterdir()]
+    damaged = overwrite_bytes(workdir, step, folder="best")
+    with pytest.raises(CheckpointUnreadableError) as info:
+        train_and_evaluate(CONFIG, workdir)
+    assert str(info.value) == (
+        f"best checkpoint {step} is unreadable: {damaged} does not hold the bytes written (its "
+        "SHA-256 differs from SHA256SUMS)"
+    )
+
+
+def test_a_checkpoint_of_other_shapes_does_not_fit(uninterrupted):
+    """Orbax alone restores a checkpoint into other shapes without a word; the shapes are
+    compared first and every differing leaf is named."""
+    workdir, _ = uninterrupted
+    other = jax.tree.map(np.asarray, _template(with_model(CONFIG, feed_forward_dim=8)))
+    ckpt = Checkpoints(workdir)
+    try:
+        with pytest.raises(IncompatibleWorkdirError, match="does not fit") as info:
+            ckpt.restore(other)
+    finally:
+        ckpt.close()
+    assert not isinstance(info.value, CheckpointUnreadableError)
+    message = str(info.value)
+    assert (
+        "0.spatial_layers.0.ff_in.kernel.value: checkpoint (16, 16) float32 vs model (16, 8) "
+        "float32" in message
+    )
+    assert message.endswith("and 10 more")  # 6 kernels and biases x (params, Adam mu, Adam nu)
 
 
 def drop_time(rows):
