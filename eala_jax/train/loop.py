@@ -230,11 +230,11 @@ def _apply_budget(counters: dict[str, Any], t: Any) -> None:
 
 
 def _data_line(config: Config, series: Any, splits: Any) -> str:
-    """One log line on the data set: name, nodes, steps, windows per split."""
+    """One log line on the data set: name, nodes, steps, windows per split, what is missing."""
     return (
         f"Data {config.data.name}: {splits.num_nodes} nodes x {series.values.shape[0]} steps "
         f"({splits.steps_per_day} per day); windows train {len(splits.train)}, val "
-        f"{len(splits.val)}, test {len(splits.test)}."
+        f"{len(splits.val)}, test {len(splits.test)}. Missing: {series.missing_summary()}"
     )
 
 
