@@ -40,15 +40,17 @@ def test_time_features_hourly_and_daily_steps():
 
 
 def test_time_features_off_grid_start_is_the_slot_holding_the_time():
-    # 00:07 with 15-minute steps: steps at 00:07, 00:22, 00:37, ... fall in slots 0, 1, 2, ...
-    tod, _ = time_features("2024-01-01T00:07", 15, 97)
+    # 00:08 with 15-minute steps: steps at 00:08, 00:23, 00:38, ... fall in slots 0, 1, 2, ...
+    # (the nearest slot boundary would say 1, 2, 3, ...).
+    tod, _ = time_features("2024-01-01T00:08", 15, 97)
     np.testing.assert_array_equal(tod[:3], [0, 1, 2])
     assert tod[95] == 95 and tod[96] == 0 and tod.max() == 95
 
 
 def test_time_features_agree_with_pandas_over_years():
-    # An independent calendar: pandas' own hour, minute and weekday (Monday = 0), across a leap day.
-    start, step, count = "2023-12-30T22:10", 10, 20_000
+    # An independent calendar: pandas' own hour, minute and weekday (Monday = 0), across a leap
+    # day, from a start off the step grid.
+    start, step, count = "2023-12-30T22:17", 10, 20_000
     tod, dow = time_features(start, step, count)
     stamps = pd.date_range(start, periods=count, freq=f"{step}min")
     np.testing.assert_array_equal(tod, (stamps.hour * 60 + stamps.minute) // step)
