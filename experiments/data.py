@@ -1,6 +1,8 @@
 """Describe the data sets: what is present, its size, splits, missing values and scaler statistics.
 
     python -m experiments.data --dataset los_loop --describe
+    python -m experiments.data --dataset los_loop --baselines    # last value / historical average
+    python -m experiments.data --dataset los_loop --loader-timing  # grain reader threads vs none
     python -m experiments.data --dataset all --describe [--data-dir DIR] [--in-steps 12]
     python -m experiments.data --dataset generic --path mine.npz --step-minutes 5 \\
         --start-time 2024-01-01T00:00 [--null-value 0] [--transpose] --describe   # your own file
@@ -28,9 +30,11 @@ from eala_jax.data import (
     SpatioTemporalSeries,
     load_dataset,
     make_forecast_splits,
+    make_loader,
 )
 from eala_jax.data.registry import ENV_DATA_DIR, resolve_data_dir
 from eala_jax.data.series import Split
+from eala_jax.models.baselines import evaluate_baselines
 
 ALL = ("synthetic", *DATASETS)
 # Command-line option -> load_dataset keyword, for a user's own file (--dataset generic); the
@@ -102,6 +106,57 @@ def describe(
     return "\n".join(lines)
 
 
+def baselines(
+    series: SpatioTemporalSeries, *, in_steps: int, out_steps: int, split: Split | None = None
+) -> str:
+    """Lines of last-value and historical-average metrics (data units) on the val and test
+    windows, as ``evaluate_baselines`` computes them (historical average fitted on training)."""
+    splits = make_forecast_splits(series, in_steps=in_steps, out_steps=out_steps, split=split)
+    lines = [f"  baselines ({in_steps} in / {out_steps} out; mean over horizons):"]
+    for split_name in ("val", "test"):
+        results = evaluate_baselines(splits, split_name, scaler=splits.scaler)
+        for name, r in results.items():
+            lines.append(
+                f"    {split_name:4s} {name:18s} MAE {r['mae_mean']:.6f}  RMSE "
+                f"{r['rmse_mean']:.6f}  MAPE {r['mape_mean']:.6f} %"
+            )
+    return "\n".join(lines)
+
+
+def loader_timing(
+    series: SpatioTemporalSeries,
+    *,
+    in_steps: int,
+    out_steps: int,
+    batch_size: int = 16,
+    num_batches: int = 200,
+) -> str:
+    """Milliseconds per shuffled training batch from ``make_loader``, reading in the calling
+    thread (``read_threads=0``, the default) and with grain's default 16 reader threads."""
+    import time
+
+    splits = make_forecast_splits(series, in_steps=in_steps, out_steps=out_steps)
+    parts = []
+    for threads in (0, 16):
+        iterator = iter(
+            make_loader(
+                splits.train,
+                batch_size=batch_size,
+                shuffle=True,
+                seed=0,
+                num_epochs=None,
+                read_threads=threads,
+            )
+        )
+        next(iterator)  # start-up (thread pool, first fill) is not counted
+        start = time.perf_counter()
+        for _ in range(num_batches):
+            next(iterator)
+        ms = 1e3 * (time.perf_counter() - start) / num_batches
+        parts.append(f"read_threads={threads}: {ms:.1f} ms")
+    return f"  loader, shuffled training batches of {batch_size}: " + ", ".join(parts)
+
+
 def _null_value(text: str) -> float | None:
     if text.strip().lower() in ("none", "null"):
         return None
@@ -142,6 +197,16 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, d
         "--data-dir",
         default=None,
         help=f"folder with one folder per set (default ${ENV_DATA_DIR} or ../shared/data)",
+    )
+    parser.add_argument(
+        "--baselines",
+        action="store_true",
+        help="print last-value and historical-average metrics on the val and test windows",
+    )
+    parser.add_argument(
+        "--loader-timing",
+        action="store_true",
+        help="time make_loader's training batches with and without grain reader threads",
     )
     parser.add_argument("--in-steps", type=int, default=12)
     parser.add_argument("--out-steps", type=int, default=12)
@@ -250,6 +315,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.describe
             else f"{name}: present, {series.num_steps} x {series.num_nodes}"
         )
+        if args.baselines:
+            try:
+                print(
+                    baselines(
+                        series, in_steps=args.in_steps, out_steps=args.out_steps, split=args.split
+                    )
+                )
+            except ValueError as err:  # no window in a split: --describe says why
+                print(f"  baselines: not possible ({err})")
+        if args.loader_timing:
+            print(loader_timing(series, in_steps=args.in_steps, out_steps=args.out_steps))
         if args.build_tfds:
             from eala_jax.data.tfds_builders import build_tfds
 

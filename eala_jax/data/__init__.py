@@ -6,20 +6,23 @@ Typical use::
     series = load_dataset("los_loop")  # or "synthetic", needs no files
     splits = make_forecast_splits(series, in_steps=12, out_steps=12)
     loader = make_loader(splits.train, batch_size=16, shuffle=True, seed=0)
+    for batch, num_valid in make_eval_loader(splits.val, batch_size=64):
+        ...
 
 See docs/data.md for the data sets and how to bring PEMS08, METR-LA and your own files.
 """
 
 from eala_jax.data.download import DownloadError
-from eala_jax.data.loader import make_loader
+from eala_jax.data.load import load_dataset
+from eala_jax.data.loader import EvalLoader, make_eval_loader, make_loader
 from eala_jax.data.readers import DataFileError, FileSpec
 from eala_jax.data.registry import (
     DATASETS,
     KNOWN_NAMES,
     DatasetSpec,
     default_data_dir,
-    load_dataset,
     load_generic,
+    read_dataset,
 )
 from eala_jax.data.scaler import StandardScaler
 from eala_jax.data.series import (
@@ -37,6 +40,7 @@ __all__ = [
     "DataFileError",
     "DatasetSpec",
     "DownloadError",
+    "EvalLoader",
     "FileSpec",
     "ForecastSplits",
     "MissingDataWarning",
@@ -47,8 +51,10 @@ __all__ = [
     "default_data_dir",
     "load_dataset",
     "load_generic",
+    "make_eval_loader",
     "make_forecast_splits",
     "make_loader",
     "make_synthetic_series",
+    "read_dataset",
     "time_features",
 ]

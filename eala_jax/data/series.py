@@ -200,12 +200,12 @@ class SpatioTemporalSeries:
         return text
 
     def time_of_day(self) -> np.ndarray:
-        """float32 ``[T]`` in [0, 1): minutes since midnight / 1440 (= step-of-day /
-        steps_per_day)."""
+        """int32 ``[T]``: step of the day in ``[0, steps_per_day)`` (the slot holding each step's
+        start time, ``minutes since midnight // step_minutes``)."""
         return time_features(self.start_time, self.step_minutes, self.num_steps)[0]
 
     def day_of_week(self) -> np.ndarray:
-        """float32 ``[T]``: 0 = Monday .. 6 = Sunday, as whole numbers."""
+        """int32 ``[T]``: 0 = Monday .. 6 = Sunday."""
         return time_features(self.start_time, self.step_minutes, self.num_steps)[1]
 
 
@@ -234,19 +234,20 @@ def check_split(split: Split, option: str = "split") -> Split:
 def time_features(
     start_time: np.datetime64 | str, step_minutes: int, num_steps: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Time of day and day of week of steps ``0 .. num_steps-1``.
+    """Calendar of steps ``0 .. num_steps-1``, as integers. O(num_steps).
 
     Returns:
-      ``(time_of_day, day_of_week)``, float32 ``[num_steps]`` each: time of day in [0, 1) as minutes
-      since midnight / 1440, day of week 0 (Monday) .. 6 (Sunday).
+      ``(time_of_day, day_of_week)``, int32 ``[num_steps]`` each: time of day as the step of the
+      day, ``minutes since midnight // step_minutes`` in ``[0, 1440 // step_minutes)``; day of week
+      0 (Monday) .. 6 (Sunday).
     """
     start = np.datetime64(start_time, "m")
     times = start + np.arange(num_steps, dtype=np.int64) * np.timedelta64(int(step_minutes), "m")
     days = times.astype("datetime64[D]")
     minutes = (times - days.astype("datetime64[m]")).astype(np.int64)
-    time_of_day = (minutes / MINUTES_PER_DAY).astype(np.float32)
+    time_of_day = (minutes // int(step_minutes)).astype(np.int32)
     # 1970-01-01 (day 0 of the epoch) was a Thursday, i.e. 3 with Monday = 0.
-    day_of_week = ((days.astype(np.int64) + 3) % 7).astype(np.float32)
+    day_of_week = ((days.astype(np.int64) + 3) % 7).astype(np.int32)
     return time_of_day, day_of_week
 
 

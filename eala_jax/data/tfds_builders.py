@@ -1,8 +1,8 @@
 """tensorflow-datasets copies of the data sets (ArrayRecord files, no TensorFlow needed).
 
-One builder, ``eala_series``, with one config per data set name. It reads the source files with the
-same readers as ``load_dataset`` (from ``manual_dir`` = the data directory, or ``path=``) and
-writes:
+One builder, ``eala_series``, with one config per data set name. It reads the source files with
+``registry.read_dataset``, as ``load_dataset`` does (from ``manual_dir`` = the data directory, or
+``path=``), and writes:
 
 - split ``"series"``: one record per time step, ``{"values": float32 [N]}`` (NaN = missing), in time
   order (``disable_shuffling=True``);
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import tensorflow_datasets as tfds
 
-from eala_jax.data.registry import DATASETS, KNOWN_NAMES, load_dataset, resolve_data_dir
+from eala_jax.data.registry import DATASETS, KNOWN_NAMES, read_dataset, resolve_data_dir
 from eala_jax.data.series import MissingValues, SpatioTemporalSeries
 
 BUILDER_NAME = "eala_series"
@@ -75,7 +75,7 @@ class SpatioTemporalBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=T
         data_dir = None
         if self._dataset in DATASETS and "path" not in self._load_options:
             data_dir = dl_manager.manual_dir
-        series = load_dataset(self._dataset, data_dir=data_dir, **self._load_options)
+        series = read_dataset(self._dataset, data_dir=data_dir, **self._load_options)
         self.info.metadata.update(
             {
                 "name": series.name,

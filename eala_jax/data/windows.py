@@ -29,10 +29,18 @@ SPLIT_NAMES = ("train", "val", "test")
 class WindowSource:
     """Random-access source of forecast windows (grain ``RandomAccessDataSource`` protocol).
 
-    ``source[i]`` is a dict of numpy arrays:
-      ``"x"``: float32 ``[in_steps, N, 3]`` = (z-scored value, 0 where missing; time of day in [0,
-      1); day of week 0..6), ``"y"``: float32 ``[out_steps, N]`` raw target, 0 where missing,
-      ``"y_mask"``: bool ``[out_steps, N]``, True where the target is valid.
+    ``source[i]`` is one window, a dict of fresh numpy arrays (the batch contract; batches stack
+    them on a leading batch axis):
+
+    - ``"x"``: float32 ``[in_steps, N]``, the z-scored input values, 0 where missing;
+    - ``"x_mask"``: bool ``[in_steps, N]``, True where the input value was observed;
+    - ``"time_of_day"``: int32 ``[in_steps]``, step of the day in ``[0, steps_per_day)``;
+    - ``"day_of_week"``: int32 ``[in_steps]``, 0 = Monday .. 6;
+    - ``"y"``: float32 ``[out_steps, N]``, the target in the data's own units, 0 where missing;
+    - ``"y_mask"``: bool ``[out_steps, N]``, True where the target is valid;
+    - ``"y_time_of_day"``, ``"y_day_of_week"``: int32 ``[out_steps]``, the targets' calendar.
+
+    O((in_steps + out_steps)·N) per window (slices of the series' arrays, copied).
     """
 
     def __init__(
@@ -77,14 +85,15 @@ class WindowSource:
         s = self.target_start(int(index))
         inputs = slice(s - self.in_steps, s)
         targets = slice(s, s + self.out_steps)
-        scaled = self._scaled[inputs]
-        num_nodes = scaled.shape[1]
-        tod = np.broadcast_to(self._time_of_day[inputs, None], (self.in_steps, num_nodes))
-        dow = np.broadcast_to(self._day_of_week[inputs, None], (self.in_steps, num_nodes))
         return {
-            "x": np.stack([scaled, tod, dow], axis=-1),
+            "x": self._scaled[inputs].copy(),
+            "x_mask": self._valid[inputs].copy(),
+            "time_of_day": self._time_of_day[inputs].copy(),
+            "day_of_week": self._day_of_week[inputs].copy(),
             "y": self._target[targets].copy(),
             "y_mask": self._valid[targets].copy(),
+            "y_time_of_day": self._time_of_day[targets].copy(),
+            "y_day_of_week": self._day_of_week[targets].copy(),
         }
 
     def __repr__(self) -> str:

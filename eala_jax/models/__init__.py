@@ -10,9 +10,9 @@ from eala_jax.models.attention import (
 )
 from eala_jax.models.baselines import (
     HistoricalAverage,
+    evaluate_baselines,
     fill_missing,
     last_value_forecast,
-    target_slots,
 )
 from eala_jax.models.elinformer import AttentionBlock, ELinFormer
 
@@ -26,7 +26,7 @@ __all__ = [
     "attention_function",
     "check_attention_name",
     "entropy_of_weights",
+    "evaluate_baselines",
     "fill_missing",
     "last_value_forecast",
-    "target_slots",
 ]

@@ -1,4 +1,5 @@
-"""Host-side (NumPy) baseline forecasters: last value and historical average.
+"""Host-side (NumPy) baseline forecasters: last value and historical average, and their metrics
+on a split's windows (``evaluate_baselines``).
 
 - `last_value_forecast`: repeat each sensor's last observed input value over the horizon
   (missing inputs are skipped: the latest valid value in the window is used; a sensor with no
@@ -7,15 +8,34 @@
   When that weekday's slot never occurs in the training split (Los-loop's test days, for one),
   it falls back to the mean of the same time of day over all training days; then to the
   sensor's training mean, then to the global training mean.
+
+Both read the same windows as the model (``WindowSource``, through ``make_eval_loader``): inputs
+are put back in the data's units with the training scaler, missing inputs are known from
+``x_mask``, and the targets' calendar comes with the window (``y_time_of_day``,
+``y_day_of_week``). See docs/data.md.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-__all__ = ["HistoricalAverage", "fill_missing", "last_value_forecast", "target_slots"]
+from eala_jax.data.loader import make_eval_loader
+from eala_jax.data.scaler import StandardScaler
+from eala_jax.data.windows import SPLIT_NAMES, ForecastSplits, WindowSource
+from eala_jax.metrics import MetricAccumulator, horizon_sums
+
+__all__ = [
+    "HistoricalAverage",
+    "evaluate_baselines",
+    "fill_missing",
+    "fit_historical_average",
+    "last_value_forecast",
+]
+
+EVAL_BATCH_SIZE = 256
 
 
 def last_value_forecast(x_raw: np.ndarray, out_steps: int) -> np.ndarray:
@@ -33,22 +53,6 @@ def last_value_forecast(x_raw: np.ndarray, out_steps: int) -> np.ndarray:
 def fill_missing(pred: np.ndarray, fallback: np.ndarray | float) -> np.ndarray:
     """Replace NaN predictions by `fallback` (same shape or broadcastable)."""
     return np.where(np.isfinite(pred), pred, fallback).astype(np.float32)
-
-
-def target_slots(
-    last_tod: np.ndarray, last_dow: np.ndarray, out_steps: int, steps_per_day: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Time-of-day index and weekday of the `out_steps` targets after an input window.
-
-    `last_tod [B]` is the last input step's time of day in [0, 1) and `last_dow [B]` its weekday
-    (0..6). Returns `tod [B, out_steps]` in 0..steps_per_day-1 and `dow [B, out_steps]` in 0..6.
-    """
-    start = (
-        np.round(np.asarray(last_tod, np.float64) * steps_per_day).astype(np.int64) % steps_per_day
-    )
-    absolute = start[:, None] + np.arange(1, out_steps + 1)[None, :]
-    dow = (np.round(np.asarray(last_dow)).astype(np.int64)[:, None] + absolute // steps_per_day) % 7
-    return absolute % steps_per_day, dow
 
 
 @dataclass
@@ -95,3 +99,98 @@ class HistoricalAverage:
         pred = np.where(np.isfinite(pred), pred, self.day[tod])
         pred = np.where(np.isfinite(pred), pred, self.sensor)
         return np.where(np.isfinite(pred), pred, self.overall).astype(np.float32)
+
+
+def _raw_inputs(batch: dict[str, np.ndarray], scaler: StandardScaler) -> np.ndarray:
+    """A batch's inputs in the data's units, float64 ``[B, T_in, N]``, NaN where not observed."""
+    return np.where(
+        batch["x_mask"], scaler.inverse_transform(batch["x"].astype(np.float64)), np.nan
+    )
+
+
+def fit_historical_average(
+    source: WindowSource,
+    *,
+    scaler: StandardScaler,
+    steps_per_day: int,
+    batch_size: int = EVAL_BATCH_SIZE,
+) -> HistoricalAverage:
+    """A `HistoricalAverage` fitted on every series step the windows of ``source`` see, once each.
+
+    The steps are the windows' inputs and targets (for the training split: steps ``[0, b1)``, the
+    steps the scaler is fitted on). A step's value comes from a target where one covers it (``y``,
+    the data's own float32 values), else from an input (``x`` inverse-scaled with ``scaler``, equal
+    to the data up to float32 rounding of the z-score). O(windows · (T_in + T_out) · N) time,
+    O(steps · N) memory.
+    """
+    first = source.target_start(0) - source.in_steps
+    span = source.target_start(len(source) - 1) + source.out_steps - first
+    num_nodes = source[0]["y"].shape[1]
+    values = np.full((span, num_nodes), np.nan)
+    from_target = np.zeros(span, bool)
+    time_of_day = np.zeros(span, np.int64)
+    day_of_week = np.zeros(span, np.int64)
+    seen = np.zeros(span, bool)
+    lags = np.arange(-source.in_steps, 0)
+    leads = np.arange(source.out_steps)
+    for b, (batch, n) in enumerate(make_eval_loader(source, batch_size=batch_size)):
+        starts = np.array([source.target_start(b * batch_size + r) for r in range(n)]) - first
+        steps = starts[:, None] + lags[None, :]  # [n, T_in]
+        x_raw = _raw_inputs(batch, scaler)[:n]
+        keep = from_target[steps][..., None]  # a target already wrote these steps exactly
+        values[steps] = np.where(keep, values[steps], x_raw)
+        time_of_day[steps], day_of_week[steps] = batch["time_of_day"][:n], batch["day_of_week"][:n]
+        seen[steps] = True
+        steps = starts[:, None] + leads[None, :]  # [n, T_out]
+        values[steps] = np.where(batch["y_mask"][:n], batch["y"][:n], np.nan)
+        time_of_day[steps] = batch["y_time_of_day"][:n]
+        day_of_week[steps] = batch["y_day_of_week"][:n]
+        from_target[steps] = seen[steps] = True
+    return HistoricalAverage.fit(values[seen], time_of_day[seen], day_of_week[seen], steps_per_day)
+
+
+def evaluate_baselines(
+    splits: ForecastSplits,
+    split_name: str,
+    *,
+    scaler: StandardScaler,
+    batch_size: int = EVAL_BATCH_SIZE,
+) -> dict[str, dict[str, Any]]:
+    """Last-value and historical-average metrics on the windows of ``splits[split_name]``.
+
+    The historical average is fitted on the training split's windows only (`fit_historical_average`:
+    steps ``[0, b1)``); the last value repeats each sensor's last observed input (inputs
+    inverse-scaled with ``scaler``, missing ones known from ``x_mask``) and falls back to the
+    historical average where a sensor has no observed input in the window. Metrics are those of the
+    model (`horizon_sums` summed by `MetricAccumulator`, targets in the data's units, masked by
+    ``y_mask``).
+
+    Args:
+      splits: the forecast splits (``make_forecast_splits``).
+      split_name: ``"train"``, ``"val"`` or ``"test"``.
+      scaler: the training scaler of ``splits`` (``splits.scaler``).
+      batch_size: windows per batch (memory only; results do not depend on it beyond float
+        rounding).
+
+    Returns:
+      ``{"last_value": result, "historical_average": result}``, each a
+      ``MetricAccumulator().result()`` dict.
+    """
+    if not isinstance(splits, ForecastSplits):
+        raise TypeError(f"splits must be a ForecastSplits, got {type(splits).__name__}")
+    if split_name not in SPLIT_NAMES:
+        raise ValueError(f"split_name must be one of {SPLIT_NAMES}, got {split_name!r}")
+    if not isinstance(scaler, StandardScaler):
+        raise TypeError(f"scaler must be a StandardScaler, got {type(scaler).__name__}")
+    average = fit_historical_average(
+        splits.train, scaler=scaler, steps_per_day=splits.steps_per_day, batch_size=batch_size
+    )
+    accumulators = {"last_value": MetricAccumulator(), "historical_average": MetricAccumulator()}
+    for batch, _ in make_eval_loader(splits[split_name], batch_size=batch_size):
+        average_pred = average.predict(batch["y_time_of_day"], batch["y_day_of_week"])
+        last_pred = fill_missing(
+            last_value_forecast(_raw_inputs(batch, scaler), splits.out_steps), average_pred
+        )
+        for name, pred in (("last_value", last_pred), ("historical_average", average_pred)):
+            accumulators[name].add(horizon_sums(pred, batch["y"], batch["y_mask"]))
+    return {name: acc.result() for name, acc in accumulators.items()}

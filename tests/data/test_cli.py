@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+from eala_jax.data import make_forecast_splits, make_synthetic_series
+from eala_jax.models import evaluate_baselines
 from experiments.data import main
 from tests.data.fixtures import write_pems_npz
 
@@ -13,6 +15,26 @@ def test_describe_synthetic(capsys):
     assert "nodes 20, steps 4032 (5 min, 288 a day)" in out
     assert "windows train 2799, val 392, test 796" in out  # 7:1:2 of 4032 steps, 12 in / 12 out
     assert "scaler (training steps only): mean" in out and "missing:" in out
+
+
+def test_baselines_of_a_small_synthetic_file(tmp_path, capsys):
+    series = make_synthetic_series(num_nodes=4, num_days=3)
+    np.save(tmp_path / "s.npy", np.nan_to_num(series.values))  # missing written back as zeros
+    common = ["--dataset", "generic", "--path", str(tmp_path / "s.npy"), "--null-value", "0"]
+    args = [*common, "--step-minutes", "5", "--start-time", "2024-01-01T00:00", "--baselines"]
+    assert main(args) == 0
+    lines = [line.split() for line in capsys.readouterr().out.splitlines() if "MAE" in line]
+    splits = make_forecast_splits(series)
+    for split_name, name, _, mae, _, rmse, _, mape, _ in lines:
+        want = evaluate_baselines(splits, split_name, scaler=splits.scaler)[name]
+        assert float(mae) == pytest.approx(want["mae_mean"], abs=1e-6)
+        assert float(rmse) == pytest.approx(want["rmse_mean"], abs=1e-6)
+        assert float(mape) == pytest.approx(want["mape_mean"], abs=1e-6)
+    assert [(line[0], line[1]) for line in lines] == [
+        (split_name, name)
+        for split_name in ("val", "test")
+        for name in ("last_value", "historical_average")
+    ]
 
 
 def test_absent_and_corrupt_sets_are_reported(tmp_path, capsys):

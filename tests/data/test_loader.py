@@ -4,7 +4,7 @@ position."""
 import numpy as np
 import pytest
 
-from eala_jax.data import load_dataset, make_forecast_splits, make_loader
+from eala_jax.data import load_dataset, make_eval_loader, make_forecast_splits, make_loader
 
 
 class _Indexed:
@@ -104,6 +104,15 @@ def test_bad_loader_arguments():
         make_loader(_Indexed(10), batch_size=2, shuffle=False, shard_index=2, shard_count=2)
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         make_loader(_Indexed(10), batch_size=0, shuffle=False)
+    with pytest.raises(ValueError, match="read_threads must be an integer >= 0"):
+        make_loader(_Indexed(10), batch_size=2, shuffle=False, read_threads=-1)
+
+
+def test_reader_threads_do_not_change_the_batches():
+    kwargs = dict(batch_size=3, shuffle=True, seed=5, num_epochs=2)
+    in_thread = _indices(make_loader(_Indexed(20), **kwargs))
+    threaded = _indices(make_loader(_Indexed(20), read_threads=4, **kwargs))
+    assert in_thread == threaded and len(in_thread) == 40 // 3  # batches span the epoch end
 
 
 def test_shards_with_drop_remainder_are_equal_and_disjoint():
@@ -124,3 +133,79 @@ def test_shards_with_drop_remainder_are_equal_and_disjoint():
     ]  # 11 // 3 = 3 windows a shard, one full batch of 2 each
     flat = np.concatenate(shards)
     assert len(set(flat)) == 6 and set(flat) <= set(range(9))
+
+
+def _stacked_reference(source, batch_size):
+    """What the loop's ``_eval_batches`` built: ``source[i]`` stacked in order, the last batch
+    padded with zero rows."""
+    out = []
+    for start in range(0, len(source), batch_size):
+        rows = [source[i] for i in range(start, min(start + batch_size, len(source)))]
+        batch = {k: np.stack([r[k] for r in rows]) for k in rows[0]}
+        pad = batch_size - len(rows)
+        batch = {
+            k: np.concatenate([v, np.zeros((pad, *v.shape[1:]), v.dtype)]) for k, v in batch.items()
+        }
+        out.append((batch, len(rows)))
+    return out
+
+
+@pytest.mark.parametrize("batch_size", [1, 5, 7, 64, 1000])
+def test_eval_loader_gives_the_windows_in_order_padded(batch_size):
+    splits = make_forecast_splits(
+        load_dataset("synthetic", num_nodes=4, num_days=3), in_steps=5, out_steps=3
+    )
+    source = splits.val  # 84 windows: 5, 64 and 1000 leave a padded last batch, 1 and 7 do not
+    loader = make_eval_loader(source, batch_size=batch_size)
+    expected = _stacked_reference(source, batch_size)
+    for _ in range(2):  # iterable again, same batches
+        got = list(loader)
+        assert len(got) == len(expected) == len(loader)
+        for (batch, num_valid), (want, want_valid) in zip(got, expected, strict=True):
+            assert num_valid == want_valid and set(batch) == set(want)
+            for key in want:
+                assert batch[key].dtype == want[key].dtype, key
+                np.testing.assert_array_equal(batch[key], want[key], err_msg=key)
+    last, num_valid = got[-1]
+    assert not last["y_mask"][num_valid:].any() and not last["x_mask"][num_valid:].any()
+    assert sum(n for _, n in got) == len(source)
+
+
+class _Masked(_Indexed):
+    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+        return {"i": np.asarray(i, np.int64), "mask": np.ones(2, bool)}
+
+
+@pytest.mark.parametrize(
+    "num_windows, shard_count, batch_size", [(11, 2, 5), (11, 3, 2), (12, 4, 3), (3, 3, 8)]
+)
+def test_eval_loader_shards_step_together_and_cover_once(num_windows, shard_count, batch_size):
+    source = _Masked(num_windows)
+    shards = [
+        list(
+            make_eval_loader(source, batch_size=batch_size, shard_index=k, shard_count=shard_count)
+        )
+        for k in range(shard_count)
+    ]
+    largest = -(-num_windows // shard_count)
+    assert {len(batches) for batches in shards} == {-(-largest // batch_size)}
+    for k, batches in enumerate(shards):
+        assert all(batch["i"].shape == (batch_size,) for batch, _ in batches)
+        real = np.concatenate([batch["i"][:n] for batch, n in batches])
+        np.testing.assert_array_equal(real, np.arange(k, num_windows, shard_count))
+        for batch, n in batches:
+            assert batch["mask"][:n].all() and not batch["mask"][n:].any()
+    # (11, 2, 5): shard 1 holds 5 windows, one batch, and steps a second time on padding only.
+    if (num_windows, shard_count, batch_size) == (11, 2, 5):
+        assert [n for _, n in shards[1]] == [5, 0]
+
+
+def test_bad_eval_loader_arguments():
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        make_eval_loader(_Masked(4), batch_size=0)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        make_eval_loader(_Masked(4), batch_size=2.0)
+    with pytest.raises(ValueError, match="shard_index"):
+        make_eval_loader(_Masked(4), batch_size=2, shard_index=3, shard_count=3)
+    with pytest.raises(ValueError, match="has 2 windows: make_eval_loader needs at least"):
+        make_eval_loader(_Masked(2), batch_size=2, shard_count=3)

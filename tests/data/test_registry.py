@@ -106,7 +106,7 @@ def test_generic_formats(tmp_path):
         series_name="mine",
     )
     np.testing.assert_array_equal(series.values, array)
-    assert series.name == "mine" and series.steps_per_day == 48 and series.time_of_day()[0] == 0.25
+    assert series.name == "mine" and series.steps_per_day == 48 and series.time_of_day()[0] == 12
     with pytest.raises(ValueError, match="set step_minutes= and start_time="):
         load_dataset("generic", path=tmp_path / "a.npy")
     frame = pd.DataFrame(array, columns=["u", "v", "w"])

@@ -1,6 +1,7 @@
 """SpatioTemporalSeries validation, calendar features and null handling."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from eala_jax.data import SpatioTemporalSeries, time_features
@@ -20,22 +21,40 @@ def _series(**overrides):
 
 
 def test_time_features_match_a_hand_computation():
-    # 2024-01-06 is a Saturday (Monday = 0, so 5); 23:50 is 1430 minutes after midnight.
+    # 2024-01-06 is a Saturday (Monday = 0, so 5); 23:50 is 1430 minutes after midnight, step 286.
     tod, dow = time_features("2024-01-06T23:50", 5, 2 + 288 + 1)
-    assert tod.dtype == np.float32 and dow.dtype == np.float32
-    np.testing.assert_allclose(tod[:3], [1430 / 1440, 1435 / 1440, 0.0], rtol=0, atol=1e-7)
+    assert tod.dtype == np.int32 and dow.dtype == np.int32
+    np.testing.assert_array_equal(tod[:3], [286, 287, 0])
     np.testing.assert_array_equal(dow[:3], [5, 5, 6])  # midnight rolls into Sunday
-    assert tod[2 + 288] == 0.0 and dow[2 + 288] == 0  # Monday midnight
-    assert tod[2 + 144] == pytest.approx(0.5) and dow[2 + 144] == 6  # Sunday noon
+    assert tod[2 + 288] == 0 and dow[2 + 288] == 0  # Monday midnight
+    assert tod[2 + 144] == 144 and dow[2 + 144] == 6  # Sunday noon
 
 
 def test_time_features_hourly_and_daily_steps():
     tod, dow = time_features("2016-07-01T00:00", 60, 25)  # 2016-07-01 was a Friday
-    np.testing.assert_allclose(tod[:3], [0, 1 / 24, 2 / 24], atol=1e-7)
-    assert dow[0] == 4 and dow[23] == 4 and dow[24] == 5
+    np.testing.assert_array_equal(tod[:3], [0, 1, 2])
+    assert tod[24] == 0 and dow[0] == 4 and dow[23] == 4 and dow[24] == 5
     tod, dow = time_features("1990-01-01T00:00", 1440, 8)  # a Monday
     np.testing.assert_array_equal(tod, np.zeros(8))
     np.testing.assert_array_equal(dow, [0, 1, 2, 3, 4, 5, 6, 0])
+
+
+def test_time_features_off_grid_start_is_the_slot_holding_the_time():
+    # 00:08 with 15-minute steps: steps at 00:08, 00:23, 00:38, ... fall in slots 0, 1, 2, ...
+    # (the nearest slot boundary would say 1, 2, 3, ...).
+    tod, _ = time_features("2024-01-01T00:08", 15, 97)
+    np.testing.assert_array_equal(tod[:3], [0, 1, 2])
+    assert tod[95] == 95 and tod[96] == 0 and tod.max() == 95
+
+
+def test_time_features_agree_with_pandas_over_years():
+    # An independent calendar: pandas' own hour, minute and weekday (Monday = 0), across a leap
+    # day, from a start off the step grid.
+    start, step, count = "2023-12-30T22:17", 10, 20_000
+    tod, dow = time_features(start, step, count)
+    stamps = pd.date_range(start, periods=count, freq=f"{step}min")
+    np.testing.assert_array_equal(tod, (stamps.hour * 60 + stamps.minute) // step)
+    np.testing.assert_array_equal(dow, stamps.dayofweek)
 
 
 def test_series_features_and_properties():
@@ -44,7 +63,7 @@ def test_series_features_and_properties():
     series = _series(values=values, start_time="2024-01-01T23:45")
     assert series.num_steps == 10 and series.num_nodes == 3
     assert series.missing_fraction == pytest.approx(1 / 30)
-    assert series.time_of_day()[3] == 0.0 and series.day_of_week()[3] == 1  # Tuesday midnight
+    assert series.time_of_day()[3] == 0 and series.day_of_week()[3] == 1  # Tuesday midnight
     assert series.valid.sum() == 29
 
 

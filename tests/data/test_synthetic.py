@@ -19,10 +19,11 @@ def test_seeded_and_small_by_default():
 def test_traffic_like_structure():
     series = make_synthetic_series(seed=2, num_days=14)
     values = series.values
-    tod, dow = series.time_of_day(), series.day_of_week()
+    hour = series.time_of_day() / 12  # 12 steps of 5 min an hour
+    dow = series.day_of_week()
     weekday, weekend = dow < 5, dow >= 5
-    night = (tod >= 2 / 24) & (tod < 4 / 24)
-    rush = (tod >= 7.5 / 24) & (tod < 8.5 / 24)
+    night = (hour >= 2) & (hour < 4)
+    rush = (hour >= 7.5) & (hour < 8.5)
     # Daily profile: weekday morning rush is slower than the night; weekends dip less (weekly
     # profile).
     weekday_dip = np.nanmean(values[weekday & night]) - np.nanmean(values[weekday & rush])

@@ -1,9 +1,17 @@
 """Windows, features and chronological splits, checked against hand computations."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from eala_jax.data import SpatioTemporalSeries, make_forecast_splits
+from eala_jax.data import (
+    SpatioTemporalSeries,
+    load_dataset,
+    make_forecast_splits,
+    make_loader,
+    make_synthetic_series,
+)
+from tests.data.fixtures import needs_shared
 
 T, N = 40, 2
 
@@ -53,34 +61,114 @@ def test_window_contents_match_hand_computation():
     train_values = series.values[:20].astype(np.float64)
     mean, std = np.nanmean(train_values), np.nanstd(train_values)
     window = splits.train[2]  # s = 5: inputs steps 2, 3, 4; targets 5, 6
-    assert window["x"].shape == (3, N, 3) and window["x"].dtype == np.float32
-    assert (
-        window["y"].shape == (2, N)
-        and window["y"].dtype == np.float32
-        and window["y_mask"].dtype == bool
-    )
     expected_z = (np.array([[20, 21], [30, 31], [40, 41]]) - mean) / std
-    np.testing.assert_allclose(window["x"][..., 0], expected_z, rtol=1e-5)
-    # Step 2 is 2024-01-08 00:00 (Monday 00:00), steps 3, 4 are 00:15 and 00:30 of Monday.
-    np.testing.assert_allclose(window["x"][:, 0, 1], [0.0, 15 / 1440, 30 / 1440], atol=1e-7)
-    np.testing.assert_array_equal(window["x"][:, :, 2], np.zeros((3, N)))
-    first = splits.train[0]  # inputs steps 0, 1 (Sunday 23:30, 23:45) and 2 (Monday)
-    np.testing.assert_allclose(first["x"][:, 1, 1], [1410 / 1440, 1425 / 1440, 0.0], atol=1e-7)
-    np.testing.assert_array_equal(first["x"][:, 1, 2], [6, 6, 0])
+    np.testing.assert_allclose(window["x"], expected_z, rtol=1e-5)
+    np.testing.assert_array_equal(window["x_mask"], np.ones((3, N), bool))
+    # Step 2 is 2024-01-08 00:00 (Monday, step 0 of the day), steps 3, 4 are 00:15 and 00:30.
+    np.testing.assert_array_equal(window["time_of_day"], [0, 1, 2])
+    np.testing.assert_array_equal(window["day_of_week"], [0, 0, 0])
+    np.testing.assert_array_equal(window["y_time_of_day"], [3, 4])
+    np.testing.assert_array_equal(window["y_day_of_week"], [0, 0])
+    first = splits.train[0]  # inputs steps 0, 1 (Sunday 23:30, 23:45: steps 94, 95) and 2 (Monday)
+    np.testing.assert_array_equal(first["time_of_day"], [94, 95, 0])
+    np.testing.assert_array_equal(first["day_of_week"], [6, 6, 0])
     # Targets: raw values, 0 where missing, and the mask.
     np.testing.assert_array_equal(window["y"], [[50, 0], [60, 61]])
     np.testing.assert_array_equal(window["y_mask"], [[True, False], [True, True]])
-    # A missing input is 0 after scaling (step 5, node 1 is an input of s = 7).
+    # A missing input is 0 after scaling and False in x_mask (step 5, node 1 is an input of s = 7).
     later = splits.train[4]
-    assert later["x"][1, 1, 0] == 0.0 and later["x"][1, 0, 0] == pytest.approx(
-        (50 - mean) / std, rel=1e-5
-    )
+    assert later["x"][1, 1] == 0.0 and later["x"][1, 0] == pytest.approx((50 - mean) / std, 1e-5)
+    np.testing.assert_array_equal(later["x_mask"], [[True, True], [True, False], [True, True]])
     # The val split's first window reaches back into the training steps for its inputs.
     val0 = splits.val[0]
-    np.testing.assert_allclose(
-        val0["x"][:, 0, 0], (np.array([170, 180, 190]) - mean) / std, rtol=1e-5
-    )
+    np.testing.assert_allclose(val0["x"][:, 0], (np.array([170, 180, 190]) - mean) / std, 1e-5)
     np.testing.assert_array_equal(val0["y"], [[200, 201], [210, 211]])
+
+
+CONTRACT = {  # key: (dtype, shape in (in_steps, out_steps, N) terms)
+    "x": (np.float32, ("in", "N")),
+    "x_mask": (np.bool_, ("in", "N")),
+    "time_of_day": (np.int32, ("in",)),
+    "day_of_week": (np.int32, ("in",)),
+    "y": (np.float32, ("out", "N")),
+    "y_mask": (np.bool_, ("out", "N")),
+    "y_time_of_day": (np.int32, ("out",)),
+    "y_day_of_week": (np.int32, ("out",)),
+}
+
+
+def _pandas_calendar(series):
+    """Step of the day and weekday of every step, from pandas' own timestamps (independent)."""
+    stamps = pd.date_range(
+        pd.Timestamp(series.start_time), periods=series.num_steps, freq=f"{series.step_minutes}min"
+    )
+    return (stamps.hour * 60 + stamps.minute) // series.step_minutes, stamps.dayofweek
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_every_window_follows_the_batch_contract(seed):
+    rng = np.random.default_rng(seed)
+    in_steps, out_steps = int(rng.integers(1, 8)), int(rng.integers(1, 8))
+    series = make_synthetic_series(
+        seed=seed, num_nodes=5, num_days=3, missing_stretches_per_node=3.0
+    )
+    assert np.isnan(series.values).any()
+    splits = make_forecast_splits(series, in_steps=in_steps, out_steps=out_steps)
+    values = series.values.astype(np.float64)
+    tod, dow = _pandas_calendar(series)
+    sizes = {"in": in_steps, "out": out_steps, "N": series.num_nodes}
+    for name in ("train", "val", "test"):
+        source = splits[name]
+        for i in range(len(source)):
+            window, s = source[i], source.target_start(i)
+            assert set(window) == set(CONTRACT)
+            for key, (dtype, shape) in CONTRACT.items():
+                assert window[key].dtype == dtype, key
+                assert window[key].shape == tuple(sizes[d] for d in shape), key
+            inputs, targets = values[s - in_steps : s], values[s : s + out_steps]
+            np.testing.assert_array_equal(window["x_mask"], ~np.isnan(inputs))
+            np.testing.assert_array_equal(window["y_mask"], ~np.isnan(targets))
+            z = (inputs - splits.scaler.mean) / splits.scaler.std
+            np.testing.assert_allclose(window["x"], np.nan_to_num(z, nan=0.0), rtol=0, atol=1e-5)
+            np.testing.assert_array_equal(window["y"], np.nan_to_num(targets, nan=0.0))
+            np.testing.assert_array_equal(window["time_of_day"], tod[s - in_steps : s])
+            np.testing.assert_array_equal(window["day_of_week"], dow[s - in_steps : s])
+            np.testing.assert_array_equal(window["y_time_of_day"], tod[s : s + out_steps])
+            np.testing.assert_array_equal(window["y_day_of_week"], dow[s : s + out_steps])
+            assert 0 <= window["time_of_day"].min() and window["time_of_day"].max() < 288
+            assert 0 <= window["day_of_week"].min() and window["day_of_week"].max() < 7
+
+
+def test_windows_are_copies():
+    splits = make_forecast_splits(_series(), in_steps=3, out_steps=2)
+    window = splits.train[2]
+    for value in window.values():
+        value[...] = 0
+    again = splits.train[2]
+    assert again["y"][1, 1] == 61 and again["time_of_day"][2] == 2 and again["x_mask"].all()
+
+
+@needs_shared
+def test_los_loop_calendar_integers_equal_the_series_calendar():
+    series = load_dataset("los_loop")
+    splits = make_forecast_splits(series, in_steps=12, out_steps=12)
+    tod, dow = _pandas_calendar(series)
+    # The float features the windows carried before (minutes / 1440 in float32; weekday as a
+    # float), decoded as the model did: round(f * steps_per_day) % steps_per_day.
+    minutes = (tod * 5).to_numpy()
+    old_tod = np.round((minutes / 1440).astype(np.float32) * np.float32(288)).astype(int) % 288
+    np.testing.assert_array_equal(old_tod, tod)
+    for name in ("train", "val", "test"):
+        source = splits[name]
+        batch = next(iter(make_loader(source, batch_size=len(source), shuffle=False)))
+        starts = np.array([source.target_start(i) for i in range(len(source))])
+        steps = starts[:, None] + np.arange(-12, 0)[None, :]
+        np.testing.assert_array_equal(batch["time_of_day"], tod.to_numpy()[steps])
+        np.testing.assert_array_equal(batch["day_of_week"], dow.to_numpy()[steps])
+        np.testing.assert_array_equal(batch["y_time_of_day"], tod.to_numpy()[steps + 12])
+        np.testing.assert_array_equal(batch["y_day_of_week"], dow.to_numpy()[steps + 12])
+    first = splits.train[0]  # inputs from step 0: 2012-03-01 00:00, a Thursday
+    assert first["time_of_day"][0] == 0 and first["day_of_week"][0] == 3
 
 
 def test_no_leakage_into_scaler_or_training_windows():
@@ -91,7 +179,7 @@ def test_no_leakage_into_scaler_or_training_windows():
     b = make_forecast_splits(_series(changed), in_steps=3, out_steps=2)
     assert a.scaler == b.scaler
     for i in range(len(a.train)):
-        for key in ("x", "y", "y_mask"):
+        for key in CONTRACT:
             np.testing.assert_array_equal(a.train[i][key], b.train[i][key])
     last = a.train.target_start(len(a.train) - 1)
     assert last + 2 <= 20  # no training target beyond b1
