@@ -44,16 +44,25 @@ def _prepare(
     return jnp.where(valid, pred, zero), jnp.where(valid, target, zero), valid
 
 
-def _masked_mean(per_entry: jax.Array, valid: jax.Array) -> jax.Array:
+def _masked_mean(
+    per_entry: jax.Array, valid: jax.Array, count: jax.Array | float | None = None
+) -> jax.Array:
     total = jnp.sum(jnp.where(valid, per_entry, jnp.zeros((), per_entry.dtype)))
-    count = jnp.sum(valid).astype(per_entry.dtype)
+    if count is None:
+        count = jnp.sum(valid).astype(per_entry.dtype)
     return total / jnp.maximum(count, 1)
 
 
-def masked_mae(pred: jax.Array, target: jax.Array, mask: jax.Array) -> jax.Array:
-    """Mean absolute error over valid entries; scalar. Any equal shapes."""
+def masked_mae(
+    pred: jax.Array, target: jax.Array, mask: jax.Array, *, count: jax.Array | None = None
+) -> jax.Array:
+    """Mean absolute error over valid entries; scalar. Any equal shapes.
+
+    ``count`` (optional) replaces the divisor, this call's valid count: data-parallel training
+    passes the valid count of the global batch, so that the per-device losses sum to its mean.
+    """
     pred, target, valid = _prepare(pred, target, mask, "masked_mae")
-    return _masked_mean(jnp.abs(pred - target), valid)
+    return _masked_mean(jnp.abs(pred - target), valid, count)
 
 
 def masked_mse(pred: jax.Array, target: jax.Array, mask: jax.Array) -> jax.Array:
@@ -82,17 +91,22 @@ def masked_mape(
 
 
 def masked_huber(
-    pred: jax.Array, target: jax.Array, mask: jax.Array, *, delta: float = 1.0
+    pred: jax.Array,
+    target: jax.Array,
+    mask: jax.Array,
+    *,
+    delta: float = 1.0,
+    count: jax.Array | None = None,
 ) -> jax.Array:
     """Huber loss (``0.5 e^2`` for ``|e| <= delta``, ``delta (|e| - delta / 2)`` beyond), masked
-    mean."""
+    mean; ``count`` as in `masked_mae`."""
     if not delta > 0:
         raise ValueError(f"masked_huber: delta must be > 0, got {delta}")
     pred, target, valid = _prepare(pred, target, mask, "masked_huber")
     err = jnp.abs(pred - target)
     quadratic = jnp.minimum(err, delta)
     per_entry = 0.5 * jnp.square(quadratic) + delta * (err - quadratic)
-    return _masked_mean(per_entry, valid)
+    return _masked_mean(per_entry, valid, count)
 
 
 def horizon_sums(

@@ -60,6 +60,29 @@ def test_metrics_match_numpy():
     np.testing.assert_allclose(jitted, ref["mae"], rtol=1e-5)
 
 
+@pytest.mark.parametrize("loss", ["mae", "huber"])
+def test_losses_divide_by_a_given_count_and_shards_sum_to_the_whole(loss):
+    """The training loss under data parallelism: each shard's masked sum divided by the global
+    valid count; the shards' values (and gradients) add up to the loss of the whole batch."""
+    pred, target, mask = _data(seed=2)
+    fn = masked_mae if loss == "mae" else masked_huber
+    count = float(mask.sum())
+    e = np.abs(pred.astype(np.float64) - np.nan_to_num(target.astype(np.float64)))
+    per_entry = e if loss == "mae" else np.where(e <= 1.0, 0.5 * e**2, e - 0.5)
+    np.testing.assert_allclose(
+        fn(pred, target, mask, count=jnp.float32(3 * count)),
+        per_entry[mask].sum() / (3 * count),
+        rtol=1e-5,
+    )
+    shards = [slice(0, 1), slice(1, 4)]  # uneven valid counts
+    value = sum(fn(pred[s], target[s], mask[s], count=count) for s in shards)
+    np.testing.assert_allclose(value, fn(pred, target, mask), rtol=1e-6)
+    whole = jax.grad(fn)(jnp.asarray(pred), target, mask)
+    for s in shards:
+        grad = jax.grad(lambda p, s=s: fn(p, target[s], mask[s], count=count))(pred[s])
+        np.testing.assert_allclose(grad, whole[s], rtol=1e-6, atol=1e-9)
+
+
 def test_mape_threshold_excludes_zero_and_tiny_targets():
     pred = np.array([1.0, 2.0, 3.0, 5.0], np.float32)
     target = np.array([0.0, 1e-4, 2.0, 4.0], np.float32)
