@@ -14,7 +14,7 @@ from eala_jax.models.baselines import (
     fill_missing,
     last_value_forecast,
 )
-from eala_jax.models.elinformer import AttentionBlock, ELinFormer
+from eala_jax.models.elinformer import AttentionBlock, ELinFormer, ModelConfig
 
 __all__ = [
     "ATTENTION_NAMES",
@@ -22,6 +22,7 @@ __all__ = [
     "AttentionBuffer",
     "ELinFormer",
     "HistoricalAverage",
+    "ModelConfig",
     "SelfAttention",
     "attention_function",
     "check_attention_name",

@@ -1,39 +1,126 @@
-"""ELinFormer: the STAEformer backbone (Liu et al., CIKM 2023) with the attention chosen by name.
+"""ELinFormer: the STAEformer backbone (Liu et al., CIKM 2023) with a typed attention per axis.
 
-Input `x [B, T_in, N, 3]` holds (scaled value, time of day in [0, 1), day of week 0..6). The
-embeddings are concatenated: input projection 1 -> `input_embedding_dim`, time-of-day embedding
-(`steps_per_day` x `tod_embedding_dim`), day-of-week embedding (7 x `dow_embedding_dim`) and an
-adaptive spatio-temporal embedding `(T_in, N, adaptive_embedding_dim)`; their sum of widths is the
-model dim (24 + 24 + 24 + 80 = 152 by default); a width of 0 leaves an embedding out. Then
-`num_temporal_layers` post-norm attention blocks over T (nodes folded into the batch),
-`num_spatial_layers` over N (time folded into the batch), and a projection from `(N, T_in *
-model_dim)` to `(N, T_out)`. The output is in the *scaled* units of the input value; inverse-scale
-it outside the model.
+`ELinFormer(config: ModelConfig, *, num_nodes, steps_per_day, in_steps, out_steps, rngs)` reads
+every size and both attentions from one `ModelConfig`. It is called as
+`model(x, time_of_day, day_of_week, *, deterministic)` on a batch of the data contract (see
+`eala_jax.data.WindowSource`): `x [B, T_in, N]` z-scored values, `time_of_day, day_of_week [B,
+T_in]` int32. The embeddings are concatenated: input projection 1 -> `input_embedding_dim`,
+time-of-day embedding (`steps_per_day` x `tod_embedding_dim`), day-of-week embedding (7 x
+`dow_embedding_dim`) and an adaptive spatio-temporal embedding `(T_in, N, adaptive_embedding_dim)`;
+their sum of widths is the model dim (24 + 24 + 24 + 80 = 152 by default, docs/training.md); a
+width of 0 leaves an embedding out. Then `num_temporal_layers` post-norm attention blocks over T
+(nodes folded into the batch), `num_spatial_layers` over N (time folded into the batch), and a
+projection from `(N, T_in * model_dim)` to `(N, T_out)`. The output `[B, T_out, N]` is in the
+z-scored units of `x`; inverse-scale it outside the model.
 
-With `temporal_attention="softmax", spatial_attention="softmax"` this is STAEformer; with `"eala"`
-(the default) it is ELinFormer; other names give the linear baselines.
+With `SoftmaxOptions()` on both axes this is STAEformer; with `EalaOptions()` (the default) it is
+ELinFormer; the other registered options give the linear baselines (docs/method.md).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from collections.abc import Mapping
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from eala_jax.models.attention import SelfAttention, attention_function, check_attention_name
+from eala_jax.models.attention import SelfAttention, attention_function
+from eala_jax.ops import AttentionOptions, EalaOptions
 
-__all__ = ["AttentionBlock", "ELinFormer"]
+__all__ = ["COMPUTE_DTYPES", "AttentionBlock", "ELinFormer", "ModelConfig"]
+
+_DTYPES = {"float32": None, "bfloat16": jnp.bfloat16}
+#: Names `ModelConfig.dtype` accepts.
+COMPUTE_DTYPES = tuple(_DTYPES)
+
+
+@dataclasses.dataclass(unsafe_hash=True)
+class ModelConfig:
+    """Sizes and attentions of an `ELinFormer` (the `model` section of a training config).
+
+    Field types are checked when the config is built; value ranges and the model dim's
+    divisibility by `num_heads` by `eala_jax.train.validate_config`.
+    """
+
+    # Attention per axis: the typed options of a registered op (`eala_jax.ops.REGISTRY`), e.g.
+    # EalaOptions(estimator="cumulant3") or SoftmaxOptions(). Its `name` selects the op.
+    temporal_attention: AttentionOptions = dataclasses.field(default_factory=EalaOptions)
+    spatial_attention: AttentionOptions = dataclasses.field(default_factory=EalaOptions)
+    # Embedding widths; their sum is the model dim (152 at paper size, docs/training.md).
+    input_embedding_dim: int = 24
+    tod_embedding_dim: int = 24
+    dow_embedding_dim: int = 24
+    adaptive_embedding_dim: int = 80
+    feed_forward_dim: int = 256
+    num_heads: int = 4
+    num_temporal_layers: int = 3
+    num_spatial_layers: int = 3
+    dropout: float = 0.1
+    # Build the attention as nnx.MultiHeadAttention(attention_fn=op) instead of SelfAttention.
+    use_flax_mha: bool = False
+    # Compute dtype: "float32" or "bfloat16" (parameters stay float32).
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        for key in ("temporal_attention", "spatial_attention"):
+            value = getattr(self, key)
+            if not isinstance(value, AttentionOptions):
+                raise TypeError(
+                    f"model.{key} must be an attention options object such as EalaOptions() or "
+                    f"attention_options({value!r}) (eala_jax.ops), got {type(value).__name__} "
+                    f"{value!r}"
+                )
+
+    @property
+    def model_dim(self) -> int:
+        """Sum of the embedding widths: the width of every attention block."""
+        return (
+            self.input_embedding_dim
+            + self.tod_embedding_dim
+            + self.dow_embedding_dim
+            + self.adaptive_embedding_dim
+        )
+
+
+def _attention_layer(
+    model_dim: int,
+    options: AttentionOptions,
+    *,
+    num_heads: int,
+    use_flax_mha: bool,
+    dtype: jnp.dtype | None,
+    param_dtype: jnp.dtype,
+    rngs: nnx.Rngs,
+) -> nnx.Module:
+    """The attention of one block, for `options` (the one place the model meets the layer API)."""
+    if use_flax_mha:
+        return nnx.MultiHeadAttention(
+            num_heads=num_heads,
+            in_features=model_dim,
+            attention_fn=attention_function(options.name, options.as_kwargs()),
+            dtype=dtype,
+            param_dtype=param_dtype,
+            decode=False,
+            rngs=rngs,
+        )
+    return SelfAttention(
+        model_dim,
+        num_heads=num_heads,
+        attention=options.name,
+        attention_options=options.as_kwargs(),
+        dtype=dtype,
+        param_dtype=param_dtype,
+        rngs=rngs,
+    )
 
 
 class AttentionBlock(nnx.Module):
     """Post-norm block: `x = LN(x + drop(attn(x)))`, `x = LN(x + drop(FFN(x)))`; `[B, L, D] -> [B,
-    L, D]`.
+    L, D]`, O(B·L·D·(D + feed_forward_dim)) plus the attention's own cost.
 
-    `use_flax_mha=True` builds the attention as `nnx.MultiHeadAttention` with the named op as its
+    `use_flax_mha=True` builds the attention as `nnx.MultiHeadAttention` with the op as its
     `attention_fn` instead of this package's `SelfAttention` (same maths, flax's projections).
     """
 
@@ -41,37 +128,25 @@ class AttentionBlock(nnx.Module):
         self,
         model_dim: int,
         *,
+        attention: AttentionOptions,
         num_heads: int,
         feed_forward_dim: int,
         dropout: float,
-        attention: str,
-        attention_options: Mapping[str, Any] | None = None,
         use_flax_mha: bool = False,
         dtype: jnp.dtype | None = None,
         param_dtype: jnp.dtype = jnp.float32,
         rngs: nnx.Rngs,
     ):
         self.use_flax_mha = use_flax_mha
-        if use_flax_mha:
-            self.attention = nnx.MultiHeadAttention(
-                num_heads=num_heads,
-                in_features=model_dim,
-                attention_fn=attention_function(attention, attention_options),
-                dtype=dtype,
-                param_dtype=param_dtype,
-                decode=False,
-                rngs=rngs,
-            )
-        else:
-            self.attention = SelfAttention(
-                model_dim,
-                num_heads=num_heads,
-                attention=attention,
-                attention_options=attention_options,
-                dtype=dtype,
-                param_dtype=param_dtype,
-                rngs=rngs,
-            )
+        self.attention = _attention_layer(
+            model_dim,
+            attention,
+            num_heads=num_heads,
+            use_flax_mha=use_flax_mha,
+            dtype=dtype,
+            param_dtype=param_dtype,
+            rngs=rngs,
+        )
         linear = functools.partial(nnx.Linear, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         norm = functools.partial(
             nnx.LayerNorm, model_dim, dtype=dtype, param_dtype=param_dtype, rngs=rngs
@@ -104,142 +179,125 @@ class AttentionBlock(nnx.Module):
 
 
 class ELinFormer(nnx.Module):
-    """STAEformer-style forecaster: `x [B, T_in, N, 3] -> [B, T_out, N]` (scaled units).
+    """STAEformer-style forecaster of `config`: `(x [B, T_in, N], time_of_day, day_of_week [B,
+    T_in]) -> [B, T_out, N]` (z-scored units).
 
-    Every size is a keyword argument (defaults: EALA.md). Parameters are `param_dtype`
-    (float32); `dtype=jnp.bfloat16` computes the layers in bfloat16 and returns float32.
+    Parameters are `param_dtype` (float32); `config.dtype="bfloat16"` computes the layers in
+    bfloat16 and returns float32. Cost per call: the attention blocks, O(B·N·T_in·D²) for the
+    projections plus each op's own cost over T_in (temporal) and N (spatial).
     """
 
     def __init__(
         self,
+        config: ModelConfig,
         *,
         num_nodes: int,
         steps_per_day: int,
         in_steps: int = 12,
         out_steps: int = 12,
-        input_embedding_dim: int = 24,
-        tod_embedding_dim: int = 24,
-        dow_embedding_dim: int = 24,
-        adaptive_embedding_dim: int = 80,
-        feed_forward_dim: int = 256,
-        num_heads: int = 4,
-        num_temporal_layers: int = 3,
-        num_spatial_layers: int = 3,
-        dropout: float = 0.1,
-        temporal_attention: str = "eala",
-        spatial_attention: str = "eala",
-        temporal_attention_options: Mapping[str, Any] | None = None,
-        spatial_attention_options: Mapping[str, Any] | None = None,
-        use_flax_mha: bool = False,
-        dtype: jnp.dtype | None = None,
         param_dtype: jnp.dtype = jnp.float32,
         rngs: nnx.Rngs,
     ):
-        for name in (temporal_attention, spatial_attention):
-            check_attention_name(name)
+        if not isinstance(config, ModelConfig):
+            raise TypeError(f"config must be a ModelConfig, got {type(config).__name__}")
         for label, value in (
             ("num_nodes", num_nodes),
             ("steps_per_day", steps_per_day),
             ("in_steps", in_steps),
             ("out_steps", out_steps),
         ):
-            if int(value) < 1:
+            if isinstance(value, bool) or int(value) != value or value < 1:
                 raise ValueError(f"{label} must be a positive integer, got {value!r}")
+        if config.dtype not in _DTYPES:
+            raise ValueError(f"config.dtype={config.dtype!r}; choose one of {', '.join(_DTYPES)}")
         self.num_nodes = num_nodes
         self.steps_per_day = steps_per_day
         self.in_steps = in_steps
         self.out_steps = out_steps
-        self.dtype = dtype
-        self.model_dim = (
-            input_embedding_dim + tod_embedding_dim + dow_embedding_dim + adaptive_embedding_dim
-        )
-        if self.model_dim % num_heads:
-            raise ValueError(
-                f"model dim {self.model_dim} is not divisible by num_heads={num_heads}"
-            )
+        self.model_dim = config.model_dim
+        dtype = _DTYPES[config.dtype]
         common = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
-        self.input_proj = nnx.Linear(1, input_embedding_dim, **common)
+        self.input_proj = nnx.Linear(1, config.input_embedding_dim, **common)
         # A zero width switches an embedding off (e.g. day of week on a set holding one week only).
         self.tod_embedding = (
-            nnx.Embed(steps_per_day, tod_embedding_dim, **common) if tod_embedding_dim else None
+            nnx.Embed(steps_per_day, config.tod_embedding_dim, **common)
+            if config.tod_embedding_dim
+            else None
         )
         self.dow_embedding = (
-            nnx.Embed(7, dow_embedding_dim, **common) if dow_embedding_dim else None
+            nnx.Embed(7, config.dow_embedding_dim, **common) if config.dow_embedding_dim else None
         )
         self.adaptive_embedding = nnx.Param(
             nnx.initializers.xavier_uniform()(
-                rngs.params(), (in_steps, num_nodes, adaptive_embedding_dim), param_dtype
+                rngs.params(), (in_steps, num_nodes, config.adaptive_embedding_dim), param_dtype
             )
         )
         block = functools.partial(
             AttentionBlock,
             self.model_dim,
-            num_heads=num_heads,
-            feed_forward_dim=feed_forward_dim,
-            dropout=dropout,
-            use_flax_mha=use_flax_mha,
+            num_heads=config.num_heads,
+            feed_forward_dim=config.feed_forward_dim,
+            dropout=config.dropout,
+            use_flax_mha=config.use_flax_mha,
             **common,
         )
         self.temporal_layers = nnx.List(
-            [
-                block(attention=temporal_attention, attention_options=temporal_attention_options)
-                for _ in range(num_temporal_layers)
-            ]
+            [block(attention=config.temporal_attention) for _ in range(config.num_temporal_layers)]
         )
         self.spatial_layers = nnx.List(
-            [
-                block(attention=spatial_attention, attention_options=spatial_attention_options)
-                for _ in range(num_spatial_layers)
-            ]
+            [block(attention=config.spatial_attention) for _ in range(config.num_spatial_layers)]
         )
         self.output_proj = nnx.Linear(in_steps * self.model_dim, out_steps, **common)
 
-    def embed(self, x: jax.Array) -> jax.Array:
-        """`[B, T_in, N, 3] -> [B, T_in, N, model_dim]`: value, time of day, day of week,
-        adaptive."""
-        batch = x.shape[0]
-        value = self.input_proj(x[..., :1])
-        tod = jnp.round(x[..., 1] * self.steps_per_day).astype(jnp.int32) % self.steps_per_day
-        dow = jnp.clip(jnp.round(x[..., 2]).astype(jnp.int32), 0, 6)
-        adaptive = jnp.broadcast_to(
-            self.adaptive_embedding[...].astype(value.dtype),
-            (batch, *self.adaptive_embedding[...].shape),
-        )
+    def _check_inputs(self, x: jax.Array, time_of_day: jax.Array, day_of_week: jax.Array) -> None:
+        if x.ndim != 3 or x.shape[1:] != (self.in_steps, self.num_nodes):
+            raise ValueError(
+                f"x must be [B, {self.in_steps}, {self.num_nodes}] (batch, in_steps, num_nodes), "
+                f"got shape {tuple(x.shape)}"
+            )
+        for name, value in (("time_of_day", time_of_day), ("day_of_week", day_of_week)):
+            if value.shape != x.shape[:2] or not jnp.issubdtype(value.dtype, jnp.integer):
+                raise ValueError(
+                    f"{name} must be integers of shape [B, {self.in_steps}] = {x.shape[:2]} (the "
+                    f"batch contract, docs/data.md), got {value.dtype} {tuple(value.shape)}"
+                )
+
+    def embed(self, x: jax.Array, time_of_day: jax.Array, day_of_week: jax.Array) -> jax.Array:
+        """`x [B, T_in, N]`, `time_of_day, day_of_week [B, T_in]` int -> `[B, T_in, N, model_dim]`:
+        value, time of day, day of week, adaptive."""
+        self._check_inputs(x, time_of_day, day_of_week)
+        value = self.input_proj(x[..., None])
+        # The calendar rows are gathered per node (indices broadcast to [B, T, N]): the embedding
+        # gradient then sums in the same order as in earlier versions, so a seed reproduces their
+        # runs to the bit; gathering [B, T] rows and broadcasting differs in the last bits.
+        per_node = x.shape
         parts = [value]
         if self.tod_embedding is not None:
-            parts.append(self.tod_embedding(tod))
+            parts.append(self.tod_embedding(jnp.broadcast_to(time_of_day[..., None], per_node)))
         if self.dow_embedding is not None:
-            parts.append(self.dow_embedding(dow))
-        parts.append(adaptive)
+            parts.append(self.dow_embedding(jnp.broadcast_to(day_of_week[..., None], per_node)))
+        adaptive = self.adaptive_embedding[...]
+        parts.append(jnp.broadcast_to(adaptive, (x.shape[0], *adaptive.shape)))
         return jnp.concatenate([p.astype(value.dtype) for p in parts], axis=-1)
 
     def __call__(
         self,
         x: jax.Array,
+        time_of_day: jax.Array,
+        day_of_week: jax.Array,
         *,
-        deterministic: bool = True,
+        deterministic: bool,
         rngs: nnx.Rngs | None = None,
         return_diagnostics: bool = False,
     ) -> jax.Array | tuple[jax.Array, dict[str, dict[str, jax.Array]]]:
-        """x `[B, T_in, N, 3]` -> prediction `[B, T_out, N]` float32 (scaled units).
+        """Prediction `[B, T_out, N]` float32 (z-scored units) of a batch of the data contract.
 
         Training passes `deterministic=False, rngs=nnx.Rngs(dropout=key)`. With
         `return_diagnostics=True` also returns `{"temporal_0": {...}, "spatial_0": {...}, ...}`
         of per-layer mean entropies (see `SelfAttention`).
         """
-        if (
-            x.ndim != 4
-            or x.shape[1] != self.in_steps
-            or x.shape[2] != self.num_nodes
-            or x.shape[3] < 3
-        ):
-            raise ValueError(
-                f"expected x of shape [B, {self.in_steps}, {self.num_nodes}, 3], got "
-                f"{tuple(x.shape)}"
-            )
-        batch, steps, nodes = x.shape[:3]
-        h = self.embed(x)  # [B, T, N, D]
-        dim = h.shape[-1]
+        h = self.embed(x, time_of_day, day_of_week)  # [B, T, N, D]
+        batch, steps, nodes, dim = h.shape
         diagnostics: dict[str, dict[str, jax.Array]] = {}
         # Temporal attention: nodes folded into the batch, [B*N, T, D].
         h = jnp.swapaxes(h, 1, 2).reshape(batch * nodes, steps, dim)

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from eala_jax.models import ModelConfig
+
 TINY = dict(
     input_embedding_dim=4,
     tod_embedding_dim=4,
@@ -14,13 +16,17 @@ TINY = dict(
 )
 
 
+def tiny_config(**changes) -> ModelConfig:
+    return ModelConfig(**{**TINY, **changes})
+
+
 def make_inputs(
     batch: int = 2, steps: int = 12, nodes: int = 5, steps_per_day: int = 24, seed: int = 0
-) -> np.ndarray:
-    """x [B, T, N, 3]: standard-normal values, consecutive time-of-day slots, weekday 3."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A batch of the data contract: x `[B, T, N]` standard-normal values, time_of_day `[B, T]`
+    consecutive slots from 5 (wrapping at `steps_per_day`), day_of_week `[B, T]` 3 (int32)."""
     rng = np.random.default_rng(seed)
-    x = np.zeros((batch, steps, nodes, 3), np.float32)
-    x[..., 0] = rng.standard_normal((batch, steps, nodes))
-    x[..., 1] = ((np.arange(steps) + 5) % steps_per_day / steps_per_day)[None, :, None]
-    x[..., 2] = 3
-    return x
+    x = rng.standard_normal((batch, steps, nodes)).astype(np.float32)
+    time_of_day = np.broadcast_to((np.arange(steps) + 5) % steps_per_day, (batch, steps))
+    day_of_week = np.full((batch, steps), 3)
+    return x, time_of_day.astype(np.int32), day_of_week.astype(np.int32)

@@ -1,4 +1,5 @@
-"""ELinFormer: shapes for every attention, flax MultiHeadAttention with EALA, embeddings, dtypes,
+"""ELinFormer: built from one ModelConfig, fed the typed batch contract; shapes for every
+attention, options reaching the op, flax MultiHeadAttention with EALA, embeddings, dtypes,
 errors."""
 
 import jax
@@ -6,55 +7,57 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from model_helpers import TINY, make_inputs
+from model_helpers import make_inputs, tiny_config
 
-from eala_jax.models import ATTENTION_NAMES, ELinFormer, SelfAttention
+from eala_jax.models import ATTENTION_NAMES, ELinFormer, ModelConfig, SelfAttention
 from eala_jax.models.elinformer import AttentionBlock
+from eala_jax.ops import EalaOptions, SoftmaxOptions, attention_options
 
 
-def build(**kwargs) -> ELinFormer:
-    options = dict(TINY, num_nodes=5, steps_per_day=24, rngs=nnx.Rngs(0))
-    options.update(kwargs)
-    return ELinFormer(**options)
+def build(num_nodes: int = 5, **changes) -> ELinFormer:
+    return ELinFormer(
+        tiny_config(**changes), num_nodes=num_nodes, steps_per_day=24, rngs=nnx.Rngs(0)
+    )
+
+
+def run(model: ELinFormer, inputs=None, **kwargs):
+    x, tod, dow = make_inputs() if inputs is None else inputs
+    kwargs.setdefault("deterministic", True)
+    return model(jnp.asarray(x), jnp.asarray(tod), jnp.asarray(dow), **kwargs)
 
 
 @pytest.mark.parametrize("attention", ATTENTION_NAMES)
 def test_forward_shape_every_attention(attention):
-    model = build(temporal_attention=attention, spatial_attention=attention, out_steps=6)
-    x = jnp.asarray(make_inputs())
-    y = model(x)
+    options = attention_options(attention)
+    model = ELinFormer(
+        tiny_config(temporal_attention=options, spatial_attention=options),
+        num_nodes=5,
+        steps_per_day=24,
+        out_steps=6,
+        rngs=nnx.Rngs(0),
+    )
+    y = run(model)
     assert y.shape == (2, 6, 5) and y.dtype == jnp.float32
     assert bool(jnp.all(jnp.isfinite(y)))
     # Training mode draws dropout masks from the given key: different keys, different outputs.
-    a = model(x, deterministic=False, rngs=nnx.Rngs(dropout=1))
-    b = model(x, deterministic=False, rngs=nnx.Rngs(dropout=2))
+    a = run(model, deterministic=False, rngs=nnx.Rngs(dropout=1))
+    b = run(model, deterministic=False, rngs=nnx.Rngs(dropout=2))
     assert a.shape == y.shape and not np.allclose(a, b)
 
 
-def test_mixed_attention_per_axis_and_options_pass_through():
-    model = build(
-        temporal_attention="softmax",
-        spatial_attention="eala",
-        spatial_attention_options={"estimator": "gaussian", "theta": 0.0},
-    )
-    assert model.temporal_layers[0].attention.attention == "softmax"
-    spatial = model.spatial_layers[0].attention
-    assert spatial.attention == "eala" and dict(spatial.options) == {
-        "estimator": "gaussian",
-        "theta": 0.0,
-    }
-    # theta=0 (uniform weights) differs from the default theta="optimal": the option reached the op.
-    other = build(temporal_attention="softmax", spatial_attention="eala")
-    x = jnp.asarray(make_inputs())
-    assert not np.allclose(model(x), other(x))
+def test_options_reach_the_op():
+    """theta=0 (uniform weights) differs from theta="optimal", and equals uniform attention."""
+    base = dict(temporal_attention=SoftmaxOptions())
+    optimal = build(**base, spatial_attention=EalaOptions(estimator="gaussian"))
+    theta_zero = build(**base, spatial_attention=EalaOptions(estimator="gaussian", theta=0.0))
+    uniform = build(**base, spatial_attention=attention_options("uniform"))
+    assert not np.allclose(run(optimal), run(theta_zero))
+    np.testing.assert_allclose(run(theta_zero), run(uniform), rtol=1e-5, atol=1e-5)
 
 
 def test_performer_projection_is_a_fixed_buffer():
-    model = build(
-        temporal_attention="performer",
-        spatial_attention="performer",
-        spatial_attention_options={"num_features": 16},
-    )
+    performer = attention_options("performer", {"num_features": 16})
+    model = build(temporal_attention=performer, spatial_attention=performer)
     params = nnx.state(model, nnx.Param)
     projection = model.spatial_layers[0].attention.projection
     assert projection[...].shape == (16, 8)  # [num_features, head_dim = 16 / 2]
@@ -68,26 +71,10 @@ def test_performer_projection_is_a_fixed_buffer():
 def test_flax_multihead_attention_with_eala_matches_self_attention():
     """nnx.MultiHeadAttention(attention_fn=eala) inside the block equals our layer with the same
     weights."""
-    options = {"estimator": "cumulant3"}
-    flax_block = AttentionBlock(
-        16,
-        num_heads=2,
-        feed_forward_dim=8,
-        dropout=0.0,
-        attention="eala",
-        attention_options=options,
-        use_flax_mha=True,
-        rngs=nnx.Rngs(1),
-    )
-    own_block = AttentionBlock(
-        16,
-        num_heads=2,
-        feed_forward_dim=8,
-        dropout=0.0,
-        attention="eala",
-        attention_options=options,
-        rngs=nnx.Rngs(2),
-    )
+    options = EalaOptions(estimator="cumulant3")
+    common = dict(num_heads=2, feed_forward_dim=8, dropout=0.0, attention=options)
+    flax_block = AttentionBlock(16, **common, use_flax_mha=True, rngs=nnx.Rngs(1))
+    own_block = AttentionBlock(16, **common, rngs=nnx.Rngs(2))
     assert isinstance(flax_block.attention, nnx.MultiHeadAttention)
     mha, own = flax_block.attention, own_block.attention
     for name in ("query", "key", "value"):
@@ -109,8 +96,7 @@ def test_flax_multihead_attention_with_eala_matches_self_attention():
 def test_model_with_flax_mha_eala_forward_and_grad():
     model = build(use_flax_mha=True)
     assert isinstance(model.spatial_layers[0].attention, nnx.MultiHeadAttention)
-    x = jnp.asarray(make_inputs())
-    grads = nnx.grad(lambda m: jnp.mean(m(x) ** 2))(model)
+    grads = nnx.grad(lambda m: jnp.mean(run(m) ** 2))(model)
     leaves = jax.tree.leaves(grads)
     assert leaves and all(bool(jnp.all(jnp.isfinite(g))) for g in leaves)
     assert any(
@@ -128,22 +114,30 @@ def test_softmax_layer_matches_dot_product_attention():
     np.testing.assert_allclose(layer(x), layer.out(o.reshape(2, 9, 16)), rtol=1e-5, atol=1e-5)
 
 
-def test_embedding_picks_time_of_day_and_weekday_rows():
+def test_embedding_picks_the_integer_calendar_rows():
+    """Time-of-day and weekday rows come from the integer fields (up to the last slot of the
+    day), the same for every node; the value and adaptive parts from x and the parameter."""
     model = build()
-    x = make_inputs(batch=1)
-    h = model.embed(jnp.asarray(x))
-    assert h.shape == (1, 12, 5, model.model_dim)
-    tod_rows = model.tod_embedding.embedding[...][(np.arange(12) + 5) % 24]  # [12, 4]
-    np.testing.assert_allclose(h[0, :, 0, 4:8], tod_rows, rtol=1e-6)
-    np.testing.assert_allclose(h[0, 0, 0, 8:12], model.dow_embedding.embedding[...][3], rtol=1e-6)
-    np.testing.assert_allclose(h[0, :, :, 12:], model.adaptive_embedding[...], rtol=1e-6)
+    x, _, _ = make_inputs(batch=2)
+    time_of_day = np.array([np.arange(12) + 12, np.arange(12)[::-1] * 2 + 1], np.int32)  # to 23
+    day_of_week = np.array([[6] * 12, [0] * 6 + [5] * 6], np.int32)
+    h = model.embed(jnp.asarray(x), jnp.asarray(time_of_day), jnp.asarray(day_of_week))
+    assert h.shape == (2, 12, 5, model.model_dim)
+    tod_table = np.asarray(model.tod_embedding.embedding[...])
+    dow_table = np.asarray(model.dow_embedding.embedding[...])
+    for node in range(5):
+        np.testing.assert_array_equal(h[:, :, node, 4:8], tod_table[time_of_day])
+        np.testing.assert_array_equal(h[:, :, node, 8:12], dow_table[day_of_week])
+    kernel = np.asarray(model.input_proj.kernel[...])[0]
+    bias = np.asarray(model.input_proj.bias[...])
+    np.testing.assert_allclose(h[..., :4], x[..., None] * kernel + bias, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(h[0, ..., 12:], model.adaptive_embedding[...])
 
 
 def test_diagnostics_on_request_only():
-    model = build(temporal_attention="softmax", spatial_attention="eala")
-    x = jnp.asarray(make_inputs())
-    y, diag = model(x, return_diagnostics=True)
-    np.testing.assert_allclose(y, model(x), rtol=1e-6)
+    model = build(temporal_attention=SoftmaxOptions(), spatial_attention=EalaOptions())
+    y, diag = run(model, return_diagnostics=True)
+    np.testing.assert_allclose(y, run(model), rtol=1e-6)
     assert set(diag) == {"temporal_0", "spatial_0"}
     assert set(diag["temporal_0"]) == {"softmax_entropy"}
     eala = diag["spatial_0"]
@@ -161,30 +155,61 @@ def test_diagnostics_on_request_only():
 
 
 def test_bfloat16_compute_keeps_float32_params():
-    model = build(dtype=jnp.bfloat16)
+    model = build(dtype="bfloat16")
     assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(nnx.state(model, nnx.Param)))
-    reference = build()
-    x = jnp.asarray(make_inputs())
-    y = model(x)
+    y = run(model)
     assert y.dtype == jnp.float32
-    np.testing.assert_allclose(y, reference(x), atol=0.1)
+    np.testing.assert_allclose(y, run(build()), atol=0.1)
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
+    "changes, error, message",
     [
-        (dict(spatial_attention="flash"), "unknown attention 'flash'"),
-        (dict(temporal_attention="Softmax"), "unknown attention 'Softmax'"),
-        (dict(num_heads=3), "not divisible by num_heads=3"),
-        (dict(num_nodes=0), "num_nodes must be a positive integer"),
+        (dict(spatial_attention="softmax"), TypeError, "model.spatial_attention must be an"),
+        (dict(temporal_attention={"name": "eala"}), TypeError, "model.temporal_attention must"),
+        (dict(num_heads=3), ValueError, "not divisible by num_heads=3"),
+        (dict(dtype="float16"), ValueError, "config.dtype='float16'; choose one of float32"),
     ],
 )
-def test_construction_errors(kwargs, message):
+def test_construction_errors(changes, error, message):
+    with pytest.raises(error, match=message):
+        build(**changes)
+
+
+def test_construction_errors_outside_the_config():
+    with pytest.raises(ValueError, match="num_nodes must be a positive integer"):
+        build(num_nodes=0)
+    with pytest.raises(TypeError, match="config must be a ModelConfig"):
+        ELinFormer(dict(num_heads=2), num_nodes=5, steps_per_day=24, rngs=nnx.Rngs(0))
+
+
+@pytest.mark.parametrize(
+    "inputs, message",
+    [
+        # The former packing of value, time of day and weekday as floats in x[..., 0:3].
+        (
+            (np.zeros((2, 12, 5, 3)), np.zeros((2, 12)), np.zeros((2, 12))),
+            r"x must be \[B, 12, 5\]",
+        ),
+        ((np.zeros((2, 12, 6)), np.zeros((2, 12)), np.zeros((2, 12))), r"x must be \[B, 12, 5\]"),
+        (
+            (np.zeros((2, 12, 5)), np.linspace(0, 1, 24).reshape(2, 12), np.zeros((2, 12), int)),
+            "time_of_day must be integers of shape",
+        ),
+        (
+            (np.zeros((2, 12, 5)), np.zeros((2, 12), int), np.zeros((2, 11), int)),
+            r"day_of_week must be integers of shape \[B, 12\] = \(2, 12\)",
+        ),
+    ],
+)
+def test_inputs_outside_the_batch_contract_are_refused_by_name(inputs, message):
     with pytest.raises(ValueError, match=message):
-        build(**kwargs)
+        run(build(), tuple(np.asarray(a) for a in inputs))
 
 
-def test_input_shape_error_names_expected_shape():
-    model = build()
-    with pytest.raises(ValueError, match=r"expected x of shape \[B, 12, 5, 3\]"):
-        model(jnp.zeros((2, 12, 6, 3)))
+def test_model_config_is_hashable_and_compares_by_value():
+    a = tiny_config(spatial_attention=EalaOptions(estimator="cumulant3"))
+    b = tiny_config(spatial_attention=EalaOptions(estimator="cumulant3"))
+    assert a == b and hash(a) == hash(b)
+    assert a != tiny_config() and a.model_dim == 16
+    assert ModelConfig().model_dim == 152
