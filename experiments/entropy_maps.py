@@ -71,10 +71,13 @@ def load_trained(workdir: pathlib.Path) -> tuple[Any, Any, Any]:
     return config, splits, model
 
 
-def layer_queries_keys(model: Any, x: jax.Array) -> dict[str, tuple[jax.Array, jax.Array]]:
-    """The (q, k) `[B', L, H, D]` each attention layer forms on input `x [B, T, N, 3]`."""
-    batch, steps, nodes = x.shape[:3]
-    h = model.embed(x)
+def layer_queries_keys(
+    model: Any, batch: dict[str, jax.Array]
+) -> dict[str, tuple[jax.Array, jax.Array]]:
+    """The (q, k) `[B', L, H, D]` each attention layer forms on a batch of the data contract
+    (`x [B, T, N]`, `time_of_day`, `day_of_week [B, T]`)."""
+    h = model.embed(batch["x"], batch["time_of_day"], batch["day_of_week"])
+    batch, steps, nodes = h.shape[:3]
     dim = h.shape[-1]
     found: dict[str, tuple[jax.Array, jax.Array]] = {}
 
@@ -171,11 +174,15 @@ def main(argv: list[str] | None = None) -> int:
     config, splits, model = load_trained(workdir)
     count = min(len(splits.test), 16 * args.batches)
     picks = np.linspace(0, len(splits.test) - 1, count).astype(int)
-    x = jnp.asarray(np.stack([splits.test[int(i)]["x"] for i in picks]))
+    windows = [splits.test[int(i)] for i in picks]
+    inputs = {
+        key: jnp.asarray(np.stack([w[key] for w in windows]))
+        for key in ("x", "time_of_day", "day_of_week")
+    }
     layers = {}
     figures = []
-    for layer, (q, k) in layer_queries_keys(model, x).items():
-        if layer.startswith("temporal") and config.model.temporal_attention not in (
+    for layer, (q, k) in layer_queries_keys(model, inputs).items():
+        if layer.startswith("temporal") and config.model.temporal_attention.name not in (
             "softmax",
             "eala",
         ):
@@ -211,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         json.dumps(
             {
                 "title": f"Attention maps of {config.name} ({config.data.name}, trained with "
-                f"{config.model.spatial_attention} spatial attention), {count} test windows",
+                f"{config.model.spatial_attention.name} spatial attention), {count} test windows",
                 "command": (
                     f"python -m experiments.entropy_maps --workdir {args.workdir}"
                     f" --batches {args.batches}"

@@ -7,8 +7,8 @@ workdir)`.
         --workdir runs/los_loop --set train.max_epochs=30 --set model.spatial_attention=softmax
 
 Rerunning a command with an existing workdir resumes it from its newest readable checkpoint (the
-config must match, except the budget: train.max_epochs, patience, checkpoint cadence, plots,
-progress). See docs/training.md.
+config must match, except the budget: train.max_epochs, patience, checkpoint cadence, log cadence,
+devices, plots, progress). See docs/training.md.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 
+from eala_jax.allocator import reexec_with_tcmalloc
 from eala_jax.train import (
     IncompatibleWorkdirError,
     TrainingDivergedError,
@@ -60,11 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         config = apply_overrides(load_config_file(args.config), args.overrides)
-        validate_config(config)
         if args.print_config:
+            validate_config(config)
             print(json.dumps(config_to_dict(config), indent=2))
             return 0
-        train_and_evaluate(config, args.workdir)
+        train_and_evaluate(config, args.workdir)  # validates the config first
     except (
         KeyError,
         ValueError,
@@ -79,4 +80,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    reexec_with_tcmalloc("experiments.train")  # CPU training with the fast allocator
     sys.exit(main())

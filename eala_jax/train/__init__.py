@@ -15,21 +15,19 @@ from eala_jax.train.config import (
 from eala_jax.train.loop import (
     TrainingDivergedError,
     build_model,
-    compute_baselines,
     load_splits,
     train_and_evaluate,
 )
 from eala_jax.train.sharding import DataParallel, check_batch_divisible, make_mesh
+from eala_jax.train.state import LoopState
 from eala_jax.train.steps import (
-    Scale,
+    StepOptions,
     build_optimizer,
     eval_step,
     learning_rate_schedule,
     loss_fn,
-    make_eval_fn,
-    make_update_fn,
-    masked_loss_sum,
     train_step,
+    update_step,
 )
 
 __all__ = [
@@ -38,8 +36,9 @@ __all__ = [
     "DataConfig",
     "DataParallel",
     "IncompatibleWorkdirError",
+    "LoopState",
     "ModelConfig",
-    "Scale",
+    "StepOptions",
     "TrainConfig",
     "TrainingDivergedError",
     "apply_overrides",
@@ -47,7 +46,6 @@ __all__ = [
     "build_optimizer",
     "check_batch_divisible",
     "check_workdir",
-    "compute_baselines",
     "config_from_dict",
     "config_to_dict",
     "eval_step",
@@ -55,11 +53,9 @@ __all__ = [
     "load_config_file",
     "load_splits",
     "loss_fn",
-    "make_eval_fn",
     "make_mesh",
-    "make_update_fn",
-    "masked_loss_sum",
     "train_and_evaluate",
     "train_step",
+    "update_step",
     "validate_config",
 ]

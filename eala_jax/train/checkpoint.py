@@ -3,15 +3,15 @@ the best model kept apart, each checked against the SHA-256 of its files before 
 
 Layout under the workdir: `checkpoints/<step>/` (the last `keep` resumable checkpoints) and
 `best/<step>/` (one: the best validation MAE so far). Each resumable checkpoint holds three items:
-`state` (the split `nnx.State` of model and optimiser), `data` (the grain iterator state, JSON) and
-`counters` (epoch, step, early-stopping counters, history; JSON). Saving is synchronous, so a
-checkpoint on disk is always complete; orbax writes to a temporary folder and renames, so a run
-killed mid-save leaves the previous checkpoint intact. After each save a `SHA256SUMS` file (the
-format of `sha256sum`, so `cd checkpoints/<step> && sha256sum -c SHA256SUMS` checks it by hand)
-records every file's digest; a restore first compares them (one read of the checkpoint's bytes), so
-bytes changed on disk are reported as an unreadable checkpoint naming the file, never read back as
-wrong parameters. Checkpoints without the file (written before it existed, or killed between the
-save and the digest) are read without that check.
+`state` (the split `nnx.State` of model and optimiser) and the `LoopState` as `data` (the grain
+iterator state, JSON) and `counters` (epoch, step, early-stopping record, history; JSON). Saving is
+synchronous, so a checkpoint on disk is always complete; orbax writes to a temporary folder and
+renames, so a run killed mid-save leaves the previous checkpoint intact. After each save a
+`SHA256SUMS` file (the format of `sha256sum`, so `cd checkpoints/<step> && sha256sum -c SHA256SUMS`
+checks it by hand) records every file's digest; a restore first compares them (one read of the
+checkpoint's bytes), so bytes changed on disk are reported as an unreadable checkpoint naming the
+file, never read back as wrong parameters. Checkpoints without the file (written before it existed,
+or killed between the save and the digest) are read without that check.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import orbax.checkpoint as ocp
 from etils import epath
 
 from eala_jax.train.config import RUNTIME_KEYS, Config, config_to_dict
+from eala_jax.train.state import LoopState
 
 __all__ = [
     "BUDGET_KEYS",
@@ -59,6 +60,12 @@ BUDGET_KEYS = (
     "train.keep_checkpoints",
     "train.plot_sensors",
     "train.plot_horizon",
+    "train.log_every",
+    # How the same steps are spread over devices: results do not change (8 devices == 1 is
+    # tested), so a finished workdir can be re-evaluated elsewhere.
+    "train.num_devices",
+    "train.parallel",
+    "train.eval_batch_size",
 )
 
 
@@ -81,7 +88,7 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
-        if isinstance(v, dict) and not key.endswith("options"):
+        if isinstance(v, dict):
             out.update(_flatten(v, key + "."))
         else:
             out[key] = v
@@ -297,15 +304,17 @@ class Checkpoints:
         """Steps of the resumable checkpoints on disk, oldest first."""
         return sorted(self.latest.all_steps())
 
-    def save(self, step: int, state: Any, *, data_state: bytes, counters: dict[str, Any]) -> None:
-        """Save a resumable checkpoint (host state, grain iterator state, JSON-able counters) and
-        its digest."""
+    def save(self, step: int, state: Any, *, loop: LoopState) -> None:
+        """Save a resumable checkpoint (host state, and the loop state: its counters and the grain
+        iterator state, as JSON) and its digest."""
+        if loop.data_state is None:
+            raise ValueError("LoopState.data_state is None: set the iterator state before saving")
         saved = self.latest.save(
             step,
             args=ocp.args.Composite(
                 state=ocp.args.StandardSave(state),
-                data=ocp.args.JsonSave({"iterator": data_state.decode()}),
-                counters=ocp.args.JsonSave(counters),
+                data=ocp.args.JsonSave({"iterator": loop.data_state.decode()}),
+                counters=ocp.args.JsonSave(loop.counters()),
             ),
         )
         self.latest.wait_until_finished()
@@ -353,10 +362,8 @@ class Checkpoints:
                 path=path,
             ) from err
 
-    def restore(
-        self, abstract_state: Any, step: int | None = None
-    ) -> tuple[Any, bytes, dict[str, Any]]:
-        """Restore (state, data_state, counters) of `step` (default latest) onto `abstract_state`'s
+    def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, LoopState]:
+        """Restore (state, loop state) of `step` (default latest) onto `abstract_state`'s
         structure.
 
         Raises `CheckpointUnreadableError` when the checkpoint's bytes differ from its digest or
@@ -368,12 +375,15 @@ class Checkpoints:
             raise FileNotFoundError(f"no checkpoint in {self.latest.directory}")
         items = {"state": abstract_state, "data": None, "counters": None}
         restored = self._read(self.latest, step, items, "checkpoint")
-        return restored["state"], restored["data"]["iterator"].encode(), dict(restored["counters"])
+        loop = LoopState.from_checkpoint(
+            dict(restored["counters"]), restored["data"]["iterator"].encode()
+        )
+        return restored["state"], loop
 
     def restore_newest_readable(
         self, abstract_state: Any, *, warn: Callable[[str], None]
-    ) -> tuple[int, Any, bytes, dict[str, Any]]:
-        """Restore the newest readable resumable checkpoint: (step, state, data_state, counters).
+    ) -> tuple[int, Any, LoopState]:
+        """Restore the newest readable resumable checkpoint: (step, state, loop state).
 
         Newer unreadable checkpoints are moved to `<workdir>/unreadable_checkpoints/<step>` (so
         later saves of those steps go ahead; nothing is deleted) and `warn` gets one message each.
@@ -382,7 +392,7 @@ class Checkpoints:
         failures: list[CheckpointUnreadableError] = []
         for step in reversed(self.steps()):
             try:
-                state, data_state, counters = self.restore(abstract_state, step)
+                state, loop = self.restore(abstract_state, step)
             except CheckpointUnreadableError as err:
                 failures.append(err)
                 continue
@@ -394,7 +404,7 @@ class Checkpoints:
                 )
             if failures:
                 self.latest.reload()
-            return step, state, data_state, counters
+            return step, state, loop
         raise CheckpointUnreadableError(
             f"no readable checkpoint in {self.latest.directory}: "
             + "; ".join(str(err) for err in failures)

@@ -1,16 +1,21 @@
 """Typed experiment configuration: data set, model and optimisation, with command-line overrides.
 
 A config file under `experiments/configs/` defines `get_config() -> Config`. Overrides are
-`key=value` strings with dotted keys (`train.batch_size=32`, `model.spatial_attention=softmax`,
-`model.spatial_attention_options={"estimator": "cumulant3"}`); values are parsed as JSON where
-they parse, else taken as strings, then converted to the field's type. Unknown keys are errors.
+`key=value` strings with dotted keys (`train.batch_size=32`); values are parsed as JSON where they
+parse, else taken as strings, then converted to the field's type. Unknown keys are errors.
+
+The attention of each axis is one typed options object (`eala_jax.ops.AttentionOptions`, e.g.
+`EalaOptions(estimator="cumulant3")`), validated when it is built. Overrides:
+`model.spatial_attention=softmax` selects an attention with its default options,
+`model.spatial_attention.estimator=cumulant3` changes one option of the current one, and
+`model.spatial_attention={"name": "eala", "theta": 1.0}` sets both. The JSON form of a config
+(`config_to_dict`, the workdir's config.json) stores `{"name": ..., <options>}`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import inspect
 import json
 import math
 import types
@@ -18,18 +23,18 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from eala_jax.models.elinformer import COMPUTE_DTYPES, ModelConfig
+from eala_jax.ops import AttentionOptions, attention_options
+
 __all__ = [
     "Config",
     "DataConfig",
     "ModelConfig",
     "TrainConfig",
     "apply_overrides",
-    "attention_option_types",
-    "check_attention_options",
     "config_from_dict",
     "config_to_dict",
     "load_config_file",
-    "options_dict",
     "validate_config",
 ]
 
@@ -54,30 +59,6 @@ class DataConfig:
     # checked against the data before training (a clear error when they do not fit).
     num_nodes: int | None = None
     steps_per_day: int | None = None
-
-
-@dataclasses.dataclass(unsafe_hash=True)
-class ModelConfig:
-    # Attention per axis, by registry name: eala, softmax, linear, performer, uniform.
-    temporal_attention: str = "eala"
-    spatial_attention: str = "eala"
-    # Keyword options passed through to the attention op, as sorted (key, value) pairs.
-    temporal_attention_options: Options = ()
-    spatial_attention_options: Options = ()
-    # Embedding widths; their sum is the model dim (152 at paper size, docs/training.md).
-    input_embedding_dim: int = 24
-    tod_embedding_dim: int = 24
-    dow_embedding_dim: int = 24
-    adaptive_embedding_dim: int = 80
-    feed_forward_dim: int = 256
-    num_heads: int = 4
-    num_temporal_layers: int = 3
-    num_spatial_layers: int = 3
-    dropout: float = 0.1
-    # Build the attention as nnx.MultiHeadAttention(attention_fn=op) instead of SelfAttention.
-    use_flax_mha: bool = False
-    # Compute dtype: "float32" or "bfloat16" (parameters stay float32).
-    dtype: str = "float32"
 
 
 @dataclasses.dataclass(unsafe_hash=True)
@@ -114,6 +95,10 @@ class TrainConfig:
     checkpoint_every_steps: int = 0
     # Resumable checkpoints kept (the best one is kept apart).
     keep_checkpoints: int = 2
+    # Fetch the training measurements (loss, norms, lr) from the devices and check them for NaN
+    # every this many steps (and at each epoch end and checkpoint); a non-finite one still names
+    # its own step. Between fetches the host does not wait for the devices.
+    log_every: int = 50
     # Sensors shown in the prediction-vs-truth plot, and the horizon (1-based) plotted.
     plot_sensors: tuple[int, ...] = (0, 1, 2)
     plot_horizon: int = 3
@@ -136,11 +121,6 @@ class Config:
 RUNTIME_KEYS = ("progress_bar", "tensorboard", "plots", "data.data_dir")
 
 
-def options_dict(options: Options) -> dict[str, Any]:
-    """Attention options as a plain dict."""
-    return dict(options)
-
-
 def _to_options(value: Any) -> Options:
     if isinstance(value, str):
         value = json.loads(value) if value.strip() else {}
@@ -155,7 +135,7 @@ def _freeze(value: Any) -> Any:
 
 def _convert(value: Any, annotation: Any, key: str) -> Any:
     """Convert a parsed override/JSON value to the field's annotated type."""
-    if annotation is Options or key.endswith("options"):
+    if annotation == Options:
         return _to_options(value)
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
@@ -197,25 +177,61 @@ def _field_types(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+def _attention(value: Any, key: str) -> AttentionOptions:
+    """The options object an override or a JSON value gives for the attention field `key`: a name
+    (that attention's defaults) or `{"name": ..., <options>}`."""
+    if isinstance(value, AttentionOptions):
+        return value
+    if isinstance(value, dict):
+        values = dict(value)
+        if "name" not in values:
+            raise ValueError(
+                f'{key}: a JSON object must name its attention, e.g. {{"name": "eala", "theta": '
+                f"1.0}}; to change one option of the current attention set {key}.<option>=<value>"
+            )
+        name = values.pop("name")
+    elif isinstance(value, str):
+        name, values = value, {}
+    else:
+        raise ValueError(
+            f'{key}: expected an attention name or {{"name": ..., <options>}}, got {value!r}'
+        )
+    try:
+        return attention_options(name, values)
+    except ValueError as err:
+        raise ValueError(f"{key}: {err}") from None
+
+
 def _set(cfg: Any, path: list[str], value: Any, full_key: str) -> Any:
     names = [f.name for f in dataclasses.fields(cfg)]
     head = path[0]
     if head not in names:
+        if isinstance(cfg, AttentionOptions):
+            raise KeyError(
+                f"unknown config key {full_key!r}: {cfg.name} attention has no option {head!r}; "
+                f"valid options: {', '.join(names)}"
+            )
         raise KeyError(
             f"unknown config key {full_key!r}; valid keys here: {', '.join(sorted(names))}"
         )
     current = getattr(cfg, head)
-    if len(path) > 1:
+    if isinstance(current, AttentionOptions) and len(path) == 1:
+        converted = _attention(value, full_key)  # a new attention: its options start afresh
+    elif len(path) > 1:
         if not dataclasses.is_dataclass(current):
             raise KeyError(f"unknown config key {full_key!r}: {head!r} has no sub-keys")
-        return dataclasses.replace(cfg, **{head: _set(current, path[1:], value, full_key)})
-    if dataclasses.is_dataclass(current):
+        converted = _set(current, path[1:], value, full_key)
+    elif dataclasses.is_dataclass(current):
         raise KeyError(f"config key {full_key!r} is a section; set one of its fields")
-    try:
-        converted = _convert(value, _field_types(type(cfg))[head], full_key)
-    except (TypeError, ValueError, json.JSONDecodeError) as err:
-        raise ValueError(f"bad value {value!r} for config key {full_key!r}: {err}") from err
-    return dataclasses.replace(cfg, **{head: converted})
+    else:
+        try:
+            converted = _convert(value, _field_types(type(cfg))[head], full_key)
+        except (TypeError, ValueError, json.JSONDecodeError) as err:
+            raise ValueError(f"bad value {value!r} for config key {full_key!r}: {err}") from err
+    try:  # an options object checks its fields here
+        return dataclasses.replace(cfg, **{head: converted})
+    except ValueError as err:
+        raise ValueError(f"bad value {value!r} for config key {full_key!r}: {err}") from None
 
 
 def _parse_value(text: str) -> Any:
@@ -237,12 +253,18 @@ def apply_overrides(config: Config, overrides: list[str] | tuple[str, ...]) -> C
 
 
 def config_to_dict(config: Config) -> dict[str, Any]:
-    """A JSON-ready dict of the full config (options as dicts, tuples as lists)."""
+    """A JSON-ready dict of the full config (attentions as `{"name": ..., <options>}`, data
+    options as a dict, tuples as lists)."""
 
-    def encode(obj: Any, key: str = "") -> Any:
+    def encode(obj: Any, hint: Any = None) -> Any:
+        if isinstance(obj, AttentionOptions):
+            return {"name": obj.name, **{k: encode(v) for k, v in obj.as_kwargs().items()}}
         if dataclasses.is_dataclass(obj):
-            return {f.name: encode(getattr(obj, f.name), f.name) for f in dataclasses.fields(obj)}
-        if key.endswith("options"):
+            hints = _field_types(type(obj))
+            return {
+                f.name: encode(getattr(obj, f.name), hints[f.name]) for f in dataclasses.fields(obj)
+            }
+        if hint == Options:
             return {k: encode(v) for k, v in obj}
         if isinstance(obj, tuple):
             return [encode(v) for v in obj]
@@ -254,7 +276,7 @@ def config_to_dict(config: Config) -> dict[str, Any]:
 
 
 def config_from_dict(data: dict[str, Any]) -> Config:
-    """Inverse of `config_to_dict`; unknown keys are errors."""
+    """Inverse of `config_to_dict`; unknown keys and invalid attention options are errors."""
 
     def build(cls: type, values: dict[str, Any], prefix: str) -> Any:
         types_ = _field_types(cls)
@@ -264,7 +286,9 @@ def config_from_dict(data: dict[str, Any]) -> Config:
             if name not in types_:
                 raise KeyError(f"unknown config key {key!r}")
             field_type = types_[name]
-            if dataclasses.is_dataclass(field_type):
+            if field_type is AttentionOptions:
+                kwargs[name] = _attention(value, key)
+            elif dataclasses.is_dataclass(field_type):
                 kwargs[name] = build(field_type, value, key + ".")
             else:
                 if isinstance(value, str) and field_type is float:
@@ -290,94 +314,6 @@ def load_config_file(path: str | Path) -> Config:
     if not isinstance(config, Config):
         raise TypeError(f"{str(path)!r}: get_config() returned {type(config).__name__}, not Config")
     return config
-
-
-# Keywords the model passes to the attention op itself: not options a config may set.
-_SET_BY_MODEL = frozenset({"q", "k", "v", "mask", "key_mask", "return_stats"})
-
-
-def attention_option_types(name: str) -> dict[str, tuple[Any, Any]]:
-    """`{option: (type hint, default)}` of the attention op registered as `name`.
-
-    Read from the op's own signature (`inspect.signature` of `eala_jax.ops.ATTENTIONS[name]` and of
-    the function it wraps), less q/k/v/mask, what the model passes (key_mask, return_stats) and
-    the Flax keywords the ops accept and ignore (`eala_jax.ops._validation.FLAX_KEYWORDS`).
-    """
-    from eala_jax.ops import ATTENTIONS
-    from eala_jax.ops._validation import FLAX_KEYWORDS
-
-    options: dict[str, tuple[Any, Any]] = {}
-    function: Any = ATTENTIONS[name]
-    while function is not None:  # the public entry first, then the core it wraps (if any)
-        try:
-            hints = typing.get_type_hints(function)
-        except Exception:  # an annotation that cannot be resolved: no type check for it
-            hints = {}
-        for p in inspect.signature(function, follow_wrapped=False).parameters.values():
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in options:
-                options[p.name] = (hints.get(p.name, Any), p.default)
-        function = getattr(function, "__wrapped__", None)
-    for dropped in _SET_BY_MODEL | FLAX_KEYWORDS:
-        options.pop(dropped, None)
-    return dict(sorted(options.items()))
-
-
-def _fits(value: Any, hint: Any) -> bool:
-    """Whether a config value fits a type hint; hints it cannot check (arrays, Any) accept."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is typing.Literal:
-        return value in args
-    if origin in (typing.Union, types.UnionType):
-        return any(_fits(value, a) for a in args)
-    if hint is type(None):
-        return value is None
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:
-        return _is_number(value) and math.isfinite(value)
-    if hint is str:
-        return isinstance(value, str)
-    return True
-
-
-def _describe_hint(hint: Any) -> str:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is typing.Literal:
-        return "one of " + ", ".join(repr(a) for a in args)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_describe_hint(a) for a in args)
-    names = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}
-    return names.get(hint, "null" if hint is type(None) else getattr(hint, "__name__", str(hint)))
-
-
-def check_attention_options(key: str, attention: str, options: Options) -> None:
-    """Checks `options` against the attention op `attention` (see `attention_option_types`).
-
-    An unknown name raises ValueError listing the valid ones; a value that does not fit the op's
-    annotation (an estimator not in `eala_jax.ops.ESTIMATORS`, a string where a boolean is expected)
-    raises ValueError naming the option and what it accepts.
-    """
-    from eala_jax.ops import ESTIMATORS
-
-    valid = attention_option_types(attention)
-    for option, value in options:
-        if option not in valid:
-            raise ValueError(
-                f"{key}: {attention} attention has no option {option!r}; valid options: "
-                f"{', '.join(valid) or 'none'}"
-            )
-        hint, default = valid[option]
-        if option == "estimator" and value not in ESTIMATORS:
-            raise ValueError(
-                f"{key}: estimator={value!r} is not an entropy estimator; choose one of "
-                f"{', '.join(ESTIMATORS)}"
-            )
-        if value is not default and value != default and not _fits(value, hint):
-            raise ValueError(
-                f"{key}: {option}={value!r} is not {_describe_hint(hint)} (option of {attention})"
-            )
 
 
 def _is_number(value: Any) -> bool:
@@ -425,30 +361,23 @@ def _check_range(
 
 
 def validate_config(config: Config) -> None:
-    """Checks that need no data: names, choices, ranges and attention options. Raises ValueError.
+    """Checks across fields that need no data: choices, ranges, the model dim. Raises ValueError.
 
     Every numeric field is checked against its domain (e.g. `train.learning_rate` > 0,
     `train.lr_decay` in (0, 1], `model.dropout` in [0, 1)); the message names the key and the
-    allowed range. Attention options are checked against the chosen attention's own signature
-    (`check_attention_options`), before any data is loaded or model built.
+    allowed range. The attention options were checked when they were built (`AttentionOptions`).
+    `train_and_evaluate` calls this once, before any data is loaded or model built.
     """
     from eala_jax.data.series import MINUTES_PER_DAY, check_split
-    from eala_jax.models.attention import check_attention_name
+    from eala_jax.train.sharding import PARALLEL_MODES
+    from eala_jax.train.steps import LOSSES, OPTIMIZERS
 
     m, t, d = config.model, config.train, config.data
-    check_attention_name(m.temporal_attention)
-    check_attention_name(m.spatial_attention)
-    check_attention_options(
-        "model.temporal_attention_options", m.temporal_attention, m.temporal_attention_options
-    )
-    check_attention_options(
-        "model.spatial_attention_options", m.spatial_attention, m.spatial_attention_options
-    )
     choices = {
-        "train.optimizer": (t.optimizer, ("adam", "adamw")),
-        "train.loss": (t.loss, ("mae", "huber")),
-        "train.parallel": (t.parallel, ("jit", "pmap", "none")),
-        "model.dtype": (m.dtype, ("float32", "bfloat16")),
+        "train.optimizer": (t.optimizer, OPTIMIZERS),
+        "train.loss": (t.loss, LOSSES),
+        "train.parallel": (t.parallel, PARALLEL_MODES),
+        "model.dtype": (m.dtype, COMPUTE_DTYPES),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:
@@ -462,6 +391,7 @@ def validate_config(config: Config) -> None:
         "train.num_devices": (t.num_devices, 1, True),
         "train.checkpoint_every_steps": (t.checkpoint_every_steps, 0, False),
         "train.keep_checkpoints": (t.keep_checkpoints, 1, False),
+        "train.log_every": (t.log_every, 1, False),
         "data.in_steps": (d.in_steps, 1, False),
         "data.out_steps": (d.out_steps, 1, False),
         "data.num_nodes": (d.num_nodes, 1, True),
@@ -501,11 +431,9 @@ def validate_config(config: Config) -> None:
         )
     if d.split is not None:
         check_split(d.split, "data.split")
-    dim = (
-        m.input_embedding_dim + m.tod_embedding_dim + m.dow_embedding_dim + m.adaptive_embedding_dim
-    )
-    if dim % m.num_heads:
+    if m.model_dim % m.num_heads:
         raise ValueError(
-            f"model dim {dim} (sum of embedding dims) is not divisible by num_heads={m.num_heads}"
+            f"model dim {m.model_dim} (sum of embedding dims) is not divisible by "
+            f"num_heads={m.num_heads}"
         )
     _check_range("train.plot_horizon", t.plot_horizon, integer=True, low=1, high=d.out_steps)

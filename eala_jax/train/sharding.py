@@ -1,12 +1,14 @@
 """Data-parallel execution of the shared update/eval functions on one or many devices.
 
-Three modes over the same pure functions of `eala_jax.train.steps`:
+Three modes over the same pure functions of `eala_jax.train.steps` (`update_step`, `eval_step`):
 
-- `"jit"`: `jax.jit` over a `jax.make_mesh((n,), ("data",))` mesh; the batch is a global array
-  sharded on axis "data" (`NamedSharding(mesh, P("data"))`), state replicated (`P()`). XLA inserts
-  the gradient all-reduce. This is how current JAX does what `jax.pmap` did.
-- `"pmap"`: `jax.pmap` over the local devices with an explicit `psum` of gradients and counts
-  (axis name "batch"); state carries a leading device axis.
+- `"jit"` (the main path): `jax.jit` over a `jax.make_mesh((n,), ("data",))` mesh; the batch is a
+  global array sharded on axis "data" (`NamedSharding(mesh, P("data"))`), state replicated
+  (`P()`) and donated. XLA inserts the gradient all-reduce. This is how current JAX does what
+  `jax.pmap` did.
+- `"pmap"` (a thin alternative, for users who ask for it): `jax.pmap` over the local devices with
+  an explicit `psum` of gradients and counts (axis name "batch"); state carries a leading device
+  axis.
 - `"none"`: plain `jax.jit` on the default device.
 
 The batch's leading dimension must divide by the device count (checked before training).
@@ -17,17 +19,21 @@ docs/training.md).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from eala_jax.data.scaler import StandardScaler
+from eala_jax.train.steps import StepOptions, eval_step, update_step
+
 __all__ = [
     "DATA_AXIS",
+    "PARALLEL_MODES",
     "PMAP_AXIS",
     "DataParallel",
     "check_batch_divisible",
@@ -35,6 +41,8 @@ __all__ = [
     "resolve_device_count",
 ]
 
+#: Values of `train.parallel`.
+PARALLEL_MODES = ("jit", "pmap", "none")
 DATA_AXIS = "data"
 PMAP_AXIS = "batch"
 Tree = Any
@@ -79,56 +87,67 @@ def make_mesh(num_devices: int | None = None) -> Mesh:
 
 
 class DataParallel:
-    """Runs `update(state, batch, scale, key)` and `evaluate(state, batch, scale)` in one mode.
+    """Runs the update and eval steps of `eala_jax.train.steps` in one mode, built once per run.
 
-    `update_fn_factory(axis_name)` returns the pure update (see `steps.make_update_fn`): the pmap
-    mode needs the device axis name inside it. `put_state`/`host_state` move the split NNX state
-    in and out of the mode's layout (host state is what gets checkpointed).
+    `update(state, batch, scaler, key)` and `evaluate(state, batch, scaler)` call
+    `steps.update_step` / `steps.eval_step` with `graphdef` and `options` as static arguments:
+    both are hashable by value, so `jax.jit`'s (and `jax.pmap`'s) own cache gives an equal run
+    in the same process the compiled steps of the first. `put_state`/`host_state` move the split
+    NNX state in and out of the mode's layout (host state is what gets checkpointed).
     """
 
     def __init__(
-        self,
-        mode: str,
-        num_devices: int,
-        *,
-        update_fn_factory: Callable[[str | None], Callable],
-        eval_fn: Callable,
+        self, mode: str, num_devices: int, *, graphdef: nnx.GraphDef, options: StepOptions
     ):
-        if mode not in ("jit", "pmap", "none"):
-            raise ValueError(f"unknown parallel mode {mode!r}; choose jit, pmap or none")
+        if mode not in PARALLEL_MODES:
+            raise ValueError(
+                f"unknown parallel mode {mode!r}; choose one of {', '.join(PARALLEL_MODES)}"
+            )
         self.mode = mode
         self.num_devices = 1 if mode == "none" else num_devices
+        self.graphdef = graphdef
+        self.options = options
+        self.mesh = None
         if mode == "jit":
             self.mesh = make_mesh(self.num_devices)
             self._batch_sharding = NamedSharding(self.mesh, P(DATA_AXIS))
             self._replicated = NamedSharding(self.mesh, P())
             rep, bat = self._replicated, self._batch_sharding
             self._update = jax.jit(
-                update_fn_factory(None),
+                update_step,
+                static_argnums=(4, 5, 6),
                 in_shardings=(rep, bat, rep, rep),
                 out_shardings=(rep, rep),
                 donate_argnums=0,
             )
             self._evaluate = jax.jit(
-                eval_fn, in_shardings=(rep, bat, rep), out_shardings=(rep, bat)
+                eval_step,
+                static_argnums=3,
+                in_shardings=(rep, bat, rep),
+                out_shardings=(rep, bat),
             )
         elif mode == "pmap":
-            self.mesh = None
+            # The thin alternative: the same step under jax.pmap, gradients and counts psum-ed
+            # over the axis PMAP_AXIS inside it, state carrying a leading device axis.
             devices = jax.local_devices()[: self.num_devices]
             self._update = jax.pmap(
-                update_fn_factory(PMAP_AXIS),
+                update_step,
                 axis_name=PMAP_AXIS,
                 in_axes=(0, 0, None, None),
+                static_broadcasted_argnums=(4, 5, 6),
                 devices=devices,
                 donate_argnums=0,
             )
             self._evaluate = jax.pmap(
-                eval_fn, axis_name=PMAP_AXIS, in_axes=(0, 0, None), devices=devices
+                eval_step,
+                axis_name=PMAP_AXIS,
+                in_axes=(0, 0, None),
+                static_broadcasted_argnums=3,
+                devices=devices,
             )
         else:
-            self.mesh = None
-            self._update = jax.jit(update_fn_factory(None), donate_argnums=0)
-            self._evaluate = jax.jit(eval_fn)
+            self._update = jax.jit(update_step, static_argnums=(4, 5, 6), donate_argnums=0)
+            self._evaluate = jax.jit(eval_step, static_argnums=3)
 
     # -- layout ---------------------------------------------------------------------------
     def put_state(self, state: Tree) -> Tree:
@@ -165,20 +184,29 @@ class DataParallel:
         return {k: jnp.asarray(v) for k, v in batch.items()}
 
     # -- compute --------------------------------------------------------------------------
+    def put_scaler(self, scaler: StandardScaler) -> StandardScaler:
+        """The scaler as float32 scalars on the devices (replicated), placed once per run."""
+        scaler = jax.tree.map(np.float32, scaler)
+        return jax.device_put(scaler, self._replicated if self.mode == "jit" else None)
+
     def update(
-        self, state: Tree, batch: dict, scale: Any, key: jax.Array
+        self, state: Tree, batch: dict, scaler: StandardScaler, key: jax.Array
     ) -> tuple[Tree, dict[str, jax.Array]]:
-        """One optimiser step; measurements are scalars (device 0's copy under pmap)."""
-        state, measurements = self._update(state, batch, scale, key)
+        """One optimiser step; measurements are scalars (device 0's copy under pmap), left on the
+        device (the caller fetches them when it needs them)."""
+        axis = PMAP_AXIS if self.mode == "pmap" else None
+        state, measurements = self._update(
+            state, batch, scaler, key, self.graphdef, self.options, axis
+        )
         if self.mode == "pmap":
             measurements = jax.tree.map(lambda x: x[0], measurements)
         return state, measurements
 
     def evaluate(
-        self, state: Tree, batch: dict, scale: Any
+        self, state: Tree, batch: dict, scaler: StandardScaler
     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Metric sums (host numpy, summed over devices) and the prediction `[B, T_out, N]`."""
-        sums, pred = self._evaluate(state, batch, scale)
+        sums, pred = self._evaluate(state, batch, scaler, self.graphdef)
         sums, pred = jax.device_get((sums, pred))
         if self.mode == "pmap":
             sums = jax.tree.map(lambda x: np.sum(x, axis=0), sums)

@@ -1,129 +1,192 @@
-"""Loss, optimiser, train step and eval step as free functions.
+"""Loss, learning-rate schedule, optimiser, and the train and eval steps, as free functions.
 
-`train_step` works on NNX objects (model, `nnx.Optimizer`) and is shared by every device path:
-`make_update_fn` wraps it in one small jitted, donated function over the split state, and
-`eala_jax.train.sharding` jits it over a mesh or `jax.pmap`s it (then `axis_name` names the device
-axis and gradients and counts are summed across it). The loss is the masked mean over the *global*
-batch (sum over devices / valid count over devices), so every path computes the same numbers.
+`train_step` works on NNX objects (model, `nnx.Optimizer`); `update_step` and `eval_step` are its
+pure forms over the split state `nnx.split((model, optimizer))`, which `eala_jax.train.sharding`
+jits over a mesh or `jax.pmap`s (then `axis_name` names the device axis and gradients and counts
+are summed across it). The loss is the masked mean over the *global* batch (sum over devices /
+valid count over devices), so every device path computes the same numbers.
+
+Everything the traced functions depend on besides their arrays is a hashable value (the graph
+definition, `StepOptions`, the schedule and optimiser dataclasses), so `jax.jit`'s own cache
+reuses a compiled step for an equal configuration: a resumed or repeated run in one process does
+not compile again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, NamedTuple
+import dataclasses
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from eala_jax.metrics import horizon_sums
+from eala_jax.data.scaler import StandardScaler
+from eala_jax.metrics import horizon_sums, masked_huber, masked_mae
 
 __all__ = [
-    "Scale",
+    "LOSSES",
+    "OPTIMIZERS",
+    "MultiStepSchedule",
+    "StepOptions",
+    "ClippedAdam",
     "build_optimizer",
     "eval_step",
     "learning_rate_schedule",
     "loss_fn",
-    "make_eval_fn",
-    "make_update_fn",
-    "masked_loss_sum",
     "train_step",
+    "update_step",
 ]
 
 Batch = dict[str, jax.Array]
 
+#: Training losses by name (`train.loss`), from `eala_jax.metrics`.
+LOSSES = ("mae", "huber")
+#: Optimisers by name (`train.optimizer`), see `ClippedAdam`.
+OPTIMIZERS = ("adam", "adamw")
 
-class Scale(NamedTuple):
-    """Inverse scaling of model outputs: `raw = scaled * std + mean` (arrays broadcast to `[B, T,
-    N]`)."""
 
-    mean: jax.Array
-    std: jax.Array
+@dataclasses.dataclass(frozen=True)
+class MultiStepSchedule:
+    """`learning_rate * decay**k` after the k-th milestone epoch; an optax schedule (step ->
+    learning rate) that is hashable by value."""
+
+    learning_rate: float
+    milestones: tuple[int, ...]
+    decay: float
+    steps_per_epoch: int
+
+    def __call__(self, step: jax.Array | int) -> jax.Array:
+        boundaries = {
+            int(m) * self.steps_per_epoch: self.decay for m in sorted(self.milestones) if m > 0
+        }
+        return optax.piecewise_constant_schedule(self.learning_rate, boundaries)(step)
 
 
 def learning_rate_schedule(
     learning_rate: float, *, milestones: tuple[int, ...], decay: float, steps_per_epoch: int
-) -> optax.Schedule:
+) -> MultiStepSchedule:
     """Multi-step decay: `learning_rate * decay**k` after the k-th milestone epoch."""
-    boundaries = {int(m) * steps_per_epoch: decay for m in sorted(milestones) if m > 0}
-    return optax.piecewise_constant_schedule(learning_rate, boundaries)
+    return MultiStepSchedule(float(learning_rate), tuple(milestones), float(decay), steps_per_epoch)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClippedAdam:
+    """Clip by global norm (`max_grad_norm` > 0), then Adam with L2 added to the gradient
+    (`"adam"`, torch-style) or decoupled decay (`"adamw"`). An `optax.GradientTransformation`
+    (`init` / `update`) that is hashable by value, so `nnx.Optimizer`'s graph definition is too."""
+
+    schedule: Any
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    max_grad_norm: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"
+            )
+
+    def chain(self) -> optax.GradientTransformation:
+        parts: list[optax.GradientTransformation] = []
+        if self.max_grad_norm > 0:
+            parts.append(optax.clip_by_global_norm(self.max_grad_norm))
+        if self.optimizer == "adam":
+            if self.weight_decay > 0:
+                parts.append(optax.add_decayed_weights(self.weight_decay))
+            parts.append(optax.adam(self.schedule))
+        else:
+            parts.append(optax.adamw(self.schedule, weight_decay=self.weight_decay))
+        return optax.chain(*parts)
+
+    def init(self, params: Any) -> Any:
+        return self.chain().init(params)
+
+    def update(self, updates: Any, state: Any, params: Any = None, **extra: Any) -> Any:
+        return self.chain().update(updates, state, params, **extra)
 
 
 def build_optimizer(
-    schedule: optax.Schedule,
-    *,
-    optimizer: str = "adam",
-    weight_decay: float = 0.0,
-    max_grad_norm: float = 0.0,
-) -> optax.GradientTransformation:
-    """Clip by global norm, then Adam with L2 (`"adam"`, torch-style) or decoupled decay
-    (`"adamw"`)."""
-    parts: list[optax.GradientTransformation] = []
-    if max_grad_norm > 0:
-        parts.append(optax.clip_by_global_norm(max_grad_norm))
-    if optimizer == "adam":
-        if weight_decay > 0:
-            parts.append(optax.add_decayed_weights(weight_decay))
-        parts.append(optax.adam(schedule))
-    elif optimizer == "adamw":
-        parts.append(optax.adamw(schedule, weight_decay=weight_decay))
-    else:
-        raise ValueError(f"unknown optimizer {optimizer!r}; choose adam or adamw")
-    return optax.chain(*parts)
+    schedule: Any, *, optimizer: str = "adam", weight_decay: float = 0.0, max_grad_norm: float = 0.0
+) -> ClippedAdam:
+    """The `ClippedAdam` of these settings (see there)."""
+    return ClippedAdam(schedule, optimizer, weight_decay, max_grad_norm)
 
 
-def masked_loss_sum(
-    pred: jax.Array, target: jax.Array, mask: jax.Array, *, kind: str = "mae", delta: float = 1.0
-) -> jax.Array:
-    """Sum over valid entries of |pred - target| (`"mae"`) or the Huber loss (`"huber"`); `[B, T,
-    N]` -> scalar."""
-    err = pred.astype(jnp.float32) - target.astype(jnp.float32)
-    if kind == "mae":
-        per = jnp.abs(err)
-    elif kind == "huber":
-        per = optax.huber_loss(err, delta=delta)
-    else:
-        raise ValueError(f"unknown loss {kind!r}; choose mae or huber")
-    return jnp.sum(jnp.where(mask, per, 0.0))
+@dataclasses.dataclass(frozen=True)
+class StepOptions:
+    """Static settings of the train step: learning-rate schedule and loss (`"mae"` or `"huber"`
+    with `huber_delta`)."""
+
+    schedule: Any
+    loss: str = "mae"
+    huber_delta: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
 
 
 def _psum(x: Any, axis_name: str | None) -> Any:
     return x if axis_name is None else jax.lax.psum(x, axis_name)
 
 
+def _predict(
+    model: nnx.Module,
+    batch: Batch,
+    scaler: StandardScaler,
+    *,
+    deterministic: bool,
+    rngs: nnx.Rngs | None = None,
+) -> jax.Array:
+    """The model's prediction of a batch of the data contract, in the data's units `[B, T_out,
+    N]`."""
+    scaled = model(
+        batch["x"],
+        batch["time_of_day"],
+        batch["day_of_week"],
+        deterministic=deterministic,
+        rngs=rngs,
+    )
+    return scaler.inverse_transform(scaled)
+
+
 def loss_fn(
     model: nnx.Module,
     batch: Batch,
-    scale: Scale,
+    scaler: StandardScaler,
     *,
     count: jax.Array,
-    kind: str = "mae",
-    delta: float = 1.0,
+    loss: str = "mae",
+    huber_delta: float = 1.0,
     deterministic: bool = True,
     rngs: nnx.Rngs | None = None,
 ) -> tuple[jax.Array, jax.Array]:
-    """Masked loss on inverse-scaled predictions, divided by `count` (the global valid count).
+    """Masked loss of the inverse-scaled prediction, its sum divided by `count` (the global valid
+    count); `eala_jax.metrics.masked_mae` or `masked_huber`.
 
-    batch: x `[B, T_in, N, 3]`, y `[B, T_out, N]` raw units, y_mask bool `[B, T_out, N]`.
-    Returns (loss, prediction `[B, T_out, N]` raw units).
+    batch: the data contract (`x [B, T_in, N]`, `time_of_day`, `day_of_week [B, T_in]`, `y
+    [B, T_out, N]` in the data's units, `y_mask`). Returns (loss, prediction `[B, T_out, N]`).
     """
-    pred = model(batch["x"], deterministic=deterministic, rngs=rngs)
-    pred = pred * scale.std + scale.mean
-    total = masked_loss_sum(pred, batch["y"], batch["y_mask"], kind=kind, delta=delta)
-    return total / jnp.maximum(count, 1.0), pred
+    pred = _predict(model, batch, scaler, deterministic=deterministic, rngs=rngs)
+    if loss == "mae":
+        value = masked_mae(pred, batch["y"], batch["y_mask"], count=count)
+    elif loss == "huber":
+        value = masked_huber(pred, batch["y"], batch["y_mask"], delta=huber_delta, count=count)
+    else:
+        raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    return value, pred
 
 
 def train_step(
     model: nnx.Module,
     optimizer: nnx.Optimizer,
     batch: Batch,
-    scale: Scale,
+    scaler: StandardScaler,
     key: jax.Array,
     *,
-    schedule: optax.Schedule,
-    kind: str = "mae",
-    delta: float = 1.0,
+    options: StepOptions,
     axis_name: str | None = None,
 ) -> dict[str, jax.Array]:
     """One optimiser step in place on `model`/`optimizer`; returns scalar measurements.
@@ -142,10 +205,10 @@ def train_step(
         return loss_fn(
             m,
             batch,
-            scale,
+            scaler,
             count=count,
-            kind=kind,
-            delta=delta,
+            loss=options.loss,
+            huber_delta=options.huber_delta,
             deterministic=False,
             rngs=nnx.Rngs(dropout=dropout_key),
         )
@@ -159,58 +222,33 @@ def train_step(
         "loss": loss,
         "grad_norm": optax.global_norm(grads),
         "param_norm": optax.global_norm(nnx.state(model, nnx.Param)),
-        "lr": jnp.asarray(schedule(step), jnp.float32),
+        "lr": jnp.asarray(options.schedule(step), jnp.float32),
     }
 
 
-def eval_step(
-    model: nnx.Module, batch: Batch, scale: Scale
-) -> tuple[dict[str, jax.Array], jax.Array]:
-    """Per-horizon metric sums of one batch and its prediction `[B, T_out, N]` (raw units)."""
-    pred = model(batch["x"], deterministic=True) * scale.std + scale.mean
-    return horizon_sums(pred, batch["y"], batch["y_mask"]), pred
-
-
-def make_update_fn(
+def update_step(
+    state: nnx.State,
+    batch: Batch,
+    scaler: StandardScaler,
+    key: jax.Array,
     graphdef: nnx.GraphDef,
-    *,
-    schedule: optax.Schedule,
-    kind: str = "mae",
-    delta: float = 1.0,
+    options: StepOptions,
     axis_name: str | None = None,
-) -> Callable[[nnx.State, Batch, Scale, jax.Array], tuple[nnx.State, dict[str, jax.Array]]]:
-    """The pure update `(state, batch, scale, key) -> (state, measurements)` over `nnx.split((model,
-    optimizer))`.
-
-    Not jitted here: `eala_jax.train.sharding` jits (with shardings, donating the state) or pmaps
-    it.
-    """
-
-    def update(state: nnx.State, batch: Batch, scale: Scale, key: jax.Array):
-        model, optimizer = nnx.merge(graphdef, state)
-        measurements = train_step(
-            model,
-            optimizer,
-            batch,
-            scale,
-            key,
-            schedule=schedule,
-            kind=kind,
-            delta=delta,
-            axis_name=axis_name,
-        )
-        return nnx.state((model, optimizer)), measurements
-
-    return update
+) -> tuple[nnx.State, dict[str, jax.Array]]:
+    """`train_step` on the split state of `nnx.split((model, optimizer))`: `(state, batch, scaler,
+    key) -> (new state, measurements)`. `graphdef`, `options` and `axis_name` are static."""
+    model, optimizer = nnx.merge(graphdef, state)
+    measurements = train_step(
+        model, optimizer, batch, scaler, key, options=options, axis_name=axis_name
+    )
+    return nnx.state((model, optimizer)), measurements
 
 
-def make_eval_fn(
-    graphdef: nnx.GraphDef,
-) -> Callable[[nnx.State, Batch, Scale], tuple[dict[str, jax.Array], jax.Array]]:
-    """The pure eval `(state, batch, scale) -> (sums, prediction)` over the same split state."""
-
-    def evaluate(state: nnx.State, batch: Batch, scale: Scale):
-        model, _ = nnx.merge(graphdef, state)
-        return eval_step(model, batch, scale)
-
-    return evaluate
+def eval_step(
+    state: nnx.State, batch: Batch, scaler: StandardScaler, graphdef: nnx.GraphDef
+) -> tuple[dict[str, jax.Array], jax.Array]:
+    """Per-horizon metric sums (`eala_jax.metrics.horizon_sums`) of one batch and its prediction
+    `[B, T_out, N]` in the data's units, over the split state; `graphdef` is static."""
+    model, _ = nnx.merge(graphdef, state)
+    pred = _predict(model, batch, scaler, deterministic=True)
+    return horizon_sums(pred, batch["y"], batch["y_mask"]), pred

@@ -19,6 +19,7 @@ epoch 11 of 16 (early stopping, patience 5); 32 s a training epoch (median) with
 the cores. `docs/results.md` has the full table.
 """
 
+from eala_jax.ops import EalaOptions
 from eala_jax.train import Config, DataConfig, ModelConfig, TrainConfig
 
 
@@ -27,14 +28,12 @@ def get_config() -> Config:
         name="los_loop_elinformer",
         data=DataConfig(name="los_loop", num_nodes=207, steps_per_day=288),
         model=ModelConfig(
-            temporal_attention="eala",
-            spatial_attention="eala",
             # The Gaussian entropy estimate (the ops' default, pinned here). "cumulant3" estimated
             # real maps better in docs/estimators.md but doubled the step time here on 2 CPU
             # cores (2.3 s against 1.2 s a step at 207 nodes, under load); try it with
-            # --set 'model.spatial_attention_options={"estimator": "cumulant3"}'.
-            temporal_attention_options=(("estimator", "gaussian"),),
-            spatial_attention_options=(("estimator", "gaussian"),),
+            # --set model.spatial_attention.estimator=cumulant3.
+            temporal_attention=EalaOptions(estimator="gaussian"),
+            spatial_attention=EalaOptions(estimator="gaussian"),
             input_embedding_dim=12,
             tod_embedding_dim=12,
             # No day-of-week embedding: Los-loop holds one week, so the validation and test

@@ -23,6 +23,7 @@ the cores. `docs/results.md` has the full table.
 import dataclasses
 import pathlib
 
+from eala_jax.ops import SoftmaxOptions
 from eala_jax.train import Config, load_config_file
 
 
@@ -32,9 +33,7 @@ def get_config() -> Config:
     config = load_config_file(pathlib.Path(__file__).with_name("los_loop_elinformer.py"))
     model = dataclasses.replace(
         config.model,
-        temporal_attention="softmax",
-        spatial_attention="softmax",
-        temporal_attention_options=(),
-        spatial_attention_options=(),
+        temporal_attention=SoftmaxOptions(),
+        spatial_attention=SoftmaxOptions(),
     )
     return dataclasses.replace(config, name="los_loop_softmax", model=model)

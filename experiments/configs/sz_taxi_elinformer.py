@@ -19,6 +19,7 @@ best epoch 12 of 17 (early stopping, patience 5); 11 s a training epoch (median)
 sharing the cores. `docs/results.md` has the full table.
 """
 
+from eala_jax.ops import EalaOptions
 from eala_jax.train import Config, DataConfig, ModelConfig, TrainConfig
 
 
@@ -27,14 +28,12 @@ def get_config() -> Config:
         name="sz_taxi_elinformer",
         data=DataConfig(name="sz_taxi", num_nodes=156, steps_per_day=96),
         model=ModelConfig(
-            temporal_attention="eala",
-            spatial_attention="eala",
             # The Gaussian entropy estimate (the ops' default, pinned here). "cumulant3" estimated
             # real maps better in docs/estimators.md but doubled the step time here on 2 CPU
             # cores (2.3 s against 1.2 s a step at 207 nodes, under load); try it with
-            # --set 'model.spatial_attention_options={"estimator": "cumulant3"}'.
-            temporal_attention_options=(("estimator", "gaussian"),),
-            spatial_attention_options=(("estimator", "gaussian"),),
+            # --set model.spatial_attention.estimator=cumulant3.
+            temporal_attention=EalaOptions(estimator="gaussian"),
+            spatial_attention=EalaOptions(estimator="gaussian"),
             input_embedding_dim=12,
             tod_embedding_dim=12,
             dow_embedding_dim=12,

@@ -22,6 +22,7 @@ sharing the cores. `docs/results.md` has the full table.
 import dataclasses
 import pathlib
 
+from eala_jax.ops import SoftmaxOptions
 from eala_jax.train import Config, load_config_file
 
 
@@ -31,9 +32,7 @@ def get_config() -> Config:
     config = load_config_file(pathlib.Path(__file__).with_name("sz_taxi_elinformer.py"))
     model = dataclasses.replace(
         config.model,
-        temporal_attention="softmax",
-        spatial_attention="softmax",
-        temporal_attention_options=(),
-        spatial_attention_options=(),
+        temporal_attention=SoftmaxOptions(),
+        spatial_attention=SoftmaxOptions(),
     )
     return dataclasses.replace(config, name="sz_taxi_softmax", model=model)

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from eala_jax.ops import EalaOptions, LinearOptions, SoftmaxOptions
 from eala_jax.train import (
     Config,
+    ModelConfig,
     apply_overrides,
     config_from_dict,
     config_to_dict,
@@ -27,9 +29,12 @@ def test_overrides_convert_to_field_types():
             "train.learning_rate=2e-3",
             "train.milestones=[5, 9]",
             "train.max_steps_per_epoch=none",
+            "train.log_every=7",
             "progress_bar=false",
             "model.spatial_attention=softmax",
-            'model.spatial_attention_options={"estimator": "gaussian", "theta": 1.0}',
+            "model.temporal_attention.estimator=cumulant3",
+            "model.temporal_attention.theta=1",
+            "model.temporal_attention.scale=none",
             "data.split=[0.6, 0.2, 0.2]",
             'data.options={"num_nodes": 7}',
         ],
@@ -38,13 +43,57 @@ def test_overrides_convert_to_field_types():
     assert cfg.train.learning_rate == 2e-3
     assert cfg.train.milestones == (5, 9)
     assert cfg.train.max_steps_per_epoch is None
+    assert cfg.train.log_every == 7
     assert cfg.progress_bar is False
-    assert cfg.model.spatial_attention == "softmax"
-    assert cfg.model.spatial_attention_options == (("estimator", "gaussian"), ("theta", 1.0))
+    assert cfg.model.spatial_attention == SoftmaxOptions()
+    assert cfg.model.temporal_attention == EalaOptions(estimator="cumulant3", theta=1.0)
     assert cfg.data.split == (0.6, 0.2, 0.2)
     assert cfg.data.options == (("num_nodes", 7),)
     hash(cfg)  # unsafe_hash: usable as a static argument / cache key
     assert cfg == config_from_dict(json.loads(json.dumps(config_to_dict(cfg))))
+
+
+def test_an_attention_is_set_by_name_by_field_or_whole():
+    pinned = apply_overrides(Config(), ["model.spatial_attention.estimator=segments"])
+    pinned = apply_overrides(pinned, ["model.spatial_attention.num_segments=4"])
+    assert pinned.model.spatial_attention == EalaOptions(estimator="segments", num_segments=4)
+    assert pinned.model.temporal_attention == EalaOptions()  # the other axis is untouched
+    # A name selects that attention with its own defaults: the options reset with it.
+    assert apply_overrides(pinned, ["model.spatial_attention=softmax"]).model.spatial_attention == (
+        SoftmaxOptions()
+    )
+    assert apply_overrides(pinned, ["model.spatial_attention=eala"]).model.spatial_attention == (
+        EalaOptions()
+    )
+    # A JSON object names the attention and sets its options (the others at their defaults).
+    whole = apply_overrides(pinned, ['model.spatial_attention={"name": "eala", "theta": 0.5}'])
+    assert whole.model.spatial_attention == EalaOptions(theta=0.5)
+    linear = apply_overrides(
+        pinned, ['model.spatial_attention={"name": "linear", "chunk_size": 8}']
+    )
+    assert linear.model.spatial_attention == LinearOptions(chunk_size=8)
+
+
+def test_the_config_json_stores_the_attention_by_name_and_reads_it_back():
+    cfg = apply_overrides(
+        Config(), ["model.temporal_attention=performer", "model.spatial_attention.nonnegative=true"]
+    )
+    stored = json.loads(json.dumps(config_to_dict(cfg)))
+    assert stored["model"]["temporal_attention"] == {
+        "name": "performer",
+        "causal": False,
+        "scale": None,
+        "num_features": 64,
+        "chunk_size": 64,
+    }
+    assert stored["model"]["spatial_attention"]["name"] == "eala"
+    assert stored["model"]["spatial_attention"]["nonnegative"] is True
+    assert config_from_dict(stored) == cfg
+    stored["model"]["spatial_attention"]["estimator"] = "gausian"
+    with pytest.raises(ValueError, match=r"model.spatial_attention: eala.estimator='gausian'"):
+        config_from_dict(stored)
+    stored["model"]["spatial_attention"] = "eala"  # a bare name reads as that attention
+    assert config_from_dict(stored).model.spatial_attention == EalaOptions()
 
 
 @pytest.mark.parametrize(
@@ -57,6 +106,40 @@ def test_overrides_convert_to_field_types():
         ("train.batch_size=1.5", ValueError, "expected an integer"),
         ("progress_bar=maybe", ValueError, "expected a boolean"),
         ("train.batch_size", ValueError, "not of the form key=value"),
+        # Attentions: the key and the valid choices are named when the override is applied.
+        (
+            "model.spatial_attention=flash",
+            ValueError,
+            "model.spatial_attention: unknown attention 'flash'; expected one of eala, softmax, "
+            "linear, performer, uniform",
+        ),
+        (
+            "model.temporal_attention.estimator=gausian",
+            ValueError,
+            r"bad value 'gausian' for config key 'model.temporal_attention.estimator': "
+            r"eala.estimator='gausian'; expected one of 'gaussian', 'cumulant3', 'segments', "
+            r"'random_features', 'exact'",
+        ),
+        (
+            "model.spatial_attention.estimatr=cumulant3",
+            KeyError,
+            r"unknown config key 'model.spatial_attention.estimatr': eala attention has no option "
+            r"'estimatr'; valid options: causal, scale, estimator, theta",
+        ),
+        ("model.spatial_attention.num_segments=2.5", ValueError, "expected an integer"),
+        ("model.spatial_attention.num_segments=0", ValueError, "expected an integer >= 1"),
+        ("model.spatial_attention.theta=best", ValueError, "expected one of 'optimal' or a"),
+        (
+            'model.spatial_attention={"theta": 1.0}',
+            ValueError,
+            r'model.spatial_attention: a JSON object must name its attention, e.g. \{"name"',
+        ),
+        (
+            'model.spatial_attention={"name": "eala", "nonnegative": "false"}',  # a truthy string
+            ValueError,
+            r"eala.nonnegative='false'; expected a boolean",
+        ),
+        ("model.spatial_attention=3", ValueError, "expected an attention name or"),
     ],
 )
 def test_override_errors(override, error, message):
@@ -67,8 +150,6 @@ def test_override_errors(override, error, message):
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("model.spatial_attention=flash", "unknown attention 'flash'"),
-        ("model.temporal_attention=softmaxx", "unknown attention 'softmaxx'"),
         ("train.loss=mse", r"train.loss='mse'; choose one of mae, huber"),
         ("train.parallel=dp", "train.parallel='dp'"),
         ("model.num_heads=5", "not divisible by num_heads=5"),
@@ -116,11 +197,10 @@ def test_pair_configs_differ_only_in_attention():
             soft.model,
             temporal_attention=eala.model.temporal_attention,
             spatial_attention=eala.model.spatial_attention,
-            temporal_attention_options=eala.model.temporal_attention_options,
-            spatial_attention_options=eala.model.spatial_attention_options,
         )
         assert same_model == eala.model
-        assert soft.model.spatial_attention == "softmax" and eala.model.spatial_attention == "eala"
+        assert soft.model.spatial_attention == soft.model.temporal_attention == SoftmaxOptions()
+        assert eala.model.spatial_attention == EalaOptions(estimator="gaussian")
 
 
 def test_load_config_file_errors(tmp_path):
@@ -158,6 +238,7 @@ def test_load_config_file_errors(tmp_path):
         ("train.seed=-1", r"train.seed must be in \[0, 2147483647\]"),
         ("train.keep_checkpoints=0", r"train.keep_checkpoints must be >= 1"),
         ("train.checkpoint_every_steps=-10", r"train.checkpoint_every_steps must be >= 0"),
+        ("train.log_every=0", r"train.log_every must be >= 1 \(an integer\), got 0"),
         ("train.num_devices=0", r"train.num_devices must be >= 1 or None"),
         ("train.max_steps_per_epoch=0", r"train.max_steps_per_epoch must be >= 1 or None"),
         ("train.milestones=[0, 5]", r"train.milestones \(each epoch\) must be >= 1"),
@@ -196,71 +277,18 @@ def test_boundary_values_are_accepted(overrides):
     validate_config(apply_overrides(Config(), overrides))
 
 
-@pytest.mark.parametrize(
-    "override, message",
-    [
-        (
-            'model.spatial_attention_options={"estimatr": "cumulant3"}',
-            r"model.spatial_attention_options: eala attention has no option 'estimatr'; "
-            r"valid options: .*estimator.*theta",
-        ),
-        (
-            'model.temporal_attention_options={"estimator": "gausian"}',
-            r"model.temporal_attention_options: estimator='gausian' is not an entropy estimator; "
-            r"choose one of gaussian, cumulant3, segments, random_features, exact",
-        ),
-        (
-            'model.spatial_attention_options={"nonnegative": "false"}',  # a truthy string
-            r"nonnegative='false' is not true or false",
-        ),
-        (
-            'model.spatial_attention_options={"num_segments": 2.5}',
-            r"num_segments=2.5 is not an integer",
-        ),
-    ],
-)
-def test_attention_options_are_checked_against_the_op(override, message):
-    with pytest.raises(ValueError, match=message):
-        validate_config(apply_overrides(Config(), [override]))
-
-
 def test_options_valid_for_one_attention_are_refused_for_another():
-    cfg = apply_overrides(
-        Config(),
-        ["model.spatial_attention=softmax", 'model.spatial_attention_options={"chunk_size": 8}'],
-    )
-    with pytest.raises(ValueError, match="softmax attention has no option 'chunk_size'"):
-        validate_config(cfg)
-    validate_config(
-        dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, spatial_attention="linear"))
-    )
+    softmax = apply_overrides(Config(), ["model.spatial_attention=softmax"])
+    with pytest.raises(KeyError, match="softmax attention has no option 'chunk_size'"):
+        apply_overrides(softmax, ["model.spatial_attention.chunk_size=8"])
+    linear = apply_overrides(softmax, ["model.spatial_attention=linear"])
+    chunked = apply_overrides(linear, ["model.spatial_attention.chunk_size=8"])
+    assert chunked.model.spatial_attention == LinearOptions(chunk_size=8)
 
 
-@pytest.mark.parametrize("name", ["eala", "softmax", "linear", "performer", "uniform"])
-def test_listed_options_are_exactly_what_the_op_accepts(name):
-    """Each option the config accepts is taken by the op itself, and a name the config refuses is
-    refused by the op too (so the list is not a hand-kept copy that can drift)."""
-    import jax
-    import jax.numpy as jnp
-
-    from eala_jax.ops import get_attention
-    from eala_jax.train.config import attention_option_types
-
-    fn = get_attention(name)
-    q = jax.random.normal(jax.random.key(0), (1, 3, 1, 4))
-    base = {"projection": jnp.ones((2, 4))} if name == "performer" else {}
-    options = attention_option_types(name)
-    assert {"q", "k", "v", "mask", "key_mask", "return_stats", "dropout_rate"}.isdisjoint(options)
-    assert {"causal", "scale"} <= set(options)
-    for option, (_, default) in options.items():
-        try:
-            fn(q, q, q, **{**base, option: default})
-        except TypeError as err:  # an option the op does not take
-            pytest.fail(f"{name} listed {option!r} but the op refused it: {err}")
-        except ValueError:
-            pass  # taken, but its default needs a companion (e.g. performer's rng)
-    with pytest.raises(TypeError, match="unexpected keyword"):
-        fn(q, q, q, **base, not_an_option=1)
+def test_a_model_config_holds_options_objects_only():
+    with pytest.raises(TypeError, match=r"model.spatial_attention must be an attention options"):
+        ModelConfig(spatial_attention="softmax")
 
 
 def test_bad_attention_option_fails_before_the_data_is_read(tmp_path, capsys):
@@ -280,10 +308,38 @@ def test_bad_attention_option_fails_before_the_data_is_read(tmp_path, capsys):
             "--set",
             f"data.data_dir={tmp_path / 'empty'}",
             "--set",
-            'model.spatial_attention_options={"estimatr": "cumulant3"}',
+            "model.spatial_attention.estimatr=cumulant3",
         ]
     )
     err = capsys.readouterr().err
     assert status == 1
     assert "has no option 'estimatr'" in err and "PEMS08.npz" not in err
     assert not workdir.exists()
+
+
+def test_the_command_line_validates_the_config_once(tmp_path, monkeypatch, capsys):
+    """experiments.train leaves validation to train_and_evaluate (it used to validate first as
+    well); the run stops at the absent data set, after that one validation."""
+    import experiments.train as cli
+    from eala_jax.train import loop
+
+    calls = []
+
+    def counting(config):
+        calls.append(config)
+        return validate_config(config)
+
+    monkeypatch.setattr(cli, "validate_config", counting)
+    monkeypatch.setattr(loop, "validate_config", counting)
+    status = cli.main(
+        [
+            "--config",
+            str(REPO / "experiments/configs/synthetic_elinformer.py"),
+            "--workdir",
+            str(tmp_path / "run"),
+            "--set",
+            "data.name=no_such_set",
+        ]
+    )
+    assert status == 1 and "unknown data set 'no_such_set'" in capsys.readouterr().err
+    assert len(calls) == 1

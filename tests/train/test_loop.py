@@ -115,9 +115,10 @@ def test_resume_equals_uninterrupted(uninterrupted, interrupted, tmp_path):
     # Determinism: this second, independent run agrees with the reference on its first epoch.
     first = json.loads((workdir / "metrics.jsonl").read_text().splitlines()[0])
     assert drop_time([first]) == drop_time(reference["history"][:1])
+    # Runtime and budget keys may differ; another fetch cadence changes no result.
     resumed = train_and_evaluate(
-        dataclasses.replace(CONFIG, progress_bar=True), workdir
-    )  # runtime key may differ
+        apply_overrides(CONFIG, ["progress_bar=true", "train.log_every=3"]), workdir
+    )
     assert resumed["steps"] == 8
     for split in ("test", "val"):
         for key in ("mae_mean", "rmse_mean", "mape_mean"):
@@ -278,7 +279,8 @@ def test_unreadable_checkpoints_without_digests_exit_cleanly_from_the_command_li
     before = file_digests(workdir)
     config_file = write_config_file(tmp_path / "tiny.py", CONFIG)
     root = Path(__file__).resolve().parents[2]
-    env = dict(os.environ, PYTHONPATH=str(root), JAX_PLATFORMS="cpu")
+    # EALA_TCMALLOC=0: no restart under tcmalloc, whose one-line notice would open stderr.
+    env = dict(os.environ, PYTHONPATH=str(root), JAX_PLATFORMS="cpu", EALA_TCMALLOC="0")
     proc = subprocess.run(
         [sys.executable, "-m", "experiments.train", "--config", str(config_file)]
         + ["--workdir", str(workdir)],
@@ -406,31 +408,51 @@ def test_command_line_reports_errors(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["name"] == "tiny"
 
 
-def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    """A poisoned input (NaN values from the 5th training batch on)."""
+@pytest.mark.parametrize(
+    "log_every, checkpoint_every_steps, batches_fed",
+    [
+        (1, 0, 5),  # fetched at every step
+        (2, 0, 6),  # fetched at step 6
+        (50, 0, 8),  # fetched at the end of epoch 2 (step 8)
+        (50, 3, 6),  # fetched before the checkpoint of step 6, which is not written
+    ],
+)
+def test_nan_loss_names_its_step_whatever_the_fetch_cadence(
+    tmp_path, monkeypatch, log_every, checkpoint_every_steps, batches_fed
+):
+    """A poisoned input (NaN values from the 5th training batch on). The measurements stay on
+    the devices until a fetch (every `log_every` steps, before a checkpoint, at an epoch end), so
+    the run goes on until then; the error still names step 5, and no checkpoint after step 4 is
+    written."""
     from eala_jax.train.sharding import DataParallel
 
     put_batch = DataParallel.put_batch
     seen = {"train": 0}
 
     def poisoned(self, batch):
-        if (
-            len(batch["x"]) == CONFIG.train.batch_size
-        ):  # training batches (eval batches hold 64 rows)
+        if len(batch["x"]) == CONFIG.train.batch_size:  # training batches (eval ones hold 64)
             seen["train"] += 1
             if seen["train"] >= 5:
                 batch = dict(batch, x=np.full_like(batch["x"], np.nan))
         return put_batch(self, batch)
 
     monkeypatch.setattr(DataParallel, "put_batch", poisoned)
-    cfg = dataclasses.replace(
-        CONFIG, train=dataclasses.replace(CONFIG.train, parallel="none", checkpoint_every_steps=0)
+    cfg = apply_overrides(
+        CONFIG,
+        [
+            "train.parallel=none",
+            f"train.log_every={log_every}",
+            f"train.checkpoint_every_steps={checkpoint_every_steps}",
+        ],
     )
     workdir = tmp_path / "nan"
     with pytest.raises(
-        TrainingDivergedError, match=r"non-finite training measurements at step 5 \(epoch 2"
+        TrainingDivergedError,
+        match=r"non-finite training measurements at step 5 \(epoch 2, step 1 of the epoch\): "
+        r"loss=nan.* the last good checkpoint \(step 4\) is kept",
     ):
         train_and_evaluate(cfg, workdir)
+    assert seen["train"] == batches_fed
     ckpt = Checkpoints(workdir)
     try:
         assert ckpt.latest_step() == 4 and ckpt.best_step() == 4
@@ -439,3 +461,36 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_pat
         ckpt.close()
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(state))
     assert not (workdir / "results.json").exists()
+
+
+def test_a_finished_run_is_reevaluated_on_other_devices(uninterrupted, tmp_path, capsys):
+    """Device path, device count, eval batch and fetch cadence may change on resume: a finished
+    jit run on 8 devices, rerun with pmap on 2, only re-evaluates and gives the same tables."""
+    reference_dir, reference = uninterrupted
+    workdir = copy_of(reference_dir, tmp_path)
+    other = apply_overrides(
+        CONFIG,
+        [
+            "train.parallel=pmap",
+            "train.num_devices=2",
+            "train.eval_batch_size=16",
+            "train.log_every=1",
+            "plots=true",
+            "tensorboard=true",
+        ],
+    )
+    results = train_and_evaluate(other, workdir)
+    out = capsys.readouterr().out
+    assert (
+        "Changed on resume: train.eval_batch_size 64 -> 16; train.log_every 50 -> 1; "
+        "train.num_devices None -> 2; train.parallel 'jit' -> 'pmap'." in out
+    )
+    assert results["steps"] == 8 and drop_time(results["history"]) == drop_time(
+        reference["history"]
+    )
+    for split in ("test", "val"):
+        for name in ("model", "last_value", "historical_average"):
+            for key in ("mae_mean", "rmse_mean", "mape_mean"):
+                assert results[split][name][key] == pytest.approx(
+                    reference[split][name][key], rel=1e-5
+                ), (split, name, key)

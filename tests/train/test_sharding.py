@@ -1,21 +1,32 @@
-"""One step on 8 devices equals the same step on 1 device, for the jit-mesh and the pmap paths.
+"""One step on 8 devices equals the same step on 1 device, for the jit-mesh and the pmap paths;
+equal runs share their compiled steps through jax.jit's own cache.
 
 The steps use plain SGD: the key projections' biases get a gradient that is zero in exact arithmetic
 (attention is invariant to a per-query constant shift of the scores), and Adam would blow its
 float32 round-off up to full-size steps of random sign, which no two reduction orders share.
 """
 
+import logging
+
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 from flax import nnx
 from train_helpers import fixed_batch, tiny_config, with_model
 
-from eala_jax.train import DataParallel, Scale, build_model, check_batch_divisible
+from eala_jax.train import (
+    DataParallel,
+    StepOptions,
+    build_model,
+    build_optimizer,
+    check_batch_divisible,
+    learning_rate_schedule,
+)
 from eala_jax.train.sharding import resolve_device_count
-from eala_jax.train.steps import make_eval_fn, make_update_fn
+
+SGD = optax.chain(optax.clip_by_global_norm(1.0), optax.sgd(0.05))
+SGD_OPTIONS = StepOptions(optax.constant_schedule(0.05))
 
 
 def run_steps(mode: str, num_devices: int, *, dropout: float, steps: int = 2):
@@ -24,27 +35,18 @@ def run_steps(mode: str, num_devices: int, *, dropout: float, steps: int = 2):
     model = build_model(
         cfg, num_nodes=splits.num_nodes, steps_per_day=splits.steps_per_day, rngs=nnx.Rngs(0)
     )
-    schedule = lambda _: 0.05
-    optimizer = nnx.Optimizer(
-        model, optax.chain(optax.clip_by_global_norm(1.0), optax.sgd(schedule)), wrt=nnx.Param
-    )
-    graphdef, state = nnx.split((model, optimizer))
-    dp = DataParallel(
-        mode,
-        num_devices,
-        eval_fn=make_eval_fn(graphdef),
-        update_fn_factory=lambda axis: make_update_fn(graphdef, schedule=schedule, axis_name=axis),
-    )
-    scale = Scale(jnp.float32(splits.scaler.mean), jnp.float32(splits.scaler.std))
+    graphdef, state = nnx.split((model, nnx.Optimizer(model, SGD, wrt=nnx.Param)))
+    dp = DataParallel(mode, num_devices, graphdef=graphdef, options=SGD_OPTIONS)
+    scaler = dp.put_scaler(splits.scaler)
     # Missing targets spread unevenly over the devices: the loss must still be the global masked
     # mean.
     batch["y_mask"][:3, :, :2] = False
     state = dp.put_state(state)
     losses = []
     for _ in range(steps):
-        state, m = dp.update(state, dp.put_batch(batch), scale, jax.random.PRNGKey(3))
+        state, m = dp.update(state, dp.put_batch(batch), scaler, jax.random.PRNGKey(3))
         losses.append(float(m["loss"]))
-    sums, pred = dp.evaluate(state, dp.put_batch(batch), scale)
+    sums, pred = dp.evaluate(state, dp.put_batch(batch), scaler)
     return dp.host_state(state), losses, sums, pred
 
 
@@ -86,6 +88,44 @@ def test_steps_actually_change_the_parameters(single_device):
         not np.allclose(x, y)
         for x, y in zip(jax.tree.leaves(before), jax.tree.leaves(after), strict=False)
     )
+
+
+def test_an_equal_run_reuses_the_compiled_step(caplog):
+    """Two runs built apart from equal configs (new model, optimiser and DataParallel objects, as
+    a resume in the same process builds them) compile the update step once: the reuse comes from
+    jax.jit's own cache, since every static argument compares by value."""
+    batch, splits = fixed_batch(size=8)
+
+    def one_step():
+        cfg = with_model(tiny_config(), feed_forward_dim=12)  # a shape no other test compiles
+        model = build_model(
+            cfg, num_nodes=splits.num_nodes, steps_per_day=splits.steps_per_day, rngs=nnx.Rngs(0)
+        )
+        schedule = learning_rate_schedule(1e-3, milestones=(1,), decay=0.1, steps_per_epoch=4)
+        tx = build_optimizer(schedule, weight_decay=3e-4, max_grad_norm=5.0)
+        graphdef, state = nnx.split((model, nnx.Optimizer(model, tx, wrt=nnx.Param)))
+        dp = DataParallel("jit", 8, graphdef=graphdef, options=StepOptions(schedule))
+        state, m = dp.update(
+            dp.put_state(state),
+            dp.put_batch(batch),
+            dp.put_scaler(splits.scaler),
+            jax.random.key(0),
+        )
+        return float(m["loss"])
+
+    def compilations() -> list[str]:  # jax.log_compiles() logs "Compiling <name> ..." for each
+        return [r.getMessage()[:40] for r in caplog.records if "Compiling" in r.getMessage()]
+
+    caplog.set_level(logging.WARNING)
+    with jax.log_compiles():
+        first = one_step()
+        compiled_first = compilations()
+        caplog.clear()
+        second = one_step()
+        compiled_second = compilations()
+    assert any("update_step" in line for line in compiled_first), compiled_first
+    assert compiled_second == [], compiled_second
+    assert first == second
 
 
 def test_batch_not_divisible_by_devices():

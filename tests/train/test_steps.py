@@ -8,33 +8,59 @@ import pytest
 from flax import nnx
 from train_helpers import fixed_batch, tiny_config, with_model
 
-from eala_jax.metrics import masked_huber, masked_mae
+from eala_jax.data import StandardScaler
+from eala_jax.ops import EalaOptions
 from eala_jax.train import (
-    Scale,
+    StepOptions,
     build_model,
     build_optimizer,
     learning_rate_schedule,
     loss_fn,
-    masked_loss_sum,
     train_step,
 )
 
 
-def test_masked_loss_matches_metrics():
+class FixedModel:
+    """Stands in for the model: returns a fixed z-scored prediction, checks the contract."""
+
+    def __init__(self, scaled: np.ndarray):
+        self.scaled = jnp.asarray(scaled, jnp.float32)
+
+    def __call__(self, x, time_of_day, day_of_week, *, deterministic, rngs=None):
+        assert time_of_day.dtype == day_of_week.dtype == jnp.int32 and x.ndim == 3
+        return self.scaled
+
+
+@pytest.mark.parametrize("loss", ["mae", "huber"])
+def test_loss_is_the_masked_metric_of_the_inverse_scaled_prediction(loss):
+    """loss_fn against NumPy float64: the prediction is put back in the data's units, missing
+    targets are left out, and the sum is divided by the count it is given (the global batch's)."""
     rng = np.random.default_rng(0)
-    pred, target = rng.normal(size=(2, 3, 4)) * 3, rng.normal(size=(2, 3, 4)) * 3
-    mask = rng.random((2, 3, 4)) > 0.3
-    count = mask.sum()
-    np.testing.assert_allclose(
-        masked_loss_sum(pred, target, mask) / count, masked_mae(pred, target, mask), rtol=1e-6
-    )
-    np.testing.assert_allclose(
-        masked_loss_sum(pred, target, mask, kind="huber", delta=1.5) / count,
-        masked_huber(pred, target, mask, delta=1.5),
-        rtol=1e-6,
-    )
+    scaled = rng.normal(size=(3, 4, 5))
+    y = rng.normal(40.0, 8.0, size=(3, 4, 5))
+    mask = rng.random((3, 4, 5)) > 0.3
+    y_stored = np.where(mask, y, 0.0)  # 0 where missing, as the windows store it
+    scaler = StandardScaler(mean=40.0, std=8.0)
+    batch = {
+        "x": jnp.zeros((3, 12, 5)),
+        "time_of_day": jnp.zeros((3, 12), jnp.int32),
+        "day_of_week": jnp.zeros((3, 12), jnp.int32),
+        "y": jnp.asarray(y_stored, jnp.float32),
+        "y_mask": jnp.asarray(mask),
+    }
+    err = np.abs(scaled * 8.0 + 40.0 - y_stored)
+    per_entry = err if loss == "mae" else np.where(err <= 1.5, 0.5 * err**2, 1.5 * (err - 0.75))
+    total = per_entry[mask].sum()
+    for count in (mask.sum(), 2.5 * mask.sum()):  # its own count, or a larger global one
+        value, pred = loss_fn(
+            FixedModel(scaled), batch, scaler, count=jnp.float32(count), loss=loss, huber_delta=1.5
+        )
+        np.testing.assert_allclose(float(value), total / count, rtol=1e-5)
+    np.testing.assert_allclose(pred, scaled * 8.0 + 40.0, rtol=1e-6)
     with pytest.raises(ValueError, match="unknown loss 'mse'"):
-        masked_loss_sum(pred, target, mask, kind="mse")
+        loss_fn(FixedModel(scaled), batch, scaler, count=jnp.float32(1), loss="mse")
+    with pytest.raises(ValueError, match="unknown loss 'mse'; choose one of mae, huber"):
+        StepOptions(lambda _: 1e-3, loss="mse")
 
 
 def test_multistep_schedule():
@@ -43,50 +69,62 @@ def test_multistep_schedule():
     np.testing.assert_allclose(values, [1e-3, 1e-3, 1e-4, 1e-4, 1e-5, 1e-5], rtol=1e-6)
 
 
+def test_schedule_and_optimizer_compare_by_value():
+    """Equal settings give equal, equally hashed objects (so jax.jit's cache can match them);
+    different settings do not."""
+    make = lambda **kw: learning_rate_schedule(
+        1e-3, **{"milestones": (2, 3), "decay": 0.1, "steps_per_epoch": 10, **kw}
+    )
+    assert make() == make() and hash(make()) == hash(make())
+    assert make() != make(steps_per_epoch=11)
+    tx = lambda **kw: build_optimizer(make(), **{"weight_decay": 3e-4, "max_grad_norm": 5.0, **kw})
+    assert tx() == tx() and hash(tx()) == hash(tx())
+    assert tx() != tx(optimizer="adamw")
+
+
 def test_adam_l2_differs_from_adamw_and_clipping_bounds_the_step():
     params = {"w": jnp.array([1.0, -2.0])}
-    grads = {"w": jnp.array([1e6, 1e6])}
     updates = {}
     for name in ("adam", "adamw"):
         tx = build_optimizer(lambda _: 1e-1, optimizer=name, weight_decay=0.5, max_grad_norm=1.0)
         updates[name], _ = tx.update({"w": jnp.array([0.0, 0.0])}, tx.init(params), params)
     assert not np.allclose(updates["adam"]["w"], updates["adamw"]["w"])
-    tx = build_optimizer(lambda _: 1.0, optimizer="adam", max_grad_norm=1.0)
-    # Adam's first step is lr * sign-like; with SGD-scale check the clip directly:
-    clipped, _ = optax.clip_by_global_norm(1.0).update(grads, None)
-    assert float(optax.global_norm(clipped)) == pytest.approx(1.0, rel=1e-5)
-    with pytest.raises(ValueError, match="unknown optimizer"):
+    # Clipping (before the optimiser): a huge gradient and a unit-norm one give the same step.
+    sgd_like = build_optimizer(lambda _: 1.0, optimizer="adamw", max_grad_norm=1.0)
+    state = sgd_like.init(params)
+    big, _ = sgd_like.update({"w": jnp.array([3e6, 4e6])}, state, params)
+    unit, _ = sgd_like.update({"w": jnp.array([0.6, 0.8])}, state, params)
+    np.testing.assert_allclose(big["w"], unit["w"], rtol=1e-5)
+    with pytest.raises(ValueError, match="unknown optimizer 'sgd'; choose one of adam, adamw"):
         build_optimizer(lambda _: 1.0, optimizer="sgd")
 
 
 @pytest.mark.parametrize("variant", ["eala", "eala_flax_mha"])
 def test_one_step_lowers_the_loss_on_a_fixed_batch(variant):
     batch, splits = fixed_batch()
-    cfg = tiny_config()
-    # EALA on both axes with the default estimator (cumulant3).
+    # EALA on both axes with the default estimator.
     cfg = with_model(
-        cfg,
+        tiny_config(),
         dropout=0.0,
-        temporal_attention="eala",
-        spatial_attention="eala",
-        spatial_attention_options=(),
+        temporal_attention=EalaOptions(),
+        spatial_attention=EalaOptions(),
         use_flax_mha=variant == "eala_flax_mha",
     )
     model = build_model(
         cfg, num_nodes=splits.num_nodes, steps_per_day=splits.steps_per_day, rngs=nnx.Rngs(0)
     )
     optimizer = nnx.Optimizer(model, build_optimizer(lambda _: 1e-3), wrt=nnx.Param)
-    scale = Scale(jnp.float32(splits.scaler.mean), jnp.float32(splits.scaler.std))
     batch = {k: jnp.asarray(v) for k, v in batch.items()}
     count = jnp.sum(batch["y_mask"])
 
     @nnx.jit
     def loss_of(m):
-        return loss_fn(m, batch, scale, count=count)[0]
+        return loss_fn(m, batch, splits.scaler, count=count)[0]
 
     @nnx.jit
     def step(m, opt):
-        return train_step(m, opt, batch, scale, jax.random.PRNGKey(0), schedule=lambda _: 1e-3)
+        options = StepOptions(lambda _: 1e-3)
+        return train_step(m, opt, batch, splits.scaler, jax.random.PRNGKey(0), options=options)
 
     before = float(loss_of(model))
     measurements = step(model, optimizer)
@@ -95,3 +133,7 @@ def test_one_step_lowers_the_loss_on_a_fixed_batch(variant):
     assert after < before
     assert int(optimizer.step[...]) == 1
     assert np.isfinite(float(measurements["grad_norm"])) and float(measurements["grad_norm"]) > 0
+    assert float(measurements["lr"]) == pytest.approx(1e-3)
+    assert optax.global_norm(nnx.state(model, nnx.Param)) == pytest.approx(
+        float(measurements["param_norm"]), rel=1e-6
+    )

@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 
+from eala_jax.ops import EalaOptions, SoftmaxOptions
 from eala_jax.train import Config, DataConfig, ModelConfig, TrainConfig
 
 TINY_MODEL = ModelConfig(
@@ -18,9 +19,8 @@ TINY_MODEL = ModelConfig(
     num_temporal_layers=1,
     num_spatial_layers=1,
     # Fast to compile: softmax over the 12 steps, EALA (Gaussian estimate) over the nodes.
-    temporal_attention="softmax",
-    spatial_attention="eala",
-    spatial_attention_options=(("estimator", "gaussian"),),
+    temporal_attention=SoftmaxOptions(),
+    spatial_attention=EalaOptions(estimator="gaussian"),
 )
 
 # Synthetic set cut down to 6 nodes x 3 days (864 steps): ~590 train, 63 val, 150 test windows.

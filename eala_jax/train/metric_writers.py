@@ -1,5 +1,5 @@
 """Per-epoch metrics to CSV and JSONL in the workdir, and optionally TensorBoard event files
-(tensorboardX, no TensorFlow needed)."""
+(tensorboardX, no TensorFlow needed). (Named apart from the standard library's `logging`.)"""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MetricsLogger"]
+__all__ = ["MetricWriter"]
 
 
 def _clean(value: Any) -> Any:
@@ -19,7 +19,7 @@ def _clean(value: Any) -> Any:
     return value
 
 
-class MetricsLogger:
+class MetricWriter:
     """Writes one row per epoch to `metrics.csv` and `metrics.jsonl`; `tensorboard=True` adds
     events.
 
