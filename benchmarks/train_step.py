@@ -14,6 +14,7 @@ does not fit at `--batch`, both are timed again at the largest of `--fallback-ba
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import pathlib
 import sys
@@ -26,45 +27,43 @@ from flax import nnx
 from benchmarks._machine import describe, machine_info
 from benchmarks._timing import measure
 from eala_jax.allocator import reexec_with_tcmalloc
+from eala_jax.data import StandardScaler
+from eala_jax.ops import attention_options
 from eala_jax.train import (
     Config,
+    StepOptions,
+    apply_overrides,
     build_model,
     build_optimizer,
     learning_rate_schedule,
-    make_update_fn,
+    update_step,
 )
-from eala_jax.train.steps import Scale
 
 STEPS_PER_DAY = 288
 
 
 def step_and_args(attention: str, num_nodes: int, batch: int) -> tuple:
-    config = Config()
-    config.model.temporal_attention = attention
-    config.model.spatial_attention = attention
+    config = apply_overrides(
+        Config(), [f"model.temporal_attention={attention}", f"model.spatial_attention={attention}"]
+    )
+    assert config.model.spatial_attention == attention_options(attention)
     model = build_model(config, num_nodes=num_nodes, steps_per_day=STEPS_PER_DAY, rngs=nnx.Rngs(0))
     schedule = learning_rate_schedule(1e-3, milestones=(20, 30), decay=0.1, steps_per_epoch=100)
     optimizer = nnx.Optimizer(
         model, build_optimizer(schedule, weight_decay=3e-4, max_grad_norm=5.0), wrt=nnx.Param
     )
     graphdef, state = nnx.split((model, optimizer))
-    update = make_update_fn(graphdef, schedule=schedule)
+    update = functools.partial(update_step, graphdef=graphdef, options=StepOptions(schedule))
     rng = np.random.default_rng(0)
-    x = np.concatenate(
-        [
-            rng.normal(size=(batch, 12, num_nodes, 1)),
-            rng.integers(0, STEPS_PER_DAY, (batch, 12, num_nodes, 1)) / STEPS_PER_DAY,
-            rng.integers(0, 7, (batch, 12, num_nodes, 1)),
-        ],
-        axis=-1,
-    ).astype(np.float32)
-    batch_arrays = {
-        "x": jnp.asarray(x),
+    batch_arrays = {  # the batch contract (docs/data.md)
+        "x": jnp.asarray(rng.normal(size=(batch, 12, num_nodes)), jnp.float32),
+        "time_of_day": jnp.asarray(rng.integers(0, STEPS_PER_DAY, (batch, 12)), jnp.int32),
+        "day_of_week": jnp.asarray(rng.integers(0, 7, (batch, 12)), jnp.int32),
         "y": jnp.asarray(rng.normal(50, 10, (batch, 12, num_nodes)), jnp.float32),
         "y_mask": jnp.ones((batch, 12, num_nodes), bool),
     }
-    scale = Scale(mean=jnp.float32(50.0), std=jnp.float32(10.0))
-    return update, (state, batch_arrays, scale, jax.random.key(0))
+    scaler = StandardScaler(mean=np.float32(50.0), std=np.float32(10.0))
+    return update, (state, batch_arrays, scaler, jax.random.key(0))
 
 
 def main() -> None:

@@ -24,86 +24,71 @@ from typing import Any
 import numpy as np
 
 from benchmarks._machine import machine_info
-from eala_jax.train import apply_overrides, load_config_file, train_and_evaluate, validate_config
+from eala_jax.allocator import reexec_with_tcmalloc
+from eala_jax.train import Config, apply_overrides, load_config_file, train_and_evaluate
 
 HORIZONS = (3, 6, 12)
-_NO_OPTIONS = ("model.temporal_attention_options={}", "model.spatial_attention_options={}")
-#: Variant name -> config overrides. The attention baselines (their options reset: the ELinFormer
-#: configs pin EALA's estimator, which other attentions do not take), then the ablations.
+#: Variant name -> config overrides. The attention baselines (a new attention starts from its own
+#: default options), then the ablations, which change one option of EALA in both axes.
 VARIANTS: dict[str, tuple[str, ...]] = {
     "eala": (),
-    "softmax": (
-        "model.temporal_attention=softmax",
-        "model.spatial_attention=softmax",
-        *_NO_OPTIONS,
-    ),
-    "linear": ("model.temporal_attention=linear", "model.spatial_attention=linear", *_NO_OPTIONS),
-    "performer": (
-        "model.temporal_attention=performer",
-        "model.spatial_attention=performer",
-        *_NO_OPTIONS,
-    ),
-    "uniform": (
-        "model.temporal_attention=uniform",
-        "model.spatial_attention=uniform",
-        *_NO_OPTIONS,
-    ),
+    "softmax": ("model.temporal_attention=softmax", "model.spatial_attention=softmax"),
+    "linear": ("model.temporal_attention=linear", "model.spatial_attention=linear"),
+    "performer": ("model.temporal_attention=performer", "model.spatial_attention=performer"),
+    "uniform": ("model.temporal_attention=uniform", "model.spatial_attention=uniform"),
     # Ablations (EALA in both axes unless named otherwise).
-    "theta_one": (
-        'model.temporal_attention_options={"theta": 1.0}',
-        'model.spatial_attention_options={"theta": 1.0}',
-    ),
-    "theta_zero": (
-        'model.temporal_attention_options={"theta": 0.0}',
-        'model.spatial_attention_options={"theta": 0.0}',
-    ),
+    "theta_one": ("model.temporal_attention.theta=1.0", "model.spatial_attention.theta=1.0"),
+    "theta_zero": ("model.temporal_attention.theta=0.0", "model.spatial_attention.theta=0.0"),
     "theta_no_gradient": (
-        'model.temporal_attention_options={"theta_gradient": false}',
-        'model.spatial_attention_options={"theta_gradient": false}',
+        "model.temporal_attention.theta_gradient=false",
+        "model.spatial_attention.theta_gradient=false",
     ),
     "gaussian": (
-        'model.temporal_attention_options={"estimator": "gaussian"}',
-        'model.spatial_attention_options={"estimator": "gaussian"}',
+        "model.temporal_attention.estimator=gaussian",
+        "model.spatial_attention.estimator=gaussian",
     ),
     "cumulant3": (
-        'model.temporal_attention_options={"estimator": "cumulant3"}',
-        'model.spatial_attention_options={"estimator": "cumulant3"}',
+        "model.temporal_attention.estimator=cumulant3",
+        "model.spatial_attention.estimator=cumulant3",
     ),
     "segments": (
-        'model.temporal_attention_options={"estimator": "segments", "num_segments": 4}',
-        'model.spatial_attention_options={"estimator": "segments", "num_segments": 32}',
+        "model.temporal_attention.estimator=segments",
+        "model.temporal_attention.num_segments=4",
+        "model.spatial_attention.estimator=segments",
+        "model.spatial_attention.num_segments=32",
     ),
     "random_features": (
-        'model.temporal_attention_options={"estimator": "random_features"}',
-        'model.spatial_attention_options={"estimator": "random_features"}',
+        "model.temporal_attention.estimator=random_features",
+        "model.spatial_attention.estimator=random_features",
     ),
     "nonnegative": (
-        'model.temporal_attention_options={"nonnegative": true}',
-        'model.spatial_attention_options={"nonnegative": true}',
+        "model.temporal_attention.nonnegative=true",
+        "model.spatial_attention.nonnegative=true",
     ),
-    "spatial_only": ("model.temporal_attention=softmax", "model.temporal_attention_options={}"),
+    "spatial_only": ("model.temporal_attention=softmax",),
 }
 
 
-def run_one(
-    dataset: str, variant: str, seed: int, workdir: pathlib.Path, extra: list[str]
-) -> dict[str, Any]:
-    """Trains (or reuses) one run; returns its results.json content."""
-    run_dir = workdir / dataset / variant / f"seed{seed}"
-    results_file = run_dir / "results.json"
-    if results_file.is_file():
-        return json.loads(results_file.read_text())
+def variant_config(dataset: str, variant: str, seed: int, extra: list[str]) -> Config:
+    """The config of one run: `experiments/configs/<dataset>_elinformer.py` with the variant's
+    overrides, the seed and `extra` (attention options are checked here, before any training)."""
     config = load_config_file(pathlib.Path("experiments/configs") / f"{dataset}_elinformer.py")
-    config = apply_overrides(
+    return apply_overrides(
         config,
         list(VARIANTS[variant])
         + [f"train.seed={seed}", f"name={dataset}_{variant}_seed{seed}", "progress_bar=false"]
         + extra,
     )
-    validate_config(config)
-    result = train_and_evaluate(config, run_dir)
+
+
+def run_one(config: Config, workdir: pathlib.Path) -> dict[str, Any]:
+    """Trains (or reuses) one run in `workdir`; returns its results.json content."""
+    results_file = workdir / "results.json"
+    if results_file.is_file():
+        return json.loads(results_file.read_text())
+    result = train_and_evaluate(config, workdir)
     if result is None:
-        raise RuntimeError(f"run {run_dir} stopped before finishing")
+        raise RuntimeError(f"run {workdir} stopped before finishing")
     return result
 
 
@@ -168,12 +153,21 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(
                 f"no config experiments/configs/{dataset}_elinformer.py for --datasets {dataset}"
             )
+    configs = {  # every run's config first: a bad override fails before any training
+        (dataset, variant, seed): variant_config(dataset, variant, seed, args.overrides)
+        for dataset in args.datasets
+        for variant in args.variants
+        for seed in args.seeds
+    }
     out_dir = pathlib.Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for dataset in args.datasets:
         runs = {
             variant: [
-                run_one(dataset, variant, seed, pathlib.Path(args.workdir), args.overrides)
+                run_one(
+                    configs[dataset, variant, seed],
+                    pathlib.Path(args.workdir) / dataset / variant / f"seed{seed}",
+                )
                 for seed in args.seeds
             ]
             for variant in args.variants
@@ -198,4 +192,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    reexec_with_tcmalloc("experiments.compare")  # CPU training with the fast allocator
     sys.exit(main())
