@@ -494,3 +494,45 @@ def test_a_finished_run_is_reevaluated_on_other_devices(uninterrupted, tmp_path,
                 assert results[split][name][key] == pytest.approx(
                     reference[split][name][key], rel=1e-5
                 ), (split, name, key)
+
+
+def test_early_stopping_tests_the_best_checkpoint(tmp_path, monkeypatch):
+    """Validation MAEs scripted 5, 4, 4.5, 4.2 with patience 2: training stops after epoch 4
+    (16 steps), the best checkpoint is epoch 2's (step 8) and it is the one tested."""
+    from eala_jax.train import loop as loop_module
+
+    evaluate = loop_module._evaluate
+    scripted = iter([5.0, 4.0, 4.5, 4.2])
+    tested = []
+
+    def val_scripted(run, state, source, *, keep_predictions=False):
+        result, predictions = evaluate(run, state, source, keep_predictions=keep_predictions)
+        if source is run.splits.val:
+            value = next(scripted, None)
+            if value is not None:  # training epochs; the final evaluations are real
+                return {**result, "mae_mean": value}, predictions
+        if source is run.splits.test:
+            tested.append(run.dp.host_state(state))
+        return result, predictions
+
+    monkeypatch.setattr(loop_module, "_evaluate", val_scripted)
+    cfg = apply_overrides(
+        CONFIG, ["train.parallel=none", "train.max_epochs=10", "train.patience=2"]
+    )
+    results = train_and_evaluate(cfg, tmp_path / "run")
+    assert (results["epochs"], results["steps"]) == (4, 16)
+    assert (results["stop_reason"], results["best_epoch"], results["best_val_mae"]) == (
+        "early_stopping",
+        2,
+        4.0,
+    )
+    assert [row["val_mae"] for row in results["history"]] == [5.0, 4.0, 4.5, 4.2]
+    ckpt = Checkpoints(tmp_path / "run")
+    try:
+        assert ckpt.best_step() == 8 and ckpt.latest_step() == 16
+        best = ckpt.restore_best(jax.tree.map(np.asarray, _template(cfg)))
+    finally:
+        ckpt.close()
+    (state,) = tested
+    for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(best), strict=True):
+        np.testing.assert_array_equal(a, b)
