@@ -11,6 +11,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from eala_jax.ops._numerics import safe_norm
 from eala_jax.ops.statistics import KeyStatistics, key_statistics, merge_statistics
 from eala_jax.ops.theta import cap_theta
 
@@ -83,7 +84,7 @@ def causal_eala_rows(
     key_mask: Array | None,
     *,
     scale: float,
-    theta_fn: Callable[[Array, Array, Array], Array],
+    theta_fn: Callable[[Array, Array], Array],
     nonnegative: bool,
     chunk_size: int,
 ) -> CausalRows:
@@ -91,7 +92,8 @@ def causal_eala_rows(
 
     Prefix statistics are carried across chunks as centred sums merged with Chan's update; inside a
     chunk the prefix moments of each query's scores are formed densely (chunk × chunk).
-    `theta_fn(entropy, sigma2, log_count) -> theta` maps the estimate to θ. With `nonnegative`, θ is
+    `theta_fn(deficit, sigma2) -> theta` maps the entropy deficit `log M − Ĥ = min(σ²/2, log M)` to
+    θ. With `nonnegative`, θ is
     capped by `1 / (scale·‖q‖·r)` with `r = max_{j≤i} ‖k_j‖ + ‖k̄_i‖ ≥ max_{j≤i} ‖k_j − k̄_i‖` (a
     looser bound than the non-causal one, which is still a guarantee). Time O(T·(chunk + d)·(d +
     Dv)).
@@ -117,20 +119,19 @@ def causal_eala_rows(
         mean_rel = s1 / safe_count
         sigma2 = jnp.maximum((carry_var + s2) / safe_count - mean_rel**2, 0.0)
         log_count = jnp.log(safe_count)
-        entropy = jnp.clip(log_count - 0.5 * sigma2, 0.0, log_count)
-        theta = theta_fn(entropy, sigma2, log_count)
+        deficit = jnp.minimum(0.5 * sigma2, log_count)
+        entropy = log_count - deficit
+        theta = theta_fn(deficit, sigma2)
         if nonnegative:
-            norms = jnp.where(m_c[..., None], jnp.linalg.norm(k_c, axis=-1), 0.0)  # [B, L, H]
+            norms = jnp.where(m_c[..., None], safe_norm(k_c), 0.0)  # [B, L, H]
             prefix_max = jnp.maximum(max_norm[:, None], jax.lax.cummax(norms, axis=1))
             prefix_mean = (
                 stats.mean_k[:, None]
                 + jnp.cumsum(w[..., None, None] * kc, axis=1)
                 / jnp.moveaxis(safe_count, 1, 2)[..., None]
             )
-            radius = (prefix_max + jnp.linalg.norm(prefix_mean, axis=-1)).transpose(0, 2, 1)
-            theta = cap_theta(
-                theta, scale * jnp.linalg.norm(q_c, axis=-1).transpose(0, 2, 1) * radius
-            )
+            radius = (prefix_max + safe_norm(prefix_mean)).transpose(0, 2, 1)
+            theta = cap_theta(theta, scale * safe_norm(q_c).transpose(0, 2, 1) * radius)
             max_norm = jnp.maximum(max_norm, jnp.max(norms, axis=1))
         local = jnp.einsum("bhpj,bjhe->bphe", visible * (z - mean_rel[..., None]), vc)
         carried = scale * jnp.einsum("bphd,bhde->bphe", q_c, stats.comoment_kv)

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-TINY_VARIANCE = 1e-12  # below this σ² counts as 0 (every score equals the mean): θ = 0
+TINY_VARIANCE = 1e-12  # below this σ² counts as 0 (every score equals the mean): θ = 1
 
 
 # ----------------------------------------------------------------------------------------------
@@ -134,10 +134,10 @@ def random_features_entropy(q, k, projection, scale):
 
 
 def theta_star(entropy, sigma2, m):
-    """θ* = √(2 (log M − Ĥ)) / σ (EALA.md step 5); 0 where σ² ≈ 0."""
+    """θ* = √(2 (log M − Ĥ)) / σ (docs/method.md step 5); 1, its limit as σ → 0, where σ² ≈ 0."""
     log_m = math.log(max(m, 1))
     gap = np.maximum(2 * (log_m - entropy), 0.0)
-    out = np.zeros_like(sigma2)
+    out = np.ones_like(sigma2)
     spread = sigma2 > TINY_VARIANCE
     out[spread] = np.sqrt(gap[spread]) / np.sqrt(sigma2[spread])
     return out

@@ -275,7 +275,8 @@ def test_degenerate_rows():
         np.testing.assert_array_equal(out[0], 0.0)
         np.testing.assert_allclose(out[1], np.broadcast_to(v[1, 5], (T, H, DV)), rtol=1e-6)
         assert all(np.all(np.isfinite(np.asarray(x))) for x in stats.values())
-    # σ = 0 (all keys equal) → the mean of the values, whatever θ would be.
+    # σ = 0 (all keys equal) → the mean of the values, whatever θ is; θ is reported as its σ → 0
+    # limit, 1 (docs/method.md step 5).
     k_equal = np.broadcast_to(k[:, :1], k.shape)
     for estimator in ("gaussian", "cumulant3", "segments", "exact"):
         out, stats = eala_attention(
@@ -284,7 +285,7 @@ def test_degenerate_rows():
         np.testing.assert_allclose(
             out, np.broadcast_to(v.mean(1, keepdims=True), out.shape), rtol=1e-5, atol=1e-6
         )
-        np.testing.assert_array_equal(stats["theta"], 0.0)
+        np.testing.assert_array_equal(stats["theta"], 1.0)
 
 
 @pytest.mark.parametrize(
