@@ -159,6 +159,19 @@ def _degenerate_noncausal():
     return q, k, v, mask, [0, 1, 2, 3], [4]
 
 
+def _degenerate_causal():
+    """T = S = 6. Key 0 masked in every row: row 0 sees no key, row 1 one key. Then: only key 1
+    valid; zero queries; equal keys; huge queries; ordinary queries and keys."""
+    q, k, v = (np.asarray(x, np.float64) for x in qkv(122, b=5, **dict(DEG_SHAPE, t=6)))
+    mask = np.ones((5, 6), bool)
+    mask[:, 0] = False
+    mask[0, 2:] = False
+    q[1] = 0.0
+    k[2] = k[2, 3]
+    q[3] *= 1e4
+    return q, k, v, mask, [0, 1, 2], [3, 4]
+
+
 def _closed_form_gradients(q, k, v, mask, c, *, causal, scale):
     """dq, dk, dv of Σ c·o for rows of the kinds above (c must be 0 on every other row)."""
     dq, dk, dv = np.zeros_like(q), np.zeros_like(k), np.zeros_like(v)
@@ -258,6 +271,16 @@ def test_degenerate_rows_have_finite_closed_form_gradients(estimator):
         for nonnegative in (False, True)
     }
     _check_degenerate(variants, _degenerate_noncausal(), causal=False)
+
+
+def test_causal_degenerate_rows_have_finite_closed_form_gradients():
+    variants = {
+        f"causal-{'nonneg' if nonnegative else 'signed'}": functools.partial(
+            _masked_eala, causal=True, nonnegative=nonnegative, chunk_size=4
+        )
+        for nonnegative in (False, True)
+    }
+    _check_degenerate(variants, _degenerate_causal(), causal=True)
 
 
 def _masked_eala(q, k, v, mask, **options):
