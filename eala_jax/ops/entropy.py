@@ -75,10 +75,12 @@ def estimate_entropy(
 ) -> Array:
     """Linear-time estimate Ĥ of each query's softmax entropy, `[B, T, H]` (nats), in [0, log M].
 
-    Methods (EALA.md step 3; d = head dim, M valid keys):
+    Methods (docs/method.md step 3; d = head dim, M valid keys):
       "gaussian":         clip(log M − σ²/2, 0, log M).                         O((T+S)·d²)
       "cumulant3":        clip(log M − σ²/2 − κ₃/3, 0, log M).                  O((T+S)·d³)
-      "segments":         random-energy model over `num_segments` key blocks.   O(S·d² + T·n·d²)
+      "segments":         random-energy model over `num_segments` blocks of     O(S·d² + T·n·d²)
+                          consecutive valid keys (masked keys are absent keys;
+                          n ≥ M: one key per block, the exact entropy).
       "random_features":  FAVOR+ estimates of Z and Σ e^s s (`num_features`
                           features from `rng`, or a given `projection: [r, d]`). O((T+S)·r·d)
       "exact":            the chunked exact entropy (quadratic; for reference).  O(T·S·d)
@@ -230,17 +232,33 @@ def _exact_entropy(
 def _segments_entropy(
     q: Array, k: Array, key_mask: Array | None, *, scale: float, num_segments: int
 ) -> Array:
-    """log Z − E_p[s] from a random-energy model per contiguous key segment (EALA.md step 3)."""
+    """log Z − E_p[s] from a random-energy model per block of consecutive valid keys (docs/method.md
+    step 3).
+
+    The M valid keys of a row, in order, are cut into blocks of `max(1, ⌈M / num_segments⌉)` keys
+    (the last may be shorter), so a masked key is exactly an absent one, and `num_segments ≥ M`
+    gives one key per block: the exact entropy. Each key is gathered by its rank among the valid
+    keys into a static grid of `min(num_segments, S)` blocks × `⌈S / min(num_segments, S)⌉` slots,
+    which holds the blocks whatever M is. O(S·log S) for the ranks, O(S·d²) for the blocks'
+    statistics and O(T·n·d²) for the queries.
+    """
     batch, num_keys, heads, dim = k.shape
-    segments = min(num_segments, num_keys)
-    length = -(-num_keys // segments)
-    segments = -(-num_keys // length)  # drop segments that would be pure padding
-    pad = segments * length - num_keys
+    slots = min(num_segments, num_keys)
+    slot_length = -(-num_keys // slots)
     valid = jnp.ones((batch, num_keys), bool) if key_mask is None else key_mask
-    k_seg = jnp.pad(k, ((0, 0), (0, pad), (0, 0), (0, 0))).reshape(
-        batch, segments, length, heads, dim
+    count = jnp.sum(valid, axis=1, dtype=jnp.int32)  # [B]
+    length = jnp.maximum(1, -(-count // num_segments))  # [B] keys per block
+    position = jnp.arange(slot_length)
+    rank = jnp.arange(slots)[None, :, None] * length[:, None, None] + position  # [B, n, L]
+    used = (position < length[:, None, None]) & (rank < count[:, None, None])
+    by_rank = jnp.argsort(~valid, axis=1, stable=True)  # valid keys first, in their order
+    source = jnp.take_along_axis(
+        by_rank, jnp.minimum(rank, num_keys - 1).reshape(batch, -1), axis=1
     )
-    w_seg = jnp.pad(valid, ((0, 0), (0, pad))).reshape(batch, segments, length).astype(q.dtype)
+    k_seg = jnp.take_along_axis(k, source[:, :, None, None], axis=1).reshape(
+        batch, slots, slot_length, heads, dim
+    )
+    w_seg = used.astype(q.dtype)
     counts = jnp.sum(w_seg, axis=2)  # [B, n]
     safe_counts = jnp.maximum(counts, 1.0)
     means = jnp.einsum("bcl,bclhd->bchd", w_seg, k_seg) / safe_counts[:, :, None, None]
