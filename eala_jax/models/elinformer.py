@@ -106,8 +106,9 @@ class AttentionBlock(nnx.Module):
 class ELinFormer(nnx.Module):
     """STAEformer-style forecaster: `x [B, T_in, N, 3] -> [B, T_out, N]` (scaled units).
 
-    Every size is a keyword argument (defaults: EALA.md). Parameters are `param_dtype`
-    (float32); `dtype=jnp.bfloat16` computes the layers in bfloat16 and returns float32.
+    Every size is a keyword argument (defaults: docs/method.md, ELinFormer). Parameters are
+    `param_dtype` (float32); `dtype=jnp.bfloat16` computes the layers in bfloat16 and returns
+    float32.
     """
 
     def __init__(

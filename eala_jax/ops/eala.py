@@ -1,4 +1,4 @@
-"""Entropy-Aware Linear Attention (EALA.md steps 1-9) without forming attention weights."""
+"""Entropy-Aware Linear Attention (docs/method.md steps 1-9) without forming attention weights."""
 
 from __future__ import annotations
 
@@ -60,10 +60,10 @@ def eala_attention(
         (`[B or 1, 1, 1, S]`) can be honoured in linear time, anything else raises ValueError.
       key_mask: `[B, S]` boolean, True = valid key. Means run over valid keys only.
       estimator: entropy estimator for θ* (see `estimate_entropy`); causal mode supports "gaussian".
-      theta: "optimal" (entropy equality, EALA.md step 5) or a fixed float (1.0: plain centred
-        linear weights; 0.0: uniform attention).
+      theta: "optimal" (entropy equality, docs/method.md step 5) or a fixed float (1.0: plain
+        centred linear weights; 0.0: uniform attention).
       theta_gradient: if False, θ is treated as a constant in the backward pass.
-      nonnegative: cap θ so that every weight is ≥ 0 (EALA.md step 7).
+      nonnegative: cap θ so that every weight is ≥ 0 (docs/method.md step 7).
       causal / is_causal: query i sees keys j ≤ i (needs T == S); chunked prefix sums.
       return_stats: also return {"theta", "entropy", "sigma2", "mean_score", "count"}, each `[B, T,
         H]`.

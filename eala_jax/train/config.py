@@ -61,7 +61,7 @@ class ModelConfig:
     # Keyword options passed through to the attention op, as sorted (key, value) pairs.
     temporal_attention_options: Options = ()
     spatial_attention_options: Options = ()
-    # Embedding widths; their sum is the model dim (152 in EALA.md).
+    # Embedding widths; their sum is the model dim (152 in docs/method.md, ELinFormer).
     input_embedding_dim: int = 24
     tod_embedding_dim: int = 24
     dow_embedding_dim: int = 24

@@ -25,7 +25,7 @@ def get_config() -> Config:
             temporal_attention="eala",
             spatial_attention="eala",
             # The Gaussian entropy estimate (the ops' default, pinned here). "cumulant3" estimated
-            # real maps better in EALA.md's measurements but doubled the step time here on 2 CPU
+            # real maps better in docs/estimators.md but doubled the step time here on 2 CPU
             # cores (2.3 s against 1.2 s a step at 207 nodes, under load); try it with
             # --set 'model.spatial_attention_options={"estimator": "cumulant3"}'.
             temporal_attention_options=(("estimator", "gaussian"),),

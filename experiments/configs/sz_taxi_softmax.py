@@ -3,11 +3,11 @@ runs/sz_taxi_softmax
 
 The softmax backbone (STAEformer's attention; ELinFormer's quadratic baseline) on SZ-taxi (156
 roads, January 2015 at 15 min, split 7:1:2), same budget and seed as sz_taxi_elinformer.py, the
-EALA.md backbone shrunk for 2 CPU cores: model dim 64 (embeddings 12 + 12 + 12 + 28), FFN 128, 4
-heads, one temporal and one spatial layer; Adam (L2 3e-4), lr 1e-3 x0.1 after epochs 7 and 11, clip
-5, masked MAE; "epochs" of 25 steps of batch 16, at most 30, early stopping after 5 epochs without a
-better validation MAE. docs/training.md gives the overrides for the paper-size backbone (dim 152,
-FFN 256, 3 + 3 layers, full epochs), about 10 s a step at 207 nodes on 2 cores.
+paper-size backbone (docs/method.md) shrunk for 2 CPU cores: model dim 64 (embeddings 12 + 12 + 12 +
+28), FFN 128, 4 heads, one temporal and one spatial layer; Adam (L2 3e-4), lr 1e-3 x0.1 after epochs
+7 and 11, clip 5, masked MAE; "epochs" of 25 steps of batch 16, at most 30, early stopping after 5
+epochs without a better validation MAE. docs/training.md gives the overrides for the paper-size
+backbone (dim 152, FFN 256, 3 + 3 layers, full epochs), about 10 s a step at 207 nodes on 2 cores.
 
 SZ-taxi's MAPE is dominated by near-zero speeds (4 % of the values are below 1, down to 1e-17, and
 only exact zeros count as missing), so read MAE and RMSE.

@@ -1,4 +1,4 @@
-"""NumPy float64 references for the attention ops, written from EALA.md (steps 1-9) alone.
+"""NumPy float64 references for the attention ops, written from docs/method.md (steps 1-9) alone.
 
 Nothing here imports or mirrors `eala_jax`: every quantity is computed the direct, quadratic way
 from the explicit score matrix `s_ij = scale · q_i·k_j` of one head, over the valid keys only
@@ -236,7 +236,7 @@ def eala(q, k, v, key_mask=None, *, causal=False, scale=None, **options):
 
 
 def entropy(q, k, key_mask=None, *, method="exact", scale=None, num_segments=1, projection=None):
-    """Entropy estimate `[B, T, H]` of every query (method as in EALA.md step 3)."""
+    """Entropy estimate `[B, T, H]` of every query (method as in docs/method.md step 3)."""
     q, k = np.asarray(q, np.float64), np.asarray(k, np.float64)
     v = np.zeros(k.shape[:-1] + (1,))
     return eala(

@@ -1,4 +1,5 @@
-"""eala_attention / eala_weights (non-causal) against the NumPy float64 reference of EALA.md."""
+"""eala_attention / eala_weights (non-causal) against the NumPy float64 reference of
+docs/method.md."""
 
 import functools
 import math

@@ -1,4 +1,5 @@
-"""softmax_entropy and estimate_entropy against the NumPy float64 references (EALA.md step 3)."""
+"""softmax_entropy and estimate_entropy against the NumPy float64 references (docs/method.md step
+3)."""
 
 import math
 

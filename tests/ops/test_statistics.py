@@ -1,4 +1,4 @@
-"""Key statistics (EALA.md steps 1-2) and Chan's merge against NumPy float64."""
+"""Key statistics (docs/method.md steps 1-2) and Chan's merge against NumPy float64."""
 
 import chex
 import jax
