@@ -3,7 +3,7 @@
     python -m benchmarks.estimator_error [--out benchmarks/results/estimator_error.json]
 
 For keys drawn Gaussian (symmetric score distributions) and skewed (a squared-Gaussian factor gives
-each query's scores a long tail, as EALA.md reports for real spatial attention maps), and queries
+each query's scores a long tail, as trained spatial maps have: docs/estimators.md), and queries
 scaled so that the exact softmax entropy is broad, moderate or sharp, prints mean |Ĥ − H| in nats
 per estimator against the exact chunked entropy. Shapes: M = 207 and 883 keys, 256 queries, 4 heads,
 head dim 38 (the ELinFormer spatial layer). Seeded: the same command gives the same table.

@@ -3,8 +3,8 @@
     python -m benchmarks.train_step [--sizes 170 307 883 8600] [--batch 16]
 
 N = 170, 307, 883 are the PEMS08, PEMS04 and PEMS07 graph sizes and 8600 the LargeST-CA size. The
-signal is synthetic (a step's time does not depend on the values). Full model of EALA.md (dim 152,
-3 temporal + 3 spatial layers, 4 heads), Adam update with clipping, batch 16, one CPU device.
+signal is synthetic (a step's time does not depend on the values). Full model of docs/method.md (dim
+152, 3 temporal + 3 spatial layers, 4 heads), Adam update with clipping, batch 16, one CPU device.
 Compile time apart; median of repeated steps after a warm-up; memory from XLA's analysis of the
 compiled step; a step that needs more than `--memory-budget-gib` is reported, not run. Where softmax
 does not fit at `--batch`, both are timed again at the largest of `--fallback-batches` softmax fits

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 from eala_jax.ops import _validation
 from eala_jax.ops.causal import causal_kernel_attention
-from eala_jax.ops.entropy import positive_feature_logits
+from eala_jax.ops.entropy import positive_feature_logits, shifted_key_features
 
 Array = jax.Array
 
@@ -164,13 +164,9 @@ def _performer(
     projection = projection.astype(dtype)
     log_q = positive_feature_logits(q.astype(dtype) * root, projection)
     log_k = positive_feature_logits(k.astype(dtype) * root, projection)
-    keep = (jnp.ones(k.shape[:2], bool) if key_mask is None else key_mask)[:, :, None, None]
     # Shifts cancel between numerator and denominator; they only keep exp() in range.
     phi_q = jnp.exp(log_q - jax.lax.stop_gradient(jnp.max(log_q, axis=-1, keepdims=True)))
-    shift_k = jax.lax.stop_gradient(
-        jnp.max(jnp.where(keep, log_k, -1e30), axis=(1, 3), keepdims=True)
-    )
-    phi_k = jnp.exp(log_k - shift_k)
+    phi_k, _ = shifted_key_features(log_k, key_mask)
     return _kernel_attention(
         phi_q, phi_k, v.astype(dtype), key_mask, causal=causal, chunk_size=chunk_size
     )

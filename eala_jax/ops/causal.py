@@ -11,6 +11,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from eala_jax.ops._numerics import safe_norm
 from eala_jax.ops.statistics import KeyStatistics, key_statistics, merge_statistics
 from eala_jax.ops.theta import cap_theta
 
@@ -83,76 +84,96 @@ def causal_eala_rows(
     key_mask: Array | None,
     *,
     scale: float,
-    theta_fn: Callable[[Array, Array, Array], Array],
+    theta_fn: Callable[[Array, Array], Array],
     nonnegative: bool,
     chunk_size: int,
 ) -> CausalRows:
     """Causal EALA with the Gaussian entropy estimate: each query i sees the valid keys j ≤ i.
 
-    Prefix statistics are carried across chunks as centred sums merged with Chan's update; inside a
-    chunk the prefix moments of each query's scores are formed densely (chunk × chunk).
-    `theta_fn(entropy, sigma2, log_count) -> theta` maps the estimate to θ. With `nonnegative`, θ is
-    capped by `1 / (scale·‖q‖·r)` with `r = max_{j≤i} ‖k_j‖ + ‖k̄_i‖ ≥ max_{j≤i} ‖k_j − k̄_i‖` (a
-    looser bound than the non-causal one, which is still a guarantee). Time O(T·(chunk + d)·(d +
-    Dv)).
+    docs/method.md step 8. The keys of earlier chunks are carried as centred statistics (merged
+    with Chan's update). Inside a chunk, the scores and values are centred on the chunk's own
+    means and each query's prefix moments over the chunk's visible keys are formed densely (chunk ×
+    chunk, two passes); the two sets then merge, per query, with the same pairwise update in score
+    space. Nothing is a raw second moment about zero, and the keys are first taken relative to the
+    row's first valid key `k_0` (the results do not depend on this origin; the carried means then
+    stay small, so they round no worse than the spread), so a large key mean costs no precision.
+    `theta_fn(deficit, sigma2) -> theta` maps the entropy deficit `log M − Ĥ = min(σ²/2, log M)` to
+    θ. With `nonnegative`, θ is capped by `1 / (scale·‖q‖·r)` with `r = max_{j≤i} ‖k_j − k_0‖ +
+    ‖k̄_i − k_0‖ ≥ max_{j≤i} ‖k_j − k̄_i‖` (looser than the non-causal bound, still a guarantee;
+    `k_0` is in every non-empty prefix, so θ_i never depends on a later key).
+    Time O(T·(chunk + d)·(d + Dv)).
     """
     batch, length, heads, dim = q.shape
     chunk = max(1, min(chunk_size, length))
     valid = jnp.ones((batch, length), bool) if key_mask is None else key_mask
+    first = jnp.argmax(valid, axis=1)  # the first valid key (0 where there is none)
+    origin = jnp.take_along_axis(k, first[:, None, None, None], axis=1)  # [B, 1, H, D]
+    k = k - origin
     lower = jnp.tril(jnp.ones((chunk, chunk), q.dtype))
+    to_rows = lambda x: jnp.moveaxis(x, 1, 2)  # [B, H, L] -> [B, L, H]
 
     def step(carry, inputs):
-        stats, max_norm = carry
+        stats, max_norm = carry  # statistics of the valid keys of earlier chunks
         q_c, k_c, v_c, m_c = inputs  # [B, L, H, D], [B, L, H, D], [B, L, H, Dv], [B, L]
         w = m_c.astype(q.dtype)
-        kc = k_c - stats.mean_k[:, None]
-        vc = v_c - stats.mean_v[:, None]
-        z = scale * jnp.einsum("bphd,bjhd->bhpj", q_c, kc)  # scores relative to q·k̄_carry
+        local = key_statistics(k_c, v_c, m_c)  # this chunk's keys, centred on their own mean
+        kc = k_c - local.mean_k[:, None]
+        vc = v_c - local.mean_v[:, None]
         visible = lower[None, None] * w[:, None, None, :]  # [B, 1, L, L]
-        count = stats.count[:, :, None] + jnp.cumsum(w, axis=1)[:, None, :]  # [B, 1, L]
-        safe_count = jnp.maximum(count, 1.0)
-        s1 = jnp.sum(visible * z, axis=-1)
-        s2 = jnp.sum(visible * z * z, axis=-1)
-        carry_var = scale * scale * jnp.einsum("bphd,bhde,bphe->bhp", q_c, stats.comoment_kk, q_c)
-        mean_rel = s1 / safe_count
-        sigma2 = jnp.maximum((carry_var + s2) / safe_count - mean_rel**2, 0.0)
-        log_count = jnp.log(safe_count)
-        entropy = jnp.clip(log_count - 0.5 * sigma2, 0.0, log_count)
-        theta = theta_fn(entropy, sigma2, log_count)
-        if nonnegative:
-            norms = jnp.where(m_c[..., None], jnp.linalg.norm(k_c, axis=-1), 0.0)  # [B, L, H]
-            prefix_max = jnp.maximum(max_norm[:, None], jax.lax.cummax(norms, axis=1))
-            prefix_mean = (
-                stats.mean_k[:, None]
-                + jnp.cumsum(w[..., None, None] * kc, axis=1)
-                / jnp.moveaxis(safe_count, 1, 2)[..., None]
-            )
-            radius = (prefix_max + jnp.linalg.norm(prefix_mean, axis=-1)).transpose(0, 2, 1)
-            theta = cap_theta(
-                theta, scale * jnp.linalg.norm(q_c, axis=-1).transpose(0, 2, 1) * radius
-            )
-            max_norm = jnp.maximum(max_norm, jnp.max(norms, axis=1))
-        local = jnp.einsum("bhpj,bjhe->bphe", visible * (z - mean_rel[..., None]), vc)
-        carried = scale * jnp.einsum("bphd,bhde->bphe", q_c, stats.comoment_kv)
-        mean_v = (
-            stats.mean_v[:, None]
-            + jnp.cumsum(w[..., None, None] * vc, axis=1)
-            / jnp.moveaxis(safe_count, 1, 2)[..., None]
+        # Set b: the chunk's visible keys of each query, in scores relative to q·k̄_chunk.
+        z = scale * jnp.einsum("bphd,bjhd->bhpj", q_c, kc)
+        count_b = jnp.cumsum(w, axis=1)[:, None, :]  # [B, 1, L]
+        mean_z = jnp.sum(visible * z, axis=-1) / jnp.maximum(count_b, 1.0)
+        dz = visible * (z - mean_z[..., None])
+        comoment_zz = jnp.sum(dz * dz, axis=-1)  # [B, H, L]
+        comoment_zv = jnp.einsum("bhpj,bjhe->bphe", dz, vc)  # [B, L, H, Dv]
+        mean_vc = (
+            jnp.cumsum(w[..., None, None] * vc, axis=1)
+            / to_rows(jnp.maximum(count_b, 1.0))[..., None]
         )
-        to_rows = lambda x: jnp.moveaxis(x, 1, 2)  # [B, H, L] -> [B, L, H]
-        out = mean_v + to_rows(theta / safe_count)[..., None] * (carried + local)
+        # Set a: the carry, projected on each query.
+        count_a = stats.count[:, :, None]  # [B, 1, 1]
+        mean_a = scale * jnp.einsum("bphd,bhd->bhp", q_c, stats.mean_k)
+        comoment_a = scale * scale * jnp.einsum("bphd,bhde,bphe->bhp", q_c, stats.comoment_kk, q_c)
+        comoment_av = scale * jnp.einsum("bphd,bhde->bphe", q_c, stats.comoment_kv)
+        # Chan's merge of a and b per query: δ = mean_b − mean_a, weight n_a·n_b/n.
+        count = count_a + count_b
+        safe_count = jnp.maximum(count, 1.0)
+        frac_b = count_b / safe_count
+        cross = count_a * frac_b
+        delta_s = scale * jnp.einsum("bphd,bhd->bhp", q_c, local.mean_k - stats.mean_k) + mean_z
+        delta_v = (local.mean_v - stats.mean_v)[:, None] + mean_vc  # [B, L, H, Dv]
+        sigma2 = jnp.maximum((comoment_a + comoment_zz + cross * delta_s**2) / safe_count, 0.0)
+        comoment_sv = comoment_av + comoment_zv + to_rows(cross * delta_s)[..., None] * delta_v
+        mean_score = mean_a + frac_b * delta_s
+        mean_v = stats.mean_v[:, None] + to_rows(frac_b)[..., None] * delta_v
+        log_count = jnp.log(safe_count)
+        deficit = jnp.minimum(0.5 * sigma2, log_count)
+        theta = theta_fn(deficit, sigma2)
+        if nonnegative:
+            norms = jnp.where(m_c[..., None], safe_norm(k_c), 0.0)  # [B, L, H]
+            prefix_max = jnp.maximum(max_norm[:, None], jax.lax.cummax(norms, axis=1))
+            mean_kc = (
+                jnp.cumsum(w[..., None, None] * kc, axis=1)
+                / to_rows(jnp.maximum(count_b, 1.0))[..., None]
+            )
+            prefix_mean = stats.mean_k[:, None] + to_rows(frac_b)[..., None] * (
+                (local.mean_k - stats.mean_k)[:, None] + mean_kc
+            )
+            radius = to_rows(prefix_max + safe_norm(prefix_mean))  # [B, H, L]
+            theta = cap_theta(theta, scale * to_rows(safe_norm(q_c)) * radius)
+            max_norm = jnp.maximum(max_norm, jnp.max(norms, axis=1))
+        out = mean_v + to_rows(theta / safe_count)[..., None] * comoment_sv
         out = jnp.where(to_rows(count > 0)[..., None], out, 0.0)
-        mean_score = scale * jnp.einsum("bphd,bhd->bph", q_c, stats.mean_k) + to_rows(mean_rel)
         rows = (
             out,
             to_rows(theta),
-            to_rows(entropy),
+            to_rows(log_count - deficit),
             to_rows(sigma2),
-            mean_score,
-            jnp.broadcast_to(to_rows(count), mean_score.shape),
+            to_rows(mean_score),
+            jnp.broadcast_to(to_rows(count), out.shape[:-1]),
         )
-        stats = merge_statistics(stats, key_statistics(k_c, v_c, m_c))
-        return (stats, max_norm), rows
+        return (merge_statistics(stats, local), max_norm), rows
 
     d_v = v.shape[-1]
     zeros = lambda *shape: jnp.zeros(shape, q.dtype)
@@ -165,4 +186,7 @@ def causal_eala_rows(
     )
     inputs = (_chunked(q, chunk), _chunked(k, chunk), _chunked(v, chunk), _chunked(valid, chunk))
     _, rows = jax.lax.scan(step, (init_stats, zeros(batch, heads)), inputs)
-    return CausalRows(*(_unchunked(r, length) for r in rows))
+    rows = CausalRows(*(_unchunked(r, length) for r in rows))
+    return rows._replace(
+        mean_score=rows.mean_score + scale * jnp.einsum("bthd,bhd->bth", q, origin[:, 0])
+    )

@@ -1,4 +1,4 @@
-"""Entropy-Aware Linear Attention (EALA.md steps 1-9) without forming attention weights."""
+"""Entropy-Aware Linear Attention (docs/method.md steps 1-9) without forming attention weights."""
 
 from __future__ import annotations
 
@@ -10,15 +10,16 @@ import jax
 import jax.numpy as jnp
 
 from eala_jax.ops import _validation
+from eala_jax.ops._numerics import safe_norm
 from eala_jax.ops.causal import causal_eala_rows
 from eala_jax.ops.entropy import (
     DEFAULT_ESTIMATOR,
     EstimatorName,
     check_estimator_options,
-    entropy_from_statistics,
+    entropy_deficit,
 )
 from eala_jax.ops.statistics import key_statistics, project_queries
-from eala_jax.ops.theta import cap_theta, theta_from_entropy
+from eala_jax.ops.theta import cap_theta, theta_from_deficit
 
 Array = jax.Array
 Theta = str | float
@@ -59,10 +60,10 @@ def eala_attention(
         (`[B or 1, 1, 1, S]`) can be honoured in linear time, anything else raises ValueError.
       key_mask: `[B, S]` boolean, True = valid key. Means run over valid keys only.
       estimator: entropy estimator for θ* (see `estimate_entropy`); causal mode supports "gaussian".
-      theta: "optimal" (entropy equality, EALA.md step 5) or a fixed float (1.0: plain centred
-        linear weights; 0.0: uniform attention).
+      theta: "optimal" (entropy equality, docs/method.md step 5) or a fixed float (1.0: plain
+        centred linear weights; 0.0: uniform attention).
       theta_gradient: if False, θ is treated as a constant in the backward pass.
-      nonnegative: cap θ so that every weight is ≥ 0 (EALA.md step 7).
+      nonnegative: cap θ so that every weight is ≥ 0 (docs/method.md step 7).
       causal / is_causal: query i sees keys j ≤ i (needs T == S); chunked prefix sums.
       return_stats: also return {"theta", "entropy", "sigma2", "mean_score", "count"}, each `[B, T,
         H]`.
@@ -284,9 +285,9 @@ def _eala_rows(
     dtype = _validation.statistics_dtype(q.dtype)
     q, k, v = q.astype(dtype), k.astype(dtype), v.astype(dtype)
 
-    def choose_theta(entropy: Array, sigma2: Array, log_count: Array) -> Array:
+    def choose_theta(deficit: Array, sigma2: Array) -> Array:
         value = (
-            theta_from_entropy(entropy, sigma2, log_count)
+            theta_from_deficit(deficit, sigma2)
             if theta == "optimal"
             else jnp.full_like(sigma2, theta)
         )
@@ -334,14 +335,12 @@ def _eala_rows(
     count = jnp.broadcast_to(count, sigma2.shape)
     log_count = jnp.log(jnp.maximum(count, 1.0))
     if theta != "optimal" and not need_entropy:
-        entropy = jnp.full_like(sigma2, jnp.nan)
+        deficit = jnp.full_like(sigma2, jnp.nan)
     elif use_scores and estimator in ("gaussian", "cumulant3", "exact"):
-        entropy = _entropy_from_centred_scores(
-            centred, mean_score, sigma2, count, valid, method=estimator
-        )
+        deficit = _deficit_from_centred_scores(centred, sigma2, count, valid, method=estimator)
     else:
         stats_for_entropy = key_stats if not use_scores else key_statistics(k, k[..., :1], key_mask)
-        entropy = entropy_from_statistics(
+        deficit = entropy_deficit(
             q,
             k,
             key_mask,
@@ -354,11 +353,13 @@ def _eala_rows(
             rng=rng,
             projection=projection,
         )
-    theta_value = choose_theta(entropy, sigma2, log_count)
+    entropy = log_count - deficit
+    theta_value = choose_theta(deficit, sigma2)
     if nonnegative:
-        spread = jnp.linalg.norm(k - mean_k[:, None], axis=-1)  # [B, S, H]
+        # Safe norms: a zero vector (one valid key, a zero query) has a finite (zero) gradient.
+        spread = safe_norm(k - mean_k[:, None])  # [B, S, H]
         radius = jnp.max(jnp.where(valid[..., None], spread, 0.0), axis=1)  # [B, H]
-        theta_value = cap_theta(theta_value, scale * jnp.linalg.norm(q, axis=-1) * radius[:, None])
+        theta_value = cap_theta(theta_value, scale * safe_norm(q) * radius[:, None])
     safe_count = jnp.maximum(count, 1.0)[..., None]
     out = mean_v[:, None] + theta_value[..., None] * weighted / safe_count
     out = jnp.where((count > 0)[..., None], out, 0.0)
@@ -389,24 +390,23 @@ def _dense_score_moments(
     return count, mean_k, mean_v, mean_score, sigma2, centred
 
 
-def _entropy_from_centred_scores(
-    centred: Array, mean_score: Array, sigma2: Array, count: Array, valid: Array, *, method: str
+def _deficit_from_centred_scores(
+    centred: Array, sigma2: Array, count: Array, valid: Array, *, method: str
 ) -> Array:
-    """gaussian / cumulant3 / exact entropy from centred masked scores `[B, T, H, S]`."""
+    """gaussian / cumulant3 / exact entropy deficit `log M − Ĥ` from centred masked scores
+    `[B, T, H, S]`, in [0, log M]."""
     log_count = jnp.log(jnp.maximum(count, 1.0))
     if method == "gaussian":
-        raw = log_count - 0.5 * sigma2
+        raw = 0.5 * sigma2
     elif method == "cumulant3":
         kappa3 = jnp.sum(centred**3, axis=-1) / jnp.maximum(count, 1.0)
-        raw = log_count - 0.5 * sigma2 - kappa3 / 3.0
+        raw = 0.5 * sigma2 + kappa3 / 3.0
     else:
         # exact: H = log Σ e^{c} − Σ p c over valid keys (shift-invariant: centred scores serve)
         keep = valid[:, None, None, :]
-        logits = jnp.where(
-            keep, centred, -1e30
-        )  # finite: no inf − inf in the gradient of empty rows
+        logits = jnp.where(keep, centred, -1e30)  # finite: no inf − inf in empty rows' gradient
         log_z = jax.nn.logsumexp(logits, axis=-1)
         p = jnp.where(keep, jnp.exp(logits - log_z[..., None]), 0.0)
-        raw = jnp.where(count > 0, log_z - jnp.sum(p * centred, axis=-1), 0.0)
-        return jnp.maximum(raw, 0.0)
+        entropy = jnp.where(count > 0, log_z - jnp.sum(p * centred, axis=-1), 0.0)
+        raw = log_count - entropy
     return jnp.clip(raw, 0.0, log_count)

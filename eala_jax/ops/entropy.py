@@ -2,7 +2,9 @@
 
 For each query, the softmax distribution `p_j = softmax_j(s_j)` over its scores
 `s_j = scale·q·k_j` (valid keys only) has entropy `H = log Z − E_p[s]`. The estimators below
-(EALA.md step 3) approximate it from key statistics without forming the T×S score matrix.
+(docs/method.md step 3) approximate it from key statistics without forming the T×S score matrix.
+Internally each gives the entropy deficit `log M − Ĥ`, from which θ* is computed without the
+float32 cancellation of `log M − Ĥ` at small σ (docs/method.md step 5).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from eala_jax.ops import _validation
+from eala_jax.ops._numerics import safe_sqrt
 from eala_jax.ops.statistics import (
     KeyStatistics,
     centred_third_moment,
@@ -72,10 +75,12 @@ def estimate_entropy(
 ) -> Array:
     """Linear-time estimate Ĥ of each query's softmax entropy, `[B, T, H]` (nats), in [0, log M].
 
-    Methods (EALA.md step 3; d = head dim, M valid keys):
+    Methods (docs/method.md step 3; d = head dim, M valid keys):
       "gaussian":         clip(log M − σ²/2, 0, log M).                         O((T+S)·d²)
       "cumulant3":        clip(log M − σ²/2 − κ₃/3, 0, log M).                  O((T+S)·d³)
-      "segments":         random-energy model over `num_segments` key blocks.   O(S·d² + T·n·d²)
+      "segments":         random-energy model over `num_segments` blocks of     O(S·d² + T·n·d²)
+                          consecutive valid keys (masked keys are absent keys;
+                          n ≥ M: one key per block, the exact entropy).
       "random_features":  FAVOR+ estimates of Z and Σ e^s s (`num_features`
                           features from `rng`, or a given `projection: [r, d]`). O((T+S)·r·d)
       "exact":            the chunked exact entropy (quadratic; for reference).  O(T·S·d)
@@ -99,7 +104,7 @@ def estimate_entropy(
     scale_value = _scale(scale, q)
     stats = key_statistics(k, k[..., :1], key_mask)
     _, sigma2 = score_moments(q, stats, scale_value)
-    out = entropy_from_statistics(
+    deficit = entropy_deficit(
         q,
         k,
         key_mask,
@@ -113,6 +118,7 @@ def estimate_entropy(
         projection=projection,
         chunk_size=chunk_size,
     )
+    out = jnp.log(jnp.maximum(stats.count, 1.0))[:, None, :] - deficit
     return out[0] if unbatched else out
 
 
@@ -144,7 +150,7 @@ def check_estimator_options(
             raise ValueError(f"num_features must be a positive int, got {num_features!r}")
 
 
-def entropy_from_statistics(
+def entropy_deficit(
     q: Array,
     k: Array,
     key_mask: Array | None,
@@ -159,22 +165,25 @@ def entropy_from_statistics(
     projection: Array | None = None,
     chunk_size: int = 512,
 ) -> Array:
-    """Ĥ `[B, T, H]` given the key statistics and score variances EALA has already computed."""
+    """Entropy deficit `log M − Ĥ` `[B, T, H]`, in [0, log M], given the key statistics and score
+    variances EALA has already computed. The moment estimators form it directly (`σ²/2 [+ κ₃/3]`),
+    not as a difference of two numbers near log M."""
     log_count = jnp.log(jnp.maximum(stats.count, 1.0))[:, None, :]  # [B, 1, 1]
     if method == "gaussian":
-        raw = log_count - 0.5 * sigma2
+        raw = 0.5 * sigma2
     elif method == "cumulant3":
         t3 = centred_third_moment(k, key_mask, stats.mean_k, stats.count)
         kappa3 = scale**3 * cubic_form(q, t3)
-        raw = log_count - 0.5 * sigma2 - kappa3 / 3.0
+        raw = 0.5 * sigma2 + kappa3 / 3.0
     elif method == "segments":
-        raw = _segments_entropy(q, k, key_mask, scale=scale, num_segments=num_segments)
+        raw = log_count - _segments_entropy(q, k, key_mask, scale=scale, num_segments=num_segments)
     elif method == "random_features":
         if projection is None:
             projection = jax.random.normal(rng, (num_features, q.shape[-1]), q.dtype)
-        raw = _random_feature_entropy(q, k, key_mask, projection.astype(q.dtype), scale=scale)
+        entropy = _random_feature_entropy(q, k, key_mask, projection.astype(q.dtype), scale=scale)
+        raw = log_count - entropy
     elif method == "exact":
-        return _exact_entropy(q, k, key_mask, scale=scale, chunk_size=chunk_size)
+        raw = log_count - _exact_entropy(q, k, key_mask, scale=scale, chunk_size=chunk_size)
     else:
         raise ValueError(f"unknown entropy estimator {method!r}; expected one of {ESTIMATORS}")
     return jnp.clip(raw, 0.0, log_count)
@@ -223,17 +232,33 @@ def _exact_entropy(
 def _segments_entropy(
     q: Array, k: Array, key_mask: Array | None, *, scale: float, num_segments: int
 ) -> Array:
-    """log Z − E_p[s] from a random-energy model per contiguous key segment (EALA.md step 3)."""
+    """log Z − E_p[s] from a random-energy model per block of consecutive valid keys (docs/method.md
+    step 3).
+
+    The M valid keys of a row, in order, are cut into blocks of `max(1, ⌈M / num_segments⌉)` keys
+    (the last may be shorter), so a masked key is exactly an absent one, and `num_segments ≥ M`
+    gives one key per block: the exact entropy. Each key is gathered by its rank among the valid
+    keys into a static grid of `min(num_segments, S)` blocks × `⌈S / min(num_segments, S)⌉` slots,
+    which holds the blocks whatever M is. O(S·log S) for the ranks, O(S·d²) for the blocks'
+    statistics and O(T·n·d²) for the queries.
+    """
     batch, num_keys, heads, dim = k.shape
-    segments = min(num_segments, num_keys)
-    length = -(-num_keys // segments)
-    segments = -(-num_keys // length)  # drop segments that would be pure padding
-    pad = segments * length - num_keys
+    slots = min(num_segments, num_keys)
+    slot_length = -(-num_keys // slots)
     valid = jnp.ones((batch, num_keys), bool) if key_mask is None else key_mask
-    k_seg = jnp.pad(k, ((0, 0), (0, pad), (0, 0), (0, 0))).reshape(
-        batch, segments, length, heads, dim
+    count = jnp.sum(valid, axis=1, dtype=jnp.int32)  # [B]
+    length = jnp.maximum(1, -(-count // num_segments))  # [B] keys per block
+    position = jnp.arange(slot_length)
+    rank = jnp.arange(slots)[None, :, None] * length[:, None, None] + position  # [B, n, L]
+    used = (position < length[:, None, None]) & (rank < count[:, None, None])
+    by_rank = jnp.argsort(~valid, axis=1, stable=True)  # valid keys first, in their order
+    source = jnp.take_along_axis(
+        by_rank, jnp.minimum(rank, num_keys - 1).reshape(batch, -1), axis=1
     )
-    w_seg = jnp.pad(valid, ((0, 0), (0, pad))).reshape(batch, segments, length).astype(q.dtype)
+    k_seg = jnp.take_along_axis(k, source[:, :, None, None], axis=1).reshape(
+        batch, slots, slot_length, heads, dim
+    )
+    w_seg = used.astype(q.dtype)
     counts = jnp.sum(w_seg, axis=2)  # [B, n]
     safe_counts = jnp.maximum(counts, 1.0)
     means = jnp.einsum("bcl,bclhd->bchd", w_seg, k_seg) / safe_counts[:, :, None, None]
@@ -248,7 +273,7 @@ def _segments_entropy(
         log_n = jnp.log(jnp.maximum(n_c, 1.0))[:, None, None]
         threshold = 2.0 * log_n
         frozen = v_c > threshold
-        edge = m_c + _safe_sqrt(v_c * threshold)
+        edge = m_c + safe_sqrt(v_c * threshold)
         ell = jnp.where(frozen, edge, log_n + m_c + 0.5 * v_c)
         tilt = jnp.where(frozen, edge, m_c + v_c)
         present = (n_c > 0)[:, None, None]
@@ -276,33 +301,39 @@ def _random_feature_entropy(
     root = math.sqrt(scale)
     log_phi_q = positive_feature_logits(q * root, projection)  # [B, T, H, r]
     log_phi_k = positive_feature_logits(k * root, projection)  # [B, S, H, r]
-    valid = jnp.ones(k.shape[:2], bool) if key_mask is None else key_mask
-    keep = valid[:, :, None, None]
     shift_q = jax.lax.stop_gradient(jnp.max(log_phi_q, axis=-1, keepdims=True))
-    shift_k = jax.lax.stop_gradient(
-        jnp.max(jnp.where(keep, log_phi_k, _NEG), axis=(1, 3), keepdims=True)
-    )
     phi_q = jnp.exp(log_phi_q - shift_q)
-    phi_k = jnp.where(keep, jnp.exp(log_phi_k - shift_k), 0.0)
+    phi_k, shift_k = shifted_key_features(log_phi_k, key_mask)
     sum_phi_k = jnp.sum(phi_k, axis=1)  # [B, H, r]
     sum_phi_k_k = jnp.einsum("bshr,bshd->bhrd", phi_k, k)  # [B, H, r, D]
     z_scaled = jnp.einsum("bthr,bhr->bth", phi_q, sum_phi_k)
     tilted = scale * jnp.einsum("bthr,bhrd,bthd->bth", phi_q, sum_phi_k_k, q)
-    safe_z = jnp.maximum(z_scaled, jnp.finfo(q.dtype).tiny)
+    # Ẑ = 0 (no valid key, or every feature product underflowed): Ĥ = 0. The `where` sits on the
+    # divisor too, so the discarded branch has no 0/0 in its gradient.
+    has_mass = z_scaled > 0
+    safe_z = jnp.where(has_mass, z_scaled, 1.0)
     log_z = jnp.log(safe_z) + shift_q[..., 0] + shift_k[..., 0] - math.log(projection.shape[0])
-    return log_z - tilted / safe_z
+    return jnp.where(has_mass, log_z - tilted / safe_z, 0.0)
+
+
+def shifted_key_features(log_phi_k: Array, key_mask: Array | None) -> tuple[Array, Array]:
+    """Key features `exp(log φ_k − c)`, exactly 0 at masked keys, `[B, S, H, r]`, and the shift
+    `c`, `[B, 1, H, 1]`: the largest valid logit of each (batch, head), 0 where no key is valid.
+
+    The exponent is masked before `exp`, so no discarded branch overflows: `where(mask, exp(x), 0)`
+    with `x` = +1e30 at a masked key has a NaN gradient (0 · inf) even though its value is finite.
+    `c` carries no gradient; it cancels between numerator and denominator.
+    """
+    keep = (jnp.ones(log_phi_k.shape[:2], bool) if key_mask is None else key_mask)[:, :, None, None]
+    top = jnp.max(jnp.where(keep, log_phi_k, _NEG), axis=(1, 3), keepdims=True)
+    shift = jax.lax.stop_gradient(jnp.where(jnp.any(keep, axis=1, keepdims=True), top, 0.0))
+    return jnp.exp(jnp.where(keep, log_phi_k - shift, _NEG)), shift
 
 
 def positive_feature_logits(x: Array, projection: Array) -> Array:
     """`w_f·x − ‖x‖²/2` for each feature row `w_f` of `projection: [r, D]`; `x: [..., D] -> [...,
     r]`."""
     return jnp.einsum("...d,rd->...r", x, projection) - 0.5 * jnp.sum(x * x, axis=-1, keepdims=True)
-
-
-def _safe_sqrt(x: Array) -> Array:
-    """sqrt with a finite gradient at 0."""
-    positive = x > 0
-    return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), 0.0)
 
 
 def _scale(scale: float | None, q: Array) -> float:

@@ -1,4 +1,4 @@
-"""Key statistics of EALA (EALA.md steps 1-2): counts, means and centred co-moments.
+"""Key statistics of EALA (docs/method.md steps 1-2): counts, means and centred co-moments.
 
 Everything here is a sum over keys, so statistics of chunks (or devices) merge exactly with the
 pairwise update of Chan et al. (`merge_statistics`), never as raw `Σ k kᵀ − M k̄ k̄ᵀ`, which cancels

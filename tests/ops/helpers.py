@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 B, T, S, H, D, DV = 2, 7, 12, 2, 4, 3  # Dv != D on purpose; T != S.
@@ -50,3 +52,60 @@ def f64(*xs):
 def all_valid(b=B, s=S):
     """An all-True key mask: passing a mask always keeps one compiled version per configuration."""
     return np.ones((b, s), bool)
+
+
+# ----------------------------------------------------------------------------------------------
+# Shapes of every intermediate, to check that nothing holds a query axis and a key axis at once.
+
+
+def _sub_jaxprs(value):
+    if hasattr(value, "eqns"):
+        yield value
+    elif hasattr(value, "jaxpr") and hasattr(value.jaxpr, "eqns"):
+        yield value.jaxpr
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            yield from _sub_jaxprs(item)
+
+
+def jaxpr_shapes(jaxpr):
+    """Every array shape in `jaxpr` and, recursively, in the jaxprs held in its equations'
+    params."""
+    shapes = []
+    for var in list(jaxpr.invars) + list(jaxpr.constvars):
+        shapes.append(tuple(getattr(var.aval, "shape", ())))
+    for eqn in jaxpr.eqns:
+        for var in list(eqn.invars) + list(eqn.outvars):
+            shapes.append(tuple(getattr(getattr(var, "aval", None), "shape", ())))
+        for param in eqn.params.values():
+            for sub in _sub_jaxprs(param):
+                shapes.extend(jaxpr_shapes(sub))
+    return shapes
+
+
+def hlo_shapes(text):
+    """Shapes of every value in an (optimised) HLO module's text, e.g. `f32[2,96,3,160]{...}`."""
+    return [
+        tuple(int(x) for x in dims.split(",") if x)
+        for dims in re.findall(r"\b(?:pred|s32|s64|u32|u8|bf16|f16|f32|f64)\[([0-9,]*)\]", text)
+    ]
+
+
+def cross_shapes(shapes, t, s):
+    """Shapes holding a T-sized and an S-sized axis (for T = S: two such axes), or a flattened
+    T·S."""
+    bad = []
+    for shape in set(shapes):
+        if t != s:
+            both = t in shape and s in shape
+        else:
+            both = sum(1 for n in shape if n in t_sizes(t)) >= 2
+        if both or any(n and n % (t * s) == 0 for n in shape):
+            bad.append(shape)
+    return sorted(bad)
+
+
+def t_sizes(n):
+    """Sizes a length-n axis may take inside the causal scan: n itself or n padded to a chunk
+    multiple."""
+    return {n} | {n + pad for pad in range(1, 64)}

@@ -1,4 +1,4 @@
-"""NumPy float64 references for the attention ops, written from EALA.md (steps 1-9) alone.
+"""NumPy float64 references for the attention ops, written from docs/method.md (steps 1-9) alone.
 
 Nothing here imports or mirrors `eala_jax`: every quantity is computed the direct, quadratic way
 from the explicit score matrix `s_ij = scale · q_i·k_j` of one head, over the valid keys only
@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-TINY_VARIANCE = 1e-12  # below this σ² counts as 0 (every score equals the mean): θ = 0
+TINY_VARIANCE = 1e-12  # below this σ² counts as 0 (every score equals the mean): θ = 1
 
 
 # ----------------------------------------------------------------------------------------------
@@ -69,37 +69,31 @@ def cumulant3_entropy(s):
     return np.clip(log_m - var / 2 - third_cumulant(s) / 3, 0.0, log_m)
 
 
-def segments_entropy(s_full, valid, num_segments):
-    """Random-energy-model estimate over `num_segments` equal contiguous *position* blocks.
+def segments_entropy(s, num_segments):
+    """Random-energy-model estimate over blocks of consecutive valid keys (docs/method.md step 3).
 
-    `s_full [T, S]` holds the scores of every position, `valid [S]` the key mask; a segment counts
-    only its valid keys (n_c) and is skipped when it has none. Needs S % num_segments == 0 so the
-    split is unambiguous. Each segment: `m_c`, `v_c` are the mean and variance of its scores; while
-    `v_c ≤ 2 log n_c`: `ℓ_c = log n_c + m_c + v_c/2`, `e_c = m_c + v_c`; else (frozen) both are
-    `m_c + √v_c √(2 log n_c)`. `Ĥ = clip(logsumexp_c ℓ_c − Σ_c softmax(ℓ)_c e_c, 0, log M)`.
+    `s [T, M]` holds the scores of the valid keys only, in their order (masked keys are dropped,
+    so they are exactly absent keys). The keys are cut into blocks of `max(1, ⌈M / n⌉)` (the last
+    may be shorter; n ≥ M gives one key per block). Each block: `m_c`, `v_c` are the mean and
+    variance of its scores; while `v_c ≤ 2 log n_c`: `ℓ_c = log n_c + m_c + v_c/2`, `e_c = m_c +
+    v_c`; else (frozen) both are `m_c + √v_c √(2 log n_c)`.
+    `Ĥ = clip(logsumexp_c ℓ_c − Σ_c softmax(ℓ)_c e_c, 0, log M)`.
     """
-    t, num_keys = s_full.shape
-    assert num_keys % num_segments == 0, "reference needs equal segments"
-    length = num_keys // num_segments
-    valid = np.asarray(valid, bool)
-    total = int(valid.sum())
-    log_m = math.log(max(total, 1))
+    t, m = s.shape
+    if m == 0:
+        return np.zeros(t)
+    log_m = math.log(m)
+    length = max(1, -(-m // num_segments))
     ells, tilts = [], []
-    for c in range(num_segments):
-        idx = np.arange(c * length, (c + 1) * length)
-        idx = idx[valid[idx]]
-        if idx.size == 0:
-            continue
-        sc = s_full[:, idx]
-        n = idx.size
+    for start in range(0, m, length):
+        sc = s[:, start : start + length]
+        n = sc.shape[1]
         m_c, v_c = sc.mean(axis=1), sc.var(axis=1)
         threshold = 2 * math.log(n)
         frozen = v_c > threshold
         edge = m_c + np.sqrt(v_c) * math.sqrt(threshold)
         ells.append(np.where(frozen, edge, math.log(n) + m_c + v_c / 2))
         tilts.append(np.where(frozen, edge, m_c + v_c))
-    if not ells:
-        return np.zeros(t)
     ell, tilt = np.stack(ells, 1), np.stack(tilts, 1)
     top = ell.max(axis=1, keepdims=True)
     w = np.exp(ell - top)
@@ -134,10 +128,10 @@ def random_features_entropy(q, k, projection, scale):
 
 
 def theta_star(entropy, sigma2, m):
-    """θ* = √(2 (log M − Ĥ)) / σ (EALA.md step 5); 0 where σ² ≈ 0."""
+    """θ* = √(2 (log M − Ĥ)) / σ (docs/method.md step 5); 1, its limit as σ → 0, where σ² ≈ 0."""
     log_m = math.log(max(m, 1))
     gap = np.maximum(2 * (log_m - entropy), 0.0)
-    out = np.zeros_like(sigma2)
+    out = np.ones_like(sigma2)
     spread = sigma2 > TINY_VARIANCE
     out[spread] = np.sqrt(gap[spread]) / np.sqrt(sigma2[spread])
     return out
@@ -184,7 +178,7 @@ def eala_head(
     elif estimator == "exact":
         entropy = exact_entropy(s)
     elif estimator == "segments":
-        entropy = segments_entropy(scores(q, k, scale), valid, num_segments)
+        entropy = segments_entropy(s, num_segments)
     elif estimator == "random_features":
         entropy = random_features_entropy(q, kv, projection, scale)
     else:
@@ -242,7 +236,7 @@ def eala(q, k, v, key_mask=None, *, causal=False, scale=None, **options):
 
 
 def entropy(q, k, key_mask=None, *, method="exact", scale=None, num_segments=1, projection=None):
-    """Entropy estimate `[B, T, H]` of every query (method as in EALA.md step 3)."""
+    """Entropy estimate `[B, T, H]` of every query (method as in docs/method.md step 3)."""
     q, k = np.asarray(q, np.float64), np.asarray(k, np.float64)
     v = np.zeros(k.shape[:-1] + (1,))
     return eala(

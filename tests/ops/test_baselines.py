@@ -96,3 +96,35 @@ def test_performer_approaches_softmax_with_many_features():
         err_few,
         err_uniform,
     )
+
+
+def test_rows_without_a_valid_key_have_zero_finite_gradients():
+    """A batch element whose keys are all masked outputs zeros, so its gradient is zero; the
+    others are untouched (Performer's was NaN: its key features overflowed in a discarded branch;
+    docs/method.md step 9)."""
+    q, k, v = qkv(79, t=S)
+    mask = key_mask(80)
+    mask[0] = False
+    cotangent = np.random.default_rng(81).standard_normal((B, S, H, v.shape[-1]))
+
+    def case_loss(fn, causal, **kw):
+        return lambda q, k, v: jnp.sum(fn(q, k, v, key_mask=mask, causal=causal, **kw) * cotangent)
+
+    cases = {
+        f"{name}-{'causal' if causal else 'full'}": case_loss(
+            fn, causal, **(dict(projection=PROJ) if name == "performer" else {})
+        )
+        for name, fn in FUNCTIONS.items()
+        for causal in (False, True)
+    }
+    # One program, a separate backward pass per case (so a NaN is attributed to its case).
+    grads = jax.jit(
+        lambda q, k, v: {c: jax.grad(f, argnums=(0, 1, 2))(q, k, v) for c, f in cases.items()}
+    )(q, k, v)
+    for case, per_input in grads.items():
+        for arg, g in zip("qkv", per_input, strict=True):
+            g = np.asarray(g)
+            assert np.all(np.isfinite(g)), f"{case}: d{arg} not finite"
+            np.testing.assert_array_equal(g[0], 0.0, err_msg=f"{case}: d{arg}")
+            if arg == "v" or not case.startswith("uniform"):  # uniform ignores q and k
+                assert np.abs(g[1]).max() > 1e-3, f"{case}: d{arg}"  # the valid element has one

@@ -1,4 +1,5 @@
-"""softmax_entropy and estimate_entropy against the NumPy float64 references (EALA.md step 3)."""
+"""softmax_entropy and estimate_entropy against the NumPy float64 references (docs/method.md step
+3)."""
 
 import math
 
@@ -186,6 +187,8 @@ def test_random_features_rng_is_deterministic():
         ("cumulant3", {}),
         ("exact", {}),
         ("segments", dict(num_segments=1)),
+        ("segments", dict(num_segments=2)),
+        ("segments", dict(num_segments=3)),
         ("segments", dict(num_segments=S)),
         ("random_features", dict(projection=projection(17))),
     ],
@@ -200,6 +203,28 @@ def test_estimator_key_mask_equals_dropping_keys(method, options):
     for b in range(B):
         dropped = estimate_entropy(q[b : b + 1], k[b : b + 1, mask[b]], method=method, **options)
         np.testing.assert_allclose(got[b : b + 1], dropped, rtol=1e-5, atol=1e-5)
+
+
+def test_segments_over_the_valid_keys():
+    """Segments are blocks of consecutive *valid* keys (docs/method.md step 3): with M valid keys,
+    blocks of ⌈M / n⌉; n ≥ M gives one key per block, which is the exact entropy."""
+    q, k, _ = qkv(22, q_scale=2.0)
+    mask = np.zeros((B, S), bool)
+    mask[0, [0, 1, 2, 3, 5]] = True  # 5 valid keys, bunched at the front
+    mask[1, [2, 5, 7, 10, 11]] = True
+    with jax.enable_x64(True):
+        q, k = f64(q, k)
+        run = lambda n: np.asarray(
+            estimate_entropy(q, k, method="segments", num_segments=n, key_mask=mask)
+        )
+        exact = np.asarray(estimate_entropy(q, k, method="exact", key_mask=mask))
+        for n in (5, 8):  # n = M and M < n < S: one valid key per block
+            np.testing.assert_allclose(run(n), exact, rtol=1e-10, atol=1e-10, err_msg=f"n={n}")
+        # n = 2: blocks {0, 1, 2} and {3, 5} of batch 0, whatever the masked positions between.
+        np.testing.assert_allclose(
+            run(2), ref.entropy(q, k, mask, method="segments", num_segments=2), rtol=1e-10
+        )
+        assert np.abs(run(2) - exact).max() > 0.05  # two blocks are not the exact entropy here
 
 
 def test_estimators_float32_and_degenerate_inputs():

@@ -13,6 +13,7 @@ from jax.test_util import check_grads
 from eala_jax import eala_attention
 
 from . import reference as ref
+from .helpers import cross_shapes, hlo_shapes, jaxpr_shapes
 
 B, T, S, H, D, DV = 2, 5, 6, 2, 9, 3  # S ≤ D
 PROJ = np.random.default_rng(3).standard_normal((16, D))
@@ -92,14 +93,19 @@ def test_scores_route_gradients():
 
 
 def test_auto_takes_scores_only_when_keys_fit_in_head_dim():
-    def has_score_matrix(s):
+    def score_shapes(s):
+        """Shapes holding both a query and a key axis (in any layout), in the jaxpr and XLA's
+        optimised HLO of the forward pass and the gradient."""
         q = jnp.zeros((1, 7, 1, D))
         kv = jnp.zeros((1, s, 1, D))
-        text = jax.jit(lambda q, k: eala_attention(q, k, k)).lower(q, kv).as_text()
-        return f"tensor<1x7x1x{s}xf32>" in text  # the [B, T, H, S] scores
+        # The value and the gradient in one program: its forward pass and its backward pass.
+        fn = jax.value_and_grad(lambda q, k: jnp.sum(eala_attention(q, k, k)), argnums=(0, 1))
+        jaxpr = jaxpr_shapes(jax.make_jaxpr(fn)(q, kv).jaxpr)
+        hlo = hlo_shapes(jax.jit(fn).lower(q, kv).compile().as_text())
+        return cross_shapes(jaxpr, 7, s) + cross_shapes(hlo, 7, s)
 
-    assert has_score_matrix(S)  # S ≤ D
-    assert not has_score_matrix(D + 4)  # S > D: no T×S intermediate
+    assert score_shapes(S)  # S ≤ D: the [B, T, H, S] scores
+    assert score_shapes(D + 4) == []  # S > D: no T×S intermediate
 
 
 def test_unknown_implementation_is_rejected():

@@ -1,7 +1,8 @@
-"""Key statistics (EALA.md steps 1-2) and Chan's merge against NumPy float64."""
+"""Key statistics (docs/method.md steps 1-2) and Chan's merge against NumPy float64."""
 
 import chex
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from eala_jax import key_statistics, merge_statistics
@@ -44,8 +45,26 @@ def test_key_statistics_match_numpy():
     _check(stats, _numpy_statistics(*f64(k, v), mask), rtol=1e-12, atol=1e-12)
 
 
+def _raw_moment_merge(k, v, mask, splits):
+    """The merge Chan's update replaces: float32 raw sums Σk, Σv, Σkkᵀ, Σkvᵀ added over chunks,
+    then `Σkkᵀ − M k̄k̄ᵀ` and `Σkvᵀ − M k̄v̄ᵀ` (a positive control for the tolerance below)."""
+    w = mask[:, :, None, None].astype(np.float32)
+    chunks = list(zip(splits, splits[1:], strict=False))
+    total = lambda f: sum(f(slice(a, b)) for a, b in chunks)
+    count = total(lambda c: w[:, c].sum(1))  # [B, 1, 1]
+    mean_k = total(lambda c: (w * k)[:, c].sum(1)) / count
+    mean_v = total(lambda c: (w * v)[:, c].sum(1)) / count
+    kk = total(lambda c: jnp.einsum("bshd,bshe->bhde", (w * k)[:, c], k[:, c]))
+    kv = total(lambda c: jnp.einsum("bshd,bshe->bhde", (w * k)[:, c], v[:, c]))
+    outer = lambda a, b: a[..., :, None] * b[..., None, :]
+    n = count[..., None]
+    return kk - n * outer(mean_k, mean_k), kv - n * outer(mean_k, mean_v)
+
+
 def test_merge_of_chunks_equals_statistics_of_the_union():
-    _, k, v = qkv(102, k_offset=50.0)
+    # float32, keys and values with mean 1000 against unit spread.
+    _, k, v = qkv(102, k_offset=1000.0)
+    v = v + np.float32(1000.0)
     mask = key_mask(103)
     want = _numpy_statistics(*f64(k, v), mask)
     splits = [0, 3, 4, 9, S]  # uneven chunks, one of a single key
@@ -59,9 +78,17 @@ def test_merge_of_chunks_equals_statistics_of_the_union():
     right = parts[-1]
     for p in reversed(parts[:-1]):
         right = merge_statistics(p, right)
-    # float32, |k̄| = 50 against unit spread: centred merging keeps the co-moments accurate.
-    _check(left, want, rtol=2e-4, atol=2e-3)
-    _check(right, want, rtol=2e-4, atol=2e-3)
+    # Co-moments to 2e-4 of their largest entry; means to float32 resolution at 1000.
+    tol = {n: dict(rtol=0, atol=2e-4 * np.abs(want[n]).max()) for n in ("kk", "kv")}
+    for merged in (left, right):
+        np.testing.assert_allclose(np.asarray(merged.count)[:, 0], want["count"])
+        np.testing.assert_allclose(merged.mean_k, want["mean_k"], rtol=1e-6)
+        np.testing.assert_allclose(merged.mean_v, want["mean_v"], rtol=1e-6)
+        np.testing.assert_allclose(merged.comoment_kk, want["kk"], **tol["kk"])
+        np.testing.assert_allclose(merged.comoment_kv, want["kv"], **tol["kv"])
+    # The tolerance has room to fail: a raw-moment merge misses it by orders of magnitude.
+    for got, name in zip(_raw_moment_merge(k, v, mask, splits), ("kk", "kv"), strict=True):
+        assert np.abs(np.asarray(got) - want[name]).max() > 100 * tol[name]["atol"], name
     # Merging with an empty set (all keys masked) is the identity.
     empty = key_statistics(k[:, :2], v[:, :2], np.zeros((B, 2), bool))
     chex.assert_trees_all_close(merge_statistics(left, empty), left, rtol=1e-6, atol=1e-6)
