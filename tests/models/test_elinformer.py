@@ -7,11 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from model_helpers import make_inputs, tiny_config
 
 from eala_jax.models import ATTENTION_NAMES, ELinFormer, ModelConfig, SelfAttention
 from eala_jax.models.elinformer import AttentionBlock
 from eala_jax.ops import EalaOptions, SoftmaxOptions, attention_options
+from tests.models.model_helpers import make_inputs, tiny_config
 
 
 def build(num_nodes: int = 5, **changes) -> ELinFormer:

@@ -16,7 +16,6 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from train_helpers import tiny_config, with_model
 
 from eala_jax.train import (
     Checkpoints,
@@ -28,6 +27,7 @@ from eala_jax.train import (
 )
 from eala_jax.train.checkpoint import CheckpointUnreadableError
 from experiments import train as train_cli
+from tests.train.train_helpers import tiny_config, with_model
 
 # 2 epochs of 4 steps on 8 devices (jit mesh), a resumable checkpoint every 3 steps.
 CONFIG = tiny_config(parallel="jit", checkpoint_every_steps=3)

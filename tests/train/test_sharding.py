@@ -13,7 +13,6 @@ import numpy as np
 import optax
 import pytest
 from flax import nnx
-from train_helpers import fixed_batch, tiny_config, with_model
 
 from eala_jax.train import (
     DataParallel,
@@ -24,6 +23,7 @@ from eala_jax.train import (
     learning_rate_schedule,
 )
 from eala_jax.train.sharding import resolve_device_count
+from tests.train.train_helpers import fixed_batch, tiny_config, with_model
 
 SGD = optax.chain(optax.clip_by_global_norm(1.0), optax.sgd(0.05))
 SGD_OPTIONS = StepOptions(optax.constant_schedule(0.05))

@@ -6,7 +6,6 @@ import numpy as np
 import optax
 import pytest
 from flax import nnx
-from train_helpers import fixed_batch, tiny_config, with_model
 
 from eala_jax.data import StandardScaler
 from eala_jax.ops import EalaOptions
@@ -18,6 +17,7 @@ from eala_jax.train import (
     loss_fn,
     train_step,
 )
+from tests.train.train_helpers import fixed_batch, tiny_config, with_model
 
 
 class FixedModel:
