@@ -26,8 +26,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from benchmarks._machine import describe, machine_info
-from benchmarks._timing import compiled_peak_bytes, matmul_flops_per_second, measure, peak_rss_bytes
+from benchmarks.machine import describe, machine_info
+from benchmarks.timing import compiled_peak_bytes, matmul_flops_per_second, measure, peak_rss_bytes
 from eala_jax import get_attention
 from eala_jax.allocator import reexec_with_tcmalloc
 

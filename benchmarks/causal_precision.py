@@ -21,7 +21,7 @@ import pathlib
 
 import numpy as np
 
-from benchmarks._machine import describe, machine_info
+from benchmarks.machine import describe, machine_info
 from eala_jax import eala_attention
 
 BATCH, LENGTH, HEADS, DIM = 4, 48, 2, 4

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks._machine import describe, machine_info
+from benchmarks.machine import describe, machine_info
 from eala_jax import estimate_entropy, softmax_entropy
 from eala_jax.allocator import reexec_with_tcmalloc
 

@@ -19,9 +19,9 @@ import sys
 
 import jax.numpy as jnp
 
-from benchmarks._machine import describe, machine_info
-from benchmarks._timing import matmul_flops_per_second, measure
 from benchmarks.attention import DIM, HEADS, forward_backward, inputs
+from benchmarks.machine import describe, machine_info
+from benchmarks.timing import matmul_flops_per_second, measure
 from eala_jax import get_attention
 from eala_jax.allocator import reexec_with_tcmalloc
 

@@ -24,8 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from benchmarks._machine import describe, machine_info
-from benchmarks._timing import measure
+from benchmarks.machine import describe, machine_info
+from benchmarks.timing import measure
 from eala_jax.allocator import reexec_with_tcmalloc
 from eala_jax.data import StandardScaler
 from eala_jax.ops import attention_options

@@ -15,9 +15,9 @@ import argparse
 import jax
 import numpy as np
 
-from benchmarks._machine import describe, machine_info
-from benchmarks._timing import measure
 from benchmarks.estimator_error import make_inputs
+from benchmarks.machine import describe, machine_info
+from benchmarks.timing import measure
 from eala_jax import (
     DEFAULT_ESTIMATOR,
     eala_attention,

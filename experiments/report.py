@@ -30,9 +30,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from benchmarks._machine import describe, machine_info
 from benchmarks.attention import SOFTMAX_SIZED, ratio_table
 from benchmarks.estimator_error import table as estimator_table
+from benchmarks.machine import describe, machine_info
 from benchmarks.profile_eala import table as profile_table
 from benchmarks.train_step import table as train_step_table
 from experiments.compare import HORIZONS
