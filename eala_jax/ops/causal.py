@@ -84,6 +84,7 @@ def causal_eala_rows(
     key_mask: Array | None,
     *,
     scale: float,
+    deficit_fn: Callable[[Array, Array], Array],
     theta_fn: Callable[[Array, Array], Array],
     nonnegative: bool,
     chunk_size: int,
@@ -97,8 +98,9 @@ def causal_eala_rows(
     space. Nothing is a raw second moment about zero, and the keys are first taken relative to the
     row's first valid key `k_0` (the results do not depend on this origin; the carried means then
     stay small, so they round no worse than the spread), so a large key mean costs no precision.
-    `theta_fn(deficit, sigma2) -> theta` maps the entropy deficit `log M − Ĥ = min(σ²/2, log M)` to
-    θ. With `nonnegative`, θ is capped by `1 / (scale·‖q‖·r)` with `r = max_{j≤i} ‖k_j − k_0‖ +
+    `deficit_fn(sigma2, log_count) -> deficit` gives the entropy deficit `log M − Ĥ` of each row
+    (the Gaussian one is `min(σ²/2, log M)`) and `theta_fn(deficit, sigma2) -> theta` maps it to θ.
+    With `nonnegative`, θ is capped by `1 / (scale·‖q‖·r)` with `r = max_{j≤i} ‖k_j − k_0‖ +
     ‖k̄_i − k_0‖ ≥ max_{j≤i} ‖k_j − k̄_i‖` (looser than the non-causal bound, still a guarantee;
     `k_0` is in every non-empty prefix, so θ_i never depends on a later key).
     Time O(T·(chunk + d)·(d + Dv)).
@@ -148,7 +150,7 @@ def causal_eala_rows(
         mean_score = mean_a + frac_b * delta_s
         mean_v = stats.mean_v[:, None] + to_rows(frac_b)[..., None] * delta_v
         log_count = jnp.log(safe_count)
-        deficit = jnp.minimum(0.5 * sigma2, log_count)
+        deficit = deficit_fn(sigma2, log_count)
         theta = theta_fn(deficit, sigma2)
         if nonnegative:
             norms = jnp.where(m_c[..., None], safe_norm(k_c), 0.0)  # [B, L, H]

@@ -300,6 +300,7 @@ def _eala_rows(
             v,
             key_mask,
             scale=scale,
+            deficit_fn=lambda sigma2, log_count: jnp.minimum(0.5 * sigma2, log_count),
             theta_fn=choose_theta,
             nonnegative=nonnegative,
             chunk_size=chunk_size,
