@@ -36,6 +36,7 @@ def eala_attention(
     theta: Theta = "optimal",
     theta_gradient: bool = True,
     nonnegative: bool = False,
+    min_entropy: float = 0.0,
     causal: bool = False,
     is_causal: bool = False,
     scale: float | None = None,
@@ -64,6 +65,9 @@ def eala_attention(
         centred linear weights; 0.0: uniform attention).
       theta_gradient: if False, θ is treated as a constant in the backward pass.
       nonnegative: cap θ so that every weight is ≥ 0 (docs/method.md step 7).
+      min_entropy: floor on the estimate, `Ĥ ← max(Ĥ, min_entropy)` (still at most log M), so θ*
+        never sharpens a row below that entropy (docs/method.md step 5); 0.0, the default, changes
+        nothing, as Ĥ ≥ 0.
       causal / is_causal: query i sees keys j ≤ i (needs T == S); chunked prefix sums.
       return_stats: also return {"theta", "entropy", "sigma2", "mean_score", "count"}, each `[B, T,
         H]`.
@@ -114,6 +118,7 @@ def eala_attention(
         **config,
         theta_gradient=theta_gradient,
         nonnegative=nonnegative,
+        min_entropy=float(min_entropy),
         chunk_size=chunk_size,
         need_entropy=return_stats,
     )
@@ -132,6 +137,7 @@ def eala_weights(
     theta: Theta = "optimal",
     theta_gradient: bool = True,
     nonnegative: bool = False,
+    min_entropy: float = 0.0,
     causal: bool = False,
     scale: float | None = None,
     num_segments: int = 32,
@@ -171,6 +177,7 @@ def eala_weights(
         **config,
         theta_gradient=theta_gradient,
         nonnegative=nonnegative,
+        min_entropy=float(min_entropy),
         chunk_size=chunk_size,
         need_entropy=False,
     )
@@ -252,6 +259,7 @@ def _config(
         "theta",
         "theta_gradient",
         "nonnegative",
+        "min_entropy",
         "causal",
         "scale",
         "num_segments",
@@ -273,6 +281,7 @@ def _eala_rows(
     theta: Theta,
     theta_gradient: bool,
     nonnegative: bool,
+    min_entropy: float,
     causal: bool,
     scale: float,
     num_segments: int,
@@ -293,6 +302,12 @@ def _eala_rows(
         )
         return value if theta_gradient else jax.lax.stop_gradient(value)
 
+    def floor_entropy(deficit: Array, log_count: Array) -> Array:
+        # Ĥ ← max(Ĥ, min_entropy), i.e. the deficit log M − Ĥ ≤ log M − min_entropy (and ≥ 0).
+        if min_entropy <= 0.0:  # Ĥ ≥ 0 already: keep the default bit for bit
+            return deficit
+        return jnp.maximum(jnp.minimum(deficit, log_count - min_entropy), 0.0)
+
     if causal:
         rows = causal_eala_rows(
             q,
@@ -300,7 +315,9 @@ def _eala_rows(
             v,
             key_mask,
             scale=scale,
-            deficit_fn=lambda sigma2, log_count: jnp.minimum(0.5 * sigma2, log_count),
+            deficit_fn=lambda sigma2, log_count: floor_entropy(
+                jnp.minimum(0.5 * sigma2, log_count), log_count
+            ),
             theta_fn=choose_theta,
             nonnegative=nonnegative,
             chunk_size=chunk_size,
@@ -354,6 +371,7 @@ def _eala_rows(
             rng=rng,
             projection=projection,
         )
+    deficit = floor_entropy(deficit, log_count)
     entropy = log_count - deficit
     theta_value = choose_theta(deficit, sigma2)
     if nonnegative:
