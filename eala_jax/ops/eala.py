@@ -29,7 +29,6 @@ def eala_attention(
     q: Array,
     k: Array,
     v: Array,
-    mask: Array | None = None,
     *,
     key_mask: Array | None = None,
     estimator: EstimatorName = DEFAULT_ESTIMATOR,
@@ -38,7 +37,6 @@ def eala_attention(
     nonnegative: bool = False,
     min_entropy: float = 0.0,
     causal: bool = False,
-    is_causal: bool = False,
     scale: float | None = None,
     return_stats: bool = False,
     num_segments: int = 32,
@@ -48,7 +46,6 @@ def eala_attention(
     chunk_size: int = 64,
     implementation: str | None = None,
     dtype: Any = None,
-    **ignored: Any,
 ) -> Array | tuple[Array, dict[str, Array]]:
     """EALA: `o_i = v̄ + θ_i · scale · q_iᵀ C`, with θ_i chosen by entropy equality.
 
@@ -56,9 +53,10 @@ def eala_attention(
     `v: [B, S, H, Dv]` -> `[B, T, H, Dv]` (rank 3 without B also works). Scores are
     `s_ij = scale·q_i·k_j` with `scale = 1/√D` by default.
 
+    Keywords are strict (others are a TypeError); Flax modules take the op through
+    `eala_jax.models.attention.flax_attention_fn`, which turns Flax's mask into `key_mask`.
+
     Args:
-      mask: Flax-style boolean mask; only a key mask broadcast over heads and queries
-        (`[B or 1, 1, 1, S]`) can be honoured in linear time, anything else raises ValueError.
       key_mask: `[B, S]` boolean, True = valid key. Means run over valid keys only.
       estimator: entropy estimator for θ* (see `estimate_entropy`); causal mode supports "gaussian".
       theta: "optimal" (entropy equality, docs/method.md step 5) or a fixed float (1.0: plain
@@ -68,7 +66,7 @@ def eala_attention(
       min_entropy: floor on the estimate, `Ĥ ← max(Ĥ, min_entropy)` (still at most log M), so θ*
         never sharpens a row below that entropy (docs/method.md step 5); 0.0, the default, changes
         nothing, as Ĥ ≥ 0.
-      causal / is_causal: query i sees keys j ≤ i (needs T == S); chunked prefix sums.
+      causal: query i sees keys j ≤ i (needs T == S); chunked prefix sums.
       return_stats: also return {"theta", "entropy", "sigma2", "mean_score", "count"}, each `[B, T,
         H]`.
       num_segments, num_features, rng, projection: options of the "segments" and
@@ -79,29 +77,22 @@ def eala_attention(
         the same result. Causal mode always uses chunked statistics.
       dtype: output dtype (default: q's). Statistics are float32 (or wider) whatever the input
         dtype.
-      **ignored: other keywords Flax attention modules pass (dropout_rng, dropout_rate,
-        deterministic, broadcast_dropout, precision, module, ...). Attention dropout is ignored:
-        EALA never forms a weight matrix for it to act on.
 
     Cost: O((T + S)·D·(D + Dv)) time and O(D·(D + Dv)) extra memory per head for the Gaussian
     estimate (O((T + S)·D³) for "cumulant3"), against O(T·S·D) and O(T·S) for softmax attention.
     Degenerate rows are finite: one valid key gives its value; no valid key gives zeros; σ = 0 gives
     v̄.
     """
-    _validation.drop_flax_keywords("eala_attention", ignored)
-    unbatched = _validation.check_qkv(q, k, v)
-    if unbatched:
-        q, k, v = q[None], k[None], v[None]
-        mask = None if mask is None else mask[None]
-    causal = bool(causal or is_causal)
-    key_mask = _validation.resolve_key_mask(key_mask, mask, batch=q.shape[0], num_keys=k.shape[1])
+    causal = bool(causal)
+    x = _validation.attention_inputs(q, k, v, key_mask, causal=causal, scale=scale)
+    q, k, v, key_mask = x.q, x.k, x.v, x.key_mask
     config = _config(
         q,
         k,
         estimator=estimator,
         theta=theta,
         causal=causal,
-        scale=scale,
+        scale=x.scale,
         num_segments=num_segments,
         num_features=num_features,
         rng=rng,
@@ -123,8 +114,8 @@ def eala_attention(
         need_entropy=return_stats,
     )
     out = out.astype(dtype or q.dtype)
-    if unbatched:
-        out, stats = out[0], {name: x[0] for name, x in stats.items()}
+    if x.unbatched:
+        out, stats = out[0], {name: value[0] for name, value in stats.items()}
     return (out, stats) if return_stats else out
 
 
@@ -151,16 +142,15 @@ def eala_weights(
 
     O(T·S) memory: for tests, plots and diagnostics only. `eala_attention` equals `weights @ v`.
     """
-    unbatched = _validation.check_qkv(q, k)
-    q, k = (q[None], k[None]) if unbatched else (q, k)
-    key_mask = _validation.resolve_key_mask(key_mask, None, batch=q.shape[0], num_keys=k.shape[1])
+    x = _validation.attention_inputs(q, k, None, key_mask, causal=causal, scale=scale)
+    q, k, key_mask, unbatched = x.q, x.k, x.key_mask, x.unbatched
     config = _config(
         q,
         k,
         estimator=estimator,
         theta=theta,
         causal=causal,
-        scale=scale,
+        scale=x.scale,
         num_segments=num_segments,
         num_features=num_features,
         rng=rng,
@@ -206,7 +196,7 @@ def _config(
     estimator: str,
     theta: Theta,
     causal: bool,
-    scale: float | None,
+    scale: float,
     num_segments: int,
     num_features: int,
     rng: Array | None,
@@ -232,11 +222,6 @@ def _config(
         head_dim=q.shape[-1],
     )
     if causal:
-        if q.shape[1] != k.shape[1]:
-            raise ValueError(
-                f"causal attention needs as many queries as keys; got q length {q.shape[1]},"
-                f" k length {k.shape[1]}"
-            )
         if estimator != "gaussian" and theta == "optimal":
             raise ValueError(
                 f"causal EALA supports estimator='gaussian' (or a fixed theta); got {estimator!r}"
@@ -245,7 +230,7 @@ def _config(
         estimator=estimator,
         theta=theta if isinstance(theta, str) else float(theta),
         causal=causal,
-        scale=1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale),
+        scale=scale,
         num_segments=num_segments,
         num_features=num_features,
         implementation=implementation,
@@ -355,7 +340,7 @@ def _eala_rows(
     if theta != "optimal" and not need_entropy:
         deficit = jnp.full_like(sigma2, jnp.nan)
     elif use_scores and estimator in ("gaussian", "cumulant3", "exact"):
-        deficit = _deficit_from_centred_scores(centred, sigma2, count, valid, method=estimator)
+        deficit = _deficit_from_centred_scores(centred, sigma2, count, valid, estimator=estimator)
     else:
         stats_for_entropy = key_stats if not use_scores else key_statistics(k, k[..., :1], key_mask)
         deficit = entropy_deficit(
@@ -364,7 +349,7 @@ def _eala_rows(
             key_mask,
             stats_for_entropy,
             sigma2,
-            method=estimator,
+            estimator=estimator,
             scale=scale,
             num_segments=num_segments,
             num_features=num_features,
@@ -410,14 +395,14 @@ def _dense_score_moments(
 
 
 def _deficit_from_centred_scores(
-    centred: Array, sigma2: Array, count: Array, valid: Array, *, method: str
+    centred: Array, sigma2: Array, count: Array, valid: Array, *, estimator: str
 ) -> Array:
     """gaussian / cumulant3 / exact entropy deficit `log M − Ĥ` from centred masked scores
     `[B, T, H, S]`, in [0, log M]."""
     log_count = jnp.log(jnp.maximum(count, 1.0))
-    if method == "gaussian":
+    if estimator == "gaussian":
         raw = 0.5 * sigma2
-    elif method == "cumulant3":
+    elif estimator == "cumulant3":
         kappa3 = jnp.sum(centred**3, axis=-1) / jnp.maximum(count, 1.0)
         raw = 0.5 * sigma2 + kappa3 / 3.0
     else:
