@@ -339,10 +339,14 @@ def _eala_rows(
     log_count = jnp.log(jnp.maximum(count, 1.0))
     if theta != "optimal" and not need_entropy:
         deficit = jnp.full_like(sigma2, jnp.nan)
-    elif use_scores and estimator in ("gaussian", "cumulant3", "exact"):
-        deficit = _deficit_from_centred_scores(centred, sigma2, count, valid, estimator=estimator)
     else:
-        stats_for_entropy = key_stats if not use_scores else key_statistics(k, k[..., :1], key_mask)
+        scores_route = use_scores and estimator in ("gaussian", "cumulant3", "exact")
+        if not use_scores:
+            stats_for_entropy = key_stats
+        elif scores_route:
+            stats_for_entropy = None
+        else:
+            stats_for_entropy = key_statistics(k, k[..., :1], key_mask)
         deficit = entropy_deficit(
             q,
             k,
@@ -355,6 +359,7 @@ def _eala_rows(
             num_features=num_features,
             rng=rng,
             projection=projection,
+            centred_scores=(centred, valid) if scores_route else None,
         )
     deficit = floor_entropy(deficit, log_count)
     entropy = log_count - deficit
@@ -392,25 +397,3 @@ def _dense_score_moments(
     centred = (scores - mean_score[..., None]) * key_weight
     sigma2 = jnp.sum(centred * centred, axis=-1) / safe_count
     return count, mean_k, mean_v, mean_score, sigma2, centred
-
-
-def _deficit_from_centred_scores(
-    centred: Array, sigma2: Array, count: Array, valid: Array, *, estimator: str
-) -> Array:
-    """gaussian / cumulant3 / exact entropy deficit `log M − Ĥ` from centred masked scores
-    `[B, T, H, S]`, in [0, log M]."""
-    log_count = jnp.log(jnp.maximum(count, 1.0))
-    if estimator == "gaussian":
-        raw = 0.5 * sigma2
-    elif estimator == "cumulant3":
-        kappa3 = jnp.sum(centred**3, axis=-1) / jnp.maximum(count, 1.0)
-        raw = 0.5 * sigma2 + kappa3 / 3.0
-    else:
-        # exact: H = log Σ e^{c} − Σ p c over valid keys (shift-invariant: centred scores serve)
-        keep = valid[:, None, None, :]
-        logits = jnp.where(keep, centred, -1e30)  # finite: no inf − inf in empty rows' gradient
-        log_z = jax.nn.logsumexp(logits, axis=-1)
-        p = jnp.where(keep, jnp.exp(logits - log_z[..., None]), 0.0)
-        entropy = jnp.where(count > 0, log_z - jnp.sum(p * centred, axis=-1), 0.0)
-        raw = log_count - entropy
-    return jnp.clip(raw, 0.0, log_count)

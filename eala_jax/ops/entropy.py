@@ -150,7 +150,7 @@ def entropy_deficit(
     q: Array,
     k: Array,
     key_mask: Array | None,
-    stats: KeyStatistics,
+    stats: KeyStatistics | None,
     sigma2: Array,
     *,
     estimator: EstimatorName,
@@ -160,16 +160,31 @@ def entropy_deficit(
     rng: Array | None = None,
     projection: Array | None = None,
     chunk_size: int = 512,
+    centred_scores: tuple[Array, Array] | None = None,
 ) -> Array:
     """Entropy deficit `log M − Ĥ` `[B, T, H]`, in [0, log M], given the key statistics and score
-    variances EALA has already computed. The moment estimators form it directly (`σ²/2 [+ κ₃/3]`),
-    not as a difference of two numbers near log M."""
-    log_count = jnp.log(jnp.maximum(stats.count, 1.0))[:, None, :]  # [B, 1, 1]
+    variances EALA has already computed: the one dispatch over the estimators, one formula each.
+    The moment estimators form it directly (`σ²/2 [+ κ₃/3]`), not as a difference of two numbers
+    near log M.
+
+    `centred_scores=(c, valid)`, the centred masked scores `c: [B, T, H, S]` and `valid: [B, S]`,
+    is given by EALA's explicit-score route (S ≤ D); "gaussian", "cumulant3" and "exact" then
+    read κ₃ and H from them (O(T·S) per head) and `stats` may be None.
+    """
+    if centred_scores is not None and estimator in ("gaussian", "cumulant3", "exact"):
+        centred, valid = centred_scores
+        count = jnp.sum(valid.astype(sigma2.dtype), axis=1)[:, None, None]  # [B, 1, 1]
+    else:
+        centred, valid, count = None, None, stats.count[:, None, :]
+    log_count = jnp.log(jnp.maximum(count, 1.0))  # [B, 1, 1]
     if estimator == "gaussian":
         raw = 0.5 * sigma2
     elif estimator == "cumulant3":
-        t3 = centred_third_moment(k, key_mask, stats.mean_k, stats.count)
-        kappa3 = scale**3 * cubic_form(q, t3)
+        if centred is None:
+            t3 = centred_third_moment(k, key_mask, stats.mean_k, stats.count)
+            kappa3 = scale**3 * cubic_form(q, t3)
+        else:
+            kappa3 = jnp.sum(centred**3, axis=-1) / jnp.maximum(count, 1.0)
         raw = 0.5 * sigma2 + kappa3 / 3.0
     elif estimator == "segments":
         raw = log_count - _segments_entropy(q, k, key_mask, scale=scale, num_segments=num_segments)
@@ -179,10 +194,24 @@ def entropy_deficit(
         entropy = _random_feature_entropy(q, k, key_mask, projection.astype(q.dtype), scale=scale)
         raw = log_count - entropy
     elif estimator == "exact":
-        raw = log_count - _exact_entropy(q, k, key_mask, scale=scale, chunk_size=chunk_size)
+        if centred is None:
+            entropy = _exact_entropy(q, k, key_mask, scale=scale, chunk_size=chunk_size)
+        else:
+            entropy = _entropy_of_scores(centred, valid, count)
+        raw = log_count - entropy
     else:
         raise ValueError(f"unknown entropy estimator {estimator!r}; expected one of {ESTIMATORS}")
     return jnp.clip(raw, 0.0, log_count)
+
+
+def _entropy_of_scores(scores: Array, valid: Array, count: Array) -> Array:
+    """Exact softmax entropy `log Σ e^s − Σ p s` over the valid keys of explicit scores
+    `[B, T, H, S]` (shift-invariant: centred scores serve); 0 for a row with no valid key."""
+    keep = valid[:, None, None, :]
+    logits = jnp.where(keep, scores, -1e30)  # finite: no inf − inf in empty rows' gradient
+    log_z = jax.nn.logsumexp(logits, axis=-1)
+    p = jnp.where(keep, jnp.exp(logits - log_z[..., None]), 0.0)
+    return jnp.where(count > 0, log_z - jnp.sum(p * scores, axis=-1), 0.0)
 
 
 @functools.partial(jax.jit, static_argnames=("scale", "chunk_size"))
