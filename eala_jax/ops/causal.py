@@ -11,25 +11,12 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from eala_jax.ops._chunks import chunked, unchunked
 from eala_jax.ops._numerics import safe_norm
 from eala_jax.ops.statistics import KeyStatistics, key_statistics, merge_statistics
 from eala_jax.ops.theta import cap_theta
 
 Array = jax.Array
-
-
-def _chunked(x: Array, chunk: int) -> Array:
-    """`[B, T, ...] -> [T/chunk, B, chunk, ...]`, zero-padding T up to a multiple of `chunk`."""
-    length = x.shape[1]
-    pad = (-length) % chunk
-    x = jnp.pad(x, [(0, 0), (0, pad)] + [(0, 0)] * (x.ndim - 2))
-    return jnp.moveaxis(x.reshape(x.shape[0], -1, chunk, *x.shape[2:]), 1, 0)
-
-
-def _unchunked(x: Array, length: int) -> Array:
-    """Inverse of `_chunked`: `[n, B, chunk, ...] -> [B, length, ...]`."""
-    x = jnp.moveaxis(x, 0, 1)
-    return x.reshape(x.shape[0], -1, *x.shape[3:])[:, :length]
 
 
 def causal_kernel_attention(phi_q: Array, phi_k: Array, v: Array, *, chunk_size: int) -> Array:
@@ -61,9 +48,9 @@ def causal_kernel_attention(phi_q: Array, phi_k: Array, v: Array, *, chunk_size:
         jnp.zeros((batch, heads, features), v.dtype),
     )
     _, out = jax.lax.scan(
-        step, init, (_chunked(phi_q, chunk), _chunked(phi_k, chunk), _chunked(v, chunk))
+        step, init, (chunked(phi_q, chunk), chunked(phi_k, chunk), chunked(v, chunk))
     )
-    return _unchunked(out, length)
+    return unchunked(out, length)
 
 
 class CausalRows(NamedTuple):
@@ -186,9 +173,9 @@ def causal_eala_rows(
         zeros(batch, heads, d_v),
         zeros(batch, heads, dim, d_v),
     )
-    inputs = (_chunked(q, chunk), _chunked(k, chunk), _chunked(v, chunk), _chunked(valid, chunk))
+    inputs = (chunked(q, chunk), chunked(k, chunk), chunked(v, chunk), chunked(valid, chunk))
     _, rows = jax.lax.scan(step, (init_stats, zeros(batch, heads)), inputs)
-    rows = CausalRows(*(_unchunked(r, length) for r in rows))
+    rows = CausalRows(*(unchunked(r, length) for r in rows))
     return rows._replace(
         mean_score=rows.mean_score + scale * jnp.einsum("bthd,bhd->bth", q, origin[:, 0])
     )

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from eala_jax.ops import _validation
+from eala_jax.ops._chunks import chunked
 from eala_jax.ops._numerics import safe_sqrt
 from eala_jax.ops.statistics import (
     KeyStatistics,
@@ -218,15 +219,9 @@ def _entropy_of_scores(scores: Array, valid: Array, count: Array) -> Array:
 def _exact_entropy(
     q: Array, k: Array, key_mask: Array | None, *, scale: float, chunk_size: int
 ) -> Array:
-    batch, num_keys, heads, dim = k.shape
+    batch, num_keys = k.shape[:2]
     chunk = max(1, min(chunk_size, num_keys))
-    num_chunks = -(-num_keys // chunk)
-    pad = num_chunks * chunk - num_keys
     valid = jnp.ones((batch, num_keys), bool) if key_mask is None else key_mask
-    k_chunks = jnp.pad(k, ((0, 0), (0, pad), (0, 0), (0, 0))).reshape(
-        batch, num_chunks, chunk, heads, dim
-    )
-    m_chunks = jnp.pad(valid, ((0, 0), (0, pad))).reshape(batch, num_chunks, chunk)
 
     def step(carry, chunk_in):
         run_max, total, tilted = carry
@@ -246,7 +241,7 @@ def _exact_entropy(
         jnp.zeros(q.shape[:-1], q.dtype),
         jnp.zeros(q.shape[:-1], q.dtype),
     )
-    xs = (jnp.moveaxis(k_chunks, 1, 0), jnp.moveaxis(m_chunks, 1, 0))
+    xs = (chunked(k, chunk), chunked(valid, chunk))
     (run_max, total, tilted), _ = jax.lax.scan(step, init, xs)
     has_key = total > 0
     safe_total = jnp.where(has_key, total, 1.0)
