@@ -72,7 +72,9 @@ def run() -> dict:
                 for name, options in ESTIMATOR_SETTINGS.items():
                     method = name.split(" ")[0]
                     extra = {"rng": jax.random.key(1)} if method == "random_features" else {}
-                    estimate = np.asarray(estimate_entropy(q, k, method=method, **options, **extra))
+                    estimate = np.asarray(
+                        estimate_entropy(q, k, estimator=method, **options, **extra)
+                    )
                     row["errors"][name] = float(np.abs(estimate - exact).mean())
                 rows.append(row)
     return {"machine": machine_info(), "rows": rows}

@@ -127,7 +127,7 @@ def analyse(
     projection = jax.random.normal(rng, (64, q.shape[-1]))
     for name, options in ESTIMATORS.items():
         extra = {"projection": projection} if name == "random_features" else {}
-        estimate = np.asarray(estimate_entropy(q, k, method=name, **options, **extra))
+        estimate = np.asarray(estimate_entropy(q, k, estimator=name, **options, **extra))
         result["estimator_error"][name] = float(np.abs(estimate - exact).mean())
         histograms[name] = estimate.ravel()
     thetas: dict[str, np.ndarray] = {}

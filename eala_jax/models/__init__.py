@@ -4,9 +4,10 @@ from eala_jax.models.attention import (
     ATTENTION_NAMES,
     AttentionBuffer,
     SelfAttention,
-    attention_function,
     check_attention_name,
     entropy_of_weights,
+    flax_attention_fn,
+    flax_key_mask,
 )
 from eala_jax.models.baselines import (
     HistoricalAverage,
@@ -24,9 +25,10 @@ __all__ = [
     "HistoricalAverage",
     "ModelConfig",
     "SelfAttention",
-    "attention_function",
     "check_attention_name",
     "entropy_of_weights",
+    "flax_attention_fn",
+    "flax_key_mask",
     "evaluate_baselines",
     "fill_missing",
     "last_value_forecast",

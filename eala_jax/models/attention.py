@@ -1,37 +1,54 @@
-"""A thin Flax NNX self-attention layer over the pure attention ops of `eala_jax.ops`.
+"""Flax side of the attention ops: one adapter for Flax's attention modules and a thin NNX layer.
 
-The layer owns the projections and the head split; the attention rule itself is looked up by
-name in the ops registry (`"eala"`, `"softmax"`, `"linear"`, `"performer"`, `"uniform"`) and
-called with the layout of `jax.nn.dot_product_attention`: q `[B, T, H, D]`, k/v `[B, S, H, D]`.
+`flax_attention_fn(options)` is the one place where Flax's calling convention (a `[B, H, T, S]`
+`mask`, `bias`, dropout and precision keywords, `is_causal`) meets the ops' strict signature
+`op(q, k, v, *, key_mask=, <options>)`. `SelfAttention` owns the projections and the head split and
+calls the op chosen by a typed options object (`eala_jax.ops.EalaOptions`, `SoftmaxOptions`, ...),
+in the layout of `jax.nn.dot_product_attention`: q `[B, T, H, D]`, k/v `[B, S, H, D]`.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from eala_jax.ops import get_attention
+from eala_jax.ops import REGISTRY, AttentionOptions, attention_options, get_attention
 
 __all__ = [
     "ATTENTION_NAMES",
     "AttentionBuffer",
     "SelfAttention",
-    "attention_function",
     "check_attention_name",
     "entropy_of_weights",
+    "flax_attention_fn",
+    "flax_key_mask",
 ]
 
 #: Names the model accepts for `temporal_attention=` / `spatial_attention=`.
-ATTENTION_NAMES: tuple[str, ...] = ("eala", "softmax", "linear", "performer", "uniform")
+ATTENTION_NAMES: tuple[str, ...] = tuple(REGISTRY)
 
-# Random-feature count the layer draws a fixed projection with when the op needs one.
-_DEFAULT_NUM_FEATURES = 64
+# Keywords Flax's attention modules pass to `attention_fn` that the adapter drops: the linear ops
+# form no T×S weight matrix for attention dropout to act on, compute their statistics in float32
+# (or wider) whatever `precision`, and have no weights to sow into `module`.
+_IGNORED_FLAX_KEYWORDS = frozenset(
+    {
+        "dropout_rng",
+        "dropout_rate",
+        "broadcast_dropout",
+        "deterministic",
+        "precision",
+        "module",
+        "force_fp32_for_softmax",
+        "qk_attn_weights_einsum",
+        "attn_weights_value_einsum",
+    }
+)
 
 
 class AttentionBuffer(nnx.Variable):
@@ -40,20 +57,104 @@ class AttentionBuffer(nnx.Variable):
 
 def check_attention_name(name: str) -> None:
     """Raise `ValueError` naming the choices when `name` is not a registered attention."""
-    try:
-        get_attention(name)
-    except (KeyError, ValueError) as err:
+    get_attention(name)
+
+
+def flax_key_mask(mask: Any, *, batch: int, num_keys: int) -> jax.Array:
+    """The key mask `[B or 1, S]` (bool) of a Flax attention mask `[B or 1, 1, 1, S]`.
+
+    Only a key mask broadcast over heads and queries can be applied in linear time (it is reduced
+    without building a T×S array); any other shape raises ValueError. Flax's
+    `make_attention_mask` builds float32 masks: nonzero = keep.
+    """
+    mask_shape = tuple(getattr(mask, "shape", ()))
+    if (
+        len(mask_shape) != 4
+        or mask_shape[1] != 1
+        or mask_shape[2] != 1
+        or mask_shape[3] != num_keys
+        or mask_shape[0] not in (1, batch)
+    ):
         raise ValueError(
-            f"unknown attention {name!r}; choose one of {', '.join(ATTENTION_NAMES)}"
-        ) from err
+            "mask must be a key mask broadcast over heads and queries, shape [batch or 1, 1, 1,"
+            f" {num_keys}]; got mask.shape={mask_shape}. Linear attention cannot apply an "
+            "arbitrary query×key mask in linear time: pass key_mask=[batch, keys] or "
+            "causal=True instead."
+        )
+    reduced = jnp.asarray(mask)[:, 0, 0, :]
+    return reduced if reduced.dtype == jnp.bool_ else reduced != 0
 
 
-def attention_function(
-    name: str, options: Mapping[str, Any] | None = None
-) -> Callable[..., jax.Array]:
-    """The op `name` with `options` bound, usable as `nnx.MultiHeadAttention(attention_fn=...)`."""
-    check_attention_name(name)
-    return functools.partial(get_attention(name), **dict(options or {}))
+def flax_attention_fn(options: AttentionOptions | str, /, **values: Any) -> Callable[..., Any]:
+    """The op of `options` as an `attention_fn` of `nnx.MultiHeadAttention` or linen's
+    `MultiHeadDotProductAttention`.
+
+    `options` is a typed options object or an attention name; `values` are option overrides (a
+    name's options are built from them, validated) and the op's array arguments (`rng`,
+    `projection`). The returned `fn(query, key, value, bias=None, mask=None, **flax_keywords)`
+    takes Flax's `[B, T, H, D]` layout (rank 3 too), turns `mask` into `key_mask`
+    (`flax_key_mask`: only key masks broadcast over heads and queries; anything else is a
+    ValueError), ORs `is_causal` into `causal`, passes `dtype`, refuses a non-None `bias` (no linear
+    attention can add a T×S bias), and ignores dropout, `precision` and `module` (no weight matrix
+    is formed for dropout to act on or to sow). Any other keyword is a TypeError.
+    """
+    if isinstance(options, str):
+        name = options
+        fields = set(REGISTRY[name].options.field_names()) if name in REGISTRY else set()
+        options = attention_options(name, {n: x for n, x in values.items() if n in fields})
+    else:
+        if not isinstance(options, AttentionOptions):
+            raise TypeError(
+                f"options must be an AttentionOptions object or an attention name, got "
+                f"{type(options).__name__}"
+            )
+        fields = set(options.field_names())
+        options = options.replace(**{n: x for n, x in values.items() if n in fields})
+    function = get_attention(options.name)
+    arrays = {n: x for n, x in values.items() if n not in fields}
+    accepted = set(inspect.signature(function).parameters)
+    unknown = sorted(set(arrays) - accepted)
+    if unknown:
+        raise TypeError(
+            f"flax_attention_fn: {options.name!r} takes no argument(s) {unknown}; valid options:"
+            f" {', '.join(options.field_names())}"
+        )
+    bound = {**options.as_kwargs(), **arrays}
+
+    def attention_fn(
+        query: jax.Array,
+        key: jax.Array,
+        value: jax.Array,
+        bias: jax.Array | None = None,
+        mask: jax.Array | None = None,
+        *,
+        is_causal: bool = False,
+        dtype: Any = None,
+        **flax_keywords: Any,
+    ) -> jax.Array:
+        unknown = sorted(set(flax_keywords) - _IGNORED_FLAX_KEYWORDS)
+        if unknown:
+            raise TypeError(f"{options.name} attention_fn got unexpected keyword(s) {unknown}")
+        if bias is not None:
+            raise ValueError(
+                f"{options.name} attention cannot add an attention bias (no T×S weights are"
+                " formed); got bias"
+            )
+        key_mask = None
+        if mask is not None:
+            batched = query.ndim == 4
+            key_mask = flax_key_mask(
+                mask if batched else jnp.asarray(mask)[None],
+                batch=query.shape[0] if batched else 1,
+                num_keys=key.shape[-3],
+            )
+            key_mask = key_mask if batched else key_mask[0]
+        causal = bool(bound["causal"] or is_causal)
+        return function(
+            query, key, value, key_mask=key_mask, dtype=dtype, **{**bound, "causal": causal}
+        )
+
+    return attention_fn
 
 
 def entropy_of_weights(weights: jax.Array) -> jax.Array:
@@ -68,12 +169,14 @@ def entropy_of_weights(weights: jax.Array) -> jax.Array:
 
 
 class SelfAttention(nnx.Module):
-    """Multi-head self-attention with the attention rule chosen by name.
+    """Multi-head self-attention with the attention rule given by a typed options object.
 
-    `__call__(x [B, L, model_dim]) -> [B, L, model_dim]`; with `return_diagnostics=True` it also
-    returns a dict of scalar float32 diagnostics (exact softmax entropy of the layer's scores,
-    and for EALA the entropy of its weights, its estimate, mean θ and the share of negative
-    weights). Diagnostics form `[B, H, L, L]` weights, so they are for analysis only.
+    `SelfAttention(model_dim, *, num_heads, attention=EalaOptions(...), ...)`;
+    `__call__(x [B, L, model_dim]) -> [B, L, model_dim]`, O(B·L·model_dim²) for the projections
+    plus the op's cost. With `return_diagnostics=True` it also returns a dict of scalar float32
+    diagnostics (exact softmax entropy of the layer's scores, and for EALA the entropy of its
+    weights, its estimate, mean θ and the share of negative weights). Diagnostics form
+    `[B, H, L, L]` weights, so they are for analysis only.
     """
 
     def __init__(
@@ -81,40 +184,42 @@ class SelfAttention(nnx.Module):
         model_dim: int,
         *,
         num_heads: int,
-        attention: str = "eala",
-        attention_options: Mapping[str, Any] | None = None,
+        attention: AttentionOptions,
         dtype: jnp.dtype | None = None,
         param_dtype: jnp.dtype = jnp.float32,
         rngs: nnx.Rngs,
     ):
+        if not isinstance(attention, AttentionOptions):
+            raise TypeError(
+                "attention must be an options object (e.g. EalaOptions(), or"
+                f" attention_options(name, values)), got {attention!r}"
+            )
         if model_dim % num_heads:
             raise ValueError(f"model_dim={model_dim} is not divisible by num_heads={num_heads}")
-        check_attention_name(attention)
         self.model_dim = model_dim
         self.num_heads = num_heads
         self.head_dim = model_dim // num_heads
         self.attention = attention
-        options = dict(attention_options or {})
-        self.options = tuple(sorted(options.items()))
         self.dtype = dtype
         linear = functools.partial(
             nnx.Linear, model_dim, model_dim, dtype=dtype, param_dtype=param_dtype, rngs=rngs
         )
         self.query, self.key, self.value, self.out = linear(), linear(), linear(), linear()
-        needs_features = attention == "performer" or (
-            attention == "eala" and options.get("estimator") == "random_features"
+        needs_features = attention.name == "performer" or (
+            attention.name == "eala" and attention.estimator == "random_features"
         )
-        if needs_features and "projection" not in options and "rng" not in options:
+        if needs_features:
             # Random features drawn once at init and kept fixed (a buffer, not a parameter).
-            num_features = int(options.get("num_features", _DEFAULT_NUM_FEATURES))
             self.projection = AttentionBuffer(
-                jax.random.normal(rngs.params(), (num_features, self.head_dim), jnp.float32)
+                jax.random.normal(
+                    rngs.params(), (attention.num_features, self.head_dim), jnp.float32
+                )
             )
         else:
             self.projection = None
 
     def _op_options(self) -> dict[str, Any]:
-        options = dict(self.options)
+        options = self.attention.as_kwargs()
         if self.projection is not None:
             options["projection"] = self.projection[...]
         return options
@@ -128,10 +233,10 @@ class SelfAttention(nnx.Module):
         q = self.query(x).reshape(shape)
         k = self.key(x).reshape(shape)
         v = self.value(x).reshape(shape)
-        fn = get_attention(self.attention)
+        fn = get_attention(self.attention.name)
         options = self._op_options()
         stats = None
-        if return_diagnostics and self.attention == "eala":
+        if return_diagnostics and self.attention.name == "eala":
             o, stats = fn(q, k, v, key_mask=key_mask, return_stats=True, **options)
         else:
             o = fn(q, k, v, key_mask=key_mask, **options)
@@ -146,12 +251,10 @@ class SelfAttention(nnx.Module):
         from eala_jax.ops import softmax_entropy  # diagnostics only
 
         diag = {"softmax_entropy": jnp.mean(softmax_entropy(q, k, key_mask=key_mask))}
-        if self.attention == "eala":
+        if self.attention.name == "eala":
             from eala_jax.ops import eala_weights
 
-            accepted = inspect.signature(eala_weights).parameters
-            opts = {k_: v_ for k_, v_ in self._op_options().items() if k_ in accepted}
-            weights = eala_weights(q, k, key_mask=key_mask, **opts)  # [B, H, T, S]
+            weights = eala_weights(q, k, key_mask=key_mask, **self._op_options())  # [B, H, T, S]
             diag["eala_entropy"] = jnp.mean(entropy_of_weights(weights))
             diag["negative_fraction"] = jnp.mean((weights < 0).astype(jnp.float32))
             if stats is not None:

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from eala_jax.models.attention import SelfAttention, attention_function
+from eala_jax.models.attention import SelfAttention, flax_attention_fn
 from eala_jax.ops import AttentionOptions, EalaOptions
 
 __all__ = ["COMPUTE_DTYPES", "AttentionBlock", "ELinFormer", "ModelConfig"]
@@ -99,7 +99,7 @@ def _attention_layer(
         return nnx.MultiHeadAttention(
             num_heads=num_heads,
             in_features=model_dim,
-            attention_fn=attention_function(options.name, options.as_kwargs()),
+            attention_fn=flax_attention_fn(options),
             dtype=dtype,
             param_dtype=param_dtype,
             decode=False,
@@ -108,8 +108,7 @@ def _attention_layer(
     return SelfAttention(
         model_dim,
         num_heads=num_heads,
-        attention=options.name,
-        attention_options=options.as_kwargs(),
+        attention=options,
         dtype=dtype,
         param_dtype=param_dtype,
         rngs=rngs,

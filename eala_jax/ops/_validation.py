@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -53,43 +54,45 @@ def check_qkv(q: Array, k: Array, v: Array | None = None) -> bool:
     return q.ndim == 3
 
 
-def resolve_key_mask(key_mask: Any, mask: Any, *, batch: int, num_keys: int) -> Array | None:
-    """Returns a boolean key mask `[B, S]`, or None, from `key_mask` or a Flax-style `mask`.
-
-    `key_mask` is `[B, S]`, `[S]` or `[1, S]` (True = the key is valid). `mask` is the
-    `[batch, heads, T, S]` boolean mask Flax attention modules pass; EALA can only honour it when it
-    is a key mask broadcast over heads and queries (size 1 on those axes), which is reduced without
-    building a T×S array. Any other pattern raises ValueError: an arbitrary T×S mask cannot be
-    applied in linear time.
-    """
-    if mask is not None:
-        mask_shape = tuple(mask.shape)
-        if (
-            mask.ndim != 4
-            or mask_shape[1] != 1
-            or mask_shape[2] != 1
-            or mask_shape[3] != num_keys
-            or mask_shape[0] not in (1, batch)
-        ):
-            raise ValueError(
-                "mask must be a key mask broadcast over heads and queries, shape [batch or 1, 1, 1,"
-                f" {num_keys}]; got mask.shape={mask_shape}. Linear attention cannot apply an "
-                "arbitrary query×key mask in linear time: pass key_mask=[batch, keys] or "
-                "causal=True instead."
-            )
-        reduced = jnp.asarray(mask)[:, 0, 0, :]
-        if (
-            reduced.dtype != jnp.bool_
-        ):  # Flax's make_attention_mask builds float32 masks: nonzero = keep
-            reduced = reduced != 0
-        key_mask = (
-            reduced
-            if key_mask is None
-            else jnp.logical_and(_as_key_mask(key_mask, batch, num_keys), reduced)
-        )
+def resolve_key_mask(key_mask: Any, *, batch: int, num_keys: int) -> Array | None:
+    """A boolean key mask `[B, S]` from `key_mask` `[B, S]`, `[S]` or `[1, S]` (True = valid
+    key), or None. Flax's `[B, H, T, S]` masks are turned into key masks by the Flax adapter
+    (`eala_jax.models.attention.flax_attention_fn`), not here."""
     if key_mask is None:
         return None
     return _as_key_mask(key_mask, batch, num_keys)
+
+
+class Inputs(NamedTuple):
+    """Batched, validated inputs of an attention op (see `attention_inputs`)."""
+
+    q: Array
+    k: Array
+    v: Array | None
+    key_mask: Array | None
+    scale: float
+    unbatched: bool
+
+
+def attention_inputs(
+    q: Array, k: Array, v: Array | None, key_mask: Any, *, causal: bool, scale: float | None
+) -> Inputs:
+    """The prologue every attention op shares: checks q/k/v (`check_qkv`), adds a batch axis to
+    rank-3 inputs, resolves `key_mask` to `[B, S]` bool, checks that causal attention has T == S,
+    and resolves the score scale (None = 1/√D). Raises ValueError / TypeError naming the argument.
+    """
+    unbatched = check_qkv(q, k, v)
+    if unbatched:
+        q, k = q[None], k[None]
+        v = None if v is None else v[None]
+    key_mask = resolve_key_mask(key_mask, batch=q.shape[0], num_keys=k.shape[1])
+    if causal and q.shape[1] != k.shape[1]:
+        raise ValueError(
+            f"causal attention needs as many queries as keys; got q length {q.shape[1]},"
+            f" k length {k.shape[1]}"
+        )
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    return Inputs(q, k, v, key_mask, scale, unbatched)
 
 
 def _as_key_mask(key_mask: Any, batch: int, num_keys: int) -> Array:
@@ -109,39 +112,3 @@ def _as_key_mask(key_mask: Any, batch: int, num_keys: int) -> Array:
 def statistics_dtype(dtype: Any) -> Any:
     """float32 for half-precision inputs, else the input's own float type (float64 stays)."""
     return jnp.promote_types(dtype, jnp.float32)
-
-
-# Keywords Flax's attention modules pass to `attention_fn`; linear attentions have no weight matrix
-# for dropout to act on and compute in float32, so these are accepted and ignored.
-FLAX_KEYWORDS = frozenset(
-    {
-        "dropout_rng",
-        "dropout_rate",
-        "broadcast_dropout",
-        "deterministic",
-        "precision",
-        "module",
-        "force_fp32_for_softmax",
-        "qk_attn_weights_einsum",
-        "attn_weights_value_einsum",
-        "bias",
-    }
-)
-
-
-def drop_flax_keywords(
-    function: str, options: dict[str, Any], accepted: frozenset[str] = frozenset()
-) -> dict[str, Any]:
-    """Removes Flax's ignorable keywords from `options`; TypeError for any keyword not in
-    `accepted`.
-
-    A non-None `bias` raises ValueError: no linear attention can add a T×S bias.
-    """
-    if options.get("bias") is not None:
-        raise ValueError(
-            f"{function} cannot add an attention bias (no T×S weights are formed); got bias"
-        )
-    unknown = sorted(set(options) - FLAX_KEYWORDS - accepted)
-    if unknown:
-        raise TypeError(f"{function} got unexpected keyword argument(s) {unknown}")
-    return {name: value for name, value in options.items() if name in accepted}

@@ -1,8 +1,9 @@
 """Baseline attentions with EALA's signature, so a model switches attention by name.
 
 All take `q: [B, T, H, D]`, `k: [B, S, H, D]`, `v: [B, S, H, Dv]` (rank 3 without B also works), an
-optional `key_mask: [B, S]` (or a Flax `mask` broadcast over heads and queries), `causal`, and
-ignore the other keywords Flax attention modules pass. A row with no valid key returns zeros.
+optional `key_mask: [B, S]`, `causal`, `scale`, `dtype` and their own keyword-only options (others
+are a TypeError; Flax modules use `eala_jax.models.attention.flax_attention_fn`). A row with no
+valid key returns zeros.
 """
 
 from __future__ import annotations
@@ -24,7 +25,11 @@ Array = jax.Array
 
 
 def _attention_entry(core: Callable[..., Array]) -> Callable[..., Array]:
-    """Wraps `core(q, k, v, key_mask, **options)` with validation, masks and Flax's keywords."""
+    """Wraps `core(q, k, v, key_mask, *, causal, scale, **options)` in the ops' shared prologue
+    (`_validation.attention_inputs`) and casts the output to `dtype` (default: q's). The wrapper's
+    keywords are strict: `key_mask`, `causal`, `scale`, `dtype` and `core`'s own keyword-only
+    options; anything else (Flax's `mask`, `dropout_rng`, ...) is a TypeError: Flax modules go
+    through `eala_jax.models.attention.flax_attention_fn`."""
 
     name = core.__name__.lstrip("_") + "_attention"
     accepted = frozenset(
@@ -38,33 +43,24 @@ def _attention_entry(core: Callable[..., Array]) -> Callable[..., Array]:
         q: Array,
         k: Array,
         v: Array,
-        mask: Array | None = None,
         *,
         key_mask: Array | None = None,
         causal: bool = False,
-        is_causal: bool = False,
         scale: float | None = None,
         dtype: Any = None,
         **options: Any,
     ) -> Array:
-        options = _validation.drop_flax_keywords(name, options, accepted)
-        unbatched = _validation.check_qkv(q, k, v)
-        if unbatched:
-            q, k, v = q[None], k[None], v[None]
-            mask = None if mask is None else mask[None]
-        key_mask = _validation.resolve_key_mask(
-            key_mask, mask, batch=q.shape[0], num_keys=k.shape[1]
-        )
-        causal = bool(causal or is_causal)
-        if causal and q.shape[1] != k.shape[1]:
-            raise ValueError(
-                f"causal attention needs as many queries as keys; got q length {q.shape[1]},"
-                f" k length {k.shape[1]}"
+        unknown = sorted(set(options) - accepted)
+        if unknown:
+            raise TypeError(
+                f"{name} got unexpected keyword argument(s) {unknown}; it takes key_mask, causal,"
+                f" scale, dtype{''.join(', ' + a for a in sorted(accepted))}"
             )
-        scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
-        out = core(q, k, v, key_mask, causal=causal, scale=scale, **options)
+        causal = bool(causal)
+        x = _validation.attention_inputs(q, k, v, key_mask, causal=causal, scale=scale)
+        out = core(x.q, x.k, x.v, x.key_mask, causal=causal, scale=x.scale, **options)
         out = out.astype(dtype or q.dtype)
-        return out[0] if unbatched else out
+        return out[0] if x.unbatched else out
 
     attention.__name__ = attention.__qualname__ = name
     return attention

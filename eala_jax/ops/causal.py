@@ -11,25 +11,12 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from eala_jax.ops._chunks import chunked, unchunked
 from eala_jax.ops._numerics import safe_norm
 from eala_jax.ops.statistics import KeyStatistics, key_statistics, merge_statistics
 from eala_jax.ops.theta import cap_theta
 
 Array = jax.Array
-
-
-def _chunked(x: Array, chunk: int) -> Array:
-    """`[B, T, ...] -> [T/chunk, B, chunk, ...]`, zero-padding T up to a multiple of `chunk`."""
-    length = x.shape[1]
-    pad = (-length) % chunk
-    x = jnp.pad(x, [(0, 0), (0, pad)] + [(0, 0)] * (x.ndim - 2))
-    return jnp.moveaxis(x.reshape(x.shape[0], -1, chunk, *x.shape[2:]), 1, 0)
-
-
-def _unchunked(x: Array, length: int) -> Array:
-    """Inverse of `_chunked`: `[n, B, chunk, ...] -> [B, length, ...]`."""
-    x = jnp.moveaxis(x, 0, 1)
-    return x.reshape(x.shape[0], -1, *x.shape[3:])[:, :length]
 
 
 def causal_kernel_attention(phi_q: Array, phi_k: Array, v: Array, *, chunk_size: int) -> Array:
@@ -61,9 +48,9 @@ def causal_kernel_attention(phi_q: Array, phi_k: Array, v: Array, *, chunk_size:
         jnp.zeros((batch, heads, features), v.dtype),
     )
     _, out = jax.lax.scan(
-        step, init, (_chunked(phi_q, chunk), _chunked(phi_k, chunk), _chunked(v, chunk))
+        step, init, (chunked(phi_q, chunk), chunked(phi_k, chunk), chunked(v, chunk))
     )
-    return _unchunked(out, length)
+    return unchunked(out, length)
 
 
 class CausalRows(NamedTuple):
@@ -84,6 +71,7 @@ def causal_eala_rows(
     key_mask: Array | None,
     *,
     scale: float,
+    deficit_fn: Callable[[Array, Array], Array],
     theta_fn: Callable[[Array, Array], Array],
     nonnegative: bool,
     chunk_size: int,
@@ -97,8 +85,9 @@ def causal_eala_rows(
     space. Nothing is a raw second moment about zero, and the keys are first taken relative to the
     row's first valid key `k_0` (the results do not depend on this origin; the carried means then
     stay small, so they round no worse than the spread), so a large key mean costs no precision.
-    `theta_fn(deficit, sigma2) -> theta` maps the entropy deficit `log M − Ĥ = min(σ²/2, log M)` to
-    θ. With `nonnegative`, θ is capped by `1 / (scale·‖q‖·r)` with `r = max_{j≤i} ‖k_j − k_0‖ +
+    `deficit_fn(sigma2, log_count) -> deficit` gives the entropy deficit `log M − Ĥ` of each row
+    (the Gaussian one is `min(σ²/2, log M)`) and `theta_fn(deficit, sigma2) -> theta` maps it to θ.
+    With `nonnegative`, θ is capped by `1 / (scale·‖q‖·r)` with `r = max_{j≤i} ‖k_j − k_0‖ +
     ‖k̄_i − k_0‖ ≥ max_{j≤i} ‖k_j − k̄_i‖` (looser than the non-causal bound, still a guarantee;
     `k_0` is in every non-empty prefix, so θ_i never depends on a later key).
     Time O(T·(chunk + d)·(d + Dv)).
@@ -148,7 +137,7 @@ def causal_eala_rows(
         mean_score = mean_a + frac_b * delta_s
         mean_v = stats.mean_v[:, None] + to_rows(frac_b)[..., None] * delta_v
         log_count = jnp.log(safe_count)
-        deficit = jnp.minimum(0.5 * sigma2, log_count)
+        deficit = deficit_fn(sigma2, log_count)
         theta = theta_fn(deficit, sigma2)
         if nonnegative:
             norms = jnp.where(m_c[..., None], safe_norm(k_c), 0.0)  # [B, L, H]
@@ -184,9 +173,9 @@ def causal_eala_rows(
         zeros(batch, heads, d_v),
         zeros(batch, heads, dim, d_v),
     )
-    inputs = (_chunked(q, chunk), _chunked(k, chunk), _chunked(v, chunk), _chunked(valid, chunk))
+    inputs = (chunked(q, chunk), chunked(k, chunk), chunked(v, chunk), chunked(valid, chunk))
     _, rows = jax.lax.scan(step, (init_stats, zeros(batch, heads)), inputs)
-    rows = CausalRows(*(_unchunked(r, length) for r in rows))
+    rows = CausalRows(*(unchunked(r, length) for r in rows))
     return rows._replace(
         mean_score=rows.mean_score + scale * jnp.einsum("bthd,bhd->bth", q, origin[:, 0])
     )

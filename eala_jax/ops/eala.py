@@ -29,15 +29,14 @@ def eala_attention(
     q: Array,
     k: Array,
     v: Array,
-    mask: Array | None = None,
     *,
     key_mask: Array | None = None,
     estimator: EstimatorName = DEFAULT_ESTIMATOR,
     theta: Theta = "optimal",
     theta_gradient: bool = True,
     nonnegative: bool = False,
+    min_entropy: float = 0.0,
     causal: bool = False,
-    is_causal: bool = False,
     scale: float | None = None,
     return_stats: bool = False,
     num_segments: int = 32,
@@ -47,7 +46,6 @@ def eala_attention(
     chunk_size: int = 64,
     implementation: str | None = None,
     dtype: Any = None,
-    **ignored: Any,
 ) -> Array | tuple[Array, dict[str, Array]]:
     """EALA: `o_i = v̄ + θ_i · scale · q_iᵀ C`, with θ_i chosen by entropy equality.
 
@@ -55,16 +53,20 @@ def eala_attention(
     `v: [B, S, H, Dv]` -> `[B, T, H, Dv]` (rank 3 without B also works). Scores are
     `s_ij = scale·q_i·k_j` with `scale = 1/√D` by default.
 
+    Keywords are strict (others are a TypeError); Flax modules take the op through
+    `eala_jax.models.attention.flax_attention_fn`, which turns Flax's mask into `key_mask`.
+
     Args:
-      mask: Flax-style boolean mask; only a key mask broadcast over heads and queries
-        (`[B or 1, 1, 1, S]`) can be honoured in linear time, anything else raises ValueError.
       key_mask: `[B, S]` boolean, True = valid key. Means run over valid keys only.
       estimator: entropy estimator for θ* (see `estimate_entropy`); causal mode supports "gaussian".
       theta: "optimal" (entropy equality, docs/method.md step 5) or a fixed float (1.0: plain
         centred linear weights; 0.0: uniform attention).
       theta_gradient: if False, θ is treated as a constant in the backward pass.
       nonnegative: cap θ so that every weight is ≥ 0 (docs/method.md step 7).
-      causal / is_causal: query i sees keys j ≤ i (needs T == S); chunked prefix sums.
+      min_entropy: floor on the estimate, `Ĥ ← max(Ĥ, min_entropy)` (still at most log M), so θ*
+        never sharpens a row below that entropy (docs/method.md step 5); 0.0, the default, changes
+        nothing, as Ĥ ≥ 0.
+      causal: query i sees keys j ≤ i (needs T == S); chunked prefix sums.
       return_stats: also return {"theta", "entropy", "sigma2", "mean_score", "count"}, each `[B, T,
         H]`.
       num_segments, num_features, rng, projection: options of the "segments" and
@@ -75,29 +77,22 @@ def eala_attention(
         the same result. Causal mode always uses chunked statistics.
       dtype: output dtype (default: q's). Statistics are float32 (or wider) whatever the input
         dtype.
-      **ignored: other keywords Flax attention modules pass (dropout_rng, dropout_rate,
-        deterministic, broadcast_dropout, precision, module, ...). Attention dropout is ignored:
-        EALA never forms a weight matrix for it to act on.
 
     Cost: O((T + S)·D·(D + Dv)) time and O(D·(D + Dv)) extra memory per head for the Gaussian
     estimate (O((T + S)·D³) for "cumulant3"), against O(T·S·D) and O(T·S) for softmax attention.
     Degenerate rows are finite: one valid key gives its value; no valid key gives zeros; σ = 0 gives
     v̄.
     """
-    _validation.drop_flax_keywords("eala_attention", ignored)
-    unbatched = _validation.check_qkv(q, k, v)
-    if unbatched:
-        q, k, v = q[None], k[None], v[None]
-        mask = None if mask is None else mask[None]
-    causal = bool(causal or is_causal)
-    key_mask = _validation.resolve_key_mask(key_mask, mask, batch=q.shape[0], num_keys=k.shape[1])
+    causal = bool(causal)
+    x = _validation.attention_inputs(q, k, v, key_mask, causal=causal, scale=scale)
+    q, k, v, key_mask = x.q, x.k, x.v, x.key_mask
     config = _config(
         q,
         k,
         estimator=estimator,
         theta=theta,
         causal=causal,
-        scale=scale,
+        scale=x.scale,
         num_segments=num_segments,
         num_features=num_features,
         rng=rng,
@@ -114,12 +109,13 @@ def eala_attention(
         **config,
         theta_gradient=theta_gradient,
         nonnegative=nonnegative,
+        min_entropy=float(min_entropy),
         chunk_size=chunk_size,
         need_entropy=return_stats,
     )
     out = out.astype(dtype or q.dtype)
-    if unbatched:
-        out, stats = out[0], {name: x[0] for name, x in stats.items()}
+    if x.unbatched:
+        out, stats = out[0], {name: value[0] for name, value in stats.items()}
     return (out, stats) if return_stats else out
 
 
@@ -132,6 +128,7 @@ def eala_weights(
     theta: Theta = "optimal",
     theta_gradient: bool = True,
     nonnegative: bool = False,
+    min_entropy: float = 0.0,
     causal: bool = False,
     scale: float | None = None,
     num_segments: int = 32,
@@ -145,16 +142,15 @@ def eala_weights(
 
     O(T·S) memory: for tests, plots and diagnostics only. `eala_attention` equals `weights @ v`.
     """
-    unbatched = _validation.check_qkv(q, k)
-    q, k = (q[None], k[None]) if unbatched else (q, k)
-    key_mask = _validation.resolve_key_mask(key_mask, None, batch=q.shape[0], num_keys=k.shape[1])
+    x = _validation.attention_inputs(q, k, None, key_mask, causal=causal, scale=scale)
+    q, k, key_mask, unbatched = x.q, x.k, x.key_mask, x.unbatched
     config = _config(
         q,
         k,
         estimator=estimator,
         theta=theta,
         causal=causal,
-        scale=scale,
+        scale=x.scale,
         num_segments=num_segments,
         num_features=num_features,
         rng=rng,
@@ -171,6 +167,7 @@ def eala_weights(
         **config,
         theta_gradient=theta_gradient,
         nonnegative=nonnegative,
+        min_entropy=float(min_entropy),
         chunk_size=chunk_size,
         need_entropy=False,
     )
@@ -199,7 +196,7 @@ def _config(
     estimator: str,
     theta: Theta,
     causal: bool,
-    scale: float | None,
+    scale: float,
     num_segments: int,
     num_features: int,
     rng: Array | None,
@@ -225,11 +222,6 @@ def _config(
         head_dim=q.shape[-1],
     )
     if causal:
-        if q.shape[1] != k.shape[1]:
-            raise ValueError(
-                f"causal attention needs as many queries as keys; got q length {q.shape[1]},"
-                f" k length {k.shape[1]}"
-            )
         if estimator != "gaussian" and theta == "optimal":
             raise ValueError(
                 f"causal EALA supports estimator='gaussian' (or a fixed theta); got {estimator!r}"
@@ -238,7 +230,7 @@ def _config(
         estimator=estimator,
         theta=theta if isinstance(theta, str) else float(theta),
         causal=causal,
-        scale=1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale),
+        scale=scale,
         num_segments=num_segments,
         num_features=num_features,
         implementation=implementation,
@@ -252,6 +244,7 @@ def _config(
         "theta",
         "theta_gradient",
         "nonnegative",
+        "min_entropy",
         "causal",
         "scale",
         "num_segments",
@@ -273,6 +266,7 @@ def _eala_rows(
     theta: Theta,
     theta_gradient: bool,
     nonnegative: bool,
+    min_entropy: float,
     causal: bool,
     scale: float,
     num_segments: int,
@@ -293,6 +287,12 @@ def _eala_rows(
         )
         return value if theta_gradient else jax.lax.stop_gradient(value)
 
+    def floor_entropy(deficit: Array, log_count: Array) -> Array:
+        # Ĥ ← max(Ĥ, min_entropy), i.e. the deficit log M − Ĥ ≤ log M − min_entropy (and ≥ 0).
+        if min_entropy <= 0.0:  # Ĥ ≥ 0 already: keep the default bit for bit
+            return deficit
+        return jnp.maximum(jnp.minimum(deficit, log_count - min_entropy), 0.0)
+
     if causal:
         rows = causal_eala_rows(
             q,
@@ -300,6 +300,9 @@ def _eala_rows(
             v,
             key_mask,
             scale=scale,
+            deficit_fn=lambda sigma2, log_count: floor_entropy(
+                jnp.minimum(0.5 * sigma2, log_count), log_count
+            ),
             theta_fn=choose_theta,
             nonnegative=nonnegative,
             chunk_size=chunk_size,
@@ -336,23 +339,29 @@ def _eala_rows(
     log_count = jnp.log(jnp.maximum(count, 1.0))
     if theta != "optimal" and not need_entropy:
         deficit = jnp.full_like(sigma2, jnp.nan)
-    elif use_scores and estimator in ("gaussian", "cumulant3", "exact"):
-        deficit = _deficit_from_centred_scores(centred, sigma2, count, valid, method=estimator)
     else:
-        stats_for_entropy = key_stats if not use_scores else key_statistics(k, k[..., :1], key_mask)
+        scores_route = use_scores and estimator in ("gaussian", "cumulant3", "exact")
+        if not use_scores:
+            stats_for_entropy = key_stats
+        elif scores_route:
+            stats_for_entropy = None
+        else:
+            stats_for_entropy = key_statistics(k, k[..., :1], key_mask)
         deficit = entropy_deficit(
             q,
             k,
             key_mask,
             stats_for_entropy,
             sigma2,
-            method=estimator,
+            estimator=estimator,
             scale=scale,
             num_segments=num_segments,
             num_features=num_features,
             rng=rng,
             projection=projection,
+            centred_scores=(centred, valid) if scores_route else None,
         )
+    deficit = floor_entropy(deficit, log_count)
     entropy = log_count - deficit
     theta_value = choose_theta(deficit, sigma2)
     if nonnegative:
@@ -388,25 +397,3 @@ def _dense_score_moments(
     centred = (scores - mean_score[..., None]) * key_weight
     sigma2 = jnp.sum(centred * centred, axis=-1) / safe_count
     return count, mean_k, mean_v, mean_score, sigma2, centred
-
-
-def _deficit_from_centred_scores(
-    centred: Array, sigma2: Array, count: Array, valid: Array, *, method: str
-) -> Array:
-    """gaussian / cumulant3 / exact entropy deficit `log M − Ĥ` from centred masked scores
-    `[B, T, H, S]`, in [0, log M]."""
-    log_count = jnp.log(jnp.maximum(count, 1.0))
-    if method == "gaussian":
-        raw = 0.5 * sigma2
-    elif method == "cumulant3":
-        kappa3 = jnp.sum(centred**3, axis=-1) / jnp.maximum(count, 1.0)
-        raw = 0.5 * sigma2 + kappa3 / 3.0
-    else:
-        # exact: H = log Σ e^{c} − Σ p c over valid keys (shift-invariant: centred scores serve)
-        keep = valid[:, None, None, :]
-        logits = jnp.where(keep, centred, -1e30)  # finite: no inf − inf in empty rows' gradient
-        log_z = jax.nn.logsumexp(logits, axis=-1)
-        p = jnp.where(keep, jnp.exp(logits - log_z[..., None]), 0.0)
-        entropy = jnp.where(count > 0, log_z - jnp.sum(p * centred, axis=-1), 0.0)
-        raw = log_count - entropy
-    return jnp.clip(raw, 0.0, log_count)

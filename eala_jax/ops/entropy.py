@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from eala_jax.ops import _validation
+from eala_jax.ops._chunks import chunked
 from eala_jax.ops._numerics import safe_sqrt
 from eala_jax.ops.statistics import (
     KeyStatistics,
@@ -50,21 +51,19 @@ def softmax_entropy(
     log-sum-exp over key chunks keeps memory at O(T·chunk) instead of O(T·S); time O(T·S·D).
     A row with no valid key has entropy 0.
     """
-    unbatched = _validation.check_qkv(q, k)
-    q, k = (q[None], k[None]) if unbatched else (q, k)
-    key_mask = _validation.resolve_key_mask(key_mask, None, batch=q.shape[0], num_keys=k.shape[1])
-    dtype = _validation.statistics_dtype(q.dtype)
+    x = _validation.attention_inputs(q, k, None, key_mask, causal=False, scale=scale)
+    dtype = _validation.statistics_dtype(x.q.dtype)
     out = _exact_entropy(
-        q.astype(dtype), k.astype(dtype), key_mask, scale=_scale(scale, q), chunk_size=chunk_size
+        x.q.astype(dtype), x.k.astype(dtype), x.key_mask, scale=x.scale, chunk_size=chunk_size
     )
-    return out[0] if unbatched else out
+    return out[0] if x.unbatched else out
 
 
 def estimate_entropy(
     q: Array,
     k: Array,
     *,
-    method: EstimatorName = DEFAULT_ESTIMATOR,
+    estimator: EstimatorName = DEFAULT_ESTIMATOR,
     key_mask: Array | None = None,
     scale: float | None = None,
     num_segments: int = 32,
@@ -75,7 +74,7 @@ def estimate_entropy(
 ) -> Array:
     """Linear-time estimate Ĥ of each query's softmax entropy, `[B, T, H]` (nats), in [0, log M].
 
-    Methods (docs/method.md step 3; d = head dim, M valid keys):
+    Estimators (docs/method.md step 3; d = head dim, M valid keys):
       "gaussian":         clip(log M − σ²/2, 0, log M).                         O((T+S)·d²)
       "cumulant3":        clip(log M − σ²/2 − κ₃/3, 0, log M).                  O((T+S)·d³)
       "segments":         random-energy model over `num_segments` blocks of     O(S·d² + T·n·d²)
@@ -85,11 +84,10 @@ def estimate_entropy(
                           features from `rng`, or a given `projection: [r, d]`). O((T+S)·r·d)
       "exact":            the chunked exact entropy (quadratic; for reference).  O(T·S·d)
     """
-    unbatched = _validation.check_qkv(q, k)
-    q, k = (q[None], k[None]) if unbatched else (q, k)
-    key_mask = _validation.resolve_key_mask(key_mask, None, batch=q.shape[0], num_keys=k.shape[1])
+    x = _validation.attention_inputs(q, k, None, key_mask, causal=False, scale=scale)
+    q, k, key_mask, scale_value, unbatched = x.q, x.k, x.key_mask, x.scale, x.unbatched
     check_estimator_options(
-        method,
+        estimator,
         num_segments=num_segments,
         num_features=num_features,
         rng=rng,
@@ -101,7 +99,6 @@ def estimate_entropy(
         jnp.asarray(q, dtype),
         jnp.asarray(k, dtype),
     )  # NumPy inputs: the scans index q with tracers
-    scale_value = _scale(scale, q)
     stats = key_statistics(k, k[..., :1], key_mask)
     _, sigma2 = score_moments(q, stats, scale_value)
     deficit = entropy_deficit(
@@ -110,7 +107,7 @@ def estimate_entropy(
         key_mask,
         stats,
         sigma2,
-        method=method,
+        estimator=estimator,
         scale=scale_value,
         num_segments=num_segments,
         num_features=num_features,
@@ -123,7 +120,7 @@ def estimate_entropy(
 
 
 def check_estimator_options(
-    method: str,
+    estimator: str,
     *,
     num_segments: int,
     num_features: int,
@@ -132,11 +129,11 @@ def check_estimator_options(
     head_dim: int,
 ) -> None:
     """Raises ValueError for an unknown estimator or options it cannot use."""
-    if method not in ESTIMATORS:
-        raise ValueError(f"unknown entropy estimator {method!r}; expected one of {ESTIMATORS}")
-    if method == "segments" and (not isinstance(num_segments, int) or num_segments < 1):
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"unknown entropy estimator {estimator!r}; expected one of {ESTIMATORS}")
+    if estimator == "segments" and (not isinstance(num_segments, int) or num_segments < 1):
         raise ValueError(f"num_segments must be a positive int, got {num_segments!r}")
-    if method == "random_features":
+    if estimator == "random_features":
         if projection is None and rng is None:
             raise ValueError(
                 "estimator 'random_features' needs rng=<PRNG key> or projection=[r, d]"
@@ -154,54 +151,77 @@ def entropy_deficit(
     q: Array,
     k: Array,
     key_mask: Array | None,
-    stats: KeyStatistics,
+    stats: KeyStatistics | None,
     sigma2: Array,
     *,
-    method: EstimatorName,
+    estimator: EstimatorName,
     scale: float,
     num_segments: int = 32,
     num_features: int = 64,
     rng: Array | None = None,
     projection: Array | None = None,
     chunk_size: int = 512,
+    centred_scores: tuple[Array, Array] | None = None,
 ) -> Array:
     """Entropy deficit `log M − Ĥ` `[B, T, H]`, in [0, log M], given the key statistics and score
-    variances EALA has already computed. The moment estimators form it directly (`σ²/2 [+ κ₃/3]`),
-    not as a difference of two numbers near log M."""
-    log_count = jnp.log(jnp.maximum(stats.count, 1.0))[:, None, :]  # [B, 1, 1]
-    if method == "gaussian":
+    variances EALA has already computed: the one dispatch over the estimators, one formula each.
+    The moment estimators form it directly (`σ²/2 [+ κ₃/3]`), not as a difference of two numbers
+    near log M.
+
+    `centred_scores=(c, valid)`, the centred masked scores `c: [B, T, H, S]` and `valid: [B, S]`,
+    is given by EALA's explicit-score route (S ≤ D); "gaussian", "cumulant3" and "exact" then
+    read κ₃ and H from them (O(T·S) per head) and `stats` may be None.
+    """
+    if centred_scores is not None and estimator in ("gaussian", "cumulant3", "exact"):
+        centred, valid = centred_scores
+        count = jnp.sum(valid.astype(sigma2.dtype), axis=1)[:, None, None]  # [B, 1, 1]
+    else:
+        centred, valid, count = None, None, stats.count[:, None, :]
+    log_count = jnp.log(jnp.maximum(count, 1.0))  # [B, 1, 1]
+    if estimator == "gaussian":
         raw = 0.5 * sigma2
-    elif method == "cumulant3":
-        t3 = centred_third_moment(k, key_mask, stats.mean_k, stats.count)
-        kappa3 = scale**3 * cubic_form(q, t3)
+    elif estimator == "cumulant3":
+        if centred is None:
+            t3 = centred_third_moment(k, key_mask, stats.mean_k, stats.count)
+            kappa3 = scale**3 * cubic_form(q, t3)
+        else:
+            kappa3 = jnp.sum(centred**3, axis=-1) / jnp.maximum(count, 1.0)
         raw = 0.5 * sigma2 + kappa3 / 3.0
-    elif method == "segments":
+    elif estimator == "segments":
         raw = log_count - _segments_entropy(q, k, key_mask, scale=scale, num_segments=num_segments)
-    elif method == "random_features":
+    elif estimator == "random_features":
         if projection is None:
             projection = jax.random.normal(rng, (num_features, q.shape[-1]), q.dtype)
         entropy = _random_feature_entropy(q, k, key_mask, projection.astype(q.dtype), scale=scale)
         raw = log_count - entropy
-    elif method == "exact":
-        raw = log_count - _exact_entropy(q, k, key_mask, scale=scale, chunk_size=chunk_size)
+    elif estimator == "exact":
+        if centred is None:
+            entropy = _exact_entropy(q, k, key_mask, scale=scale, chunk_size=chunk_size)
+        else:
+            entropy = _entropy_of_scores(centred, valid, count)
+        raw = log_count - entropy
     else:
-        raise ValueError(f"unknown entropy estimator {method!r}; expected one of {ESTIMATORS}")
+        raise ValueError(f"unknown entropy estimator {estimator!r}; expected one of {ESTIMATORS}")
     return jnp.clip(raw, 0.0, log_count)
+
+
+def _entropy_of_scores(scores: Array, valid: Array, count: Array) -> Array:
+    """Exact softmax entropy `log Σ e^s − Σ p s` over the valid keys of explicit scores
+    `[B, T, H, S]` (shift-invariant: centred scores serve); 0 for a row with no valid key."""
+    keep = valid[:, None, None, :]
+    logits = jnp.where(keep, scores, -1e30)  # finite: no inf − inf in empty rows' gradient
+    log_z = jax.nn.logsumexp(logits, axis=-1)
+    p = jnp.where(keep, jnp.exp(logits - log_z[..., None]), 0.0)
+    return jnp.where(count > 0, log_z - jnp.sum(p * scores, axis=-1), 0.0)
 
 
 @functools.partial(jax.jit, static_argnames=("scale", "chunk_size"))
 def _exact_entropy(
     q: Array, k: Array, key_mask: Array | None, *, scale: float, chunk_size: int
 ) -> Array:
-    batch, num_keys, heads, dim = k.shape
+    batch, num_keys = k.shape[:2]
     chunk = max(1, min(chunk_size, num_keys))
-    num_chunks = -(-num_keys // chunk)
-    pad = num_chunks * chunk - num_keys
     valid = jnp.ones((batch, num_keys), bool) if key_mask is None else key_mask
-    k_chunks = jnp.pad(k, ((0, 0), (0, pad), (0, 0), (0, 0))).reshape(
-        batch, num_chunks, chunk, heads, dim
-    )
-    m_chunks = jnp.pad(valid, ((0, 0), (0, pad))).reshape(batch, num_chunks, chunk)
 
     def step(carry, chunk_in):
         run_max, total, tilted = carry
@@ -221,7 +241,7 @@ def _exact_entropy(
         jnp.zeros(q.shape[:-1], q.dtype),
         jnp.zeros(q.shape[:-1], q.dtype),
     )
-    xs = (jnp.moveaxis(k_chunks, 1, 0), jnp.moveaxis(m_chunks, 1, 0))
+    xs = (chunked(k, chunk), chunked(valid, chunk))
     (run_max, total, tilted), _ = jax.lax.scan(step, init, xs)
     has_key = total > 0
     safe_total = jnp.where(has_key, total, 1.0)
@@ -334,7 +354,3 @@ def positive_feature_logits(x: Array, projection: Array) -> Array:
     """`w_f·x − ‖x‖²/2` for each feature row `w_f` of `projection: [r, D]`; `x: [..., D] -> [...,
     r]`."""
     return jnp.einsum("...d,rd->...r", x, projection) - 0.5 * jnp.sum(x * x, axis=-1, keepdims=True)
-
-
-def _scale(scale: float | None, q: Array) -> float:
-    return 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)

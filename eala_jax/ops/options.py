@@ -97,6 +97,8 @@ class EalaOptions(AttentionOptions):
     theta_gradient: bool = True
     # Cap theta so that no weight is negative.
     nonnegative: bool = False
+    # Floor on the entropy estimate: Ĥ ← max(Ĥ, min_entropy) (0.0 changes nothing).
+    min_entropy: float = 0.0
     # Key blocks of the "segments" estimator.
     num_segments: int = dataclasses.field(default=32, metadata=_at_least(1))
     # Random features of the "random_features" estimator.

@@ -12,6 +12,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from eala_jax.ops._chunks import chunked, unchunked
+
 Array = jax.Array
 
 
@@ -152,9 +154,7 @@ def _sum_over_chunks(fn, x: Array, *, per_row: int) -> Array:
     chunk = _chunk_length(x.shape[1], per_row)
     if chunk == x.shape[1]:
         return fn(x)
-    pad = (-x.shape[1]) % chunk
-    x = jnp.pad(x, [(0, 0), (0, pad)] + [(0, 0)] * (x.ndim - 2))
-    chunks = jnp.moveaxis(x.reshape(x.shape[0], -1, chunk, *x.shape[2:]), 1, 0)
+    chunks = chunked(x, chunk)
     body = jax.checkpoint(lambda total, c: (total + fn(c), None))
     total, _ = jax.lax.scan(body, jnp.zeros_like(jax.eval_shape(fn, chunks[0])), chunks)
     return total
@@ -166,12 +166,8 @@ def _map_over_chunks(fn, x: Array, *, per_row: int) -> Array:
     if chunk == x.shape[1]:
         return fn(x)
     length = x.shape[1]
-    pad = (-length) % chunk
-    x = jnp.pad(x, [(0, 0), (0, pad)] + [(0, 0)] * (x.ndim - 2))
-    chunks = jnp.moveaxis(x.reshape(x.shape[0], -1, chunk, *x.shape[2:]), 1, 0)
-    _, out = jax.lax.scan(jax.checkpoint(lambda _, c: (None, fn(c))), None, chunks)
-    out = jnp.moveaxis(out, 0, 1)
-    return out.reshape(out.shape[0], -1, *out.shape[3:])[:, :length]
+    _, out = jax.lax.scan(jax.checkpoint(lambda _, c: (None, fn(c))), None, chunked(x, chunk))
+    return unchunked(out, length)
 
 
 def _key_weight(key_mask: Array | None, k: Array) -> Array:

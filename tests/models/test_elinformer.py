@@ -105,7 +105,7 @@ def test_model_with_flax_mha_eala_forward_and_grad():
 
 
 def test_softmax_layer_matches_dot_product_attention():
-    layer = SelfAttention(16, num_heads=4, attention="softmax", rngs=nnx.Rngs(0))
+    layer = SelfAttention(16, num_heads=4, attention=SoftmaxOptions(), rngs=nnx.Rngs(0))
     x = jax.random.normal(jax.random.key(1), (2, 9, 16))
     split = lambda t: t.reshape(2, 9, 4, 4)
     o = jax.nn.dot_product_attention(

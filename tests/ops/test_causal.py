@@ -179,10 +179,6 @@ def test_causal_kernel_attentions_equal_masked_noncausal(name):
     for chunk in (4, 5):
         got = jax.jit(lambda q: fn(q, k, v, key_mask=mask, causal=True, chunk_size=chunk, **kw))(q)
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=f"{name} chunk {chunk}")
-        # is_causal (Flax's name) is the same switch.
-    np.testing.assert_allclose(
-        fn(q, k, v, key_mask=mask, is_causal=True, **kw), want, rtol=1e-4, atol=1e-5
-    )
 
 
 def test_causal_softmax_equals_jax_and_reference():

@@ -18,7 +18,7 @@ from .helpers import B, H, S, T, all_valid, f64, key_mask, projection, qkv
 # One compiled version per configuration (the un-jitted function dispatches op by op: slow).
 estimate_entropy = jax.jit(
     estimate_entropy_eager,
-    static_argnames=("method", "num_segments", "num_features", "scale", "chunk_size"),
+    static_argnames=("estimator", "num_segments", "num_features", "scale", "chunk_size"),
 )
 
 
@@ -105,7 +105,7 @@ def test_estimators_match_reference(method, options, masked):
     if method == "random_features":
         extra["projection"] = projection(9, r=32)
     with jax.enable_x64(True):
-        got = estimate_entropy(q, k, method=method, key_mask=mask, **extra)
+        got = estimate_entropy(q, k, estimator=method, key_mask=mask, **extra)
         assert got.dtype == jnp.float64
         got = np.asarray(got)
     chex.assert_shape(got, (B, T, H))
@@ -121,8 +121,8 @@ def test_cumulant3_is_log_m_minus_half_variance_minus_kappa3_over_3():
     q = 0.8 * g.standard_normal((B, T, H, 4))
     k = g.exponential(size=(B, S, H, 4))  # skewed scores
     with jax.enable_x64(True):
-        got = np.asarray(estimate_entropy(q, k, method="cumulant3"))
-        gauss = np.asarray(estimate_entropy(q, k, method="gaussian"))
+        got = np.asarray(estimate_entropy(q, k, estimator="cumulant3"))
+        gauss = np.asarray(estimate_entropy(q, k, estimator="gaussian"))
     want = np.zeros_like(got)
     for b in range(B):
         for h in range(H):
@@ -140,11 +140,11 @@ def test_segments_limits_equal_gaussian_and_exact():
     mask = key_mask(14)
     with jax.enable_x64(True):
         q, k = f64(q, k)
-        one = estimate_entropy(q, k, method="segments", num_segments=1, key_mask=mask)
-        gauss = estimate_entropy(q, k, method="gaussian", key_mask=mask)
-        every = estimate_entropy(q, k, method="segments", num_segments=S, key_mask=mask)
-        more = estimate_entropy(q, k, method="segments", num_segments=10 * S, key_mask=mask)
-        exact = estimate_entropy(q, k, method="exact", key_mask=mask)
+        one = estimate_entropy(q, k, estimator="segments", num_segments=1, key_mask=mask)
+        gauss = estimate_entropy(q, k, estimator="gaussian", key_mask=mask)
+        every = estimate_entropy(q, k, estimator="segments", num_segments=S, key_mask=mask)
+        more = estimate_entropy(q, k, estimator="segments", num_segments=10 * S, key_mask=mask)
+        exact = estimate_entropy(q, k, estimator="exact", key_mask=mask)
     np.testing.assert_allclose(one, gauss, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(every, exact, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(more, exact, rtol=1e-10, atol=1e-10)
@@ -163,7 +163,7 @@ def test_segments_frozen_phase_is_exercised():
                 frozen += int((sc.var(axis=1) > 2 * math.log(4)).sum())
     assert frozen > 0
     with jax.enable_x64(True):
-        got = estimate_entropy(*f64(q, k), method="segments", num_segments=3)
+        got = estimate_entropy(*f64(q, k), estimator="segments", num_segments=3)
     np.testing.assert_allclose(
         got, ref.entropy(q, k, method="segments", num_segments=3), rtol=1e-10, atol=1e-10
     )
@@ -172,9 +172,9 @@ def test_segments_frozen_phase_is_exercised():
 def test_random_features_rng_is_deterministic():
     q, k, _ = qkv(16)
     key = jax.random.key(0)
-    a = estimate_entropy(q, k, method="random_features", rng=key, num_features=8)
-    b = estimate_entropy(q, k, method="random_features", rng=key, num_features=8)
-    c = estimate_entropy(q, k, method="random_features", rng=jax.random.key(1), num_features=8)
+    a = estimate_entropy(q, k, estimator="random_features", rng=key, num_features=8)
+    b = estimate_entropy(q, k, estimator="random_features", rng=key, num_features=8)
+    c = estimate_entropy(q, k, estimator="random_features", rng=jax.random.key(1), num_features=8)
     chex.assert_trees_all_equal(a, b)
     assert np.abs(np.asarray(a) - np.asarray(c)).max() > 1e-4
     assert np.all(np.isfinite(np.asarray(a)))
@@ -199,9 +199,9 @@ def test_estimator_key_mask_equals_dropping_keys(method, options):
     mask = np.zeros((B, S), bool)  # 5 valid keys in each row, so the dropped problems share a shape
     for row in mask:
         row[g.choice(S, 5, replace=False)] = True
-    got = np.asarray(estimate_entropy(q, k, method=method, key_mask=mask, **options))
+    got = np.asarray(estimate_entropy(q, k, estimator=method, key_mask=mask, **options))
     for b in range(B):
-        dropped = estimate_entropy(q[b : b + 1], k[b : b + 1, mask[b]], method=method, **options)
+        dropped = estimate_entropy(q[b : b + 1], k[b : b + 1, mask[b]], estimator=method, **options)
         np.testing.assert_allclose(got[b : b + 1], dropped, rtol=1e-5, atol=1e-5)
 
 
@@ -215,9 +215,9 @@ def test_segments_over_the_valid_keys():
     with jax.enable_x64(True):
         q, k = f64(q, k)
         run = lambda n: np.asarray(
-            estimate_entropy(q, k, method="segments", num_segments=n, key_mask=mask)
+            estimate_entropy(q, k, estimator="segments", num_segments=n, key_mask=mask)
         )
-        exact = np.asarray(estimate_entropy(q, k, method="exact", key_mask=mask))
+        exact = np.asarray(estimate_entropy(q, k, estimator="exact", key_mask=mask))
         for n in (5, 8):  # n = M and M < n < S: one valid key per block
             np.testing.assert_allclose(run(n), exact, rtol=1e-10, atol=1e-10, err_msg=f"n={n}")
         # n = 2: blocks {0, 1, 2} and {3, 5} of batch 0, whatever the masked positions between.
@@ -241,7 +241,7 @@ def test_estimators_float32_and_degenerate_inputs():
     for method, options in ESTIMATOR_CASES:
         if method == "random_features":
             options = dict(projection=projection(21, r=32))
-        got = estimate_entropy(qs, ks, method=method, key_mask=masks, **options)
+        got = estimate_entropy(qs, ks, estimator=method, key_mask=masks, **options)
         assert got.dtype == jnp.float32
         got = np.asarray(got)
         assert np.all(np.isfinite(got)), method

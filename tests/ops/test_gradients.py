@@ -113,7 +113,7 @@ def test_entropy_gradients():
         # (segments and random_features are differentiated through eala_attention above)
         for method, options in (("gaussian", {}), ("cumulant3", {})):
             check_grads(
-                jax.jit(lambda q, k: estimate_entropy(q, k, method=method, **options)),
+                jax.jit(lambda q, k: estimate_entropy(q, k, estimator=method, **options)),
                 (q, k),
                 **REV,
             )

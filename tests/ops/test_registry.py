@@ -97,7 +97,7 @@ def test_degenerate_inputs(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_dtypes_rank3_and_flax_mask(name):
+def test_dtypes_and_rank3(name):
     q, k, v = qkv(84, dv=5)
     fn = get_attention(name)
     kw = _options(name)
@@ -109,23 +109,3 @@ def test_dtypes_rank3_and_flax_mask(name):
     np.testing.assert_allclose(np.asarray(out, np.float32), ref32, atol=0.06, rtol=0.06)
     assert fn(q, k, v, dtype=jnp.bfloat16, **kw).dtype == jnp.bfloat16
     chex.assert_trees_all_close(fn(q[0], k[0], v[0], **kw), ref32[0], rtol=1e-5, atol=1e-6)
-    # A Flax mask broadcast over heads and queries is the key mask.
-    mask = np.ones((B, S), bool)
-    mask[:, ::3] = False
-    chex.assert_trees_all_close(
-        fn(q, k, v, mask[:, None, None, :], **kw),
-        fn(q, k, v, key_mask=mask, **kw),
-        rtol=1e-6,
-        atol=1e-7,
-    )
-    # Flax's keywords are accepted and ignored.
-    flax_kw = dict(
-        dropout_rng=jax.random.key(0),
-        dropout_rate=0.5,
-        broadcast_dropout=True,
-        deterministic=False,
-        precision=None,
-        module=None,
-        bias=None,
-    )
-    chex.assert_trees_all_close(fn(q, k, v, **flax_kw, **kw), ref32, rtol=1e-6, atol=1e-7)

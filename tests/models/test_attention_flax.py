@@ -1,4 +1,4 @@
-"""eala_attention as the attention_fn of Flax's multi-head attention modules, unchanged."""
+"""flax_attention_fn: the ops as the attention_fn of Flax's multi-head attention modules."""
 
 import functools
 
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from flax import linen, nnx
 
-from eala_jax import eala_attention
+from eala_jax import EalaOptions, eala_attention, get_attention
+from eala_jax.models import flax_attention_fn
 
 B, L, S, F, HEADS = 2, 5, 9, 8, 2
 
@@ -32,7 +33,7 @@ def _nnx_module(dropout_rate=0.0):
         out_features=F,
         decode=False,
         dropout_rate=dropout_rate,
-        attention_fn=eala_attention,
+        attention_fn=flax_attention_fn(EalaOptions()),
         rngs=nnx.Rngs(0),
     )
 
@@ -113,7 +114,10 @@ def test_nnx_under_jit_and_grad():
 def test_linen_multihead_dot_product_attention():
     x, y, valid = _data(125)
     mha = linen.MultiHeadDotProductAttention(
-        num_heads=HEADS, qkv_features=F, out_features=F, attention_fn=eala_attention
+        num_heads=HEADS,
+        qkv_features=F,
+        out_features=F,
+        attention_fn=flax_attention_fn(EalaOptions()),
     )
     params = mha.init(jax.random.key(0), x, y)
     got = np.asarray(mha.apply(params, x, y))
@@ -136,7 +140,80 @@ def test_linen_multihead_dot_product_attention():
         qkv_features=F,
         out_features=F,
         dropout_rate=0.5,
-        attention_fn=eala_attention,
+        attention_fn=flax_attention_fn(EalaOptions()),
     )
     out = mha_dropout.apply(params, x, y, deterministic=False, rngs={"dropout": jax.random.key(1)})
     np.testing.assert_allclose(out, got, rtol=1e-6, atol=1e-7)
+
+
+NAMES = ("eala", "softmax", "linear", "performer", "uniform")
+
+
+def _qkv(seed, t=L):
+    keys = jax.random.split(jax.random.key(seed), 3)
+    return tuple(
+        jax.random.normal(key, (B, n, HEADS, 4)) for key, n in zip(keys, (t, S, S), strict=True)
+    )
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_adapter_mask_bias_and_keywords(name):
+    """Every op: a broadcast key mask is its key_mask (rank 3 too), other masks and a bias are
+    refused, dropout keywords are dropped, anything else is a TypeError."""
+    q, k, v = _qkv(126)
+    extra = {"projection": np.ones((8, 4), np.float32)} if name == "performer" else {}
+    fn = flax_attention_fn(name, **extra)
+    op = lambda *a, **kw: get_attention(name)(*a, **kw, **extra)
+    _, _, valid = _data(127)
+    for mask in (valid[:, None, None, :], valid[:, None, None, :].astype(np.float32)):
+        np.testing.assert_allclose(
+            fn(q, k, v, mask=mask), op(q, k, v, key_mask=valid), rtol=1e-6, atol=1e-7
+        )
+    np.testing.assert_allclose(
+        fn(q[0], k[0], v[0], mask=valid[0, None, None, :]),
+        op(q[0], k[0], v[0], key_mask=valid[0]),
+        rtol=1e-6,
+        atol=1e-7,
+    )
+    flax_keywords = dict(
+        dropout_rng=jax.random.key(0),
+        dropout_rate=0.5,
+        broadcast_dropout=True,
+        deterministic=False,
+        precision=None,
+        module=None,
+    )
+    np.testing.assert_allclose(fn(q, k, v, **flax_keywords), op(q, k, v), rtol=1e-6, atol=1e-7)
+    assert fn(q, k, v, dtype=jnp.bfloat16).dtype == jnp.bfloat16
+    with pytest.raises(
+        ValueError,
+        match=r"mask must be a key mask broadcast over heads and queries,"
+        r" shape \[batch or 1, 1, 1, 9\]",
+    ):
+        fn(q, k, v, mask=np.ones((B, 1, L, S), bool))
+    with pytest.raises(ValueError, match=r"mask must be a key mask broadcast"):
+        fn(q, k, v, mask=np.ones((B, 2, 1, S), bool))  # per-head key masks
+    with pytest.raises(ValueError, match=r"mask must be a key mask broadcast"):
+        fn(q, k, v, mask=valid)  # a key mask belongs in key_mask=
+    with pytest.raises(ValueError, match=r"cannot add an attention bias"):
+        fn(q, k, v, bias=jnp.zeros((B, HEADS, L, S)))
+    with pytest.raises(TypeError, match=r"unexpected keyword.*'colour'"):
+        fn(q, k, v, colour="blue")
+
+
+def test_adapter_options_values_and_is_causal():
+    q, k, v = _qkv(128, t=S)
+    fn = flax_attention_fn(EalaOptions(estimator="cumulant3"), theta=0.5)
+    want = eala_attention(q, k, v, estimator="cumulant3", theta=0.5)
+    np.testing.assert_allclose(fn(q, k, v), want, rtol=1e-6, atol=1e-7)
+    causal = eala_attention(q, k, v, causal=True)
+    np.testing.assert_allclose(
+        flax_attention_fn("eala")(q, k, v, is_causal=True), causal, rtol=1e-6, atol=1e-7
+    )
+    assert np.abs(np.asarray(causal - eala_attention(q, k, v))).max() > 1e-3
+    with pytest.raises(ValueError, match=r"eala.estimator='gauss'; expected one of"):
+        flax_attention_fn("eala", estimator="gauss")
+    with pytest.raises(TypeError, match=r"takes no argument\(s\) \['colour'\]"):
+        flax_attention_fn(EalaOptions(), colour=1)
+    with pytest.raises(ValueError, match=r"unknown attention 'eal'"):
+        flax_attention_fn("eal")
