@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 
 from eala_jax import linear_attention, performer_attention, softmax_attention, uniform_attention
-
-from . import reference as ref
-from .helpers import B, H, S, T, f64, key_mask, projection, qkv
+from tests.ops import reference as ref
+from tests.ops.helpers import B, H, S, T, f64, key_mask, projection, qkv
 
 PROJ = projection(70, r=16)
 FUNCTIONS = dict(

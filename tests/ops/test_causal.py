@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 
 from eala_jax import eala_attention, eala_weights, get_attention
-
-from . import reference as ref
-from .helpers import DV, B, H, f64, key_mask, projection, qkv
+from tests.ops import reference as ref
+from tests.ops.helpers import DV, B, H, f64, key_mask, projection, qkv
 
 N = 12  # T = S
 CHUNKS = [1, 5, 64]  # 1 and 4 (below) divide N, 5 does not; 64 > N

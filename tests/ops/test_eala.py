@@ -13,9 +13,8 @@ import numpy as np
 import pytest
 
 from eala_jax import DEFAULT_ESTIMATOR, eala_attention, eala_weights, uniform_attention
-
-from . import reference as ref
-from .helpers import DV, B, H, S, T, all_valid, f64, key_mask, projection, qkv
+from tests.ops import reference as ref
+from tests.ops.helpers import DV, B, H, S, T, all_valid, f64, key_mask, projection, qkv
 
 RF_PROJECTION = projection(30, r=32)
 

@@ -11,9 +11,8 @@ import pytest
 
 from eala_jax import estimate_entropy as estimate_entropy_eager
 from eala_jax import softmax_entropy
-
-from . import reference as ref
-from .helpers import B, H, S, T, all_valid, f64, key_mask, projection, qkv
+from tests.ops import reference as ref
+from tests.ops.helpers import B, H, S, T, all_valid, f64, key_mask, projection, qkv
 
 # One compiled version per configuration (the un-jitted function dispatches op by op: slow).
 estimate_entropy = jax.jit(

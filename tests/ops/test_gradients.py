@@ -16,9 +16,8 @@ import pytest
 from jax.test_util import check_grads
 
 from eala_jax import eala_attention, estimate_entropy, softmax_entropy
-
-from . import reference as ref
-from .helpers import projection, qkv
+from tests.ops import reference as ref
+from tests.ops.helpers import projection, qkv
 
 SHAPE = dict(b=1, t=3, s=6, h=2, d=3, dv=2)
 PROJ = projection(110, r=8, d=3).astype(np.float64)

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from eala_jax import get_attention
-
-from .helpers import cross_shapes, hlo_shapes, jaxpr_shapes, projection
+from tests.ops.helpers import cross_shapes, hlo_shapes, jaxpr_shapes, projection
 
 B, T, S, H, D, DV = 2, 96, 160, 3, 8, 6  # every size distinct, so axes are identifiable
 N = 160  # causal: T = S = N

@@ -8,9 +8,8 @@ import pytest
 from jax.test_util import check_grads
 
 from eala_jax import eala_attention
-
-from . import reference as ref
-from .helpers import key_mask, qkv
+from tests.ops import reference as ref
+from tests.ops.helpers import key_mask, qkv
 
 
 def _floored_reference(q, k, v, mask, *, estimator, floor, causal):

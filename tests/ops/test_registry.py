@@ -10,8 +10,7 @@ import pytest
 import eala_jax
 from eala_jax import ATTENTIONS, get_attention
 from eala_jax.ops import baselines, eala
-
-from .helpers import DV, B, H, S, T, all_valid, projection, qkv
+from tests.ops.helpers import DV, B, H, S, T, all_valid, projection, qkv
 
 PROJ = projection(80, r=16)
 NAMES = ["eala", "softmax", "linear", "performer", "uniform"]

@@ -11,9 +11,8 @@ import pytest
 from jax.test_util import check_grads
 
 from eala_jax import eala_attention
-
-from . import reference as ref
-from .helpers import cross_shapes, hlo_shapes, jaxpr_shapes
+from tests.ops import reference as ref
+from tests.ops.helpers import cross_shapes, hlo_shapes, jaxpr_shapes
 
 B, T, S, H, D, DV = 2, 5, 6, 2, 9, 3  # S ≤ D
 PROJ = np.random.default_rng(3).standard_normal((16, D))

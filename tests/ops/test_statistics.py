@@ -7,8 +7,7 @@ import numpy as np
 
 from eala_jax import key_statistics, merge_statistics
 from eala_jax.ops.statistics import centred_third_moment, cubic_form, score_moments
-
-from .helpers import DV, B, D, H, S, f64, key_mask, qkv
+from tests.ops.helpers import DV, B, D, H, S, f64, key_mask, qkv
 
 
 def _numpy_statistics(k, v, mask):

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 from eala_jax import eala_attention, eala_weights, estimate_entropy, get_attention, softmax_entropy
-
-from .helpers import B, S, T, key_mask, projection, qkv
+from tests.ops.helpers import B, S, T, key_mask, projection, qkv
 
 NAMES = ["eala", "softmax", "linear", "performer", "uniform"]
 Q, K, V = qkv(90)
