@@ -85,35 +85,24 @@ def eala_attention(
     """
     causal = bool(causal)
     x = _validation.attention_inputs(q, k, v, key_mask, causal=causal, scale=scale)
-    q, k, v, key_mask = x.q, x.k, x.v, x.key_mask
-    config = _config(
-        q,
-        k,
+    out, stats = _checked_rows(
+        x,
+        x.v,
         estimator=estimator,
         theta=theta,
+        theta_gradient=theta_gradient,
+        nonnegative=nonnegative,
+        min_entropy=min_entropy,
         causal=causal,
-        scale=x.scale,
         num_segments=num_segments,
         num_features=num_features,
         rng=rng,
         projection=projection,
-        implementation=implementation,
-    )
-    out, stats = _eala_rows(
-        q,
-        k,
-        v,
-        key_mask,
-        rng,
-        projection,
-        **config,
-        theta_gradient=theta_gradient,
-        nonnegative=nonnegative,
-        min_entropy=float(min_entropy),
         chunk_size=chunk_size,
+        implementation=implementation,
         need_entropy=return_stats,
     )
-    out = out.astype(dtype or q.dtype)
+    out = out.astype(dtype or x.q.dtype)
     if x.unbatched:
         out, stats = out[0], {name: value[0] for name, value in stats.items()}
     return (out, stats) if return_stats else out
@@ -144,35 +133,25 @@ def eala_weights(
     """
     x = _validation.attention_inputs(q, k, None, key_mask, causal=causal, scale=scale)
     q, k, key_mask, unbatched = x.q, x.k, x.key_mask, x.unbatched
-    config = _config(
-        q,
-        k,
+    _, stats = _checked_rows(
+        x,
+        k[..., :1],
         estimator=estimator,
         theta=theta,
+        theta_gradient=theta_gradient,
+        nonnegative=nonnegative,
+        min_entropy=min_entropy,
         causal=causal,
-        scale=x.scale,
         num_segments=num_segments,
         num_features=num_features,
         rng=rng,
         projection=projection,
-        implementation=implementation,
-    )
-    _, stats = _eala_rows(
-        q,
-        k,
-        k[..., :1],
-        key_mask,
-        rng,
-        projection,
-        **config,
-        theta_gradient=theta_gradient,
-        nonnegative=nonnegative,
-        min_entropy=float(min_entropy),
         chunk_size=chunk_size,
+        implementation=implementation,
         need_entropy=False,
     )
     dtype = _validation.statistics_dtype(q.dtype)
-    scores = config["scale"] * jnp.einsum("bthd,bshd->bhts", q.astype(dtype), k.astype(dtype))
+    scores = x.scale * jnp.einsum("bthd,bshd->bhts", q.astype(dtype), k.astype(dtype))
     visible = (
         jnp.ones(scores.shape[-2:], bool)
         if not causal
@@ -187,6 +166,55 @@ def eala_weights(
     ) / jnp.maximum(count, 1.0)
     weights = jnp.where(visible, weights, 0.0)
     return weights[0] if unbatched else weights
+
+
+def _checked_rows(
+    x: Any,
+    v: Array,
+    *,
+    estimator: str,
+    theta: Theta,
+    theta_gradient: bool,
+    nonnegative: bool,
+    min_entropy: float,
+    causal: bool,
+    num_segments: int,
+    num_features: int,
+    rng: Array | None,
+    projection: Array | None,
+    chunk_size: int,
+    implementation: str | None,
+    need_entropy: bool,
+) -> tuple[Array, dict[str, Array]]:
+    """`_eala_rows` on prepared inputs `x` (`_validation.attention_inputs`) after `_config`'s
+    checks: the one path of `eala_attention` and `eala_weights`."""
+    config = _config(
+        x.q,
+        x.k,
+        estimator=estimator,
+        theta=theta,
+        causal=causal,
+        scale=x.scale,
+        num_segments=num_segments,
+        num_features=num_features,
+        rng=rng,
+        projection=projection,
+        implementation=implementation,
+    )
+    return _eala_rows(
+        x.q,
+        x.k,
+        v,
+        x.key_mask,
+        rng,
+        projection,
+        **config,
+        theta_gradient=theta_gradient,
+        nonnegative=nonnegative,
+        min_entropy=float(min_entropy),
+        chunk_size=chunk_size,
+        need_entropy=need_entropy,
+    )
 
 
 def _config(
