@@ -41,6 +41,7 @@ from eala_jax.train import plots
 from eala_jax.train.checkpoint import (
     CONFIG_FILE,
     Checkpoints,
+    IncompatibleWorkdirError,
     budget_changes,
     check_workdir,
     sync_processes,
@@ -215,8 +216,16 @@ class _Run:
             shard_count=jax.process_count(),
         )
         self.iterator = iter(loader)
-        if loop.data_state is not None:
+        if loop.data_state is None or loop.finished:  # a finished run only evaluates
+            return
+        try:
             self.iterator.set_state(loop.data_state)
+        except ValueError as err:  # grain compares the sampler, which names the rows per process
+            raise IncompatibleWorkdirError(
+                f"the data position saved in {self.workdir} does not fit this run's loader over "
+                f"{jax.process_count()} process(es); resume with as many processes as the run "
+                f"that saved it ({str(err).splitlines()[0]})"
+            ) from err
 
     def save(self, host_state: Any, loop: LoopState) -> None:
         """A resumable checkpoint of `host_state` and `loop`, with the iterator's position (every

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -25,6 +26,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
+from eala_jax.train import IncompatibleWorkdirError, apply_overrides, train_and_evaluate
 from experiments import train as train_cli
 from tests.train.multiprocess_worker import CONFIG
 from tests.train.train_helpers import drop_time, write_config_file
@@ -164,6 +166,24 @@ def test_only_process_zero_prints_and_writes_results(runs):
         assert (runs / "processes" / name).is_file(), name
     rows = (runs / "processes" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(r)["step"] for r in rows] == [4, 8]  # one writer: no row twice
+
+
+def test_one_process_evaluates_the_finished_run_but_does_not_resume_it(runs, tmp_path):
+    """A finished 2-process workdir is re-evaluated by one process (8 devices here) to the same
+    tables; training it further there is refused before any step: its data position counts the
+    rows of one of 2 processes."""
+    workdir = Path(shutil.copytree(runs / "processes", tmp_path / "processes"))
+    expected = json.loads((workdir / "results.json").read_text())
+    results = train_and_evaluate(apply_overrides(CONFIG, ["plots=false"]), workdir)
+    assert results["steps"] == 8
+    for split in ("test", "val"):
+        for key in ("mae", "rmse", "mape"):
+            np.testing.assert_allclose(
+                results[split]["model"][key], expected[split]["model"][key], rtol=1e-5
+            )
+    with pytest.raises(IncompatibleWorkdirError, match="resume with as many processes as the"):
+        train_and_evaluate(apply_overrides(CONFIG, ["plots=false", "train.max_epochs=3"]), workdir)
+    assert json.loads((workdir / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 8
 
 
 def test_a_run_over_processes_refuses_pmap_and_fewer_devices(runs):
