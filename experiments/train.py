@@ -9,6 +9,15 @@ workdir)`.
 Rerunning a command with an existing workdir resumes it from its newest readable checkpoint (the
 config must match, except the budget: train.max_epochs, patience, checkpoint cadence, log cadence,
 devices, plots, progress). See docs/training.md.
+
+Several processes (a pod slice, or 2 on one machine) run the same command, each with
+`--coordinator HOST:PORT --num-processes N --process-id I` (process 0 listens on PORT), or with
+`--distributed` where `jax.distributed.initialize()` finds them itself (Cloud TPU, SLURM):
+
+    JAX_NUM_CPU_DEVICES=2 python -m experiments.train --config ... --workdir runs/x \\
+        --coordinator 127.0.0.1:4455 --num-processes 2 --process-id 0 &
+    JAX_NUM_CPU_DEVICES=2 python -m experiments.train --config ... --workdir runs/x \\
+        --coordinator 127.0.0.1:4455 --num-processes 2 --process-id 1
 """
 
 from __future__ import annotations
@@ -54,17 +63,80 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--print-config", action="store_true", help="print the resolved config and exit"
     )
+    group = parser.add_argument_group(
+        "several processes", "start one process per host (or several on one machine)"
+    )
+    group.add_argument(
+        "--coordinator",
+        metavar="HOST:PORT",
+        help="address of process 0, which listens on PORT (with --num-processes, --process-id)",
+    )
+    group.add_argument("--num-processes", type=int, metavar="N", help="processes in the run")
+    group.add_argument("--process-id", type=int, metavar="I", help="this process, 0 .. N-1")
+    group.add_argument(
+        "--distributed",
+        action="store_true",
+        help="jax.distributed.initialize() with no arguments: the cluster (Cloud TPU pod, "
+        "SLURM, ...) says who is who",
+    )
     return parser.parse_args(argv)
+
+
+def distributed_arguments(args: argparse.Namespace) -> dict[str, object] | None:
+    """Keywords for `jax.distributed.initialize` from the command line, None for one process.
+
+    Raises ValueError naming the flag when the flags are incomplete or out of range.
+    """
+    explicit = {
+        "--coordinator": args.coordinator,
+        "--num-processes": args.num_processes,
+        "--process-id": args.process_id,
+    }
+    given = [flag for flag, value in explicit.items() if value is not None]
+    if args.distributed:
+        if given:
+            raise ValueError(f"--distributed takes no {', '.join(given)}: use one or the other")
+        return {}
+    if not given:
+        return None
+    if len(given) < len(explicit):
+        missing = [flag for flag in explicit if flag not in given]
+        raise ValueError(
+            f"{', '.join(given)} also needs {', '.join(missing)} (or use --distributed where "
+            "the cluster provides them)"
+        )
+    host, _, port = args.coordinator.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(
+            f"--coordinator={args.coordinator!r}: expected HOST:PORT, e.g. 10.0.0.2:4455"
+        )
+    if args.num_processes < 1:
+        raise ValueError(f"--num-processes={args.num_processes}: expected at least 1")
+    if not 0 <= args.process_id < args.num_processes:
+        raise ValueError(
+            f"--process-id={args.process_id}: expected 0 .. {args.num_processes - 1} "
+            f"(--num-processes={args.num_processes})"
+        )
+    return {
+        "coordinator_address": args.coordinator,
+        "num_processes": args.num_processes,
+        "process_id": args.process_id,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        distributed = distributed_arguments(args)
         config = apply_overrides(load_config_file(args.config), args.overrides)
         if args.print_config:
             validate_config(config)
             print(json.dumps(config_to_dict(config), indent=2))
             return 0
+        if distributed is not None:
+            import jax
+
+            jax.distributed.initialize(**distributed)  # before anything touches the devices
         train_and_evaluate(config, args.workdir)  # validates the config first
     except (
         KeyError,

@@ -1,6 +1,6 @@
-"""Batches of windows through grain, for training and evaluation alike: seeded shuffling,
-sharding across processes, resumable position (``make_loader``); every window once, in order, in
-padded batches (``make_eval_loader``)."""
+"""Batches of windows through grain, for training and evaluation alike: seeded shuffling, each
+process's rows of the global batch, resumable position (``make_loader``); every window once, in
+order, in padded batches, strided over processes (``make_eval_loader``)."""
 
 from __future__ import annotations
 
@@ -22,8 +22,7 @@ class RandomAccessSource(Protocol):
 
 class ShardView:
     """Every ``shard_count``-th record of a source, from ``shard_index`` on (``length`` of them),
-    re-indexed
-    from 0: strided, so each shard samples the whole period of the split."""
+    re-indexed from 0: a process's evaluation windows (``make_eval_loader``)."""
 
     def __init__(
         self, source: RandomAccessSource, shard_index: int, shard_count: int, length: int
@@ -55,6 +54,36 @@ class ShardView:
         )
 
 
+class BatchRowsSampler:
+    """Rows ``[shard_index * rows, (shard_index + 1) * rows)`` of every global batch of
+    ``rows * shard_count`` consecutive records of ``sampler``'s stream.
+
+    Every process draws the same stream (the same shuffle), so the global batch, assembled from
+    the processes' rows in process order, holds the same windows in the same rows whatever the
+    process count. The repr leaves ``shard_index`` out: grain checks it against a saved iterator
+    state, and the (equal) position saved by process 0 resumes every process.
+    """
+
+    def __init__(self, sampler: Any, *, rows: int, shard_index: int, shard_count: int) -> None:
+        self.sampler, self.rows = sampler, rows
+        self.shard_index, self.shard_count = shard_index, shard_count
+
+    def __len__(self) -> int:
+        return len(self.sampler) // (self.rows * self.shard_count) * self.rows
+
+    def __getitem__(self, index: int) -> grain.RecordMetadata:
+        batch, row = divmod(int(index), self.rows)
+        position = (batch * self.shard_count + self.shard_index) * self.rows + row
+        metadata = self.sampler[position]
+        return grain.RecordMetadata(index=index, record_key=metadata.record_key, rng=metadata.rng)
+
+    def __repr__(self) -> str:
+        return (
+            f"BatchRowsSampler({self.sampler!r}, {self.rows} rows of each global batch of "
+            f"{self.rows * self.shard_count})"
+        )
+
+
 def make_loader(
     source: RandomAccessSource,
     *,
@@ -78,16 +107,17 @@ def make_loader(
 
     Args:
       source: a window source (``ForecastSplits.train`` etc.).
-      batch_size: windows per batch (per shard).
+      batch_size: windows per batch of this shard (its rows of the global batch).
       shuffle: shuffle windows each epoch with ``seed`` (required then); evaluation uses False.
       seed: integer seed of the shuffle.
       num_epochs: passes over the source; ``None`` repeats forever.
-      drop_remainder: drop the last incomplete batch (and the uneven tail of the shards); evaluation
-        uses False so every window is scored once.
-      shard_index, shard_count: this process's shard of the windows (one shard per host): windows
-        ``shard_index, shard_index + shard_count, ...``; ``len // shard_count`` of them with
-        ``drop_remainder`` (equal batch counts on every host), else all, so shards may differ by
-        one.
+      drop_remainder: drop the last incomplete batch; evaluation uses False so every window is
+        scored once (``make_eval_loader``). Must be True when ``shard_count > 1``.
+      shard_index, shard_count: this process's rows of the global batch (one shard per process):
+        every shard draws the same stream of windows (the same shuffle), cut into global batches
+        of ``batch_size * shard_count``, and takes rows ``[shard_index * batch_size,
+        (shard_index + 1) * batch_size)`` of each. The global batch, and so a training run, is the
+        same for any process count; every shard yields the same number of batches.
       worker_count: grain worker processes; 0 reads in the calling process.
       read_threads: grain reader threads per process (``ReadOptions.num_threads``). 0 (default)
         reads in the calling thread, grain's advice for data already in memory such as a
@@ -108,34 +138,37 @@ def make_loader(
         raise ValueError(f"shuffle=True needs an integer seed, got seed={seed!r}")
     if num_epochs is not None and (not isinstance(num_epochs, int) or num_epochs < 1):
         raise ValueError(f"num_epochs must be a positive integer or None, got {num_epochs!r}")
-    per_shard = num_records // shard_count
-    if drop_remainder and per_shard < batch_size:
+    if shard_count > 1 and not drop_remainder:
+        raise ValueError(
+            f"shard_count={shard_count} needs drop_remainder=True (every shard's rows of full "
+            "global batches); evaluate every window of a shard with make_eval_loader"
+        )
+    global_batch = batch_size * shard_count
+    if drop_remainder and num_records < global_batch:
         raise ValueError(
             f"batch_size={batch_size} with drop_remainder=True gives no batch: the source has "
-            f"{num_records} windows ({per_shard} per shard for shard_count={shard_count})"
+            f"{num_records} windows, fewer than a global batch of {global_batch} "
+            f"(batch_size x shard_count={shard_count})"
         )
-    if num_records < shard_count:
-        raise ValueError(
-            f"the source has {num_records} windows, fewer than shard_count={shard_count}"
-        )
-    # Sharding is done here (records shard_index, shard_index + shard_count, ...), not by grain's
-    # ShardOptions: in grain 0.2.18 the DataLoader floors every shard to len // shard_count even
-    # with drop_remainder=False, which would silently drop evaluation windows.
-    length = per_shard if drop_remainder else len(range(shard_index, num_records, shard_count))
-    shard = source if shard_count == 1 else ShardView(source, shard_index, shard_count, length)
+    # Sharding is done by the sampler (rows of each global batch of one shared stream), not by
+    # grain's ShardOptions, which stride over the stream and so reorder the global batch's rows.
     no_sharding = grain.sharding.NoSharding()
     sampler = grain.samplers.IndexSampler(
-        num_records=len(shard),
+        num_records=num_records,
         shard_options=no_sharding,
         shuffle=shuffle,
         num_epochs=num_epochs,
         seed=seed if shuffle else None,
     )
+    if shard_count > 1:
+        sampler = BatchRowsSampler(
+            sampler, rows=batch_size, shard_index=shard_index, shard_count=shard_count
+        )
     operations: Sequence[grain.transforms.Batch] = [
         grain.transforms.Batch(batch_size=batch_size, drop_remainder=drop_remainder)
     ]
     return grain.DataLoader(
-        data_source=shard,
+        data_source=source,
         sampler=sampler,
         operations=operations,
         worker_count=worker_count,
@@ -168,14 +201,11 @@ class EvalLoader:
         return self.num_batches
 
     def __iter__(self) -> Iterator[tuple[dict[str, np.ndarray], int]]:
+        shard = self.source
+        if self.shard_count > 1:
+            shard = ShardView(self.source, self.shard_index, self.shard_count, self.num_windows)
         loader = make_loader(
-            self.source,
-            batch_size=self.batch_size,
-            shuffle=False,
-            num_epochs=1,
-            drop_remainder=False,
-            shard_index=self.shard_index,
-            shard_count=self.shard_count,
+            shard, batch_size=self.batch_size, shuffle=False, num_epochs=1, drop_remainder=False
         )
         template = None
         for batch in loader:

@@ -28,6 +28,7 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 from etils import epath
+from jax.experimental import multihost_utils
 
 from eala_jax.train.config import RUNTIME_KEYS, Config, config_to_dict
 from eala_jax.train.state import LoopState
@@ -42,6 +43,7 @@ __all__ = [
     "IncompatibleWorkdirError",
     "budget_changes",
     "check_workdir",
+    "sync_processes",
 ]
 
 CONFIG_FILE = "config.json"
@@ -82,6 +84,13 @@ class CheckpointUnreadableError(IncompatibleWorkdirError):
         super().__init__(message)
         self.step = step
         self.path = path
+
+
+def sync_processes(name: str) -> None:
+    """Wait until every process of a multi-process run reaches the barrier `name`; no-op with one
+    process."""
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices(name)
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -396,13 +405,19 @@ class Checkpoints:
             except CheckpointUnreadableError as err:
                 failures.append(err)
                 continue
-            for err in failures:
-                moved = self._move_aside(err.step)
-                warn(
-                    f"{err}; resuming from checkpoint {step} instead (the unreadable one is kept "
-                    f"as {moved})"
-                )
             if failures:
+                # Every process has read the checkpoints before process 0 moves any.
+                moved = {err.step: self._aside_path(err.step) for err in failures}
+                sync_processes("eala_jax: checkpoints read")
+                if jax.process_index() == 0:
+                    for source, target in moved.items():
+                        shutil.move(str(Path(self.latest.directory) / str(source)), str(target))
+                sync_processes("eala_jax: unreadable checkpoints moved")
+                for err in failures:
+                    warn(
+                        f"{err}; resuming from checkpoint {step} instead (the unreadable one is "
+                        f"kept as {moved[err.step]})"
+                    )
                 self.latest.reload()
             return step, state, loop
         raise CheckpointUnreadableError(
@@ -413,14 +428,14 @@ class Checkpoints:
             path=failures[0].path,
         )
 
-    def _move_aside(self, step: int) -> Path:
+    def _aside_path(self, step: int) -> Path:
+        """A free `<workdir>/unreadable_checkpoints/<step>[-n]` (its folder created) for `step`."""
         target_dir = self.workdir / UNREADABLE_DIR
         target_dir.mkdir(exist_ok=True)
         target, n = target_dir / str(step), 1
         while target.exists():
             n += 1
             target = target_dir / f"{step}-{n}"
-        shutil.move(str(Path(self.latest.directory) / str(step)), str(target))
         return target
 
     def save_best(self, step: int, state: Any, *, val_mae: float) -> None:

@@ -12,6 +12,10 @@ The host does not wait for the devices at every step: the per-step measurements 
 device and are fetched and checked for NaN every `train.log_every` steps, at each checkpoint and
 at each epoch end; a non-finite one still names its own step. Everything the loop counts lives in
 one typed `LoopState`, saved with each checkpoint.
+
+Several processes (after `jax.distributed.initialize()`) run the same call: each feeds its rows of
+every global batch and evaluates its share of the windows; all of them save and restore the
+checkpoints together, and only process 0 prints, logs and writes results and plots.
 """
 
 from __future__ import annotations
@@ -27,13 +31,21 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 from flax import nnx
+from jax.experimental import multihost_utils
 from tqdm.auto import tqdm
 
 from eala_jax.data import ForecastSplits, make_eval_loader, make_loader
 from eala_jax.metrics import MetricAccumulator, format_horizon_table
 from eala_jax.models import ELinFormer, evaluate_baselines
 from eala_jax.train import plots
-from eala_jax.train.checkpoint import CONFIG_FILE, Checkpoints, budget_changes, check_workdir
+from eala_jax.train.checkpoint import (
+    CONFIG_FILE,
+    Checkpoints,
+    IncompatibleWorkdirError,
+    budget_changes,
+    check_workdir,
+    sync_processes,
+)
 from eala_jax.train.config import Config, config_to_dict, validate_config
 from eala_jax.train.metric_writers import MetricWriter
 from eala_jax.train.sharding import DataParallel, check_batch_divisible, resolve_device_count
@@ -44,6 +56,17 @@ __all__ = ["TrainingDivergedError", "build_model", "load_splits", "train_and_eva
 
 HORIZONS = (3, 6, 12)
 MEASUREMENTS = ("loss", "grad_norm", "param_norm")  # checked for NaN / inf
+
+
+def _is_primary() -> bool:
+    """Process 0: the one that prints, logs and writes the results files (all save checkpoints)."""
+    return jax.process_index() == 0
+
+
+def _say(*args: Any, **kwargs: Any) -> None:
+    """`print` on process 0 only."""
+    if _is_primary():
+        print(*args, **kwargs)
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -106,7 +129,7 @@ class _Run:
     series: Any
     splits: ForecastSplits
     steps_per_epoch: int
-    eval_batch_size: int
+    eval_batch_size: int  # rows of each evaluation batch this process puts (its share)
     num_params: int
     dp: DataParallel  # the jitted (or pmapped) update and eval steps, built once
     initial_state: Any  # host numpy state of the fresh model and optimiser (also the template)
@@ -122,7 +145,7 @@ class _Run:
         num_devices = resolve_device_count(t.num_devices, t.parallel)
         check_batch_divisible(t.batch_size, num_devices)
         series, splits = load_splits(config)
-        print(_data_line(config, series, splits))
+        _say(_data_line(config, series, splits))
         steps_per_epoch = len(splits.train) // t.batch_size
         if steps_per_epoch < 1:
             raise ValueError(
@@ -164,7 +187,9 @@ class _Run:
             series=series,
             splits=splits,
             steps_per_epoch=steps_per_epoch,
-            eval_batch_size=math.ceil(t.eval_batch_size / num_devices) * num_devices,
+            # Rounded up to a multiple of the global device count, split over the processes.
+            eval_batch_size=math.ceil(t.eval_batch_size / (num_devices * jax.process_count()))
+            * num_devices,
             num_params=num_params,
             dp=dp,
             initial_state=jax.tree.map(np.asarray, state),
@@ -174,11 +199,12 @@ class _Run:
         )
 
     def open_outputs(self, loop: LoopState) -> None:
-        """The metric files (rewritten to the restored history) and the training batches from the
-        restored data position."""
+        """The metric files (process 0; rewritten to the restored history) and this process's rows
+        of the training batches from the restored data position."""
         t = self.config.train
-        self.writer = MetricWriter(self.workdir, tensorboard=self.config.tensorboard)
-        self.writer.rewrite(loop.history)
+        if _is_primary():
+            self.writer = MetricWriter(self.workdir, tensorboard=self.config.tensorboard)
+            self.writer.rewrite(loop.history)
         loader = make_loader(
             self.splits.train,
             batch_size=t.batch_size // jax.process_count(),
@@ -190,11 +216,20 @@ class _Run:
             shard_count=jax.process_count(),
         )
         self.iterator = iter(loader)
-        if loop.data_state is not None:
+        if loop.data_state is None or loop.finished:  # a finished run only evaluates
+            return
+        try:
             self.iterator.set_state(loop.data_state)
+        except ValueError as err:  # grain compares the sampler, which names the rows per process
+            raise IncompatibleWorkdirError(
+                f"the data position saved in {self.workdir} does not fit this run's loader over "
+                f"{jax.process_count()} process(es); resume with as many processes as the run "
+                f"that saved it ({str(err).splitlines()[0]})"
+            ) from err
 
     def save(self, host_state: Any, loop: LoopState) -> None:
-        """A resumable checkpoint of `host_state` and `loop`, with the iterator's position."""
+        """A resumable checkpoint of `host_state` and `loop`, with the iterator's position (every
+        process calls it; the positions are equal, process 0's is written)."""
         loop.data_state = self.iterator.get_state()
         self.checkpoints.save(loop.step, host_state, loop=loop)
 
@@ -223,7 +258,9 @@ def train_and_evaluate(
     run = _Run.build(config, workdir)
     try:
         state, loop = _restore(run, changed)
-        (workdir / CONFIG_FILE).write_text(json.dumps(config_to_dict(config), indent=2) + "\n")
+        sync_processes("eala_jax: workdir checked")  # all have read the config 0 replaces
+        if _is_primary():
+            (workdir / CONFIG_FILE).write_text(json.dumps(config_to_dict(config), indent=2) + "\n")
         run.open_outputs(loop)
         if not loop.finished and not _train(run, run.dp.put_state(state), loop, stop_at_step):
             return None
@@ -238,11 +275,11 @@ def _restore(run: _Run, changed: dict[str, tuple[Any, Any]]) -> tuple[Any, LoopS
     if run.checkpoints.latest_step() is None:
         return run.initial_state, LoopState()
     _, state, loop = run.checkpoints.restore_newest_readable(
-        run.initial_state, warn=lambda message: print(f"warning: {message}", file=sys.stderr)
+        run.initial_state, warn=lambda message: _say(f"warning: {message}", file=sys.stderr)
     )
-    print(f"Resuming {run.workdir} from step {loop.step} (epoch {loop.epoch}).")
+    _say(f"Resuming {run.workdir} from step {loop.step} (epoch {loop.epoch}).")
     if changed:
-        print(
+        _say(
             "Changed on resume: "
             + "; ".join(f"{k} {saved!r} -> {now!r}" for k, (saved, now) in changed.items())
             + "."
@@ -304,7 +341,7 @@ def _train(run: _Run, state: Any, loop: LoopState, stop_at_step: int | None) -> 
             total=run.steps_per_epoch,
             initial=loop.step_in_epoch,
             desc=f"epoch {loop.epoch + 1}",
-            disable=not run.config.progress_bar,
+            disable=not (run.config.progress_bar and _is_primary()),
             leave=False,
             dynamic_ncols=True,
         )
@@ -362,13 +399,14 @@ def _end_epoch(run: _Run, state: Any, loop: LoopState) -> None:
         "steps_per_s": run.steps_per_epoch / max(epoch_time, 1e-9),
     }
     loop.history.append(row)
-    run.writer.log(row)
-    tqdm.write(
-        f"epoch {row['epoch']:3d}  step {row['step']:6d}  train_loss {train_loss:.4f}  val MAE "
-        f"{row['val_mae']:.4f}{'  (best)' if improved else ''}  lr {row['lr']:.1e}  "
-        f"{epoch_time:.1f}s ({row['steps_per_s']:.2f} steps/s)"
-    )
-    sys.stdout.flush()  # one line per epoch reaches a log file as it happens
+    if _is_primary():
+        run.writer.log(row)
+        tqdm.write(
+            f"epoch {row['epoch']:3d}  step {row['step']:6d}  train_loss {train_loss:.4f}  val "
+            f"MAE {row['val_mae']:.4f}{'  (best)' if improved else ''}  lr {row['lr']:.1e}  "
+            f"{epoch_time:.1f}s ({row['steps_per_s']:.2f} steps/s)"
+        )
+        sys.stdout.flush()  # one line per epoch reaches a log file as it happens
     host = run.dp.host_state(state)
     if improved:
         run.checkpoints.save_best(loop.step, host, val_mae=float(val["mae_mean"]))
@@ -390,18 +428,45 @@ class _Predictions(NamedTuple):
 def _evaluate(
     run: _Run, state: Any, source: Any, *, keep_predictions: bool = False
 ) -> tuple[dict[str, Any], _Predictions | None]:
-    """Metrics over every window of `source` (`make_eval_loader`, padded batches), and on request
-    the predictions."""
+    """Metrics over every window of `source` and on request the predictions of all of them.
+
+    Each process evaluates its strided share of the windows (`make_eval_loader`, padded batches,
+    the same number on every process); the metric sums of each global batch come back summed over
+    all processes. The predictions (on request: a collective, so every process asks) are assembled
+    in window order and kept on process 0 only (None elsewhere).
+    """
     accumulator = MetricAccumulator()
     kept: list[tuple[np.ndarray, ...]] = []
-    for batch, num_valid in make_eval_loader(source, batch_size=run.eval_batch_size):
+    loader = make_eval_loader(
+        source,
+        batch_size=run.eval_batch_size,
+        shard_index=jax.process_index(),
+        shard_count=jax.process_count(),
+    )
+    for batch, num_valid in loader:
         sums, pred = run.dp.evaluate(state, run.dp.put_batch(batch), run.scaler)
         accumulator.add(sums)
         if keep_predictions:
             kept.append(tuple(a[:num_valid] for a in (pred, batch["y"], batch["y_mask"])))
     if not keep_predictions:
         return accumulator.result(), None
-    return accumulator.result(), _Predictions(*(np.concatenate(a) for a in zip(*kept, strict=True)))
+    local = (np.concatenate(a) for a in zip(*kept, strict=True))
+    predictions = _Predictions(*(_all_windows(a, len(source)) for a in local))
+    return accumulator.result(), predictions if _is_primary() else None
+
+
+def _all_windows(local: np.ndarray, num_windows: int) -> np.ndarray:
+    """This process's windows `[W_p, ...]` (`make_eval_loader`'s strided share: windows p, p + P,
+    ...) -> all `num_windows` in order, on every process. A collective: every process calls it."""
+    count = jax.process_count()
+    if count == 1:
+        return local
+    rows = math.ceil(num_windows / count)  # the largest share; the others are padded to it
+    padded = np.zeros((rows, *local.shape[1:]), local.dtype)
+    padded[: len(local)] = local
+    gathered = np.asarray(multihost_utils.process_allgather(padded))  # [P, rows, ...]
+    # Window k * P + p is row k of process p.
+    return np.swapaxes(gathered, 0, 1).reshape(rows * count, *local.shape[1:])[:num_windows]
 
 
 def _jsonable(obj: Any) -> Any:
@@ -432,11 +497,14 @@ def _horizons(result: dict[str, Any]) -> tuple[int, ...]:
 
 
 def _finish(run: _Run, loop: LoopState) -> dict[str, Any]:
-    """Test the best checkpoint, add the baselines, write results.json/.md and the plots."""
+    """Test the best checkpoint, add the baselines, write results.json/.md and the plots (process
+    0); every process returns the results."""
     config, splits = run.config, run.splits
     best = run.checkpoints.restore_best(run.initial_state)
     best_state = run.dp.put_state(jax.tree.map(np.asarray, best))
-    test_result, predictions = _evaluate(run, best_state, splits.test, keep_predictions=True)
+    test_result, predictions = _evaluate(
+        run, best_state, splits.test, keep_predictions=config.plots and bool(loop.history)
+    )
     val_result, _ = _evaluate(run, best_state, splits.val)
     test_tables = {"model": test_result, **evaluate_baselines(splits, "test", scaler=splits.scaler)}
     val_tables = {"model": val_result, **evaluate_baselines(splits, "val", scaler=splits.scaler)}
@@ -459,6 +527,8 @@ def _finish(run: _Run, loop: LoopState) -> dict[str, Any]:
         "val": val_tables,
         "history": loop.history,
     }
+    if not _is_primary():
+        return results
     (run.workdir / "results.json").write_text(json.dumps(_jsonable(results), indent=2) + "\n")
     title = (
         f"{config.name}: {config.data.name}, temporal={temporal}, spatial={spatial}, best epoch "

@@ -12,9 +12,10 @@ Three modes over the same pure functions of `eala_jax.train.steps` (`update_step
 - `"none"`: plain `jax.jit` on the default device.
 
 The batch's leading dimension must divide by the device count (checked before training).
-Multi-host: call `jax.distributed.initialize()` first; each process feeds its own shard of the
-global batch and `make_array_from_process_local_data` assembles the global array (see
-docs/training.md).
+Several processes (a pod slice, or 2 on one machine): call `jax.distributed.initialize()` first;
+only `"jit"` spans them. Each process puts its own rows of the global batch
+(`make_array_from_process_local_data` assembles the global array) and gets back the metric sums of
+the whole global batch and its own rows of the prediction (see docs/training.md).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -49,8 +51,20 @@ Tree = Any
 
 
 def resolve_device_count(num_devices: int | None, parallel: str = "jit") -> int:
-    """Devices to use: all local ones for None; 1 for `parallel="none"`. Raises if too many."""
+    """Local devices to use: all for None; 1 for `parallel="none"`. Raises if too many, or when
+    several processes run anything but `"jit"` on all their devices."""
     available = jax.local_device_count()
+    if jax.process_count() > 1:
+        if parallel != "jit":
+            raise ValueError(
+                f"train.parallel={parallel!r} runs within one process, but this run has "
+                f"{jax.process_count()} processes; use train.parallel='jit'"
+            )
+        if num_devices not in (None, available):
+            raise ValueError(
+                f"train.num_devices={num_devices}: a run over {jax.process_count()} processes "
+                f"uses all {available} local devices of each; leave train.num_devices unset"
+            )
     if parallel == "none":
         return 1
     n = available if num_devices is None else int(num_devices)
@@ -205,8 +219,14 @@ class DataParallel:
     def evaluate(
         self, state: Tree, batch: dict, scaler: StandardScaler
     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Metric sums (host numpy, summed over devices) and the prediction `[B, T_out, N]`."""
+        """Metric sums of the global batch (host numpy, summed over all devices of all processes)
+        and this process's rows of the prediction `[B_local, T_out, N]` (those of the batch it
+        put; the whole prediction with one process)."""
         sums, pred = self._evaluate(state, batch, scaler, self.graphdef)
+        if self.mode == "jit":
+            pred = multihost_utils.global_array_to_host_local_array(
+                pred, self.mesh, self._batch_sharding.spec
+            )
         sums, pred = jax.device_get((sums, pred))
         if self.mode == "pmap":
             sums = jax.tree.map(lambda x: np.sum(x, axis=0), sums)

@@ -48,23 +48,47 @@ def test_shuffle_is_seeded_and_covers_each_epoch():
     assert list(flat[:12]) != list(range(12))
 
 
-def test_shards_are_disjoint_and_cover():
+def _rows_of_shards(shard_count: int, batch_size: int, **kwargs) -> list[list[int]]:
+    """Each step's batches of every shard, concatenated in shard order (the global batch)."""
     shards = [
-        np.concatenate(
-            _indices(
-                make_loader(
-                    _Indexed(11),
-                    batch_size=2,
-                    shuffle=False,
-                    drop_remainder=False,
-                    shard_index=k,
-                    shard_count=2,
-                )
+        _indices(
+            make_loader(
+                _Indexed(11),
+                batch_size=batch_size,
+                shard_index=k,
+                shard_count=shard_count,
+                **kwargs,
             )
         )
-        for k in range(2)
+        for k in range(shard_count)
     ]
-    assert not set(shards[0]) & set(shards[1]) and sorted(np.concatenate(shards)) == list(range(11))
+    assert len({len(s) for s in shards}) == 1  # every shard steps the same number of times
+    return [sum(step, []) for step in zip(*shards, strict=True)]
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_shards_take_their_rows_of_the_unsharded_global_batch(shuffle):
+    """Two or three processes assemble exactly the batches of one process with the global batch
+    size: same windows, same rows, same epochs."""
+    kwargs = dict(shuffle=shuffle, seed=3, num_epochs=3)
+    for shard_count, batch_size in ((2, 2), (3, 1)):
+        single = _indices(make_loader(_Indexed(11), batch_size=batch_size * shard_count, **kwargs))
+        assert _rows_of_shards(shard_count, batch_size, **kwargs) == single
+        assert len(single) == 33 // (batch_size * shard_count)  # batches span the epoch ends
+
+
+def test_position_saved_by_one_shard_resumes_another():
+    """The loop saves process 0's iterator state only; process 1 must resume from it."""
+    kwargs = dict(batch_size=2, shuffle=True, seed=1, num_epochs=None, shard_count=2)
+    first = iter(make_loader(_Indexed(11), shard_index=0, **kwargs))
+    second = iter(make_loader(_Indexed(11), shard_index=1, **kwargs))
+    for _ in range(7):  # crosses the first epoch's end
+        next(first), next(second)
+    state = first.get_state()
+    expected = [next(second)["i"].tolist() for _ in range(4)]
+    resumed = iter(make_loader(_Indexed(11), shard_index=1, **kwargs))
+    resumed.set_state(state)
+    assert [next(resumed)["i"].tolist() for _ in range(4)] == expected
 
 
 def test_state_resumes_the_same_batches():
@@ -104,6 +128,10 @@ def test_bad_loader_arguments():
         make_loader(_Indexed(10), batch_size=2, shuffle=False, shard_index=2, shard_count=2)
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         make_loader(_Indexed(10), batch_size=0, shuffle=False)
+    with pytest.raises(ValueError, match="shard_count=2 needs drop_remainder=True"):
+        make_loader(_Indexed(10), batch_size=2, shuffle=False, shard_count=2, drop_remainder=False)
+    with pytest.raises(ValueError, match="fewer than a global batch of 12"):
+        make_loader(_Indexed(10), batch_size=4, shuffle=False, shard_count=3)
     with pytest.raises(ValueError, match="read_threads must be an integer >= 0"):
         make_loader(_Indexed(10), batch_size=2, shuffle=False, read_threads=-1)
 
@@ -113,26 +141,6 @@ def test_reader_threads_do_not_change_the_batches():
     in_thread = _indices(make_loader(_Indexed(20), **kwargs))
     threaded = _indices(make_loader(_Indexed(20), read_threads=4, **kwargs))
     assert in_thread == threaded and len(in_thread) == 40 // 3  # batches span the epoch end
-
-
-def test_shards_with_drop_remainder_are_equal_and_disjoint():
-    shards = [
-        np.concatenate(
-            _indices(
-                make_loader(
-                    _Indexed(11), batch_size=2, shuffle=True, seed=3, shard_index=k, shard_count=3
-                )
-            )
-        )
-        for k in range(3)
-    ]
-    assert [len(s) for s in shards] == [
-        2,
-        2,
-        2,
-    ]  # 11 // 3 = 3 windows a shard, one full batch of 2 each
-    flat = np.concatenate(shards)
-    assert len(set(flat)) == 6 and set(flat) <= set(range(9))
 
 
 def _stacked_reference(source, batch_size):

@@ -22,32 +22,21 @@ from eala_jax.train import (
     IncompatibleWorkdirError,
     TrainingDivergedError,
     apply_overrides,
-    config_to_dict,
     train_and_evaluate,
 )
 from eala_jax.train.checkpoint import CheckpointUnreadableError
 from experiments import train as train_cli
-from tests.train.train_helpers import tiny_config, with_model
+from tests.train.train_helpers import (
+    drop_time,
+    final_state,
+    state_template,
+    tiny_config,
+    with_model,
+    write_config_file,
+)
 
 # 2 epochs of 4 steps on 8 devices (jit mesh), a resumable checkpoint every 3 steps.
 CONFIG = tiny_config(parallel="jit", checkpoint_every_steps=3)
-
-
-def write_config_file(path: Path, config) -> Path:
-    path.write_text(
-        "import json\nfrom eala_jax.train import config_from_dict\n\n"
-        "def get_config():\n    return "
-        f"config_from_dict(json.loads({json.dumps(json.dumps(config_to_dict(config)))}))\n"
-    )
-    return path
-
-
-def final_state(workdir: Path, template):
-    ckpt = Checkpoints(workdir)
-    try:
-        return ckpt.restore(template)[0]
-    finally:
-        ckpt.close()
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +119,7 @@ def test_resume_equals_uninterrupted(uninterrupted, interrupted, tmp_path):
 
 
 def assert_same_final_state(workdir: Path, reference_dir: Path) -> None:
-    template = jax.tree.map(np.asarray, _template(CONFIG))
+    template = jax.tree.map(np.asarray, state_template(CONFIG))
     for a, b in zip(
         jax.tree.leaves(final_state(workdir, template)),
         jax.tree.leaves(final_state(reference_dir, template)),
@@ -315,7 +304,7 @@ def test_a_checkpoint_of_other_shapes_does_not_fit(uninterrupted):
     """Orbax alone restores a checkpoint into other shapes without a word; the shapes are
     compared first and every differing leaf is named."""
     workdir, _ = uninterrupted
-    other = jax.tree.map(np.asarray, _template(with_model(CONFIG, feed_forward_dim=8)))
+    other = jax.tree.map(np.asarray, state_template(with_model(CONFIG, feed_forward_dim=8)))
     ckpt = Checkpoints(workdir)
     try:
         with pytest.raises(IncompatibleWorkdirError, match="does not fit") as info:
@@ -329,33 +318,6 @@ def test_a_checkpoint_of_other_shapes_does_not_fit(uninterrupted):
         "float32" in message
     )
     assert message.endswith("and 10 more")  # 6 kernels and biases x (params, Adam mu, Adam nu)
-
-
-def drop_time(rows):
-    """Epoch rows without their wall-clock fields."""
-    return [{k: v for k, v in r.items() if k not in ("epoch_time_s", "steps_per_s")} for r in rows]
-
-
-def _template(config):
-    from flax import nnx
-
-    from eala_jax.data import load_dataset, make_forecast_splits
-    from eala_jax.train import build_model, build_optimizer
-
-    splits = make_forecast_splits(load_dataset("synthetic", num_days=3, num_nodes=6))
-    model = build_model(
-        config, num_nodes=splits.num_nodes, steps_per_day=splits.steps_per_day, rngs=nnx.Rngs(0)
-    )
-    optimizer = nnx.Optimizer(
-        model,
-        build_optimizer(
-            lambda _: 1e-3,
-            weight_decay=config.train.weight_decay,
-            max_grad_norm=config.train.max_grad_norm,
-        ),
-        wrt=nnx.Param,
-    )
-    return nnx.split((model, optimizer))[1]
 
 
 def test_workdir_of_another_run_is_refused(uninterrupted, capsys):
@@ -456,7 +418,7 @@ def test_nan_loss_names_its_step_whatever_the_fetch_cadence(
     ckpt = Checkpoints(workdir)
     try:
         assert ckpt.latest_step() == 4 and ckpt.best_step() == 4
-        state = ckpt.restore(jax.tree.map(np.asarray, _template(cfg)))[0]
+        state = ckpt.restore(jax.tree.map(np.asarray, state_template(cfg)))[0]
     finally:
         ckpt.close()
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(state))
@@ -530,7 +492,7 @@ def test_early_stopping_tests_the_best_checkpoint(tmp_path, monkeypatch):
     ckpt = Checkpoints(tmp_path / "run")
     try:
         assert ckpt.best_step() == 8 and ckpt.latest_step() == 16
-        best = ckpt.restore_best(jax.tree.map(np.asarray, _template(cfg)))
+        best = ckpt.restore_best(jax.tree.map(np.asarray, state_template(cfg)))
     finally:
         ckpt.close()
     (state,) = tested

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
 import numpy as np
 
 from eala_jax.ops import EalaOptions, SoftmaxOptions
-from eala_jax.train import Config, DataConfig, ModelConfig, TrainConfig
+from eala_jax.train import (
+    Checkpoints,
+    Config,
+    DataConfig,
+    ModelConfig,
+    TrainConfig,
+    config_to_dict,
+)
 
 TINY_MODEL = ModelConfig(
     input_embedding_dim=4,
@@ -63,3 +72,50 @@ def fixed_batch(size: int = 8, seed: int = 0) -> tuple[dict[str, np.ndarray], ob
     idx = rng.choice(len(splits.train), size, replace=False)
     items = [splits.train[int(i)] for i in idx]
     return {k: np.stack([it[k] for it in items]) for k in items[0]}, splits
+
+
+def write_config_file(path: Path, config: Config) -> Path:
+    """A config file for `python -m experiments.train --config` that returns `config`."""
+    path.write_text(
+        "import json\nfrom eala_jax.train import config_from_dict\n\n"
+        "def get_config():\n    return "
+        f"config_from_dict(json.loads({json.dumps(json.dumps(config_to_dict(config)))}))\n"
+    )
+    return path
+
+
+def state_template(config: Config):
+    """The split state of a fresh model and optimiser of `config` on the tiny synthetic set."""
+    from flax import nnx
+
+    from eala_jax.data import load_dataset, make_forecast_splits
+    from eala_jax.train import build_model, build_optimizer
+
+    splits = make_forecast_splits(load_dataset("synthetic", num_days=3, num_nodes=6))
+    model = build_model(
+        config, num_nodes=splits.num_nodes, steps_per_day=splits.steps_per_day, rngs=nnx.Rngs(0)
+    )
+    optimizer = nnx.Optimizer(
+        model,
+        build_optimizer(
+            lambda _: 1e-3,
+            weight_decay=config.train.weight_decay,
+            max_grad_norm=config.train.max_grad_norm,
+        ),
+        wrt=nnx.Param,
+    )
+    return nnx.split((model, optimizer))[1]
+
+
+def final_state(workdir: Path, template):
+    """The state of `workdir`'s newest resumable checkpoint, restored onto `template`."""
+    ckpt = Checkpoints(workdir)
+    try:
+        return ckpt.restore(template)[0]
+    finally:
+        ckpt.close()
+
+
+def drop_time(rows):
+    """Epoch rows without their wall-clock fields."""
+    return [{k: v for k, v in r.items() if k not in ("epoch_time_s", "steps_per_s")} for r in rows]
