@@ -89,7 +89,7 @@ def statistics_rows(
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7))
 def _rows(q, k, v, weight, deficit, scale, row_map, nonnegative):
-    return _forward(q, k, v, weight, deficit, scale, row_map, nonnegative)[0]
+    return _forward_rule(q, k, v, weight, deficit, scale, row_map, nonnegative)[0]
 
 
 def _heads(x: Array) -> Array:
@@ -233,9 +233,8 @@ def _radius_direction(centred_k: Array, w: Array, safe: Array) -> Array:
 # `_MIN_BLOCKED_BATCH` elements: a block holds the largest divisor of the batch whose
 # `[b, H, S, D + Dv]` arrays have at most `_BLOCK_ELEMENTS` elements (but two batch elements if the
 # batch is even: single-element blocks measured larger and slower).
-# This bounds the temporaries by a block's and keeps a block's passes in cache. Measured on 2 CPU
-# cores (docs/performance.md): at B = 192, S = 883, fwd+bwd went from 1.21x to 0.84x elu+1's time
-# and 1402 to 709 MiB; blocks of a 2-element batch cost more than they save.
+# This bounds the temporaries by a block's and keeps a block's passes in cache (docs/performance.md
+# has the measurements); blocks of a 2-element batch cost more than they save.
 _BLOCK_ELEMENTS = 2**20
 _MIN_BLOCKED_BATCH = 8
 
