@@ -3,6 +3,8 @@
     python -m benchmarks.attention --preset quick   # EALA vs softmax at S = 883 and 8192 (~3 min)
     python -m benchmarks.attention --preset full    # the grid of docs/results.md (~30 min on 2
     cores)
+    python -m benchmarks.attention --preset linear  # EALA vs elu+1 over the grid, softmax below
+    S = 883 (~20 min)
 
 Shapes are those of ELinFormer's layers: spatial attention folds batch × time steps into the batch
 (16 × 12 = 192, 4 heads, head dim 38) over S = N sensors; temporal attention folds batch × sensors
@@ -11,6 +13,11 @@ repeated calls after a warm-up (`block_until_ready`), the compiled program's mem
 analysis) and FLOPs (counted from each method's formulas, and XLA's estimate), achieved FLOP/s
 against this machine's float32 matmul throughput measured in the same run. A point whose compiled
 program needs more than `--memory-budget-gib` is reported as not fitting, not run.
+
+The FLOP/s fraction (`fraction_of_matmul`) is: the method's formula FLOPs (`formula_flops`, three
+times the forward's for forward+backward) / its median time / the float32 throughput of a
+2048 × 2048 matmul timed in the same run. It says how close an op runs to the machine's dense
+matmul rate; memory-bound elementwise passes and layout changes count as FLOP-free time.
 """
 
 from __future__ import annotations
@@ -141,6 +148,24 @@ def points(preset: str) -> list[dict[str, Any]]:
             dict(shape="spatial", batch=192, queries=883, keys=883, methods=core),
             dict(shape="spatial", batch=2, queries=8192, keys=8192, methods=core),
         ]
+    if preset == "linear":
+        # EALA against elu+1 over the grid of "full"; softmax below S = 883 (883: preset "quick").
+        # S = 8600 at batch 96: elu+1's fwd+bwd at batch 192 needs 11.6 GiB, more than a shared
+        # machine can hold safely; both are memory-bound there, so the ratio is the one that counts.
+        grid = [
+            dict(
+                shape="spatial",
+                batch=96 if s == 8600 else 192,
+                queries=s,
+                keys=s,
+                methods=["eala", "linear"] + (["softmax"] if s < 883 else []),
+            )
+            for s in (170, 307, 883, 2048, 8600)
+        ]
+        grid.append(
+            dict(shape="spatial", batch=24, queries=32768, keys=32768, methods=["eala", "linear"])
+        )
+        return grid
     if preset == "full":
         # The O(d³)-per-query estimators (cumulant3, segments) take minutes a call on a CPU at large
         # S: they are timed up to S = 883; the other methods over the whole range.
@@ -164,7 +189,7 @@ def points(preset: str) -> list[dict[str, Any]]:
             dict(shape="temporal", batch=16 * 883, queries=12, keys=12, methods=all_methods)
         )
         return grid
-    raise ValueError(f"unknown preset {preset!r}; expected 'quick' or 'full'")
+    raise ValueError(f"unknown preset {preset!r}; expected 'quick', 'linear' or 'full'")
 
 
 def run(
@@ -283,7 +308,7 @@ def ratio_table(result: dict[str, Any], baseline: str = "softmax") -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", default="quick", choices=("quick", "full"))
+    parser.add_argument("--preset", default="quick", choices=("quick", "linear", "full"))
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--memory-budget-gib", type=float, default=14.0)
     parser.add_argument(
@@ -302,6 +327,8 @@ def main() -> None:
         resume=args.resume,
     )
     print(ratio_table(result))
+    print()
+    print(ratio_table(result, baseline="linear"))
 
 
 if __name__ == "__main__":

@@ -174,7 +174,8 @@ def causal_eala_rows(
         zeros(batch, heads, dim, d_v),
     )
     inputs = (chunked(q, chunk), chunked(k, chunk), chunked(v, chunk), chunked(valid, chunk))
-    _, rows = jax.lax.scan(step, (init_stats, zeros(batch, heads)), inputs)
+    # Checkpointed: the backward pass recomputes each chunk instead of storing its residuals.
+    _, rows = jax.lax.scan(jax.checkpoint(step), (init_stats, zeros(batch, heads)), inputs)
     rows = CausalRows(*(unchunked(r, length) for r in rows))
     return rows._replace(
         mean_score=rows.mean_score + scale * jnp.einsum("bthd,bhd->bth", q, origin[:, 0])

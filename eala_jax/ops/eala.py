@@ -18,8 +18,10 @@ from eala_jax.ops.entropy import (
     check_estimator_options,
     entropy_deficit,
 )
-from eala_jax.ops.statistics import key_statistics, project_queries
-from eala_jax.ops.theta import cap_theta, theta_from_deficit
+from eala_jax.ops.fused import statistics_rows
+from eala_jax.ops.statistics import key_statistics, score_moments
+from eala_jax.ops.theta import choose_theta, floor_deficit
+from eala_jax.ops.theta import row_map as theta_rows
 
 Array = jax.Array
 Theta = str | float
@@ -307,19 +309,12 @@ def _eala_rows(
     dtype = _validation.statistics_dtype(q.dtype)
     q, k, v = q.astype(dtype), k.astype(dtype), v.astype(dtype)
 
-    def choose_theta(deficit: Array, sigma2: Array) -> Array:
-        value = (
-            theta_from_deficit(deficit, sigma2)
-            if theta == "optimal"
-            else jnp.full_like(sigma2, theta)
-        )
-        return value if theta_gradient else jax.lax.stop_gradient(value)
-
-    def floor_entropy(deficit: Array, log_count: Array) -> Array:
-        # Ĥ ← max(Ĥ, min_entropy), i.e. the deficit log M − Ĥ ≤ log M − min_entropy (and ≥ 0).
-        if min_entropy <= 0.0:  # Ĥ ≥ 0 already: keep the default bit for bit
-            return deficit
-        return jnp.maximum(jnp.minimum(deficit, log_count - min_entropy), 0.0)
+    row_map = theta_rows(
+        theta=theta,
+        theta_gradient=theta_gradient,
+        min_entropy=min_entropy,
+        need_entropy=need_entropy,
+    )
 
     if causal:
         rows = causal_eala_rows(
@@ -328,10 +323,12 @@ def _eala_rows(
             v,
             key_mask,
             scale=scale,
-            deficit_fn=lambda sigma2, log_count: floor_entropy(
-                jnp.minimum(0.5 * sigma2, log_count), log_count
+            deficit_fn=lambda sigma2, log_count: floor_deficit(
+                jnp.minimum(0.5 * sigma2, log_count), log_count, min_entropy
             ),
-            theta_fn=choose_theta,
+            theta_fn=lambda deficit, sigma2: choose_theta(
+                deficit, sigma2, theta=theta, theta_gradient=theta_gradient
+            ),
             nonnegative=nonnegative,
             chunk_size=chunk_size,
         )
@@ -345,41 +342,64 @@ def _eala_rows(
         return rows.out, stats
 
     valid = jnp.ones(k.shape[:2], bool) if key_mask is None else key_mask
+    count = jnp.broadcast_to(
+        jnp.sum(valid.astype(dtype), axis=1)[:, None, None], q.shape[:-1]
+    )  # [B, T, H]
+    log_count = jnp.log(jnp.maximum(count, 1.0))
+    estimate_apart = estimator != "gaussian" and (theta == "optimal" or need_entropy)
     use_scores = implementation == "scores" or (
         implementation is None and k.shape[1] <= q.shape[-1]
     )
-    if use_scores:
-        # S ≤ D: the S scores per query are cheaper than the D×D statistics (same maths, exact).
-        count, mean_k, mean_v, mean_score, sigma2, centred = _dense_score_moments(
-            q, k, v, valid, scale
+    if not use_scores:
+        # The statistics route, with its hand-written backward pass (ops/fused.py). Estimators
+        # other than the Gaussian one read q and k beyond σ²: their deficit is formed here, with
+        # their own statistics, and differentiated by autodiff.
+        deficit = None
+        if estimate_apart:
+            own_stats = key_statistics(k, k[..., :1], key_mask)
+            deficit = entropy_deficit(
+                q,
+                k,
+                key_mask,
+                own_stats,
+                score_moments(q, own_stats, scale)[1],
+                estimator=estimator,
+                scale=scale,
+                num_segments=num_segments,
+                num_features=num_features,
+                rng=rng,
+                projection=projection,
+            )
+        rows = statistics_rows(
+            q,
+            k,
+            v,
+            valid.astype(dtype),
+            deficit,
+            scale=scale,
+            row_map=row_map,
+            nonnegative=nonnegative,
         )
-        weighted = jnp.einsum("bths,bshe->bthe", centred, v - mean_v[:, None])
-    else:
-        key_stats = key_statistics(k, v, key_mask)
-        count, mean_k, mean_v = key_stats.count[:, None, :], key_stats.mean_k, key_stats.mean_v
-        # Σ_j (s_ij − μ_i)(v_j − v̄) = scale · q_iᵀ Σ_j (k_j − k̄)(v_j − v̄)ᵀ, with σ² in the same
-        # product.
-        mean_score, sigma2, weighted = project_queries(q, key_stats, scale)
-        mean_score, sigma2, weighted = (
-            jnp.swapaxes(x, 1, 2) for x in (mean_score, sigma2, weighted)
+        stats = dict(
+            theta=rows.theta,
+            entropy=log_count - rows.deficit,
+            sigma2=rows.sigma2,
+            mean_score=rows.mean_score,
+            count=count,
         )
-    count = jnp.broadcast_to(count, sigma2.shape)
-    log_count = jnp.log(jnp.maximum(count, 1.0))
-    if theta != "optimal" and not need_entropy:
-        deficit = jnp.full_like(sigma2, jnp.nan)
-    else:
-        scores_route = use_scores and estimator in ("gaussian", "cumulant3", "exact")
-        if not use_scores:
-            stats_for_entropy = key_stats
-        elif scores_route:
-            stats_for_entropy = None
-        else:
-            stats_for_entropy = key_statistics(k, k[..., :1], key_mask)
+        return rows.out, stats
+
+    # S ≤ D: the S scores per query are cheaper than the D×D statistics (same maths, exact).
+    _, mean_k, mean_v, mean_score, sigma2, centred = _dense_score_moments(q, k, v, valid, scale)
+    weighted = jnp.einsum("bths,bshe->bthe", centred, v - mean_v[:, None])
+    deficit = None
+    if estimate_apart:
+        scores_route = estimator in ("cumulant3", "exact")
         deficit = entropy_deficit(
             q,
             k,
             key_mask,
-            stats_for_entropy,
+            None if scores_route else key_statistics(k, k[..., :1], key_mask),
             sigma2,
             estimator=estimator,
             scale=scale,
@@ -389,19 +409,22 @@ def _eala_rows(
             projection=projection,
             centred_scores=(centred, valid) if scores_route else None,
         )
-    deficit = floor_entropy(deficit, log_count)
-    entropy = log_count - deficit
-    theta_value = choose_theta(deficit, sigma2)
+    bound = None
     if nonnegative:
         # Safe norms: a zero vector (one valid key, a zero query) has a finite (zero) gradient.
         spread = safe_norm(k - mean_k[:, None])  # [B, S, H]
         radius = jnp.max(jnp.where(valid[..., None], spread, 0.0), axis=1)  # [B, H]
-        theta_value = cap_theta(theta_value, scale * safe_norm(q) * radius[:, None])
+        bound = scale * safe_norm(q) * radius[:, None]
+    theta_value, deficit = row_map(sigma2, deficit, bound, log_count)
     safe_count = jnp.maximum(count, 1.0)[..., None]
     out = mean_v[:, None] + theta_value[..., None] * weighted / safe_count
     out = jnp.where((count > 0)[..., None], out, 0.0)
     stats = dict(
-        theta=theta_value, entropy=entropy, sigma2=sigma2, mean_score=mean_score, count=count
+        theta=theta_value,
+        entropy=log_count - deficit,
+        sigma2=sigma2,
+        mean_score=mean_score,
+        count=count,
     )
     return out, stats
 

@@ -179,7 +179,7 @@ def entropy_deficit(
         centred, valid, count = None, None, stats.count[:, None, :]
     log_count = jnp.log(jnp.maximum(count, 1.0))  # [B, 1, 1]
     if estimator == "gaussian":
-        raw = 0.5 * sigma2
+        return gaussian_deficit(sigma2, log_count)
     elif estimator == "cumulant3":
         if centred is None:
             t3 = centred_third_moment(k, key_mask, stats.mean_k, stats.count)
@@ -203,6 +203,11 @@ def entropy_deficit(
     else:
         raise ValueError(f"unknown entropy estimator {estimator!r}; expected one of {ESTIMATORS}")
     return jnp.clip(raw, 0.0, log_count)
+
+
+def gaussian_deficit(sigma2: Array, log_count: Array) -> Array:
+    """The Gaussian estimate's entropy deficit `clip(σ²/2, 0, log M)` (docs/method.md step 3)."""
+    return jnp.clip(0.5 * sigma2, 0.0, log_count)
 
 
 def _entropy_of_scores(scores: Array, valid: Array, count: Array) -> Array:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 
 from eala_jax.ops._numerics import safe_sqrt
+from eala_jax.ops.entropy import gaussian_deficit
 
 Array = jax.Array
+RowMap = Callable[[Array, Array | None, Array | None, Array], tuple[Array, Array]]
 _TINY_VARIANCE = 1e-12
 
 
@@ -37,3 +41,49 @@ def cap_theta(theta: Array, bound: Array) -> Array:
     bound = 0 (docs/method.md step 7)."""
     positive = bound > 0
     return jnp.where(positive, jnp.minimum(theta, 1.0 / jnp.where(positive, bound, 1.0)), theta)
+
+
+def floor_deficit(deficit: Array, log_count: Array, min_entropy: float) -> Array:
+    """`Ĥ ← max(Ĥ, min_entropy)` as a deficit: `clip(d, 0, log M − min_entropy)` (step 5); the
+    default 0.0 returns `d` unchanged, bit for bit."""
+    if min_entropy <= 0.0:
+        return deficit
+    return jnp.maximum(jnp.minimum(deficit, log_count - min_entropy), 0.0)
+
+
+def choose_theta(
+    deficit: Array, sigma2: Array, *, theta: str | float, theta_gradient: bool
+) -> Array:
+    """θ* from the deficit (`theta="optimal"`) or the fixed float `theta`; without
+    `theta_gradient` the result is a constant for autodiff."""
+    value = (
+        theta_from_deficit(deficit, sigma2) if theta == "optimal" else jnp.full_like(sigma2, theta)
+    )
+    return value if theta_gradient else jax.lax.stop_gradient(value)
+
+
+def row_map(
+    *, theta: str | float, theta_gradient: bool, min_entropy: float, need_entropy: bool
+) -> RowMap:
+    """The per-row scalar chain of EALA, `(σ², deficit, bound, log M) -> (θ, deficit)`,
+    elementwise on arrays of one shape (docs/method.md steps 3, 5 and 7).
+
+    `deficit` None means the Gaussian estimate `clip(σ²/2, 0, log M)` (NaN when θ is fixed and no
+    entropy is wanted); it is floored by `min_entropy`; θ comes from `choose_theta` and is capped
+    by `cap_theta(θ, bound)` unless `bound` is None.
+    """
+
+    def rows(
+        sigma2: Array, deficit: Array | None, bound: Array | None, log_count: Array
+    ) -> tuple[Array, Array]:
+        if deficit is None:
+            deficit = (
+                jnp.full_like(sigma2, jnp.nan)
+                if theta != "optimal" and not need_entropy
+                else gaussian_deficit(sigma2, log_count)
+            )
+        deficit = floor_deficit(deficit, log_count, min_entropy)
+        value = choose_theta(deficit, sigma2, theta=theta, theta_gradient=theta_gradient)
+        return (value if bound is None else cap_theta(value, bound)), deficit
+
+    return rows
