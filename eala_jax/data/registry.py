@@ -36,7 +36,9 @@ from eala_jax.data.series import (
     SpatioTemporalSeries,
     Split,
     check_null_value,
+    check_step_minutes,
     mark_missing,
+    steps_per_day_of,
 )
 from eala_jax.data.synthetic import make_synthetic_series
 
@@ -549,10 +551,7 @@ def load_generic(
         raise ValueError(
             f"generic: {signal_path} has no timestamps; set step_minutes= and start_time="
         )
-    if MINUTES_PER_DAY % int(step_minutes):
-        raise ValueError(
-            f"step_minutes={step_minutes} must divide a day ({MINUTES_PER_DAY} minutes)"
-        )
+    step_minutes = check_step_minutes(step_minutes)
     adjacency = None
     if graph_url is not None:
         if graph_path is None:
@@ -577,7 +576,7 @@ def load_generic(
         name=series_name,
         values=values,
         missing=missing,
-        steps_per_day=MINUTES_PER_DAY // int(step_minutes),
+        steps_per_day=steps_per_day_of(step_minutes),
         start_time=np.datetime64(start_time, "m"),
         step_minutes=int(step_minutes),
         adjacency=adjacency,
