@@ -48,11 +48,19 @@ class ModelConfig:
     # EalaOptions(estimator="cumulant3") or SoftmaxOptions(). Its `name` selects the op.
     temporal_attention: AttentionOptions = dataclasses.field(default_factory=EalaOptions)
     spatial_attention: AttentionOptions = dataclasses.field(default_factory=EalaOptions)
-    # Embedding widths; their sum is the model dim (152 at paper size, docs/training.md).
+    # Embedding widths; their sum is the model dim (152 at paper size, docs/training.md). A
+    # calendar width of None is "auto": the training loop keeps the feature (at the width of the
+    # input embedding) only where the data's step and training span give it signal
+    # (`eala_jax.data.choose_calendar`); a model built without that choice keeps both. 0 = off.
     input_embedding_dim: int = 24
-    tod_embedding_dim: int = 24
-    dow_embedding_dim: int = 24
+    tod_embedding_dim: int | None = 24
+    dow_embedding_dim: int | None = 24
     adaptive_embedding_dim: int = 80
+    # The training split's seasonal profile (historical average per sensor and calendar slot,
+    # docs/training.md): as an input channel projected to this width (0 = off), and/or as a
+    # residual target (the model predicts the deviation from the profile at the target steps).
+    seasonal_embedding_dim: int = 0
+    seasonal_residual: bool = False
     feed_forward_dim: int = 256
     num_heads: int = 4
     num_temporal_layers: int = 3
@@ -78,10 +86,24 @@ class ModelConfig:
         """Sum of the embedding widths: the width of every attention block."""
         return (
             self.input_embedding_dim
-            + self.tod_embedding_dim
-            + self.dow_embedding_dim
+            + self.calendar_widths[0]
+            + self.calendar_widths[1]
             + self.adaptive_embedding_dim
+            + self.seasonal_embedding_dim
         )
+
+    @property
+    def calendar_widths(self) -> tuple[int, int]:
+        """(time of day, day of week) widths, an "auto" (None) one at the input embedding's."""
+        return tuple(  # type: ignore[return-value]
+            self.input_embedding_dim if w is None else w
+            for w in (self.tod_embedding_dim, self.dow_embedding_dim)
+        )
+
+    @property
+    def uses_profile(self) -> bool:
+        """Whether the model reads the seasonal profile (``x_profile`` / ``y_profile`` windows)."""
+        return bool(self.seasonal_embedding_dim) or self.seasonal_residual
 
 
 def _attention_layer(
@@ -218,13 +240,19 @@ class ELinFormer(nnx.Module):
         common = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         self.input_proj = nnx.Linear(1, config.input_embedding_dim, **common)
         # A zero width switches an embedding off (e.g. day of week on a set holding one week only).
-        self.tod_embedding = (
-            nnx.Embed(steps_per_day, config.tod_embedding_dim, **common)
-            if config.tod_embedding_dim
+        tod_width, dow_width = config.calendar_widths
+        self.tod_embedding = nnx.Embed(steps_per_day, tod_width, **common) if tod_width else None
+        self.dow_embedding = nnx.Embed(7, dow_width, **common) if dow_width else None
+        self.seasonal_proj = (
+            nnx.Linear(1, config.seasonal_embedding_dim, **common)
+            if config.seasonal_embedding_dim
             else None
         )
-        self.dow_embedding = (
-            nnx.Embed(7, config.dow_embedding_dim, **common) if config.dow_embedding_dim else None
+        self.seasonal_residual = config.seasonal_residual
+        # The residual output is scaled by a learnt gate that starts at 0, so a fresh model
+        # predicts the seasonal profile itself (the historical average), not profile + noise.
+        self.residual_gate = (
+            nnx.Param(jnp.zeros((), param_dtype)) if config.seasonal_residual else None
         )
         self.adaptive_embedding = nnx.Param(
             nnx.initializers.xavier_uniform()(
@@ -261,10 +289,22 @@ class ELinFormer(nnx.Module):
                     f"batch contract, docs/data.md), got {value.dtype} {tuple(value.shape)}"
                 )
 
-    def embed(self, x: jax.Array, time_of_day: jax.Array, day_of_week: jax.Array) -> jax.Array:
-        """`x [B, T_in, N]`, `time_of_day, day_of_week [B, T_in]` int -> `[B, T_in, N, model_dim]`:
-        value, time of day, day of week, adaptive."""
+    def embed(
+        self,
+        x: jax.Array,
+        time_of_day: jax.Array,
+        day_of_week: jax.Array,
+        seasonal: jax.Array | None = None,
+    ) -> jax.Array:
+        """`x [B, T_in, N]`, `time_of_day, day_of_week [B, T_in]` int, `seasonal [B, T_in, N]` (the
+        z-scored seasonal profile at the input steps, used when `seasonal_embedding_dim` > 0) ->
+        `[B, T_in, N, model_dim]`: value, time of day, day of week, adaptive, seasonal."""
         self._check_inputs(x, time_of_day, day_of_week)
+        if self.seasonal_proj is not None and (seasonal is None or seasonal.shape != x.shape):
+            raise ValueError(
+                f"seasonal_embedding_dim > 0: pass seasonal= (the batch's x_profile) of shape "
+                f"{tuple(x.shape)}, got {None if seasonal is None else tuple(seasonal.shape)}"
+            )
         value = self.input_proj(x[..., None])
         # The calendar rows are gathered per node (indices broadcast to [B, T, N]): the embedding
         # gradient then sums in the same order as in earlier versions, so a seed reproduces their
@@ -277,6 +317,8 @@ class ELinFormer(nnx.Module):
             parts.append(self.dow_embedding(jnp.broadcast_to(day_of_week[..., None], per_node)))
         adaptive = self.adaptive_embedding[...]
         parts.append(jnp.broadcast_to(adaptive, (x.shape[0], *adaptive.shape)))
+        if self.seasonal_proj is not None:
+            parts.append(self.seasonal_proj(seasonal[..., None]))
         return jnp.concatenate([p.astype(value.dtype) for p in parts], axis=-1)
 
     def __call__(
@@ -288,14 +330,17 @@ class ELinFormer(nnx.Module):
         deterministic: bool,
         rngs: nnx.Rngs | None = None,
         return_diagnostics: bool = False,
+        seasonal: jax.Array | None = None,
     ) -> jax.Array | tuple[jax.Array, dict[str, dict[str, jax.Array]]]:
         """Prediction `[B, T_out, N]` float32 (z-scored units) of a batch of the data contract.
 
         Training passes `deterministic=False, rngs=nnx.Rngs(dropout=key)`. With
         `return_diagnostics=True` also returns `{"temporal_0": {...}, "spatial_0": {...}, ...}`
-        of per-layer mean entropies (see `SelfAttention`).
+        of per-layer mean entropies (see `SelfAttention`). `seasonal`: see `embed`. With
+        `seasonal_residual` the output is the deviation from the profile at the target steps, in
+        units of the scaler's std (`eala_jax.train.steps` adds the profile back).
         """
-        h = self.embed(x, time_of_day, day_of_week)  # [B, T, N, D]
+        h = self.embed(x, time_of_day, day_of_week, seasonal)  # [B, T, N, D]
         batch, steps, nodes, dim = h.shape
         diagnostics: dict[str, dict[str, jax.Array]] = {}
         # Temporal attention: nodes folded into the batch, [B*N, T, D].
@@ -321,4 +366,6 @@ class ELinFormer(nnx.Module):
             batch, nodes, steps * dim
         )
         out = jnp.swapaxes(self.output_proj(h), 1, 2).astype(jnp.float32)  # [B, T_out, N]
+        if self.residual_gate is not None:
+            out = out * self.residual_gate[...]
         return (out, diagnostics) if return_diagnostics else out

@@ -141,14 +141,19 @@ def _predict(
     rngs: nnx.Rngs | None = None,
 ) -> jax.Array:
     """The model's prediction of a batch of the data contract, in the data's units `[B, T_out,
-    N]`."""
+    N]`. A model with a seasonal residual target predicts the deviation from the profile at the
+    target steps (`y_profile`) in units of the scaler's std."""
+    seasonal = {"seasonal": batch["x_profile"]} if "x_profile" in batch else {}
     scaled = model(
         batch["x"],
         batch["time_of_day"],
         batch["day_of_week"],
         deterministic=deterministic,
         rngs=rngs,
+        **seasonal,
     )
+    if getattr(model, "seasonal_residual", False):
+        return batch["y_profile"] + scaled * scaler.std
     return scaler.inverse_transform(scaled)
 
 
