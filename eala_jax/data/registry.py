@@ -26,6 +26,7 @@ from eala_jax.data.download import fetch_file
 from eala_jax.data.readers import (
     DataFileError,
     FileSpec,
+    fill_time_gaps,
     read_graph,
     read_signal,
     regular_step_minutes,
@@ -538,7 +539,9 @@ def load_generic(
         raw, index, columns = raw.T, _timestamps(columns), None
     elif transpose is None:
         _check_orientation(raw, index, columns, signal_path)
+    gaps = 0
     if index is not None:
+        raw, index, gaps = fill_time_gaps(raw, index, signal_path)  # missing steps -> NaN rows
         file_start, file_step = regular_step_minutes(index, signal_path)
         if step_minutes is not None and step_minutes != file_step:
             raise ValueError(
@@ -571,6 +574,8 @@ def load_generic(
         if null_value is None
         else f"null_value={null_value!r} set by the caller"
     )
+    if gaps:
+        reason += f"; {gaps} absent time steps inserted as NaN rows"
     values, missing = mark_missing(raw, null_value, reason=reason)
     return SpatioTemporalSeries(
         name=series_name,
