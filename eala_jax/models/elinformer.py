@@ -248,12 +248,14 @@ class ELinFormer(nnx.Module):
             if config.seasonal_embedding_dim
             else None
         )
-        self.seasonal_residual = config.seasonal_residual
-        # The residual output is scaled by a learnt gate that starts at 0, so a fresh model
-        # predicts the seasonal profile itself (the historical average), not profile + noise.
-        self.residual_gate = (
-            nnx.Param(jnp.zeros((), param_dtype)) if config.seasonal_residual else None
+        # The profile at the target steps enters the same channel, projected per node over the
+        # horizon and broadcast over the input steps.
+        self.seasonal_target_proj = (
+            nnx.Linear(out_steps, config.seasonal_embedding_dim, **common)
+            if config.seasonal_embedding_dim
+            else None
         )
+        self.seasonal_residual = config.seasonal_residual
         self.adaptive_embedding = nnx.Param(
             nnx.initializers.xavier_uniform()(
                 rngs.params(), (in_steps, num_nodes, config.adaptive_embedding_dim), param_dtype
@@ -275,6 +277,9 @@ class ELinFormer(nnx.Module):
             [block(attention=config.spatial_attention) for _ in range(config.num_spatial_layers)]
         )
         self.output_proj = nnx.Linear(in_steps * self.model_dim, out_steps, **common)
+        if config.seasonal_residual:  # a fresh model predicts the profile itself (no deviation)
+            for param in (self.output_proj.kernel, self.output_proj.bias):
+                param.value = jnp.zeros_like(param.value)
 
     def _check_inputs(self, x: jax.Array, time_of_day: jax.Array, day_of_week: jax.Array) -> None:
         if x.ndim != 3 or x.shape[1:] != (self.in_steps, self.num_nodes):
@@ -294,17 +299,22 @@ class ELinFormer(nnx.Module):
         x: jax.Array,
         time_of_day: jax.Array,
         day_of_week: jax.Array,
-        seasonal: jax.Array | None = None,
+        seasonal: tuple[jax.Array, jax.Array] | None = None,
     ) -> jax.Array:
-        """`x [B, T_in, N]`, `time_of_day, day_of_week [B, T_in]` int, `seasonal [B, T_in, N]` (the
-        z-scored seasonal profile at the input steps, used when `seasonal_embedding_dim` > 0) ->
-        `[B, T_in, N, model_dim]`: value, time of day, day of week, adaptive, seasonal."""
+        """`x [B, T_in, N]`, `time_of_day, day_of_week [B, T_in]` int, `seasonal` (used when
+        `seasonal_embedding_dim` > 0): the z-scored seasonal profile at the input and at the target
+        steps, `([B, T_in, N], [B, T_out, N])` -> `[B, T_in, N, model_dim]`: value, time of day,
+        day of week, adaptive, seasonal (input-step profile per step + target-step profile per
+        node)."""
         self._check_inputs(x, time_of_day, day_of_week)
-        if self.seasonal_proj is not None and (seasonal is None or seasonal.shape != x.shape):
-            raise ValueError(
-                f"seasonal_embedding_dim > 0: pass seasonal= (the batch's x_profile) of shape "
-                f"{tuple(x.shape)}, got {None if seasonal is None else tuple(seasonal.shape)}"
-            )
+        if self.seasonal_proj is not None:
+            expected = (tuple(x.shape), (x.shape[0], self.out_steps, x.shape[2]))
+            got = None if seasonal is None else tuple(tuple(a.shape) for a in seasonal)
+            if got != expected:
+                raise ValueError(
+                    "seasonal_embedding_dim > 0: pass seasonal= (the batch's x_profile and the "
+                    f"z-scored y_profile) of shapes {expected}, got {got}"
+                )
         value = self.input_proj(x[..., None])
         # The calendar rows are gathered per node (indices broadcast to [B, T, N]): the embedding
         # gradient then sums in the same order as in earlier versions, so a seed reproduces their
@@ -318,7 +328,9 @@ class ELinFormer(nnx.Module):
         adaptive = self.adaptive_embedding[...]
         parts.append(jnp.broadcast_to(adaptive, (x.shape[0], *adaptive.shape)))
         if self.seasonal_proj is not None:
-            parts.append(self.seasonal_proj(seasonal[..., None]))
+            at_inputs, at_targets = seasonal
+            per_node = self.seasonal_target_proj(jnp.swapaxes(at_targets, 1, 2))  # [B, N, S]
+            parts.append(self.seasonal_proj(at_inputs[..., None]) + per_node[:, None])
         return jnp.concatenate([p.astype(value.dtype) for p in parts], axis=-1)
 
     def __call__(
@@ -330,7 +342,7 @@ class ELinFormer(nnx.Module):
         deterministic: bool,
         rngs: nnx.Rngs | None = None,
         return_diagnostics: bool = False,
-        seasonal: jax.Array | None = None,
+        seasonal: tuple[jax.Array, jax.Array] | None = None,
     ) -> jax.Array | tuple[jax.Array, dict[str, dict[str, jax.Array]]]:
         """Prediction `[B, T_out, N]` float32 (z-scored units) of a batch of the data contract.
 
@@ -338,7 +350,8 @@ class ELinFormer(nnx.Module):
         `return_diagnostics=True` also returns `{"temporal_0": {...}, "spatial_0": {...}, ...}`
         of per-layer mean entropies (see `SelfAttention`). `seasonal`: see `embed`. With
         `seasonal_residual` the output is the deviation from the profile at the target steps, in
-        units of the scaler's std (`eala_jax.train.steps` adds the profile back).
+        units of the scaler's std (`eala_jax.train.steps` adds the profile back); its head starts
+        at zero, so a fresh model predicts the profile (the historical average).
         """
         h = self.embed(x, time_of_day, day_of_week, seasonal)  # [B, T, N, D]
         batch, steps, nodes, dim = h.shape
@@ -366,6 +379,4 @@ class ELinFormer(nnx.Module):
             batch, nodes, steps * dim
         )
         out = jnp.swapaxes(self.output_proj(h), 1, 2).astype(jnp.float32)  # [B, T_out, N]
-        if self.residual_gate is not None:
-            out = out * self.residual_gate[...]
         return (out, diagnostics) if return_diagnostics else out

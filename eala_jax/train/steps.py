@@ -143,7 +143,11 @@ def _predict(
     """The model's prediction of a batch of the data contract, in the data's units `[B, T_out,
     N]`. A model with a seasonal residual target predicts the deviation from the profile at the
     target steps (`y_profile`) in units of the scaler's std."""
-    seasonal = {"seasonal": batch["x_profile"]} if "x_profile" in batch else {}
+    seasonal = (
+        {"seasonal": (batch["x_profile"], scaler.transform(batch["y_profile"]))}
+        if "x_profile" in batch
+        else {}
+    )
     scaled = model(
         batch["x"],
         batch["time_of_day"],
