@@ -29,11 +29,13 @@ from flax import nnx
 from eala_jax.models.attention import SelfAttention, flax_attention_fn
 from eala_jax.ops import AttentionOptions, EalaOptions
 
-__all__ = ["COMPUTE_DTYPES", "AttentionBlock", "ELinFormer", "ModelConfig"]
+__all__ = ["COMPUTE_DTYPES", "SEASONAL_RESIDUALS", "AttentionBlock", "ELinFormer", "ModelConfig"]
 
 _DTYPES = {"float32": None, "bfloat16": jnp.bfloat16}
 #: Names `ModelConfig.dtype` accepts.
 COMPUTE_DTYPES = tuple(_DTYPES)
+#: Names `ModelConfig.seasonal_residual` accepts.
+SEASONAL_RESIDUALS = ("none", "additive", "multiplicative")
 
 
 @dataclasses.dataclass(unsafe_hash=True)
@@ -58,9 +60,11 @@ class ModelConfig:
     adaptive_embedding_dim: int = 80
     # The training split's seasonal profile (historical average per sensor and calendar slot,
     # docs/training.md): as an input channel projected to this width (0 = off), and/or as a
-    # residual target (the model predicts the deviation from the profile at the target steps).
+    # residual target: "additive" (prediction = profile + output x the scaler's std) or
+    # "multiplicative" (profile x exp(output): a slot whose mean is 0 stays 0, for counts);
+    # "none" = off.
     seasonal_embedding_dim: int = 0
-    seasonal_residual: bool = False
+    seasonal_residual: str = "none"
     feed_forward_dim: int = 256
     num_heads: int = 4
     num_temporal_layers: int = 3
@@ -103,7 +107,7 @@ class ModelConfig:
     @property
     def uses_profile(self) -> bool:
         """Whether the model reads the seasonal profile (``x_profile`` / ``y_profile`` windows)."""
-        return bool(self.seasonal_embedding_dim) or self.seasonal_residual
+        return bool(self.seasonal_embedding_dim) or self.seasonal_residual != "none"
 
 
 def _attention_layer(
@@ -231,6 +235,11 @@ class ELinFormer(nnx.Module):
                 raise ValueError(f"{label} must be a positive integer, got {value!r}")
         if config.dtype not in _DTYPES:
             raise ValueError(f"config.dtype={config.dtype!r}; choose one of {', '.join(_DTYPES)}")
+        if config.seasonal_residual not in SEASONAL_RESIDUALS:
+            raise ValueError(
+                f"config.seasonal_residual={config.seasonal_residual!r}; choose one of "
+                f"{', '.join(SEASONAL_RESIDUALS)}"
+            )
         self.num_nodes = num_nodes
         self.steps_per_day = steps_per_day
         self.in_steps = in_steps
@@ -277,7 +286,7 @@ class ELinFormer(nnx.Module):
             [block(attention=config.spatial_attention) for _ in range(config.num_spatial_layers)]
         )
         self.output_proj = nnx.Linear(in_steps * self.model_dim, out_steps, **common)
-        if config.seasonal_residual:  # a fresh model predicts the profile itself (no deviation)
+        if config.seasonal_residual != "none":  # a fresh model predicts the profile itself
             for param in (self.output_proj.kernel, self.output_proj.bias):
                 param.value = jnp.zeros_like(param.value)
 
@@ -350,8 +359,9 @@ class ELinFormer(nnx.Module):
         `return_diagnostics=True` also returns `{"temporal_0": {...}, "spatial_0": {...}, ...}`
         of per-layer mean entropies (see `SelfAttention`). `seasonal`: see `embed`. With
         `seasonal_residual` the output is the deviation from the profile at the target steps, in
-        units of the scaler's std (`eala_jax.train.steps` adds the profile back); its head starts
-        at zero, so a fresh model predicts the profile (the historical average).
+        units of the scaler's std ("additive") or as a log factor ("multiplicative"),
+        `eala_jax.train.steps` puts the profile back; the head starts at zero, so a fresh model
+        predicts the profile (the historical average).
         """
         h = self.embed(x, time_of_day, day_of_week, seasonal)  # [B, T, N, D]
         batch, steps, nodes, dim = h.shape

@@ -23,7 +23,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from eala_jax.models.elinformer import COMPUTE_DTYPES, ModelConfig
+from eala_jax.models.elinformer import COMPUTE_DTYPES, SEASONAL_RESIDUALS, ModelConfig
 from eala_jax.ops import AttentionOptions, attention_options
 
 __all__ = [
@@ -382,6 +382,7 @@ def validate_config(config: Config) -> None:
         "train.loss": (t.loss, LOSSES),
         "train.parallel": (t.parallel, PARALLEL_MODES),
         "model.dtype": (m.dtype, COMPUTE_DTYPES),
+        "model.seasonal_residual": (m.seasonal_residual, SEASONAL_RESIDUALS),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:

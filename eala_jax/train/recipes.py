@@ -35,7 +35,7 @@ class Recipe:
     loss: str
     huber_delta: float
     seasonal_embedding_dim: int
-    seasonal_residual: bool
+    seasonal_residual: str  # "none", "additive" or "multiplicative"
 
 
 RECIPES = {
@@ -45,15 +45,17 @@ RECIPES = {
         Recipe(
             "sub_hourly", "speeds or flows at steps under an hour", 12, 12, "mae", 1.0, 0, False
         ),
-        # A day in, half a day out; the model predicts the deviation from the training split's
-        # seasonal profile (it starts from the historical average), with a Huber loss whose
-        # quadratic core keeps its mean near the mean (MAE alone pulls sparse counts to 0, the
+        # A day in, half a day out; the model predicts a factor on the training split's seasonal
+        # profile (it starts from the historical average; a slot with no traffic stays 0), with a
+        # Huber loss whose quadratic core keeps the mean (MAE alone pulls sparse counts to 0, the
         # median, and loses in RMSE).
-        Recipe("hourly_counts", "hourly counts, many zeros", 24, 12, "huber", 1.0, 8, True),
-        Recipe("hourly", "hourly (to sub-daily) measurements", 24, 12, "mae", 1.0, 8, True),
+        Recipe(
+            "hourly_counts", "hourly counts, many zeros", 24, 12, "huber", 1.0, 8, "multiplicative"
+        ),
+        Recipe("hourly", "hourly (to sub-daily) measurements", 24, 12, "mae", 1.0, 8, "additive"),
         # Four weeks in, a week out; gaps are NaN steps (missing), the profile is per weekday.
-        Recipe("daily", "daily values, possibly with gaps", 28, 7, "mae", 1.0, 8, True),
-        Recipe("weekly", "weekly values", 26, 4, "mae", 1.0, 8, True),
+        Recipe("daily", "daily values, possibly with gaps", 28, 7, "mae", 1.0, 8, "additive"),
+        Recipe("weekly", "weekly values", 26, 4, "mae", 1.0, 8, "additive"),
     )
 }
 
@@ -112,7 +114,7 @@ def resolve_for_data(
             f"{recipe.out_steps}, loss {recipe.loss}"
             + (f" (delta {recipe.huber_delta:g})" if recipe.loss == "huber" else "")
             + f", seasonal profile input width {recipe.seasonal_embedding_dim}, residual target "
-            f"{'on' if recipe.seasonal_residual else 'off'}."
+            f"{recipe.seasonal_residual}."
         )
     m = config.model
     choice = choose_calendar(series, train_steps)

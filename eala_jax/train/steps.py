@@ -142,7 +142,8 @@ def _predict(
 ) -> jax.Array:
     """The model's prediction of a batch of the data contract, in the data's units `[B, T_out,
     N]`. A model with a seasonal residual target predicts the deviation from the profile at the
-    target steps (`y_profile`) in units of the scaler's std."""
+    target steps (`y_profile`): in units of the scaler's std ("additive") or as the log of a factor
+    ("multiplicative")."""
     seasonal = (
         {"seasonal": (batch["x_profile"], scaler.transform(batch["y_profile"]))}
         if "x_profile" in batch
@@ -156,8 +157,11 @@ def _predict(
         rngs=rngs,
         **seasonal,
     )
-    if getattr(model, "seasonal_residual", False):
+    residual = getattr(model, "seasonal_residual", "none")
+    if residual == "additive":
         return batch["y_profile"] + scaled * scaler.std
+    if residual == "multiplicative":
+        return batch["y_profile"] * jnp.exp(jnp.clip(scaled, -10.0, 10.0))
     return scaler.inverse_transform(scaled)
 
 

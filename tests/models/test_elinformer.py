@@ -240,7 +240,7 @@ def test_seasonal_embedding_projects_the_profile_and_auto_calendar_widths():
 
 
 def test_residual_head_starts_at_zero_and_is_trained():
-    model = build(seasonal_residual=True)
+    model = build(seasonal_residual="multiplicative")
     y = run(model)
     np.testing.assert_array_equal(y, np.zeros_like(y))  # a fresh model predicts the profile
     x, tod, dow = (jnp.asarray(a) for a in make_inputs())
