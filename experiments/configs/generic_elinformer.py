@@ -10,9 +10,13 @@ training log says which recipe and which calendar features were picked, and why.
 layer); "epochs" of at most 20 steps of batch 16, at most 10 (lr x0.1 after the 8th), early stopping
 after 3 epochs without a better validation MAE.
 
-On the synthetic hourly counts (`python -m experiments.data --write-synthetic-counts counts.csv`,
-then `--set 'data.options={"path": "counts.csv", "time_column": "time"}'`) the figures of a run are
-in docs/training.md, "Recipes per kind of data".
+Should reach on the synthetic hourly counts (`python -m experiments.data --write-synthetic-counts
+counts.csv`, then `--set 'data.options={"path": "counts.csv", "time_column": "time"}'`; run here on
+2 shared CPU cores, seed 0; recipe hourly_counts picked): test MAE / RMSE over the 12-hour mean
+0.362 / 0.806 (horizon 3: 0.350 / 0.775; 6: 0.368 / 0.822; 12: 0.368 / 0.821), against historical
+average 0.373 / 0.810, seasonal naive (a week) 0.411 / 0.969 and last value 0.583 / 1.286; best
+epoch 6 of 9 (early stopping, patience 3); 166 s a training epoch (median). docs/training.md,
+"Recipes per kind of data", has the table.
 """
 
 from eala_jax.ops import EalaOptions
