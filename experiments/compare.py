@@ -113,7 +113,7 @@ def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         table["epochs"] = [r["epochs"] for r in results]
         summary[variant] = table
     first = next(iter(runs.values()))[0]
-    for baseline in ("last_value", "historical_average"):
+    for baseline in ("last_value", "historical_average", "seasonal_naive"):
         if baseline in first["test"]:
             base = first["test"][baseline]
             summary[baseline] = {

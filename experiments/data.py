@@ -7,6 +7,7 @@
     python -m experiments.data --dataset generic --path mine.npz --step-minutes 5 \\
         --start-time 2024-01-01T00:00 [--null-value 0] [--transpose] --describe   # your own file
     python -m experiments.data --dataset pems08 --build-tfds ~/tensorflow_datasets  # ArrayRecord
+    python -m experiments.data --write-synthetic-counts counts.csv  # hourly counts as a user's csv
     python -m experiments.data --dataset pems08 --data-dir ~/data --url URL [--graph-url URL]
 
 A set whose files are absent is reported as absent, with where to put them (see docs/data.md).
@@ -34,6 +35,7 @@ from eala_jax.data import (
 )
 from eala_jax.data.registry import ENV_DATA_DIR, resolve_data_dir
 from eala_jax.data.series import Split
+from eala_jax.data.synthetic import make_synthetic_counts, write_series_csv
 from eala_jax.models.baselines import evaluate_baselines
 
 ALL = ("synthetic", *DATASETS)
@@ -109,16 +111,18 @@ def describe(
 def baselines(
     series: SpatioTemporalSeries, *, in_steps: int, out_steps: int, split: Split | None = None
 ) -> str:
-    """Lines of last-value and historical-average metrics (data units) on the val and test
-    windows, as ``evaluate_baselines`` computes them (historical average fitted on training)."""
+    """Lines of last-value, historical-average and seasonal-naive metrics (data units) on the val
+    and test windows, as ``evaluate_baselines`` computes them (historical average fitted on
+    training, seasonal period picked on validation)."""
     splits = make_forecast_splits(series, in_steps=in_steps, out_steps=out_steps, split=split)
     lines = [f"  baselines ({in_steps} in / {out_steps} out; mean over horizons):"]
     for split_name in ("val", "test"):
         results = evaluate_baselines(splits, split_name, scaler=splits.scaler)
         for name, r in results.items():
+            period = f"  (period: {r['period']})" if "period" in r else ""
             lines.append(
                 f"    {split_name:4s} {name:18s} MAE {r['mae_mean']:.6f}  RMSE "
-                f"{r['rmse_mean']:.6f}  MAPE {r['mape_mean']:.6f} %"
+                f"{r['rmse_mean']:.6f}  MAPE {r['mape_mean']:.6f} %{period}"
             )
     return "\n".join(lines)
 
@@ -208,6 +212,13 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, d
         action="store_true",
         help="time make_loader's training batches with and without grain reader threads",
     )
+    parser.add_argument(
+        "--write-synthetic-counts",
+        metavar="CSV",
+        default=None,
+        help="write the synthetic hourly counts (200 stops, 6 weeks, ~80 %% zeros) as a csv with "
+        "a time column, the file a user would bring to the generic path, and exit",
+    )
     parser.add_argument("--in-steps", type=int, default=12)
     parser.add_argument("--out-steps", type=int, default=12)
     parser.add_argument(
@@ -289,6 +300,11 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, d
 
 def main(argv: Sequence[str] | None = None) -> int:
     args, options = parse_args(argv)
+    if args.write_synthetic_counts:
+        series = make_synthetic_counts()
+        write_series_csv(series, args.write_synthetic_counts)
+        print(f"wrote {args.write_synthetic_counts}: {series.source}; {series.missing_summary()}")
+        return 0
     names = ALL if args.dataset == "all" else (args.dataset,)
     root = resolve_data_dir(args.data_dir)
     print(

@@ -36,7 +36,7 @@ import matplotlib.pyplot as plt
 
 from eala_jax import eala_attention, eala_weights, estimate_entropy, softmax_entropy
 from eala_jax.ops.entropy import positive_feature_logits
-from eala_jax.train import Checkpoints, build_model, build_optimizer, config_from_dict, load_splits
+from eala_jax.train import Checkpoints, build_model, build_optimizer, config_from_dict, prepare_data
 
 ESTIMATORS = {
     "gaussian": {},
@@ -50,7 +50,7 @@ FIGURES = pathlib.Path("docs/figures")
 def load_trained(workdir: pathlib.Path) -> tuple[Any, Any, Any]:
     """(config, splits, model with the best checkpoint's parameters) of a finished run."""
     config = config_from_dict(json.loads((workdir / "config.json").read_text()))
-    _, splits = load_splits(config)
+    _, splits, config, _, _ = prepare_data(config)  # the config resolved for the data
     model = build_model(
         config, num_nodes=splits.num_nodes, steps_per_day=splits.steps_per_day, rngs=nnx.Rngs(0)
     )

@@ -261,7 +261,7 @@ def reference_section(data: dict[str, Any]) -> list[str]:
                 f"{run['best_epoch']} / {run['epochs']} ({run['stop_reason']}) | "
                 f"{run['time_per_epoch_s']:.1f} |"
             )
-        for baseline in ("last_value", "historical_average"):
+        for baseline in ("last_value", "historical_average", "seasonal_naive"):
             if baseline in runs[0]["test"]:
                 lines.append(
                     f"| {baseline.replace('_', ' ')} | {cells(runs[0]['test'][baseline])} | — | — |"

@@ -167,6 +167,32 @@ def regular_step_minutes(index: pd.Index, path: Path) -> tuple[np.datetime64, in
     return np.datetime64(index[0].to_datetime64(), "m"), int(deltas[0])
 
 
+def fill_time_gaps(
+    raw: np.ndarray, index: pd.Index, path: Path
+) -> tuple[np.ndarray, pd.DatetimeIndex, int]:
+    """Rows of ``raw`` (one per timestamp of ``index``) on a regular grid: where the steps are whole
+    multiples of the smallest one (daily data with missing days), the absent steps are inserted as
+    NaN rows (missing). Returns ``(raw, index, rows inserted)``; a regular index is returned as it
+    is. Raises ``DataFileError`` for timestamps that are unsorted, repeated or off the grid."""
+    if not isinstance(index, pd.DatetimeIndex) or len(index) < 2:
+        raise _fail(path, "has no timestamp index of length >= 2 to take start time and step from")
+    deltas = np.diff(index.values).astype("timedelta64[m]").astype(np.int64)
+    step = int(deltas.min())
+    if step <= 0 or (deltas % step).any():
+        raise _fail(
+            path,
+            f"has irregular time steps ({sorted(set(deltas.tolist()))[:5]} minutes): not whole "
+            "multiples of one step",
+        )
+    if (deltas == step).all():
+        return raw, index, 0
+    offsets = np.concatenate([[0], np.cumsum(deltas // step)])
+    filled = np.full((int(offsets[-1]) + 1, *raw.shape[1:]), np.nan)
+    filled[offsets] = raw
+    grid = pd.date_range(index[0], periods=len(filled), freq=f"{step}min")
+    return filled, grid, len(filled) - len(raw)
+
+
 def read_distance_csv(
     path: Path, num_nodes: int, *, weight: str = "binary", node_ids: list[str] | None = None
 ) -> np.ndarray:

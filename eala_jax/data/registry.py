@@ -26,6 +26,7 @@ from eala_jax.data.download import fetch_file
 from eala_jax.data.readers import (
     DataFileError,
     FileSpec,
+    fill_time_gaps,
     read_graph,
     read_signal,
     regular_step_minutes,
@@ -36,7 +37,9 @@ from eala_jax.data.series import (
     SpatioTemporalSeries,
     Split,
     check_null_value,
+    check_step_minutes,
     mark_missing,
+    steps_per_day_of,
 )
 from eala_jax.data.synthetic import make_synthetic_series
 
@@ -536,7 +539,9 @@ def load_generic(
         raw, index, columns = raw.T, _timestamps(columns), None
     elif transpose is None:
         _check_orientation(raw, index, columns, signal_path)
+    gaps = 0
     if index is not None:
+        raw, index, gaps = fill_time_gaps(raw, index, signal_path)  # missing steps -> NaN rows
         file_start, file_step = regular_step_minutes(index, signal_path)
         if step_minutes is not None and step_minutes != file_step:
             raise ValueError(
@@ -549,10 +554,7 @@ def load_generic(
         raise ValueError(
             f"generic: {signal_path} has no timestamps; set step_minutes= and start_time="
         )
-    if MINUTES_PER_DAY % int(step_minutes):
-        raise ValueError(
-            f"step_minutes={step_minutes} must divide a day ({MINUTES_PER_DAY} minutes)"
-        )
+    step_minutes = check_step_minutes(step_minutes)
     adjacency = None
     if graph_url is not None:
         if graph_path is None:
@@ -572,12 +574,14 @@ def load_generic(
         if null_value is None
         else f"null_value={null_value!r} set by the caller"
     )
+    if gaps:
+        reason += f"; {gaps} absent time steps inserted as NaN rows"
     values, missing = mark_missing(raw, null_value, reason=reason)
     return SpatioTemporalSeries(
         name=series_name,
         values=values,
         missing=missing,
-        steps_per_day=MINUTES_PER_DAY // int(step_minutes),
+        steps_per_day=steps_per_day_of(step_minutes),
         start_time=np.datetime64(start_time, "m"),
         step_minutes=int(step_minutes),
         adjacency=adjacency,

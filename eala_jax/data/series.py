@@ -73,9 +73,11 @@ class SpatioTemporalSeries:
       name: data set name (``"synthetic"`` for generated data, never a real set's name).
       values: float32 ``[T, N]``, the target channel; NaN marks a missing value (the reader has
         already turned the data set's null value, zeros for the traffic sets, into NaN).
-      steps_per_day: number of steps in one day (288 for 5 min, 24 for hourly, 1 for daily data).
+      steps_per_day: number of steps in one day (288 for 5 min, 24 for hourly, 1 for daily data and
+        for steps of several whole days, such as weekly data).
       start_time: ``np.datetime64`` (minute precision) of step 0.
-      step_minutes: length of one step in whole minutes (``MINUTES_PER_DAY // steps_per_day``).
+      step_minutes: length of one step in whole minutes: a divisor of a day (``MINUTES_PER_DAY //
+        steps_per_day``) or a whole number of days (10080 for weekly data).
       adjacency: float32 ``[N, N]`` graph (row = from, column = to) or ``None`` when the set has
         none.
       default_split: chronological (train, val, test) fractions, e.g. ``(0.7, 0.1, 0.2)``.
@@ -120,16 +122,12 @@ class SpatioTemporalSeries:
                 f"SpatioTemporalSeries {self.name!r}: no valid value at all: {why}"
                 + (f" [{self.source}]" if self.source else "")
             )
-        if self.step_minutes < 1 or MINUTES_PER_DAY % self.step_minutes:
-            raise ValueError(
-                f"SpatioTemporalSeries {self.name!r}: step_minutes={self.step_minutes} must divide "
-                f"a day ({MINUTES_PER_DAY} minutes)"
-            )
-        if self.steps_per_day != MINUTES_PER_DAY // self.step_minutes:
+        check_step_minutes(self.step_minutes, f"SpatioTemporalSeries {self.name!r}: step_minutes")
+        if self.steps_per_day != steps_per_day_of(self.step_minutes):
             raise ValueError(
                 f"SpatioTemporalSeries {self.name!r}: steps_per_day={self.steps_per_day} disagrees "
                 f"with step_minutes={self.step_minutes} (expected "
-                f"{MINUTES_PER_DAY // self.step_minutes})"
+                f"{steps_per_day_of(self.step_minutes)})"
             )
         object.__setattr__(self, "start_time", np.datetime64(self.start_time, "m"))
         if self.adjacency is not None:
@@ -207,6 +205,28 @@ class SpatioTemporalSeries:
     def day_of_week(self) -> np.ndarray:
         """int32 ``[T]``: 0 = Monday .. 6 = Sunday."""
         return time_features(self.start_time, self.step_minutes, self.num_steps)[1]
+
+
+def check_step_minutes(step_minutes: object, option: str = "step_minutes") -> int:
+    """The step length in minutes as an int: a divisor of a day (5, 60, 1440) or a whole number of
+    days (10080 for a week); ValueError naming ``option`` otherwise. Calendar months have no fixed
+    length in minutes and are not a step."""
+    if (
+        isinstance(step_minutes, bool)
+        or not isinstance(step_minutes, (int, np.integer))
+        or step_minutes < 1
+        or (MINUTES_PER_DAY % step_minutes and step_minutes % MINUTES_PER_DAY)
+    ):
+        raise ValueError(
+            f"{option}={step_minutes!r} must divide a day ({MINUTES_PER_DAY} minutes) or be a "
+            "whole number of days (e.g. 10080 for weekly steps)"
+        )
+    return int(step_minutes)
+
+
+def steps_per_day_of(step_minutes: int) -> int:
+    """Steps in one day: ``1440 // step_minutes`` for sub-daily steps, 1 for steps of whole days."""
+    return max(1, MINUTES_PER_DAY // int(step_minutes))
 
 
 def check_split(split: Split, option: str = "split") -> Split:

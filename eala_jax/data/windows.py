@@ -38,7 +38,11 @@ class WindowSource:
     - ``"day_of_week"``: int32 ``[in_steps]``, 0 = Monday .. 6;
     - ``"y"``: float32 ``[out_steps, N]``, the target in the data's own units, 0 where missing;
     - ``"y_mask"``: bool ``[out_steps, N]``, True where the target is valid;
-    - ``"y_time_of_day"``, ``"y_day_of_week"``: int32 ``[out_steps]``, the targets' calendar.
+    - ``"y_time_of_day"``, ``"y_day_of_week"``: int32 ``[out_steps]``, the targets' calendar;
+    - with a seasonal profile attached (``ForecastSplits.with_profile``) also ``"x_profile"``
+      float32 ``[in_steps, N]``, the profile at the input steps z-scored like ``x``, and
+      ``"y_profile"`` float32 ``[out_steps, N]``, the profile at the target steps in the data's
+      units.
 
     O((in_steps + out_steps)·N) per window (slices of the series' arrays, copied).
     """
@@ -57,6 +61,8 @@ class WindowSource:
         num_windows: int,
         in_steps: int,
         out_steps: int,
+        profile: np.ndarray | None = None,
+        scaled_profile: np.ndarray | None = None,
     ) -> None:
         self.name = name
         self.series_name = series_name
@@ -69,6 +75,31 @@ class WindowSource:
         self.num_windows = num_windows
         self.in_steps = in_steps
         self.out_steps = out_steps
+        self._profile = profile
+        self._scaled_profile = scaled_profile
+
+    @property
+    def calendar(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(time_of_day, day_of_week)`` of every step of the series, int32 ``[T]`` each."""
+        return self._time_of_day, self._day_of_week
+
+    def history(self, starts: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """Values known before each forecast: float64 ``[B, K, N]``, the series at steps
+        ``starts[b] + offsets[k]`` in the data's units, NaN where missing or before step 0.
+
+        ``starts`` are first target steps (``target_start``), ``offsets`` negative integers: only
+        steps before the targets are read (ValueError otherwise). O(B·K·N).
+        """
+        offsets = np.asarray(offsets, np.int64)
+        if offsets.size and offsets.max() >= 0:
+            raise ValueError(
+                f"history offsets must be negative (before the targets), got {offsets}"
+            )
+        steps = np.asarray(starts, np.int64)[:, None] + offsets[None, :]
+        inside = steps >= 0
+        safe = np.where(inside, steps, 0)
+        values = np.where(self._valid[safe], self._target[safe], np.nan).astype(np.float64)
+        return np.where(inside[..., None], values, np.nan)
 
     def __len__(self) -> int:
         return self.num_windows
@@ -85,7 +116,7 @@ class WindowSource:
         s = self.target_start(int(index))
         inputs = slice(s - self.in_steps, s)
         targets = slice(s, s + self.out_steps)
-        return {
+        window = {
             "x": self._scaled[inputs].copy(),
             "x_mask": self._valid[inputs].copy(),
             "time_of_day": self._time_of_day[inputs].copy(),
@@ -95,6 +126,10 @@ class WindowSource:
             "y_time_of_day": self._time_of_day[targets].copy(),
             "y_day_of_week": self._day_of_week[targets].copy(),
         }
+        if self._profile is not None:
+            window["x_profile"] = self._scaled_profile[inputs].copy()
+            window["y_profile"] = self._profile[targets].copy()
+        return window
 
     def __repr__(self) -> str:
         return (
@@ -120,11 +155,39 @@ class ForecastSplits:
         int, int, int
     ]  # (b1, b2, end): train steps [0, b1), val [b1, b2), test [b2, end)
     series_name: str = ""
+    step_minutes: int = 0  # length of a step; 0 = a day over steps_per_day (sub-daily steps)
+
+    def __post_init__(self) -> None:
+        if not self.step_minutes:
+            object.__setattr__(self, "step_minutes", 24 * 60 // self.steps_per_day)
 
     def __getitem__(self, split: str) -> WindowSource:
         if split not in SPLIT_NAMES:
             raise KeyError(f"unknown split {split!r}; expected one of {SPLIT_NAMES}")
         return getattr(self, split)
+
+    def with_profile(self, profile: np.ndarray) -> ForecastSplits:
+        """The same splits whose windows also carry a seasonal profile (``x_profile``,
+        ``y_profile``, see ``WindowSource``).
+
+        ``profile``: float ``[T, N]``, finite, in the data's units, one row per series step (e.g.
+        the training split's historical average at each step's calendar slot,
+        ``eala_jax.models.baselines.seasonal_profile``). It must come from training data only.
+        """
+        profile = np.asarray(profile, np.float32)
+        expected = (len(self.train.calendar[0]), self.num_nodes)
+        if profile.shape != expected or not np.isfinite(profile).all():
+            raise ValueError(
+                f"profile must be finite float [T, N] = {expected}, got shape {profile.shape}"
+            )
+        scaled = self.scaler.transform(profile).astype(np.float32)
+
+        def attach(source: WindowSource) -> WindowSource:
+            copy = WindowSource.__new__(WindowSource)
+            copy.__dict__.update(source.__dict__, _profile=profile, _scaled_profile=scaled)
+            return copy
+
+        return dataclasses.replace(self, **{name: attach(self[name]) for name in SPLIT_NAMES})
 
 
 def split_boundaries(num_steps: int, split: Split) -> tuple[int, int, int]:
@@ -226,4 +289,5 @@ def make_forecast_splits(
         out_steps=out_steps,
         boundaries=(b1, b2, end),
         series_name=series.name,
+        step_minutes=series.step_minutes,
     )

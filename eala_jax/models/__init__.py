@@ -14,6 +14,9 @@ from eala_jax.models.baselines import (
     evaluate_baselines,
     fill_missing,
     last_value_forecast,
+    seasonal_naive_forecast,
+    seasonal_periods,
+    seasonal_profile,
 )
 from eala_jax.models.elinformer import AttentionBlock, ELinFormer, ModelConfig
 
@@ -32,4 +35,7 @@ __all__ = [
     "evaluate_baselines",
     "fill_missing",
     "last_value_forecast",
+    "seasonal_naive_forecast",
+    "seasonal_periods",
+    "seasonal_profile",
 ]

@@ -1,5 +1,5 @@
-"""Host-side (NumPy) baseline forecasters: last value and historical average, and their metrics
-on a split's windows (``evaluate_baselines``).
+"""Host-side (NumPy) baseline forecasters: last value, historical average and seasonal naive, and
+their metrics on a split's windows (``evaluate_baselines``).
 
 - `last_value_forecast`: repeat each sensor's last observed input value over the horizon
   (missing inputs are skipped: the latest valid value in the window is used; a sensor with no
@@ -7,7 +7,14 @@ on a split's windows (``evaluate_baselines``).
 - `HistoricalAverage`: the mean of the training split at the same (day of week, time of day) slot.
   When that weekday's slot never occurs in the training split (Los-loop's test days, for one),
   it falls back to the mean of the same time of day over all training days; then to the
-  sensor's training mean, then to the global training mean.
+  sensor's training mean, then to the global training mean. The same table, read at every series
+  step (`seasonal_profile`), is the seasonal profile the model can take as an input channel or a
+  residual target (docs/training.md).
+- `seasonal_naive_forecast`: the value one period before each target step (a day, or a week; k
+  periods before when the horizon passes a period), read from the series where it falls before
+  the input window (`WindowSource.history`); missing values fall back to the historical average.
+  `seasonal_periods` lists the periods the step and the training span allow; `evaluate_baselines`
+  picks one by validation MAE, never by test.
 
 Both read the same windows as the model (``WindowSource``, through ``make_eval_loader``): inputs
 are put back in the data's units with the training scaler, missing inputs are known from
@@ -33,6 +40,9 @@ __all__ = [
     "fill_missing",
     "fit_historical_average",
     "last_value_forecast",
+    "seasonal_naive_forecast",
+    "seasonal_periods",
+    "seasonal_profile",
 ]
 
 EVAL_BATCH_SIZE = 256
@@ -149,12 +159,68 @@ def fit_historical_average(
     return HistoricalAverage.fit(values[seen], time_of_day[seen], day_of_week[seen], steps_per_day)
 
 
+def seasonal_profile(average: HistoricalAverage, source: WindowSource) -> np.ndarray:
+    """float32 ``[T, N]``: ``average`` read at the calendar slot of every step of the series of
+    ``source`` (the profile ``ForecastSplits.with_profile`` attaches). O(T·N)."""
+    time_of_day, day_of_week = source.calendar
+    return average.predict(time_of_day[None], day_of_week[None])[0]
+
+
+def seasonal_periods(
+    *, step_minutes: int, steps_per_day: int, train_steps: int
+) -> tuple[tuple[str, int], ...]:
+    """Candidate seasonal periods ``(name, steps)`` for the seasonal-naive baseline.
+
+    A day for sub-daily steps; a week for steps under a week when the training split spans at
+    least two weeks (so a week-ago value exists for most training and every validation window);
+    a year of weekly steps (52) for weekly data spanning two years. None may be left (then the
+    baseline is not reported).
+    """
+    candidates = []
+    if steps_per_day > 1:
+        candidates.append(("day", steps_per_day))
+    week = 7 * steps_per_day if step_minutes <= 1440 else 10080 // step_minutes
+    if step_minutes < 10080 and 10080 % step_minutes == 0 and week > 1:
+        if train_steps >= 2 * week:
+            candidates.append(("week", week))
+    if step_minutes == 10080 and train_steps >= 2 * 52:
+        candidates.append(("year", 52))
+    return tuple(candidates)
+
+
+def seasonal_naive_forecast(source: WindowSource, starts: np.ndarray, *, period: int) -> np.ndarray:
+    """Value ``k·period`` steps before each target step, ``k = h // period + 1`` for lead ``h``
+    (the latest one known at forecast time): float32 ``[B, out_steps, N]`` in the data's units,
+    NaN where that value is missing or before the series. ``starts``: first target steps."""
+    leads = np.arange(source.out_steps)
+    offsets = leads - (leads // period + 1) * period
+    return source.history(starts, offsets).astype(np.float32)
+
+
+def _window_starts(source: WindowSource, batch_index: int, batch_size: int) -> np.ndarray:
+    """First target steps of the rows of batch ``batch_index`` (padding rows repeat the last)."""
+    rows = np.minimum(batch_index * batch_size + np.arange(batch_size), len(source) - 1)
+    return source.first_target + rows
+
+
+def _score_seasonal(
+    source: WindowSource, period: int, average: HistoricalAverage, batch_size: int
+) -> dict[str, Any]:
+    accumulator = MetricAccumulator()
+    for b, (batch, _) in enumerate(make_eval_loader(source, batch_size=batch_size)):
+        pred = seasonal_naive_forecast(source, _window_starts(source, b, batch_size), period=period)
+        fallback = average.predict(batch["y_time_of_day"], batch["y_day_of_week"])
+        accumulator.add(horizon_sums(fill_missing(pred, fallback), batch["y"], batch["y_mask"]))
+    return accumulator.result()
+
+
 def evaluate_baselines(
     splits: ForecastSplits,
     split_name: str,
     *,
     scaler: StandardScaler,
     batch_size: int = EVAL_BATCH_SIZE,
+    average: HistoricalAverage | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Last-value and historical-average metrics on the windows of ``splits[split_name]``.
 
@@ -171,9 +237,17 @@ def evaluate_baselines(
       scaler: the training scaler of ``splits`` (``splits.scaler``).
       batch_size: windows per batch (memory only; results do not depend on it beyond float
         rounding).
+      average: the training split's `fit_historical_average` when already fitted (else fitted
+        here).
+
+    The seasonal naive takes the value one period before each target (`seasonal_naive_forecast`,
+    falling back to the historical average where it is missing); its period is the candidate of
+    `seasonal_periods` with the lowest validation MAE (never chosen on test) and is named in its
+    result (``"period"``, ``"period_steps"``, and ``"period_choice"``, the validation MAE of each
+    candidate). With no candidate (daily data spanning under two weeks) it is left out.
 
     Returns:
-      ``{"last_value": result, "historical_average": result}``, each a
+      ``{"last_value": result, "historical_average": result, "seasonal_naive": result}``, each a
       ``MetricAccumulator().result()`` dict.
     """
     if not isinstance(splits, ForecastSplits):
@@ -182,9 +256,10 @@ def evaluate_baselines(
         raise ValueError(f"split_name must be one of {SPLIT_NAMES}, got {split_name!r}")
     if not isinstance(scaler, StandardScaler):
         raise TypeError(f"scaler must be a StandardScaler, got {type(scaler).__name__}")
-    average = fit_historical_average(
-        splits.train, scaler=scaler, steps_per_day=splits.steps_per_day, batch_size=batch_size
-    )
+    if average is None:
+        average = fit_historical_average(
+            splits.train, scaler=scaler, steps_per_day=splits.steps_per_day, batch_size=batch_size
+        )
     accumulators = {"last_value": MetricAccumulator(), "historical_average": MetricAccumulator()}
     for batch, _ in make_eval_loader(splits[split_name], batch_size=batch_size):
         average_pred = average.predict(batch["y_time_of_day"], batch["y_day_of_week"])
@@ -193,4 +268,23 @@ def evaluate_baselines(
         )
         for name, pred in (("last_value", last_pred), ("historical_average", average_pred)):
             accumulators[name].add(horizon_sums(pred, batch["y"], batch["y_mask"]))
-    return {name: acc.result() for name, acc in accumulators.items()}
+    results = {name: acc.result() for name, acc in accumulators.items()}
+    candidates = seasonal_periods(
+        step_minutes=splits.step_minutes,
+        steps_per_day=splits.steps_per_day,
+        train_steps=splits.boundaries[0],
+    )
+    if candidates:
+        choice = {
+            name: _score_seasonal(splits.val, period, average, batch_size)["mae_mean"]
+            for name, period in candidates
+        }
+        name, period = min(candidates, key=lambda c: choice[c[0]])
+        seasonal = _score_seasonal(splits[split_name], period, average, batch_size)
+        results["seasonal_naive"] = {
+            **seasonal,
+            "period": name,
+            "period_steps": period,
+            "period_choice": choice,
+        }
+    return results

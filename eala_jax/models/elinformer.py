@@ -29,11 +29,13 @@ from flax import nnx
 from eala_jax.models.attention import SelfAttention, flax_attention_fn
 from eala_jax.ops import AttentionOptions, EalaOptions
 
-__all__ = ["COMPUTE_DTYPES", "AttentionBlock", "ELinFormer", "ModelConfig"]
+__all__ = ["COMPUTE_DTYPES", "SEASONAL_RESIDUALS", "AttentionBlock", "ELinFormer", "ModelConfig"]
 
 _DTYPES = {"float32": None, "bfloat16": jnp.bfloat16}
 #: Names `ModelConfig.dtype` accepts.
 COMPUTE_DTYPES = tuple(_DTYPES)
+#: Names `ModelConfig.seasonal_residual` accepts.
+SEASONAL_RESIDUALS = ("none", "additive", "multiplicative")
 
 
 @dataclasses.dataclass(unsafe_hash=True)
@@ -48,11 +50,21 @@ class ModelConfig:
     # EalaOptions(estimator="cumulant3") or SoftmaxOptions(). Its `name` selects the op.
     temporal_attention: AttentionOptions = dataclasses.field(default_factory=EalaOptions)
     spatial_attention: AttentionOptions = dataclasses.field(default_factory=EalaOptions)
-    # Embedding widths; their sum is the model dim (152 at paper size, docs/training.md).
+    # Embedding widths; their sum is the model dim (152 at paper size, docs/training.md). A
+    # calendar width of None is "auto": the training loop keeps the feature (at the width of the
+    # input embedding) only where the data's step and training span give it signal
+    # (`eala_jax.data.choose_calendar`); a model built without that choice keeps both. 0 = off.
     input_embedding_dim: int = 24
-    tod_embedding_dim: int = 24
-    dow_embedding_dim: int = 24
+    tod_embedding_dim: int | None = 24
+    dow_embedding_dim: int | None = 24
     adaptive_embedding_dim: int = 80
+    # The training split's seasonal profile (historical average per sensor and calendar slot,
+    # docs/training.md): as an input channel projected to this width (0 = off), and/or as a
+    # residual target: "additive" (prediction = profile + output x the scaler's std) or
+    # "multiplicative" (profile x exp(output): a slot whose mean is 0 stays 0, for counts);
+    # "none" = off.
+    seasonal_embedding_dim: int = 0
+    seasonal_residual: str = "none"
     feed_forward_dim: int = 256
     num_heads: int = 4
     num_temporal_layers: int = 3
@@ -78,10 +90,24 @@ class ModelConfig:
         """Sum of the embedding widths: the width of every attention block."""
         return (
             self.input_embedding_dim
-            + self.tod_embedding_dim
-            + self.dow_embedding_dim
+            + self.calendar_widths[0]
+            + self.calendar_widths[1]
             + self.adaptive_embedding_dim
+            + self.seasonal_embedding_dim
         )
+
+    @property
+    def calendar_widths(self) -> tuple[int, int]:
+        """(time of day, day of week) widths, an "auto" (None) one at the input embedding's."""
+        return tuple(  # type: ignore[return-value]
+            self.input_embedding_dim if w is None else w
+            for w in (self.tod_embedding_dim, self.dow_embedding_dim)
+        )
+
+    @property
+    def uses_profile(self) -> bool:
+        """Whether the model reads the seasonal profile (``x_profile`` / ``y_profile`` windows)."""
+        return bool(self.seasonal_embedding_dim) or self.seasonal_residual != "none"
 
 
 def _attention_layer(
@@ -209,6 +235,11 @@ class ELinFormer(nnx.Module):
                 raise ValueError(f"{label} must be a positive integer, got {value!r}")
         if config.dtype not in _DTYPES:
             raise ValueError(f"config.dtype={config.dtype!r}; choose one of {', '.join(_DTYPES)}")
+        if config.seasonal_residual not in SEASONAL_RESIDUALS:
+            raise ValueError(
+                f"config.seasonal_residual={config.seasonal_residual!r}; choose one of "
+                f"{', '.join(SEASONAL_RESIDUALS)}"
+            )
         self.num_nodes = num_nodes
         self.steps_per_day = steps_per_day
         self.in_steps = in_steps
@@ -218,14 +249,22 @@ class ELinFormer(nnx.Module):
         common = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         self.input_proj = nnx.Linear(1, config.input_embedding_dim, **common)
         # A zero width switches an embedding off (e.g. day of week on a set holding one week only).
-        self.tod_embedding = (
-            nnx.Embed(steps_per_day, config.tod_embedding_dim, **common)
-            if config.tod_embedding_dim
+        tod_width, dow_width = config.calendar_widths
+        self.tod_embedding = nnx.Embed(steps_per_day, tod_width, **common) if tod_width else None
+        self.dow_embedding = nnx.Embed(7, dow_width, **common) if dow_width else None
+        self.seasonal_proj = (
+            nnx.Linear(1, config.seasonal_embedding_dim, **common)
+            if config.seasonal_embedding_dim
             else None
         )
-        self.dow_embedding = (
-            nnx.Embed(7, config.dow_embedding_dim, **common) if config.dow_embedding_dim else None
+        # The profile at the target steps enters the same channel, projected per node over the
+        # horizon and broadcast over the input steps.
+        self.seasonal_target_proj = (
+            nnx.Linear(out_steps, config.seasonal_embedding_dim, **common)
+            if config.seasonal_embedding_dim
+            else None
         )
+        self.seasonal_residual = config.seasonal_residual
         self.adaptive_embedding = nnx.Param(
             nnx.initializers.xavier_uniform()(
                 rngs.params(), (in_steps, num_nodes, config.adaptive_embedding_dim), param_dtype
@@ -247,6 +286,9 @@ class ELinFormer(nnx.Module):
             [block(attention=config.spatial_attention) for _ in range(config.num_spatial_layers)]
         )
         self.output_proj = nnx.Linear(in_steps * self.model_dim, out_steps, **common)
+        if config.seasonal_residual != "none":  # a fresh model predicts the profile itself
+            for param in (self.output_proj.kernel, self.output_proj.bias):
+                param.value = jnp.zeros_like(param.value)
 
     def _check_inputs(self, x: jax.Array, time_of_day: jax.Array, day_of_week: jax.Array) -> None:
         if x.ndim != 3 or x.shape[1:] != (self.in_steps, self.num_nodes):
@@ -261,10 +303,27 @@ class ELinFormer(nnx.Module):
                     f"batch contract, docs/data.md), got {value.dtype} {tuple(value.shape)}"
                 )
 
-    def embed(self, x: jax.Array, time_of_day: jax.Array, day_of_week: jax.Array) -> jax.Array:
-        """`x [B, T_in, N]`, `time_of_day, day_of_week [B, T_in]` int -> `[B, T_in, N, model_dim]`:
-        value, time of day, day of week, adaptive."""
+    def embed(
+        self,
+        x: jax.Array,
+        time_of_day: jax.Array,
+        day_of_week: jax.Array,
+        seasonal: tuple[jax.Array, jax.Array] | None = None,
+    ) -> jax.Array:
+        """`x [B, T_in, N]`, `time_of_day, day_of_week [B, T_in]` int, `seasonal` (used when
+        `seasonal_embedding_dim` > 0): the z-scored seasonal profile at the input and at the target
+        steps, `([B, T_in, N], [B, T_out, N])` -> `[B, T_in, N, model_dim]`: value, time of day,
+        day of week, adaptive, seasonal (input-step profile per step + target-step profile per
+        node)."""
         self._check_inputs(x, time_of_day, day_of_week)
+        if self.seasonal_proj is not None:
+            expected = (tuple(x.shape), (x.shape[0], self.out_steps, x.shape[2]))
+            got = None if seasonal is None else tuple(tuple(a.shape) for a in seasonal)
+            if got != expected:
+                raise ValueError(
+                    "seasonal_embedding_dim > 0: pass seasonal= (the batch's x_profile and the "
+                    f"z-scored y_profile) of shapes {expected}, got {got}"
+                )
         value = self.input_proj(x[..., None])
         # The calendar rows are gathered per node (indices broadcast to [B, T, N]): the embedding
         # gradient then sums in the same order as in earlier versions, so a seed reproduces their
@@ -277,6 +336,10 @@ class ELinFormer(nnx.Module):
             parts.append(self.dow_embedding(jnp.broadcast_to(day_of_week[..., None], per_node)))
         adaptive = self.adaptive_embedding[...]
         parts.append(jnp.broadcast_to(adaptive, (x.shape[0], *adaptive.shape)))
+        if self.seasonal_proj is not None:
+            at_inputs, at_targets = seasonal
+            per_node = self.seasonal_target_proj(jnp.swapaxes(at_targets, 1, 2))  # [B, N, S]
+            parts.append(self.seasonal_proj(at_inputs[..., None]) + per_node[:, None])
         return jnp.concatenate([p.astype(value.dtype) for p in parts], axis=-1)
 
     def __call__(
@@ -288,14 +351,19 @@ class ELinFormer(nnx.Module):
         deterministic: bool,
         rngs: nnx.Rngs | None = None,
         return_diagnostics: bool = False,
+        seasonal: tuple[jax.Array, jax.Array] | None = None,
     ) -> jax.Array | tuple[jax.Array, dict[str, dict[str, jax.Array]]]:
         """Prediction `[B, T_out, N]` float32 (z-scored units) of a batch of the data contract.
 
         Training passes `deterministic=False, rngs=nnx.Rngs(dropout=key)`. With
         `return_diagnostics=True` also returns `{"temporal_0": {...}, "spatial_0": {...}, ...}`
-        of per-layer mean entropies (see `SelfAttention`).
+        of per-layer mean entropies (see `SelfAttention`). `seasonal`: see `embed`. With
+        `seasonal_residual` the output is the deviation from the profile at the target steps, in
+        units of the scaler's std ("additive") or as a log factor ("multiplicative"),
+        `eala_jax.train.steps` puts the profile back; the head starts at zero, so a fresh model
+        predicts the profile (the historical average).
         """
-        h = self.embed(x, time_of_day, day_of_week)  # [B, T, N, D]
+        h = self.embed(x, time_of_day, day_of_week, seasonal)  # [B, T, N, D]
         batch, steps, nodes, dim = h.shape
         diagnostics: dict[str, dict[str, jax.Array]] = {}
         # Temporal attention: nodes folded into the batch, [B*N, T, D].

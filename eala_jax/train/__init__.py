@@ -16,6 +16,7 @@ from eala_jax.train.loop import (
     TrainingDivergedError,
     build_model,
     load_splits,
+    prepare_data,
     train_and_evaluate,
 )
 from eala_jax.train.sharding import DataParallel, check_batch_divisible, make_mesh
@@ -52,6 +53,7 @@ __all__ = [
     "learning_rate_schedule",
     "load_config_file",
     "load_splits",
+    "prepare_data",
     "loss_fn",
     "make_mesh",
     "train_and_evaluate",

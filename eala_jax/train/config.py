@@ -23,7 +23,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from eala_jax.models.elinformer import COMPUTE_DTYPES, ModelConfig
+from eala_jax.models.elinformer import COMPUTE_DTYPES, SEASONAL_RESIDUALS, ModelConfig
 from eala_jax.ops import AttentionOptions, attention_options
 
 __all__ = [
@@ -50,7 +50,11 @@ class DataConfig:
     # Extra keyword options of `load_dataset` as (key, value) pairs, e.g. path= for your own file
     # or num_nodes= / num_days= of the synthetic set.
     options: Options = ()
-    # Input and output window lengths (steps).
+    # Recipe per kind of data (docs/training.md): "" keeps this config's windows, loss and seasonal
+    # settings; "auto" picks them from the data's step and zero share (the log says which); or a
+    # recipe's name ("sub_hourly", "hourly_counts", "hourly", "daily", "weekly").
+    recipe: str = ""
+    # Input and output window lengths (steps); a recipe replaces them.
     in_steps: int = 12
     out_steps: int = 12
     # Chronological train/val/test fractions; None = the data set's default split.
@@ -378,6 +382,7 @@ def validate_config(config: Config) -> None:
         "train.loss": (t.loss, LOSSES),
         "train.parallel": (t.parallel, PARALLEL_MODES),
         "model.dtype": (m.dtype, COMPUTE_DTYPES),
+        "model.seasonal_residual": (m.seasonal_residual, SEASONAL_RESIDUALS),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:
@@ -397,9 +402,10 @@ def validate_config(config: Config) -> None:
         "data.num_nodes": (d.num_nodes, 1, True),
         "data.steps_per_day": (d.steps_per_day, 1, True),
         "model.input_embedding_dim": (m.input_embedding_dim, 1, False),
-        "model.tod_embedding_dim": (m.tod_embedding_dim, 0, False),
-        "model.dow_embedding_dim": (m.dow_embedding_dim, 0, False),
+        "model.tod_embedding_dim": (m.tod_embedding_dim, 0, True),
+        "model.dow_embedding_dim": (m.dow_embedding_dim, 0, True),
         "model.adaptive_embedding_dim": (m.adaptive_embedding_dim, 0, False),
+        "model.seasonal_embedding_dim": (m.seasonal_embedding_dim, 0, False),
         "model.feed_forward_dim": (m.feed_forward_dim, 1, False),
         "model.num_heads": (m.num_heads, 1, False),
         "model.num_temporal_layers": (m.num_temporal_layers, 0, False),
@@ -426,14 +432,26 @@ def validate_config(config: Config) -> None:
         _check_range("train.plot_sensors (each sensor index)", sensor, integer=True, low=0)
     if d.steps_per_day is not None and MINUTES_PER_DAY % d.steps_per_day:
         raise ValueError(
-            f"data.steps_per_day must divide a day of {MINUTES_PER_DAY} minutes, got "
+            f"data.steps_per_day must divide a day of {MINUTES_PER_DAY} minutes (1 for daily or "
+            f"longer steps), got "
             f"{d.steps_per_day}"
         )
     if d.split is not None:
         check_split(d.split, "data.split")
-    if m.model_dim % m.num_heads:
+    from eala_jax.train.recipes import RECIPES
+
+    if d.recipe not in ("", "auto", *RECIPES):
         raise ValueError(
-            f"model dim {m.model_dim} (sum of embedding dims) is not divisible by "
-            f"num_heads={m.num_heads}"
+            f"data.recipe={d.recipe!r}; choose '' (none), 'auto' or one of {', '.join(RECIPES)}"
         )
+    # An "auto" calendar width (None) may turn out on or off: every outcome must fit the heads.
+    autos = [k for k in ("tod_embedding_dim", "dow_embedding_dim") if getattr(m, k) is None]
+    for off in range(2 ** len(autos)):
+        resolved = dataclasses.replace(m, **{k: 0 for i, k in enumerate(autos) if off >> i & 1})
+        if resolved.model_dim % m.num_heads:
+            raise ValueError(
+                f"model dim {resolved.model_dim} (sum of embedding dims"
+                + (", with the auto calendar widths resolved" if autos else "")
+                + f") is not divisible by num_heads={m.num_heads}"
+            )
     _check_range("train.plot_horizon", t.plot_horizon, integer=True, low=1, high=d.out_steps)

@@ -21,6 +21,7 @@ checkpoints together, and only process 0 prints, logs and writes results and plo
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import sys
@@ -37,6 +38,7 @@ from tqdm.auto import tqdm
 from eala_jax.data import ForecastSplits, make_eval_loader, make_loader
 from eala_jax.metrics import MetricAccumulator, format_horizon_table
 from eala_jax.models import ELinFormer, evaluate_baselines
+from eala_jax.models.baselines import HistoricalAverage, fit_historical_average, seasonal_profile
 from eala_jax.train import plots
 from eala_jax.train.checkpoint import (
     CONFIG_FILE,
@@ -48,11 +50,19 @@ from eala_jax.train.checkpoint import (
 )
 from eala_jax.train.config import Config, config_to_dict, validate_config
 from eala_jax.train.metric_writers import MetricWriter
+from eala_jax.train.recipes import resolve_for_data
 from eala_jax.train.sharding import DataParallel, check_batch_divisible, resolve_device_count
 from eala_jax.train.state import LoopState
 from eala_jax.train.steps import StepOptions, build_optimizer, learning_rate_schedule
 
-__all__ = ["TrainingDivergedError", "build_model", "load_splits", "train_and_evaluate"]
+__all__ = [
+    "PreparedData",
+    "TrainingDivergedError",
+    "build_model",
+    "load_splits",
+    "prepare_data",
+    "train_and_evaluate",
+]
 
 HORIZONS = (3, 6, 12)
 MEASUREMENTS = ("loss", "grad_norm", "param_norm")  # checked for NaN / inf
@@ -77,10 +87,23 @@ class TrainingDivergedError(FloatingPointError):
 # --------------------------------------------------------------------------------------------
 # Data and model
 # --------------------------------------------------------------------------------------------
-def load_splits(config: Config) -> tuple[Any, ForecastSplits]:
-    """Load the data set of `config.data`, check node count and steps per day, return (series,
-    splits)."""
+class PreparedData(NamedTuple):
+    """The data of a config, and the config resolved for it (`prepare_data`)."""
+
+    series: Any
+    splits: ForecastSplits  # with the seasonal profile attached when the model reads it
+    config: Config  # recipe and automatic calendar widths applied (`resolve_for_data`)
+    notes: list[str]  # log lines: which recipe and calendar features, and why
+    average: HistoricalAverage  # the training split's seasonal table (baseline and profile)
+
+
+def prepare_data(config: Config) -> PreparedData:
+    """Load the data set of `config.data`, check node count and steps per day, apply the recipe
+    and the automatic calendar widths for it, cut the splits, fit the training split's seasonal
+    table (`fit_historical_average`, shared by the historical-average baseline and the model's
+    seasonal profile) and attach the profile when the model reads it."""
     from eala_jax.data import load_dataset, make_forecast_splits
+    from eala_jax.data.windows import split_boundaries
 
     d = config.data
     series = load_dataset(d.name, data_dir=d.data_dir, **dict(d.options))
@@ -93,13 +116,23 @@ def load_splits(config: Config) -> tuple[Any, ForecastSplits]:
             f"data.steps_per_day={d.steps_per_day} but data set {d.name!r} has "
             f"{series.steps_per_day} steps per day"
         )
-    splits = make_forecast_splits(
-        series,
-        in_steps=d.in_steps,
-        out_steps=d.out_steps,
-        split=None if d.split is None else tuple(d.split),
+    split = series.default_split if d.split is None else tuple(d.split)
+    train_steps = split_boundaries(series.num_steps, split)[0]
+    config, notes = resolve_for_data(config, series, train_steps)
+    d = config.data
+    splits = make_forecast_splits(series, in_steps=d.in_steps, out_steps=d.out_steps, split=split)
+    average = fit_historical_average(
+        splits.train, scaler=splits.scaler, steps_per_day=splits.steps_per_day
     )
-    return series, splits
+    if config.model.uses_profile:
+        splits = splits.with_profile(seasonal_profile(average, splits.train))
+    return PreparedData(series, splits, config, notes, average)
+
+
+def load_splits(config: Config) -> tuple[Any, ForecastSplits]:
+    """(series, splits) of `prepare_data(config)`; build the model from its `config`."""
+    prepared = prepare_data(config)
+    return prepared.series, prepared.splits
 
 
 def build_model(
@@ -136,6 +169,8 @@ class _Run:
     scaler: Any  # the training scaler, on the devices
     dropout_key: jax.Array
     checkpoints: Checkpoints
+    average: HistoricalAverage  # the training split's seasonal table
+    notes: list[str]  # which recipe and calendar features, and why
     writer: MetricWriter | None = None
     iterator: Any = None  # the training batches (grain), from the restored position
 
@@ -144,8 +179,11 @@ class _Run:
         t = config.train
         num_devices = resolve_device_count(t.num_devices, t.parallel)
         check_batch_divisible(t.batch_size, num_devices)
-        series, splits = load_splits(config)
+        series, splits, config, notes, average = prepare_data(config)
+        t = config.train  # the recipe may set the loss
         _say(_data_line(config, series, splits))
+        for note in notes:
+            _say(note)
         steps_per_epoch = len(splits.train) // t.batch_size
         if steps_per_epoch < 1:
             raise ValueError(
@@ -196,6 +234,8 @@ class _Run:
             scaler=dp.put_scaler(splits.scaler),
             dropout_key=jax.random.fold_in(jax.random.PRNGKey(t.seed), 1),
             checkpoints=Checkpoints(workdir, keep=t.keep_checkpoints),
+            average=average,
+            notes=notes,
         )
 
     def open_outputs(self, loop: LoopState) -> None:
@@ -506,8 +546,9 @@ def _finish(run: _Run, loop: LoopState) -> dict[str, Any]:
         run, best_state, splits.test, keep_predictions=config.plots and bool(loop.history)
     )
     val_result, _ = _evaluate(run, best_state, splits.val)
-    test_tables = {"model": test_result, **evaluate_baselines(splits, "test", scaler=splits.scaler)}
-    val_tables = {"model": val_result, **evaluate_baselines(splits, "val", scaler=splits.scaler)}
+    baselines = functools.partial(evaluate_baselines, scaler=splits.scaler, average=run.average)
+    test_tables = {"model": test_result, **baselines(splits, "test")}
+    val_tables = {"model": val_result, **baselines(splits, "val")}
     temporal, spatial = config.model.temporal_attention.name, config.model.spatial_attention.name
     times = [row["epoch_time_s"] for row in loop.history]
     results = {
@@ -523,6 +564,9 @@ def _finish(run: _Run, loop: LoopState) -> dict[str, Any]:
         "first_val_mae": loop.history[0]["val_mae"] if loop.history else None,
         "best_val_mae": loop.best_val_mae,
         "num_parameters": run.num_params,
+        "data_notes": run.notes,
+        "in_steps": config.data.in_steps,
+        "out_steps": config.data.out_steps,
         "test": test_tables,
         "val": val_tables,
         "history": loop.history,

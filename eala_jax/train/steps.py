@@ -141,14 +141,27 @@ def _predict(
     rngs: nnx.Rngs | None = None,
 ) -> jax.Array:
     """The model's prediction of a batch of the data contract, in the data's units `[B, T_out,
-    N]`."""
+    N]`. A model with a seasonal residual target predicts the deviation from the profile at the
+    target steps (`y_profile`): in units of the scaler's std ("additive") or as the log of a factor
+    ("multiplicative")."""
+    seasonal = (
+        {"seasonal": (batch["x_profile"], scaler.transform(batch["y_profile"]))}
+        if "x_profile" in batch
+        else {}
+    )
     scaled = model(
         batch["x"],
         batch["time_of_day"],
         batch["day_of_week"],
         deterministic=deterministic,
         rngs=rngs,
+        **seasonal,
     )
+    residual = getattr(model, "seasonal_residual", "none")
+    if residual == "additive":
+        return batch["y_profile"] + scaled * scaler.std
+    if residual == "multiplicative":
+        return batch["y_profile"] * jnp.exp(jnp.clip(scaled, -10.0, 10.0))
     return scaler.inverse_transform(scaled)
 
 

@@ -25,7 +25,7 @@ def test_baselines_of_a_small_synthetic_file(tmp_path, capsys):
     assert main(args) == 0
     lines = [line.split() for line in capsys.readouterr().out.splitlines() if "MAE" in line]
     splits = make_forecast_splits(series)
-    for split_name, name, _, mae, _, rmse, _, mape, _ in lines:
+    for split_name, name, _, mae, _, rmse, _, mape, *_ in lines:  # the seasonal naive's period
         want = evaluate_baselines(splits, split_name, scaler=splits.scaler)[name]
         assert float(mae) == pytest.approx(want["mae_mean"], abs=1e-6)
         assert float(rmse) == pytest.approx(want["rmse_mean"], abs=1e-6)
@@ -33,8 +33,9 @@ def test_baselines_of_a_small_synthetic_file(tmp_path, capsys):
     assert [(line[0], line[1]) for line in lines] == [
         (split_name, name)
         for split_name in ("val", "test")
-        for name in ("last_value", "historical_average")
+        for name in ("last_value", "historical_average", "seasonal_naive")
     ]
+    assert lines[2][-1] == "day)"  # "(period: day)": three days at 5 min, a week is too long
 
 
 def test_absent_and_corrupt_sets_are_reported(tmp_path, capsys):

@@ -6,6 +6,7 @@ import pytest
 
 from eala_jax.data import DataFileError, FileSpec
 from eala_jax.data.readers import (
+    fill_time_gaps,
     read_adj_pkl,
     read_distance_csv,
     read_graph,
@@ -128,3 +129,29 @@ def test_unknown_signal_format(tmp_path):
     (tmp_path / "x.parquet").write_bytes(b"")
     with pytest.raises(DataFileError, match="unknown signal format"):
         read_signal(tmp_path / "x.parquet")
+
+
+def test_absent_steps_become_missing_rows(tmp_path):
+    """Daily data with absent days (a csv with gaps in its dates) is read on the daily grid, the
+    absent days as NaN rows; weekly steps are accepted; steps off one grid are refused."""
+    from eala_jax.data import load_dataset
+
+    dates = pd.to_datetime(["2020-01-01", "2020-01-02", "2020-01-05", "2020-01-06", "2020-01-08"])
+    values = np.arange(10, dtype=float).reshape(5, 2) + 1
+    frame = pd.DataFrame(values, columns=["a", "b"])
+    frame.insert(0, "date", dates.strftime("%Y-%m-%d"))
+    frame.to_csv(tmp_path / "daily.csv", index=False)
+    series = load_dataset("generic", path=tmp_path / "daily.csv", time_column="date")
+    assert series.step_minutes == 1440 and series.num_steps == 8 and series.steps_per_day == 1
+    present = [0, 1, 4, 5, 7]  # day offsets from 2020-01-01
+    np.testing.assert_array_equal(series.values[present], values.astype(np.float32))
+    assert np.isnan(np.delete(series.values, present, axis=0)).all()
+    assert "3 absent time steps inserted as NaN rows" in series.missing_summary()
+    weekly = pd.DataFrame({"date": pd.date_range("2020-01-06", periods=6, freq="7D"), "a": 1.0})
+    weekly.loc[3, "a"] = 2.0
+    weekly.to_csv(tmp_path / "weekly.csv", index=False)
+    series = load_dataset("generic", path=tmp_path / "weekly.csv", time_column="date")
+    assert series.step_minutes == 10080 and series.steps_per_day == 1
+    odd = pd.DatetimeIndex(["2020-01-01 00:00", "2020-01-01 00:10", "2020-01-01 00:25"])
+    with pytest.raises(DataFileError, match="not whole multiples of one step"):
+        fill_time_gaps(np.zeros((3, 1)), odd, tmp_path / "x.csv")

@@ -43,8 +43,8 @@ def test_historical_average_week_slot_then_time_of_day_fallback():
 
 def _reference(series, splits, split_name):
     """The baselines from the raw series in float64, by other means than the code under test:
-    the historical average by pandas group-by over training steps [0, b1), the last value by a
-    plain loop over windows and sensors, the metrics by their formulas."""
+    the historical average by pandas group-by over training steps [0, b1), the last value and the
+    seasonal naive by plain loops over windows and sensors, the metrics by their formulas."""
     in_steps, out_steps = splits.in_steps, splits.out_steps
     b1 = splits.boundaries[0]
     values = series.values.astype(np.float64)
@@ -76,10 +76,19 @@ def _reference(series, splits, split_name):
             else:
                 lv[w, :, n] = ha[w, :, n]
                 no_input += 1
+    # Seasonal naive: the value a day (288 steps) before each target, k days for lead h >= 288;
+    # NaN or before the series -> the historical average.
+    period = series.steps_per_day
+    sn = np.empty_like(ha)
+    for w, s in enumerate(starts):
+        for h in range(out_steps):
+            back = s + h - (h // period + 1) * period
+            row = values[back] if back >= 0 else np.full(num_nodes, np.nan)
+            sn[w, h] = np.where(np.isnan(row), ha[w, h], row)
     target = np.stack([values[s : s + out_steps] for s in starts])
     valid = ~np.isnan(target)
     out = {}
-    for name, pred in (("last_value", lv), ("historical_average", ha)):
+    for name, pred in (("last_value", lv), ("historical_average", ha), ("seasonal_naive", sn)):
         err = np.where(valid, np.abs(pred - target), 0.0)
         pct_ok = valid & (np.abs(np.nan_to_num(target)) >= 1e-3)
         pct = np.where(pct_ok, err / np.where(pct_ok, np.abs(target), 1.0), 0.0)
@@ -98,7 +107,9 @@ def _reference(series, splits, split_name):
 def _check_against_reference(series, splits, split_name, **kwargs):
     got = evaluate_baselines(splits, split_name, scaler=splits.scaler, **kwargs)
     want, no_input = _reference(series, splits, split_name)
-    assert set(got) == {"last_value", "historical_average"}
+    assert set(got) == {"last_value", "historical_average", "seasonal_naive"}
+    # A few days at 5 min: a day is the only period the training span allows.
+    assert got["seasonal_naive"]["period"] == "day" and set(got["seasonal_naive"]["period_choice"])
     for name in want:
         for key, value in want[name].items():
             np.testing.assert_allclose(got[name][key], value, rtol=2e-5, err_msg=f"{name} {key}")
@@ -159,3 +170,57 @@ def test_evaluate_baselines_bad_input():
         evaluate_baselines(splits, "test", scaler=(1.0, 2.0))
     with pytest.raises(TypeError, match="splits must be a ForecastSplits"):
         evaluate_baselines(splits.test, "test", scaler=splits.scaler)
+
+
+def _hourly_series(values: np.ndarray, start: str = "2024-01-01T00:00"):
+    from eala_jax.data import SpatioTemporalSeries
+
+    return SpatioTemporalSeries(
+        name="hand",
+        values=values.astype(np.float32),
+        steps_per_day=24,
+        start_time=np.datetime64(start),
+        step_minutes=60,
+    )
+
+
+def test_seasonal_periods_follow_the_step_and_the_training_span():
+    from eala_jax.models import seasonal_periods
+
+    assert seasonal_periods(step_minutes=5, steps_per_day=288, train_steps=288 * 13) == (
+        ("day", 288),
+    )
+    assert seasonal_periods(step_minutes=60, steps_per_day=24, train_steps=24 * 14) == (
+        ("day", 24),
+        ("week", 168),
+    )
+    assert seasonal_periods(step_minutes=1440, steps_per_day=1, train_steps=13) == ()
+    assert seasonal_periods(step_minutes=1440, steps_per_day=1, train_steps=14) == (("week", 7),)
+    assert seasonal_periods(step_minutes=10080, steps_per_day=1, train_steps=104) == (("year", 52),)
+
+
+def test_seasonal_naive_reads_k_periods_back_and_picks_the_week_on_validation():
+    from eala_jax.models import seasonal_naive_forecast
+
+    rng = np.random.default_rng(3)
+    num_days, nodes = 35, 3
+    hours = np.arange(24 * num_days)
+    weekday = (hours // 24) % 7  # 2024-01-01 is a Monday
+    # A weekly pattern (weekends differ) plus a little noise: a week back beats a day back.
+    values = 10 + 5 * (weekday[:, None] >= 5) + np.sin(hours / 24 * 2 * np.pi)[:, None]
+    values = values + rng.normal(0, 0.1, (len(hours), nodes))
+    values[rng.random(values.shape) < 0.05] = np.nan
+    series = _hourly_series(values)
+    splits = make_forecast_splits(series, in_steps=3, out_steps=30)  # leads 24.. look 2 days back
+    source = splits.test
+    starts = source.first_target + np.arange(len(source))
+    got = seasonal_naive_forecast(source, starts, period=24)
+    for w, s in enumerate(starts[:40]):
+        for h in range(30):
+            back = s + h - (24 if h < 24 else 48)
+            np.testing.assert_array_equal(got[w, h], values[back].astype(np.float32))
+    result = evaluate_baselines(splits, "test", scaler=splits.scaler)["seasonal_naive"]
+    assert result["period"] == "week" and result["period_steps"] == 168
+    assert result["period_choice"]["week"] < result["period_choice"]["day"]
+    with pytest.raises(ValueError, match="offsets must be negative"):
+        source.history(starts, np.array([0]))

@@ -213,3 +213,40 @@ def test_model_config_is_hashable_and_compares_by_value():
     assert a == b and hash(a) == hash(b)
     assert a != tiny_config() and a.model_dim == 16
     assert ModelConfig().model_dim == 152
+
+
+def test_seasonal_embedding_projects_the_profile_and_auto_calendar_widths():
+    """The profile channel (input steps per step, target steps per node) is its own projection,
+    after the adaptive part; an auto (None) calendar width builds the input embedding's width; a
+    missing profile is refused by name."""
+    model = build(seasonal_embedding_dim=4, tod_embedding_dim=None, dow_embedding_dim=0)
+    assert model.model_dim == 4 + 4 + 0 + 4 + 4 and model.dow_embedding is None
+    x, tod, dow = make_inputs(batch=2)
+    rng = np.random.default_rng(1)
+    profile = rng.standard_normal(x.shape).astype(np.float32)
+    target = rng.standard_normal(x.shape).astype(np.float32)  # out_steps = in_steps = 12
+    h = model.embed(
+        jnp.asarray(x), jnp.asarray(tod), jnp.asarray(dow), (jnp.asarray(profile), target)
+    )
+    kernel = np.asarray(model.seasonal_proj.kernel[...])[0]
+    bias = np.asarray(model.seasonal_proj.bias[...])
+    k2 = np.asarray(model.seasonal_target_proj.kernel[...], np.float64)
+    b2 = np.asarray(model.seasonal_target_proj.bias[...])
+    per_node = np.einsum("bhn,hs->bns", target, k2) + b2  # [B, N, S]
+    want = profile[..., None] * kernel + bias + per_node[:, None]
+    np.testing.assert_allclose(h[..., 12:], want, atol=1e-5)
+    with pytest.raises(ValueError, match="pass seasonal="):
+        model.embed(jnp.asarray(x), jnp.asarray(tod), jnp.asarray(dow))
+
+
+def test_residual_head_starts_at_zero_and_is_trained():
+    model = build(seasonal_residual="multiplicative")
+    y = run(model)
+    np.testing.assert_array_equal(y, np.zeros_like(y))  # a fresh model predicts the profile
+    x, tod, dow = (jnp.asarray(a) for a in make_inputs())
+
+    def loss(m):
+        return jnp.sum(m(x, tod, dow, deterministic=True) - 1.0) ** 2
+
+    grads = nnx.grad(loss)(model)
+    assert float(jnp.abs(grads.output_proj.kernel[...]).max()) > 0

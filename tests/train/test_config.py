@@ -155,11 +155,15 @@ def test_override_errors(override, error, message):
         ("model.num_heads=5", "not divisible by num_heads=5"),
         ("model.dropout=1.0", "model.dropout must be in"),
         ("train.plot_horizon=13", "train.plot_horizon must be in"),
+        ("data.recipe=fast", "data.recipe='fast'; choose '' .none., 'auto' or one of sub_hourly"),
+        # An auto width that turns out off must still fit the heads: 26+26+24+80 does, 26+24+80 not.
+        (["model.input_embedding_dim=26", "model.tod_embedding_dim=null"], "auto calendar widths"),
     ],
 )
 def test_validation_errors(override, message):
     with pytest.raises(ValueError, match=message):
-        validate_config(apply_overrides(Config(), [override]))
+        overrides = override if isinstance(override, list) else [override]
+        validate_config(apply_overrides(Config(), overrides))
 
 
 def test_experiment_files_exist_and_load():

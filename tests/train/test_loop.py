@@ -70,7 +70,13 @@ def test_run_writes_results_logs_plots_and_config(uninterrupted, capsys):
     assert results["steps"] == 8 and results["stop_reason"] == "max_epochs"
     assert results["best_epoch"] in (1, 2)
     for split in ("test", "val"):
-        assert set(results[split]) == {"model", "last_value", "historical_average"}
+        assert set(results[split]) == {
+            "model",
+            "last_value",
+            "historical_average",
+            "seasonal_naive",
+        }
+        assert results[split]["seasonal_naive"]["period"] == "day"  # 3 days: a week is too long
         for table in results[split].values():
             assert len(table["mae"]) == 12 and np.isfinite(table["mae_mean"])
     md = (workdir / "results.md").read_text()

@@ -137,3 +137,41 @@ def test_one_step_lowers_the_loss_on_a_fixed_batch(variant):
     assert optax.global_norm(nnx.state(model, nnx.Param)) == pytest.approx(
         float(measurements["param_norm"]), rel=1e-6
     )
+
+
+@pytest.mark.parametrize("residual", ["none", "additive", "multiplicative"])
+def test_prediction_puts_the_seasonal_profile_back(residual):
+    """A residual model's output is a deviation from the target-step profile: added in units of the
+    scaler's std, or a log factor; without one it is z-scored values. The model sees the profile at
+    the input steps and, z-scored, at the target steps."""
+    from eala_jax.train.steps import _predict
+
+    rng = np.random.default_rng(0)
+    out = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    batch = {
+        "x": rng.standard_normal((2, 5, 4)).astype(np.float32),
+        "time_of_day": np.zeros((2, 5), np.int32),
+        "day_of_week": np.zeros((2, 5), np.int32),
+        "x_profile": rng.standard_normal((2, 5, 4)).astype(np.float32),
+        "y_profile": rng.uniform(0, 3, (2, 3, 4)).astype(np.float32),
+    }
+    scaler = StandardScaler(mean=1.5, std=2.0)
+    seen = {}
+
+    class Fake:
+        seasonal_residual = residual
+
+        def __call__(self, x, tod, dow, *, deterministic, rngs, seasonal):
+            seen["seasonal"] = seasonal
+            return jnp.asarray(out)
+
+    pred = np.asarray(_predict(Fake(), batch, scaler, deterministic=True), np.float64)
+    profile, o = batch["y_profile"].astype(np.float64), out.astype(np.float64)
+    want = {
+        "none": o * 2.0 + 1.5,
+        "additive": profile + o * 2.0,
+        "multiplicative": profile * np.exp(o),
+    }[residual]
+    np.testing.assert_allclose(pred, want, rtol=1e-5)
+    np.testing.assert_array_equal(seen["seasonal"][0], batch["x_profile"])
+    np.testing.assert_allclose(seen["seasonal"][1], (profile - 1.5) / 2.0, rtol=1e-6)
