@@ -1,6 +1,7 @@
 """Time of one ELinFormer training step against the softmax backbone (STAEformer) at graph sizes.
 
-    python -m benchmarks.train_step [--sizes 170 307 883 8600] [--batch 16]
+    python -m benchmarks.train_step [--sizes 170 307 883 8600] [--batch 16] [--also 883:4]
+        [--torch-python /work/torchvenv/bin/python --staeformer-dir /tmp/staeformer]
 
 N = 170, 307, 883 are the PEMS08, PEMS04 and PEMS07 graph sizes and 8600 the LargeST-CA size. The
 signal is synthetic (a step's time does not depend on the values). Full model of docs/method.md (dim
@@ -8,7 +9,15 @@ signal is synthetic (a step's time does not depend on the values). Full model of
 Compile time apart; median of repeated steps after a warm-up; memory from XLA's analysis of the
 compiled step; a step that needs more than `--memory-budget-gib` is reported, not run. Where softmax
 does not fit at `--batch`, both are timed again at the largest of `--fallback-batches` softmax fits
-(or EALA alone at the largest it fits, when softmax fits none), so a ratio exists.
+(or EALA alone at the largest it fits, when softmax fits none), so a ratio exists. `--also N:B`
+adds points at other batch sizes.
+
+The PyTorch original (official STAEformer, `benchmarks/torch_reference.py`) is the reference row:
+with `--torch-python` (a Python that has torch) and `--staeformer-dir` (a checkout of
+github.com/XDZhelheim/STAEformer) it is timed in the same invocation right after the JAX rows of
+each point (a subprocess, so the two never run at once), and its rows are also written to
+`benchmarks/results/torch_staeformer.json`; without them the rows of that file, if present, are
+shown (not same-run). The table gives torch / JAX step time per row.
 """
 
 from __future__ import annotations
@@ -17,7 +26,9 @@ import argparse
 import functools
 import json
 import pathlib
+import subprocess
 import sys
+import tempfile
 
 import jax
 import jax.numpy as jnp
@@ -40,6 +51,12 @@ from eala_jax.train import (
 )
 
 STEPS_PER_DAY = 288
+TORCH = "torch_staeformer"  # the attention label of the PyTorch original's rows
+TORCH_RESULTS = pathlib.Path("benchmarks/results/torch_staeformer.json")
+
+
+def row_key(row: dict) -> tuple[int, int]:
+    return row["nodes"], row["batch"]
 
 
 def step_and_args(attention: str, num_nodes: int, batch: int) -> tuple:
@@ -84,11 +101,58 @@ def main() -> None:
     parser.add_argument(
         "--resume", action="store_true", help="keep the rows already in --out, measure the rest"
     )
+    parser.add_argument("--also", nargs="*", default=[], help="extra NODES:BATCH points")
+    parser.add_argument("--torch-python", help="a Python with torch: time the PyTorch original")
+    parser.add_argument("--staeformer-dir", help="checkout of github.com/XDZhelheim/STAEformer")
+    parser.add_argument("--torch-out", default=str(TORCH_RESULTS))
     args = parser.parse_args()
+    if bool(args.torch_python) != bool(args.staeformer_dir):
+        parser.error("--torch-python and --staeformer-dir go together")
+    if (
+        args.staeformer_dir
+        and not (pathlib.Path(args.staeformer_dir) / "model" / "STAEformer.py").is_file()
+    ):
+        parser.error(f"--staeformer-dir: no model/STAEformer.py under {args.staeformer_dir}")
+    also = [tuple(int(v) for v in point.split(":")) for point in args.also]
     out = pathlib.Path(args.out)
     rows = json.loads(out.read_text())["rows"] if args.resume and out.is_file() else []
     result = {"machine": machine_info(), "rows": rows}
     out.parent.mkdir(parents=True, exist_ok=True)
+    torch_out = pathlib.Path(args.torch_out)
+    torch_result = (
+        json.loads(torch_out.read_text()) if args.resume and torch_out.is_file() else {"rows": []}
+    )
+
+    def reference(n: int, batch: int) -> None:
+        """The PyTorch original at (n, batch), right after our rows of that point."""
+        done = any(row_key(r) == (n, batch) and r["attention"] == TORCH for r in rows)
+        if not args.torch_python or done:
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp_out = pathlib.Path(tmp) / "torch.json"
+            subprocess.run(
+                [
+                    args.torch_python,
+                    "-m",
+                    "benchmarks.torch_reference",
+                    "--staeformer-dir",
+                    args.staeformer_dir,
+                    "--points",
+                    f"{n}:{batch}",
+                    "--repeats",
+                    str(args.repeats),
+                    "--out",
+                    str(tmp_out),
+                ],
+                check=True,
+                cwd=pathlib.Path(__file__).resolve().parent.parent,
+            )
+            measured = json.loads(tmp_out.read_text())
+        torch_result["machine"] = measured["machine"]
+        torch_result["rows"].extend(measured["rows"])
+        rows.extend(measured["rows"])
+        out.write_text(json.dumps(result, indent=1))
+        torch_out.write_text(json.dumps(torch_result, indent=1))
 
     def timed(attention: str, n: int, batch: int) -> dict:
         row = next(
@@ -114,7 +178,9 @@ def main() -> None:
     for n in args.sizes:
         timed("eala", n, args.batch)
         if timed("softmax", n, args.batch)["status"] == "ok":
+            reference(n, args.batch)
             continue
+        reference(n, args.batch)
         # Softmax does not fit at --batch: both again at the largest fallback batch softmax fits, or
         # EALA alone at the largest it fits when softmax fits none.
         smaller = [b for b in args.fallback_batches if b < args.batch]
@@ -125,18 +191,37 @@ def main() -> None:
         for batch in smaller:
             if timed("eala", n, batch)["status"] == "ok":
                 break
+    for n, batch in also:
+        timed("eala", n, batch)
+        timed("softmax", n, batch)
+        reference(n, batch)
+    if not args.torch_python and TORCH_RESULTS.is_file():
+        stored = json.loads(TORCH_RESULTS.read_text())["rows"]
+        result = {**result, "rows": rows + [{**r, "stored": True} for r in stored]}
     print(table(result))
 
 
 def table(result: dict) -> str:
-    """Markdown: step time, compile time and memory per (N, batch, attention), softmax / EALA
-    time."""
+    """Markdown: step time, compile time and memory per (N, batch, attention), softmax / this and
+    PyTorch original / this step time."""
     lines = [
-        "| N | batch | attention | step ms | compile s | memory MiB | softmax / EALA step time |",
-        "|---|---|---|---|---|---|---|",
+        "| N | batch | attention | step ms | compile s | memory MiB | softmax / this | torch / this"
+        " |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     rows = result["rows"]
     for row in sorted(rows, key=lambda r: (r["nodes"], -r["batch"], r["attention"])):
+        if row["attention"] == TORCH:
+            stored = " (stored, not same-run)" if row.get("stored") else ""
+            lines.append(
+                f"| {row['nodes']} | {row['batch']} | PyTorch STAEformer{stored} | "
+                f"{row['median_s'] * 1e3:.0f} | - | - | - | 1.00 |"
+            )
+            continue
+        torch_row = next(
+            (r for r in rows if (r["nodes"], r["batch"], r["attention"]) == (*row_key(row), TORCH)),
+            None,
+        )
         base = next(
             (
                 r
@@ -153,9 +238,12 @@ def table(result: dict) -> str:
             else "n/a"
         )
         step = f"{row['median_s'] * 1e3:.0f}" if ok else row["status"]
+        versus_torch = (
+            f"{torch_row['median_s'] / row['median_s']:.2f}" if ok and torch_row else "n/a"
+        )
         lines.append(
             f"| {row['nodes']} | {row['batch']} | {row['attention']} | {step} | "
-            f"{row['compile_s']:.1f} | {row['peak_bytes'] / 2**20:.0f} | {ratio} |"
+            f"{row['compile_s']:.1f} | {row['peak_bytes'] / 2**20:.0f} | {ratio} | {versus_torch} |"
         )
     lines.append(f"\nMachine: {describe(result['machine'])}.")
     return "\n".join(lines)
