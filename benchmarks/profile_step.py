@@ -7,7 +7,8 @@ timed in its former form (flax defaults, transposed layouts) and in the form `At
 uses, interleaved (one call of each in turn, `--repeats` rounds, median), so their ratio is same-run
 on a noisy machine. Forward + backward means the VJP of the piece for a fixed random cotangent.
 Pieces: `layer_norm` (nnx.LayerNorm vs `eala_jax.models.layers.layer_norm`), `dropout` (nnx.Dropout
-vs `layers.dropout`), `dense` (a [.., L, D] input vs [rows, D]), `layout` (the transposes between
+vs `layers.dropout`, forward only), `dense` (a [.., L, D] input vs [rows, D]), `qkv` (three
+projections vs one with the kernels side by side), `layout` (the transposes between
 temporal and spatial blocks), `attention_temporal`, `attention_spatial_<name>` (SelfAttention over
 the nodes of a transposed [B·T, N, D] vs of [B, N, T, D] with time steps as extra heads),
 `block_<name>` (a whole AttentionBlock). Writes `benchmarks/results/profile_step.json`.
@@ -37,16 +38,17 @@ from eala_jax.ops import attention_options
 DIM, FEED_FORWARD, HEADS, STEPS = 152, 256, 4, 12
 
 
-def vjp_of(fn: Callable, *args) -> Callable:
-    """A jitted forward + backward of `fn(*args)` for a fixed random cotangent."""
+def vjp_of(fn: Callable, *args) -> tuple[Callable, tuple]:
+    """`(jitted forward + backward of fn, its arguments)` for a fixed random cotangent, which is
+    passed as the first argument (so XLA does not fold it as a constant)."""
     out = jax.eval_shape(fn, *args)
     cotangent = jax.random.normal(jax.random.key(7), out.shape, out.dtype)
 
-    def forward_backward(*inputs):
+    def forward_backward(cotangent, *inputs):
         _, pullback = jax.vjp(fn, *inputs)
         return pullback(cotangent)
 
-    return jax.jit(forward_backward)
+    return jax.jit(forward_backward), (cotangent, *args)
 
 
 def interleaved(variants: dict[str, tuple[Callable, tuple]], repeats: int) -> dict[str, dict]:
@@ -87,8 +89,8 @@ def pieces(batch: int, nodes: int, names: list[str]) -> dict[str, dict[str, tupl
         flax_ln, params = module_fn(norm, lambda m, x: m(x))
         fused = lambda p, x: layer_norm(x, p["scale"][...], p["bias"][...], 1e-6)
         out["layer_norm"] = {
-            "before": (vjp_of(flax_ln, params, x_rows), (params, x_rows)),
-            "after": (vjp_of(fused, params, x_rows), (params, x_rows)),
+            "before": vjp_of(flax_ln, params, x_rows),
+            "after": vjp_of(fused, params, x_rows),
         }
     if "dropout" in names:
         layer = nnx.Dropout(0.1)
@@ -103,8 +105,20 @@ def pieces(batch: int, nodes: int, names: list[str]) -> dict[str, dict[str, tupl
         dense, params = module_fn(linear, lambda m, x: m(x))
         x_3d = x_rows.reshape(batch * nodes, STEPS, DIM)
         out["dense"] = {
-            "before": (vjp_of(dense, params, x_3d), (params, x_3d)),
-            "after": (vjp_of(dense, params, x_rows), (params, x_rows)),
+            "before": vjp_of(dense, params, x_3d),
+            "after": vjp_of(dense, params, x_rows),
+        }
+    if "qkv" in names:
+        attention = SelfAttention(
+            DIM, num_heads=HEADS, attention=attention_options("eala"), rngs=nnx.Rngs(0)
+        )
+        three, params = module_fn(
+            attention, lambda m, x: tuple(f(x) for f in (m.query, m.key, m.value))
+        )
+        fused, _ = module_fn(attention, lambda m, x: m._project_qkv(x))
+        out["qkv"] = {
+            "before": vjp_of(lambda p, x: jnp.stack(three(p, x)), params, x_rows),
+            "after": vjp_of(lambda p, x: jnp.stack(fused(p, x)), params, x_rows),
         }
     if "layout" in names:
         # Former: [B,T,N,D] -> [B,N,T,D] -> (temporal) -> [B,T,N,D] -> (spatial) -> [B,N,T,D].
@@ -117,8 +131,8 @@ def pieces(batch: int, nodes: int, names: list[str]) -> dict[str, dict[str, tupl
             return jnp.swapaxes(x, 1, 2) * 4.0
 
         out["layout"] = {
-            "before": (vjp_of(former, x_btnd), (x_btnd,)),
-            "after": (vjp_of(now, x_btnd), (x_btnd,)),
+            "before": vjp_of(former, x_btnd),
+            "after": vjp_of(now, x_btnd),
         }
     for name in ("softmax", "eala"):
         options = attention_options(name)
@@ -127,7 +141,7 @@ def pieces(batch: int, nodes: int, names: list[str]) -> dict[str, dict[str, tupl
         if f"attention_temporal_{name}" in names:
             x_temporal = x_rows.reshape(batch * nodes, STEPS, DIM)
             out[f"attention_temporal_{name}"] = {
-                "after": (vjp_of(call, params, x_temporal), (params, x_temporal)),
+                "after": vjp_of(call, params, x_temporal),
             }
         if f"attention_spatial_{name}" in names:
 
@@ -137,8 +151,8 @@ def pieces(batch: int, nodes: int, names: list[str]) -> dict[str, dict[str, tupl
                 return jnp.swapaxes(h, 1, 2)
 
             out[f"attention_spatial_{name}"] = {
-                "before": (vjp_of(transposed, params, x_bntd), (params, x_bntd)),
-                "after": (vjp_of(call, params, x_bntd), (params, x_bntd)),
+                "before": vjp_of(transposed, params, x_bntd),
+                "after": vjp_of(call, params, x_bntd),
             }
         if f"block_{name}" in names:
             block = AttentionBlock(
@@ -153,8 +167,7 @@ def pieces(batch: int, nodes: int, names: list[str]) -> dict[str, dict[str, tupl
                 block,
                 lambda m, x, k: m(x, deterministic=False, rngs=nnx.Rngs(dropout=k)),
             )
-            fwd_bwd = vjp_of(run, params, x_bntd, key)
-            out[f"block_{name}"] = {"after": (fwd_bwd, (params, x_bntd, key))}
+            out[f"block_{name}"] = {"after": vjp_of(run, params, x_bntd, key)}
     return out
 
 
@@ -162,6 +175,7 @@ ALL_PIECES = (
     "layer_norm",
     "dropout",
     "dense",
+    "qkv",
     "layout",
     "attention_temporal_softmax",
     "attention_temporal_eala",

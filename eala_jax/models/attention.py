@@ -241,9 +241,7 @@ class SelfAttention(nnx.Module):
         shape = (batch, length, heads, self.head_dim)
         # Dense layers on [rows, model_dim]: their weight gradient is then one 2-D product.
         rows = x.reshape(-1, self.model_dim)
-        q = self.query(rows).reshape(shape)
-        k = self.key(rows).reshape(shape)
-        v = self.value(rows).reshape(shape)
+        q, k, v = (y.reshape(shape) for y in self._project_qkv(rows))
         fn = get_attention(self.attention.name)
         options = self._op_options()
         stats = None
@@ -255,6 +253,17 @@ class SelfAttention(nnx.Module):
         if not return_diagnostics:
             return y
         return y, self._diagnostics(q, k, key_mask, stats)
+
+    def _project_qkv(self, rows: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """The query, key and value projections of `rows [R, model_dim]` as one product with the
+        three kernels side by side (`[model_dim, 3·model_dim]`): `rows` is read once and the
+        backward pass is one product per operand instead of three; same sums as three layers."""
+        layers = (self.query, self.key, self.value)
+        kernel = jnp.concatenate([layer.kernel[...] for layer in layers], axis=1)
+        bias = jnp.concatenate([layer.bias[...] for layer in layers])
+        dtype = self.dtype or jnp.result_type(rows, kernel)
+        qkv = rows.astype(dtype) @ kernel.astype(dtype) + bias.astype(dtype)
+        return tuple(jnp.split(qkv, 3, axis=-1))
 
     def _diagnostics(
         self, q: jax.Array, k: jax.Array, key_mask: jax.Array | None, stats: dict | None
