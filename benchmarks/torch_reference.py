@@ -77,6 +77,28 @@ def masked_mae_loss(preds, labels, null_val: float = 0.0):
 
 def time_point(model_class: type, nodes: int, batch: int, *, repeats: int, warmup: int) -> dict:
     """Median/min seconds of the training step at (nodes, batch)."""
+    step, parameters = training_step(model_class, nodes, batch)
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return {
+        "nodes": nodes,
+        "batch": batch,
+        "attention": "torch_staeformer",
+        "status": "ok",
+        "median_s": statistics.median(times),
+        "min_s": min(times),
+        "calls": len(times),
+        "parameters": parameters,
+    }
+
+
+def training_step(model_class: type, nodes: int, batch: int) -> tuple:
+    """(one training step as a no-argument function, parameter count) at (nodes, batch)."""
     import torch
 
     torch.manual_seed(0)
@@ -99,24 +121,27 @@ def time_point(model_class: type, nodes: int, batch: int, *, repeats: int, warmu
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         optimizer.step()
 
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    parameters = sum(p.numel() for p in model.parameters())
-    return {
-        "nodes": nodes,
-        "batch": batch,
-        "attention": "torch_staeformer",
-        "status": "ok",
-        "median_s": statistics.median(times),
-        "min_s": min(times),
-        "calls": len(times),
-        "parameters": parameters,
-    }
+    return step, sum(p.numel() for p in model.parameters())
+
+
+def serve(model_class: type, warmup: int) -> None:
+    """Step on request, for interleaving with other timings: each stdin line `NODES:BATCH` builds
+    that point and warms it up (answers `ready <parameters>`), each line `step` times one step
+    (answers its seconds); one answer line per request on stdout."""
+    step = None
+    for line in sys.stdin:
+        request = line.strip()
+        if request == "step" and step is not None:
+            start = time.perf_counter()
+            step()
+            print(time.perf_counter() - start, flush=True)
+        elif request and request != "step":
+            step, parameters = training_step(model_class, *parse_point(request))
+            for _ in range(warmup):
+                step()
+            print(f"ready {parameters}", flush=True)
+        else:
+            print("error: send NODES:BATCH before step", flush=True)
 
 
 def machine_info(threads: int) -> dict:
@@ -146,6 +171,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/torch_staeformer.json")
+    parser.add_argument(
+        "--serve", action="store_true", help="time steps on request (see `serve`), write nothing"
+    )
     args = parser.parse_args()
     points = [parse_point(p) for p in args.points]
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when torch loads OpenMP
@@ -153,6 +181,9 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.serve:
+        serve(model_class, args.warmup)
+        return
     result = {"machine": machine_info(args.threads), "rows": []}
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -14,10 +14,11 @@ adds points at other batch sizes.
 
 The PyTorch original (official STAEformer, `benchmarks/torch_reference.py`) is the reference row:
 with `--torch-python` (a Python that has torch) and `--staeformer-dir` (a checkout of
-github.com/XDZhelheim/STAEformer) it is timed in the same invocation right after the JAX rows of
-each point (a subprocess, so the two never run at once), and its rows are also written to
-`benchmarks/results/torch_staeformer.json`; without them the rows of that file, if present, are
-shown (not same-run). The table gives torch / JAX step time per row.
+github.com/XDZhelheim/STAEformer) it runs in a worker process and each point is timed round-robin,
+one ELinFormer step, one softmax step, one PyTorch step, `--repeats` times (the two never run at
+once, and a change of load hits all three), so the ratios are same-run. Its rows also go to
+`benchmarks/results/torch_staeformer.json`; without those options the rows of that file, if present,
+are shown (not same-run). The table gives torch / JAX step time per row.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ import argparse
 import functools
 import json
 import pathlib
+import statistics
 import subprocess
 import sys
-import tempfile
+import time
 
 import jax
 import jax.numpy as jnp
@@ -36,7 +38,7 @@ import numpy as np
 from flax import nnx
 
 from benchmarks.machine import describe, machine_info
-from benchmarks.timing import measure
+from benchmarks.timing import _peak_bytes, measure
 from eala_jax.allocator import reexec_with_tcmalloc
 from eala_jax.data import StandardScaler
 from eala_jax.ops import attention_options
@@ -83,6 +85,77 @@ def step_and_args(attention: str, num_nodes: int, batch: int) -> tuple:
     return update, (state, batch_arrays, scaler, jax.random.key(0))
 
 
+class TorchWorker:
+    """`benchmarks.torch_reference --serve` in a subprocess (a Python with torch): one PyTorch
+    step on request, so its timings interleave with ours."""
+
+    def __init__(self, python: str, staeformer_dir: str):
+        self.command = [python, "-m", "benchmarks.torch_reference", "--serve"]
+        self.command += ["--staeformer-dir", staeformer_dir]
+        self.version = ""
+
+    def __enter__(self) -> TorchWorker:
+        root = pathlib.Path(__file__).resolve().parent.parent
+        self.process = subprocess.Popen(
+            self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=root
+        )
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+    def ask(self, request: str) -> str:
+        self.process.stdin.write(request + "\n")
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline().strip()
+        if not answer or answer.startswith("error"):
+            raise RuntimeError(f"torch worker: {answer or 'exited'} (request {request!r})")
+        return answer
+
+    def setup(self, nodes: int, batch: int) -> int:
+        """Builds and warms the point; returns the parameter count."""
+        return int(self.ask(f"{nodes}:{batch}").split()[1])
+
+    def step(self) -> float:
+        return float(self.ask("step"))
+
+
+def interleaved_point(
+    n: int, batch: int, worker: TorchWorker, repeats: int, budget_bytes: float
+) -> list[dict]:
+    """Rows for ELinFormer, the softmax backbone and the PyTorch original at (n, batch): each
+    compiled and warmed, then `repeats` rounds of one step each, in turn; median per row."""
+    rows, programs = [], []
+    for attention in ("eala", "softmax"):
+        update, fn_args = step_and_args(attention, n, batch)
+        start = time.perf_counter()
+        compiled = jax.jit(update).lower(*fn_args).compile()
+        row = {"nodes": n, "batch": batch, "attention": attention}
+        row.update(compile_s=time.perf_counter() - start, peak_bytes=_peak_bytes(compiled))
+        rows.append(row)
+        if row["peak_bytes"] > budget_bytes:
+            row["status"] = f"does not fit the {budget_bytes / 2**30:.0f} GiB budget"
+            continue
+        jax.block_until_ready(compiled(*fn_args))  # warm-up
+        programs.append((row, functools.partial(compiled, *fn_args), []))
+    torch_row = {"nodes": n, "batch": batch, "attention": TORCH, "status": "ok"}
+    torch_row["parameters"] = worker.setup(n, batch)
+    torch_times: list[float] = []
+    for _ in range(repeats):
+        for _, call, times in programs:
+            start = time.perf_counter()
+            jax.block_until_ready(call())
+            times.append(time.perf_counter() - start)
+        torch_times.append(worker.step())
+    for row, _, times in programs:
+        row.update(status="ok", median_s=statistics.median(times), min_s=min(times))
+        row["calls"] = len(times)
+    torch_row.update(median_s=statistics.median(torch_times), min_s=min(torch_times))
+    torch_row["calls"] = len(torch_times)
+    return [*rows, torch_row]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[170, 307, 883, 8600])
@@ -123,37 +196,6 @@ def main() -> None:
         json.loads(torch_out.read_text()) if args.resume and torch_out.is_file() else {"rows": []}
     )
 
-    def reference(n: int, batch: int) -> None:
-        """The PyTorch original at (n, batch), right after our rows of that point."""
-        done = any(row_key(r) == (n, batch) and r["attention"] == TORCH for r in rows)
-        if not args.torch_python or done:
-            return
-        with tempfile.TemporaryDirectory() as tmp:
-            tmp_out = pathlib.Path(tmp) / "torch.json"
-            subprocess.run(
-                [
-                    args.torch_python,
-                    "-m",
-                    "benchmarks.torch_reference",
-                    "--staeformer-dir",
-                    args.staeformer_dir,
-                    "--points",
-                    f"{n}:{batch}",
-                    "--repeats",
-                    str(args.repeats),
-                    "--out",
-                    str(tmp_out),
-                ],
-                check=True,
-                cwd=pathlib.Path(__file__).resolve().parent.parent,
-            )
-            measured = json.loads(tmp_out.read_text())
-        torch_result["machine"] = measured["machine"]
-        torch_result["rows"].extend(measured["rows"])
-        rows.extend(measured["rows"])
-        out.write_text(json.dumps(result, indent=1))
-        torch_out.write_text(json.dumps(torch_result, indent=1))
-
     def timed(attention: str, n: int, batch: int) -> dict:
         row = next(
             (r for r in rows if (r["nodes"], r["batch"], r["attention"]) == (n, batch, attention)),
@@ -175,12 +217,28 @@ def main() -> None:
             out.write_text(json.dumps(result, indent=1))
         return row
 
+    if args.torch_python:
+        # Same-run comparison: one step of each JAX program and of the PyTorch original in turn.
+        with TorchWorker(args.torch_python, args.staeformer_dir) as worker:
+            for n, batch in [(n, args.batch) for n in args.sizes] + also:
+                done = {r["attention"] for r in rows if row_key(r) == (n, batch)}
+                if {"eala", "softmax", TORCH} <= done:
+                    continue
+                budget = args.memory_budget_gib * 2**30
+                for row in interleaved_point(n, batch, worker, args.repeats, budget):
+                    print(json.dumps(row), file=sys.stderr)
+                    rows.append(row)
+                    if row["attention"] == TORCH:
+                        torch_result["rows"].append(row)
+                out.write_text(json.dumps(result, indent=1))
+                torch_result["machine"] = {**machine_info(), "torch": worker.version}
+                torch_out.write_text(json.dumps(torch_result, indent=1))
+        print(table(result))
+        return
     for n in args.sizes:
         timed("eala", n, args.batch)
         if timed("softmax", n, args.batch)["status"] == "ok":
-            reference(n, args.batch)
             continue
-        reference(n, args.batch)
         # Softmax does not fit at --batch: both again at the largest fallback batch softmax fits, or
         # EALA alone at the largest it fits when softmax fits none.
         smaller = [b for b in args.fallback_batches if b < args.batch]
@@ -194,7 +252,6 @@ def main() -> None:
     for n, batch in also:
         timed("eala", n, batch)
         timed("softmax", n, batch)
-        reference(n, batch)
     if not args.torch_python and TORCH_RESULTS.is_file() and jax.default_backend() == "cpu":
         stored = json.loads(TORCH_RESULTS.read_text())["rows"]
         result = {**result, "rows": rows + [{**r, "stored": True} for r in stored]}
