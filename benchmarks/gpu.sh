@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Runs the attention cost benchmark on a GPU machine and writes its tables to $OUT (default ./gpu_out).
-# Prepared for the device tool of this workplace: one call, under 8 minutes on one H100/H200.
-# The machine's own python3 has jax (CUDA), numpy; eala_jax's ops need nothing else.
+# Runs the attention cost benchmark and the training-step benchmark on a GPU machine and writes their
+# tables to $OUT (default ./gpu_out). Prepared for the device tool of this workplace: one call,
+# bounded to 8.5 minutes on one H100/H200 (attention grid 300 s, training step 200 s).
+# The machine's own python3 has jax (CUDA) and numpy: eala_jax's ops need nothing else. The training
+# step also needs flax, optax, orbax-checkpoint and grain; where they do not import it is skipped with
+# a message (put them on PYTHONPATH, e.g. a carried folder of their pure-Python packages).
 #   bash benchmarks/gpu.sh            # from the repository root
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,8 +13,18 @@ mkdir -p "$OUT"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
 python3 -c "import jax; print('jax', jax.__version__, jax.devices())" | tee -a "$OUT/gpu.txt"
-# The full grid; GPU memory is the budget (70 GiB leaves room on an 80 GB H100).
-timeout 420 python3 -m benchmarks.attention --preset full --repeats 10 --memory-budget-gib 70 \
+# The full attention grid; GPU memory is the budget (70 GiB leaves room on an 80 GB H100).
+timeout 300 python3 -m benchmarks.attention --preset full --repeats 10 --memory-budget-gib 70 \
     --out "$OUT/attention_gpu.json" > "$OUT/attention_gpu.md" 2> "$OUT/attention_gpu.log" || {
-  echo "benchmark stopped (status $?); partial log in $OUT/attention_gpu.log"; }
+  echo "attention benchmark stopped (status $?); partial log in $OUT/attention_gpu.log"; }
 cat "$OUT/attention_gpu.md"
+# The training step (ELinFormer vs the softmax backbone) at the PEMS08/04/07 graph sizes, batch 16.
+if python3 -c "import flax, optax, orbax.checkpoint, grain" 2> "$OUT/train_step_imports.log"; then
+  timeout 200 python3 -m benchmarks.train_step --sizes 170 307 883 --batch 16 --repeats 10 \
+      --memory-budget-gib 70 --out "$OUT/train_step_gpu.json" > "$OUT/train_step_gpu.md" \
+      2> "$OUT/train_step_gpu.log" || {
+    echo "train-step benchmark stopped (status $?); partial log in $OUT/train_step_gpu.log"; }
+  cat "$OUT/train_step_gpu.md"
+else
+  echo "train step skipped: flax/optax/orbax/grain do not import (see $OUT/train_step_imports.log)"
+fi

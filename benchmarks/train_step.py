@@ -1,6 +1,7 @@
 """Time of one ELinFormer training step against the softmax backbone (STAEformer) at graph sizes.
 
-    python -m benchmarks.train_step [--sizes 170 307 883 8600] [--batch 16]
+    python -m benchmarks.train_step [--sizes 170 307 883 8600] [--batch 16] [--also 883:4]
+        [--torch-python /work/torchvenv/bin/python --staeformer-dir /tmp/staeformer]
 
 N = 170, 307, 883 are the PEMS08, PEMS04 and PEMS07 graph sizes and 8600 the LargeST-CA size. The
 signal is synthetic (a step's time does not depend on the values). Full model of docs/method.md (dim
@@ -8,7 +9,16 @@ signal is synthetic (a step's time does not depend on the values). Full model of
 Compile time apart; median of repeated steps after a warm-up; memory from XLA's analysis of the
 compiled step; a step that needs more than `--memory-budget-gib` is reported, not run. Where softmax
 does not fit at `--batch`, both are timed again at the largest of `--fallback-batches` softmax fits
-(or EALA alone at the largest it fits, when softmax fits none), so a ratio exists.
+(or EALA alone at the largest it fits, when softmax fits none), so a ratio exists. `--also N:B`
+adds points at other batch sizes.
+
+The PyTorch original (official STAEformer, `benchmarks/torch_reference.py`) is the reference row:
+with `--torch-python` (a Python that has torch) and `--staeformer-dir` (a checkout of
+github.com/XDZhelheim/STAEformer) it runs in a worker process and each point is timed round-robin,
+one ELinFormer step, one softmax step, one PyTorch step, `--repeats` times (the two never run at
+once, and a change of load hits all three), so the ratios are same-run. Its rows also go to
+`benchmarks/results/torch_staeformer.json`; without those options the rows of that file, if present,
+are shown (not same-run). The table gives torch / JAX step time per row.
 """
 
 from __future__ import annotations
@@ -17,7 +27,10 @@ import argparse
 import functools
 import json
 import pathlib
+import statistics
+import subprocess
 import sys
+import time
 
 import jax
 import jax.numpy as jnp
@@ -25,7 +38,7 @@ import numpy as np
 from flax import nnx
 
 from benchmarks.machine import describe, machine_info
-from benchmarks.timing import measure
+from benchmarks.timing import _peak_bytes, measure
 from eala_jax.allocator import reexec_with_tcmalloc
 from eala_jax.data import StandardScaler
 from eala_jax.ops import attention_options
@@ -40,6 +53,12 @@ from eala_jax.train import (
 )
 
 STEPS_PER_DAY = 288
+TORCH = "torch_staeformer"  # the attention label of the PyTorch original's rows
+TORCH_RESULTS = pathlib.Path("benchmarks/results/torch_staeformer.json")
+
+
+def row_key(row: dict) -> tuple[int, int]:
+    return row["nodes"], row["batch"]
 
 
 def step_and_args(attention: str, num_nodes: int, batch: int) -> tuple:
@@ -66,6 +85,77 @@ def step_and_args(attention: str, num_nodes: int, batch: int) -> tuple:
     return update, (state, batch_arrays, scaler, jax.random.key(0))
 
 
+class TorchWorker:
+    """`benchmarks.torch_reference --serve` in a subprocess (a Python with torch): one PyTorch
+    step on request, so its timings interleave with ours."""
+
+    def __init__(self, python: str, staeformer_dir: str):
+        self.command = [python, "-m", "benchmarks.torch_reference", "--serve"]
+        self.command += ["--staeformer-dir", staeformer_dir]
+        self.version = ""
+
+    def __enter__(self) -> TorchWorker:
+        root = pathlib.Path(__file__).resolve().parent.parent
+        self.process = subprocess.Popen(
+            self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=root
+        )
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+    def ask(self, request: str) -> str:
+        self.process.stdin.write(request + "\n")
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline().strip()
+        if not answer or answer.startswith("error"):
+            raise RuntimeError(f"torch worker: {answer or 'exited'} (request {request!r})")
+        return answer
+
+    def setup(self, nodes: int, batch: int) -> int:
+        """Builds and warms the point; returns the parameter count."""
+        return int(self.ask(f"{nodes}:{batch}").split()[1])
+
+    def step(self) -> float:
+        return float(self.ask("step"))
+
+
+def interleaved_point(
+    n: int, batch: int, worker: TorchWorker, repeats: int, budget_bytes: float
+) -> list[dict]:
+    """Rows for ELinFormer, the softmax backbone and the PyTorch original at (n, batch): each
+    compiled and warmed, then `repeats` rounds of one step each, in turn; median per row."""
+    rows, programs = [], []
+    for attention in ("eala", "softmax"):
+        update, fn_args = step_and_args(attention, n, batch)
+        start = time.perf_counter()
+        compiled = jax.jit(update).lower(*fn_args).compile()
+        row = {"nodes": n, "batch": batch, "attention": attention}
+        row.update(compile_s=time.perf_counter() - start, peak_bytes=_peak_bytes(compiled))
+        rows.append(row)
+        if row["peak_bytes"] > budget_bytes:
+            row["status"] = f"does not fit the {budget_bytes / 2**30:.0f} GiB budget"
+            continue
+        jax.block_until_ready(compiled(*fn_args))  # warm-up
+        programs.append((row, functools.partial(compiled, *fn_args), []))
+    torch_row = {"nodes": n, "batch": batch, "attention": TORCH, "status": "ok"}
+    torch_row["parameters"] = worker.setup(n, batch)
+    torch_times: list[float] = []
+    for _ in range(repeats):
+        for _, call, times in programs:
+            start = time.perf_counter()
+            jax.block_until_ready(call())
+            times.append(time.perf_counter() - start)
+        torch_times.append(worker.step())
+    for row, _, times in programs:
+        row.update(status="ok", median_s=statistics.median(times), min_s=min(times))
+        row["calls"] = len(times)
+    torch_row.update(median_s=statistics.median(torch_times), min_s=min(torch_times))
+    torch_row["calls"] = len(torch_times)
+    return [*rows, torch_row]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[170, 307, 883, 8600])
@@ -84,11 +174,27 @@ def main() -> None:
     parser.add_argument(
         "--resume", action="store_true", help="keep the rows already in --out, measure the rest"
     )
+    parser.add_argument("--also", nargs="*", default=[], help="extra NODES:BATCH points")
+    parser.add_argument("--torch-python", help="a Python with torch: time the PyTorch original")
+    parser.add_argument("--staeformer-dir", help="checkout of github.com/XDZhelheim/STAEformer")
+    parser.add_argument("--torch-out", default=str(TORCH_RESULTS))
     args = parser.parse_args()
+    if bool(args.torch_python) != bool(args.staeformer_dir):
+        parser.error("--torch-python and --staeformer-dir go together")
+    if (
+        args.staeformer_dir
+        and not (pathlib.Path(args.staeformer_dir) / "model" / "STAEformer.py").is_file()
+    ):
+        parser.error(f"--staeformer-dir: no model/STAEformer.py under {args.staeformer_dir}")
+    also = [tuple(int(v) for v in point.split(":")) for point in args.also]
     out = pathlib.Path(args.out)
     rows = json.loads(out.read_text())["rows"] if args.resume and out.is_file() else []
     result = {"machine": machine_info(), "rows": rows}
     out.parent.mkdir(parents=True, exist_ok=True)
+    torch_out = pathlib.Path(args.torch_out)
+    torch_result = (
+        json.loads(torch_out.read_text()) if args.resume and torch_out.is_file() else {"rows": []}
+    )
 
     def timed(attention: str, n: int, batch: int) -> dict:
         row = next(
@@ -111,6 +217,24 @@ def main() -> None:
             out.write_text(json.dumps(result, indent=1))
         return row
 
+    if args.torch_python:
+        # Same-run comparison: one step of each JAX program and of the PyTorch original in turn.
+        with TorchWorker(args.torch_python, args.staeformer_dir) as worker:
+            for n, batch in [(n, args.batch) for n in args.sizes] + also:
+                done = {r["attention"] for r in rows if row_key(r) == (n, batch)}
+                if {"eala", "softmax", TORCH} <= done:
+                    continue
+                budget = args.memory_budget_gib * 2**30
+                for row in interleaved_point(n, batch, worker, args.repeats, budget):
+                    print(json.dumps(row), file=sys.stderr)
+                    rows.append(row)
+                    if row["attention"] == TORCH:
+                        torch_result["rows"].append(row)
+                out.write_text(json.dumps(result, indent=1))
+                torch_result["machine"] = {**machine_info(), "torch": worker.version}
+                torch_out.write_text(json.dumps(torch_result, indent=1))
+        print(table(result))
+        return
     for n in args.sizes:
         timed("eala", n, args.batch)
         if timed("softmax", n, args.batch)["status"] == "ok":
@@ -125,18 +249,36 @@ def main() -> None:
         for batch in smaller:
             if timed("eala", n, batch)["status"] == "ok":
                 break
+    for n, batch in also:
+        timed("eala", n, batch)
+        timed("softmax", n, batch)
+    if not args.torch_python and TORCH_RESULTS.is_file() and jax.default_backend() == "cpu":
+        stored = json.loads(TORCH_RESULTS.read_text())["rows"]
+        result = {**result, "rows": rows + [{**r, "stored": True} for r in stored]}
     print(table(result))
 
 
 def table(result: dict) -> str:
-    """Markdown: step time, compile time and memory per (N, batch, attention), softmax / EALA
-    time."""
+    """Markdown: step time, compile time and memory per (N, batch, attention), softmax / this and
+    PyTorch original / this step time."""
     lines = [
-        "| N | batch | attention | step ms | compile s | memory MiB | softmax / EALA step time |",
-        "|---|---|---|---|---|---|---|",
+        "| N | batch | attention | step ms | compile s | memory MiB | softmax / this | torch / this"
+        " |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     rows = result["rows"]
     for row in sorted(rows, key=lambda r: (r["nodes"], -r["batch"], r["attention"])):
+        if row["attention"] == TORCH:
+            stored = " (stored, not same-run)" if row.get("stored") else ""
+            lines.append(
+                f"| {row['nodes']} | {row['batch']} | PyTorch STAEformer{stored} | "
+                f"{row['median_s'] * 1e3:.0f} | - | - | - | 1.00 |"
+            )
+            continue
+        torch_row = next(
+            (r for r in rows if (r["nodes"], r["batch"], r["attention"]) == (*row_key(row), TORCH)),
+            None,
+        )
         base = next(
             (
                 r
@@ -153,9 +295,12 @@ def table(result: dict) -> str:
             else "n/a"
         )
         step = f"{row['median_s'] * 1e3:.0f}" if ok else row["status"]
+        versus_torch = (
+            f"{torch_row['median_s'] / row['median_s']:.2f}" if ok and torch_row else "n/a"
+        )
         lines.append(
             f"| {row['nodes']} | {row['batch']} | {row['attention']} | {step} | "
-            f"{row['compile_s']:.1f} | {row['peak_bytes'] / 2**20:.0f} | {ratio} |"
+            f"{row['compile_s']:.1f} | {row['peak_bytes'] / 2**20:.0f} | {ratio} | {versus_torch} |"
         )
     lines.append(f"\nMachine: {describe(result['machine'])}.")
     return "\n".join(lines)

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from eala_jax.models.attention import SelfAttention, flax_attention_fn
+from eala_jax.models.layers import dropout, layer_norm
 from eala_jax.ops import AttentionOptions, EalaOptions
 
 __all__ = ["COMPUTE_DTYPES", "SEASONAL_RESIDUALS", "AttentionBlock", "ELinFormer", "ModelConfig"]
@@ -142,11 +143,15 @@ def _attention_layer(
 
 
 class AttentionBlock(nnx.Module):
-    """Post-norm block: `x = LN(x + drop(attn(x)))`, `x = LN(x + drop(FFN(x)))`; `[B, L, D] -> [B,
-    L, D]`, O(B·L·D·(D + feed_forward_dim)) plus the attention's own cost.
+    """Post-norm block: `x = LN(x + drop(attn(x)))`, `x = LN(x + drop(FFN(x)))`; `[B, L, *G, D] ->`
+    the same shape, attention over axis 1 for every index of the group axes `G` (see
+    `SelfAttention`); O(B·L·|G|·D·(D + feed_forward_dim)) plus the attention's own cost.
 
-    `use_flax_mha=True` builds the attention as `nnx.MultiHeadAttention` with the op as its
-    `attention_fn` instead of this package's `SelfAttention` (same maths, flax's projections).
+    Layer norm and dropout are `eala_jax.models.layers`' fused forms with the parameters of the
+    `nnx.LayerNorm` modules (dropout masks drawn from `rngs.dropout()`, not threefry per entry);
+    the feed-forward layers run on `[rows, D]`. `use_flax_mha=True` builds the attention as
+    `nnx.MultiHeadAttention` with the op as its `attention_fn` instead of this package's
+    `SelfAttention` (same maths, flax's projections; group axes are moved next to the batch).
     """
 
     def __init__(
@@ -192,15 +197,35 @@ class AttentionBlock(nnx.Module):
     ) -> jax.Array | tuple[jax.Array, dict[str, jax.Array]]:
         diag: dict[str, jax.Array] = {}
         if self.use_flax_mha:
-            h = self.attention(x, deterministic=True)  # attention dropout off, as in STAEformer
+            # nnx.MultiHeadAttention attends over axis -2: group axes are folded into the batch.
+            moved = jnp.moveaxis(x, 1, -2)
+            flat = moved.reshape(-1, *moved.shape[-2:])
+            h = self.attention(flat, deterministic=True)  # attention dropout off, as in STAEformer
+            h = jnp.moveaxis(h.reshape(moved.shape), -2, 1)
         elif return_diagnostics:
             h, diag = self.attention(x, return_diagnostics=True)
         else:
             h = self.attention(x)
-        x = self.norm1(x + self.dropout1(h, deterministic=deterministic, rngs=rngs))
-        h = self.ff_out(jax.nn.relu(self.ff_in(x)))
-        x = self.norm2(x + self.dropout2(h, deterministic=deterministic, rngs=rngs))
+        x = self._norm(self.norm1, x + self._dropout(self.dropout1, h, deterministic, rngs))
+        rows = x.reshape(-1, x.shape[-1])  # dense layers on 2-D operands
+        h = self.ff_out(jax.nn.relu(self.ff_in(rows))).reshape(x.shape)
+        x = self._norm(self.norm2, x + self._dropout(self.dropout2, h, deterministic, rngs))
         return (x, diag) if return_diagnostics else x
+
+    @staticmethod
+    def _norm(norm: nnx.LayerNorm, x: jax.Array) -> jax.Array:
+        y = layer_norm(x, norm.scale[...], norm.bias[...], norm.epsilon)
+        return y if norm.dtype is None else y.astype(norm.dtype)
+
+    @staticmethod
+    def _dropout(
+        layer: nnx.Dropout, x: jax.Array, deterministic: bool, rngs: nnx.Rngs | None
+    ) -> jax.Array:
+        if deterministic or layer.rate == 0:
+            return x
+        if rngs is None:
+            raise ValueError("AttentionBlock: deterministic=False needs rngs with a dropout stream")
+        return dropout(x, layer.rate, rngs.dropout())
 
 
 class ELinFormer(nnx.Module):
@@ -366,6 +391,7 @@ class ELinFormer(nnx.Module):
         h = self.embed(x, time_of_day, day_of_week, seasonal)  # [B, T, N, D]
         batch, steps, nodes, dim = h.shape
         diagnostics: dict[str, dict[str, jax.Array]] = {}
+        # One layout for all blocks, [B, N, T, D] (the only transpose of the activations).
         # Temporal attention: nodes folded into the batch, [B*N, T, D].
         h = jnp.swapaxes(h, 1, 2).reshape(batch * nodes, steps, dim)
         for i, layer in enumerate(self.temporal_layers):
@@ -374,10 +400,8 @@ class ELinFormer(nnx.Module):
             )
             if return_diagnostics:
                 h, diagnostics[f"temporal_{i}"] = h
-        # Spatial attention: time folded into the batch, [B*T, N, D].
-        h = jnp.swapaxes(h.reshape(batch, nodes, steps, dim), 1, 2).reshape(
-            batch * steps, nodes, dim
-        )
+        # Spatial attention over axis 1 of [B, N, T, D]: time steps are extra heads (no transpose).
+        h = h.reshape(batch, nodes, steps, dim)
         for i, layer in enumerate(self.spatial_layers):
             h = layer(
                 h, deterministic=deterministic, rngs=rngs, return_diagnostics=return_diagnostics
@@ -385,8 +409,6 @@ class ELinFormer(nnx.Module):
             if return_diagnostics:
                 h, diagnostics[f"spatial_{i}"] = h
         # Output projection per node: (N, T_in * D) -> (N, T_out).
-        h = jnp.swapaxes(h.reshape(batch, steps, nodes, dim), 1, 2).reshape(
-            batch, nodes, steps * dim
-        )
+        h = h.reshape(batch, nodes, steps * dim)
         out = jnp.swapaxes(self.output_proj(h), 1, 2).astype(jnp.float32)  # [B, T_out, N]
         return (out, diagnostics) if return_diagnostics else out

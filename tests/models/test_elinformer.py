@@ -250,3 +250,25 @@ def test_residual_head_starts_at_zero_and_is_trained():
 
     grads = nnx.grad(loss)(model)
     assert float(jnp.abs(grads.output_proj.kernel[...]).max()) > 0
+
+
+@pytest.mark.parametrize("use_flax_mha", [False, True])
+@pytest.mark.parametrize("options", [SoftmaxOptions(), EalaOptions()], ids=["softmax", "eala"])
+def test_block_attends_over_axis_1_for_every_group_index(options, use_flax_mha):
+    # [B, L, G, D] (the spatial blocks' [B, N, T, D]) against each group as its own [B, L, D].
+    block = AttentionBlock(
+        8,
+        attention=options,
+        num_heads=2,
+        feed_forward_dim=8,
+        dropout=0.1,
+        use_flax_mha=use_flax_mha,
+        rngs=nnx.Rngs(0),
+    )
+    x = jax.random.normal(jax.random.key(1), (2, 5, 3, 8))
+    grouped = block(x, deterministic=True, rngs=None)
+    flat = jnp.swapaxes(x, 1, 2).reshape(6, 5, 8)
+    per_group = block(flat, deterministic=True, rngs=None).reshape(2, 3, 5, 8)
+    np.testing.assert_allclose(grouped, jnp.swapaxes(per_group, 1, 2), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="dropout stream"):
+        block(x, deterministic=False, rngs=None)
