@@ -36,7 +36,12 @@ from eala_jax.train import plots
 from eala_jax.train.checkpoint import CONFIG_FILE, Checkpoints, budget_changes, check_workdir
 from eala_jax.train.config import Config, config_to_dict, validate_config
 from eala_jax.train.metric_writers import MetricWriter
-from eala_jax.train.sharding import DataParallel, check_batch_divisible, resolve_device_count
+from eala_jax.train.sharding import (
+    DataParallel,
+    check_batch_divisible,
+    check_mesh_shape,
+    resolve_device_count,
+)
 from eala_jax.train.state import LoopState
 from eala_jax.train.steps import StepOptions, build_optimizer, learning_rate_schedule
 
@@ -120,8 +125,13 @@ class _Run:
     def build(cls, config: Config, workdir: Path) -> _Run:
         t = config.train
         num_devices = resolve_device_count(t.num_devices, t.parallel)
-        check_batch_divisible(t.batch_size, num_devices)
+        if t.mesh_shape is None:
+            check_batch_divisible(t.batch_size, num_devices)
+        else:
+            check_mesh_shape(t.mesh_shape, num_devices, batch_size=t.batch_size)
         series, splits = load_splits(config)
+        if t.mesh_shape is not None:
+            check_mesh_shape(t.mesh_shape, num_devices, num_nodes=splits.num_nodes)
         print(_data_line(config, series, splits))
         steps_per_epoch = len(splits.train) // t.batch_size
         if steps_per_epoch < 1:
@@ -157,6 +167,7 @@ class _Run:
             num_devices,
             graphdef=graphdef,
             options=StepOptions(schedule, loss=t.loss, huber_delta=t.huber_delta),
+            mesh_shape=t.mesh_shape,
         )
         return cls(
             config=config,
