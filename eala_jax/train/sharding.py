@@ -275,9 +275,27 @@ class DataParallel:
                 in_shardings=(layout, None, rep),
                 out_shardings=(rep, pred),
             )
-            self._update = _under_mesh(update, self.mesh)
-            self._evaluate = _under_mesh(evaluate, self.mesh)
+            self._update = _UnderMesh(update, self.mesh)
+            self._evaluate = _UnderMesh(evaluate, self.mesh)
         return layout
+
+    def batch_sharding(self, ndim: int) -> NamedSharding | None:
+        """Where `put_batch` puts a batch array of rank `ndim` ("jit" mode; None otherwise)."""
+        if self.mesh_shape is not None:
+            return NamedSharding(self.mesh, _batch_spec(ndim))
+        return self._batch_sharding if self.mode == "jit" else None
+
+    def lower_update(self, state: Tree, batch: dict, scaler: StandardScaler, key: jax.Array) -> Any:
+        """The update step lowered for these arguments, which may be `jax.ShapeDtypeStruct`s (with
+        `batch_sharding`'s shardings on the batch): `.compile().memory_analysis()` gives the memory
+        per device without running it. Under node sharding the state is laid out as `put_state`
+        lays it out."""
+        if self.mesh_shape is not None:
+            layout = self._node_sharded_steps(state)
+            state = jax.tree.map(
+                lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), state, layout
+            )
+        return self._update.lower(state, batch, scaler, key, self.graphdef, self.options, None)
 
     def host_state(self, state: Tree) -> Tree:
         """This mode's layout -> one copy as host numpy arrays (for checkpoints and comparisons)."""
@@ -296,7 +314,7 @@ class DataParallel:
         if self.mesh_shape is not None:
             return {
                 k: jax.make_array_from_process_local_data(
-                    NamedSharding(self.mesh, _batch_spec(np.ndim(v))), np.asarray(v)
+                    self.batch_sharding(np.ndim(v)), np.asarray(v)
                 )
                 for k, v in batch.items()
             }
@@ -343,11 +361,17 @@ class DataParallel:
         return sums, np.asarray(pred)
 
 
-def _under_mesh(fn: Any, mesh: Mesh) -> Any:
-    """`fn` called (and so traced) with `mesh` as the current mesh (`jax.set_mesh`)."""
+class _UnderMesh:
+    """A jitted function called (and so traced) and lowered with `mesh` as the current mesh
+    (`jax.set_mesh`)."""
 
-    def call(*args: Any) -> Any:
-        with jax.set_mesh(mesh):
-            return fn(*args)
+    def __init__(self, fn: Any, mesh: Mesh):
+        self.fn, self.mesh = fn, mesh
 
-    return call
+    def __call__(self, *args: Any) -> Any:
+        with jax.set_mesh(self.mesh):
+            return self.fn(*args)
+
+    def lower(self, *args: Any) -> Any:
+        with jax.set_mesh(self.mesh):
+            return self.fn.lower(*args)
