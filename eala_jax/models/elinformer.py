@@ -81,7 +81,8 @@ class ModelConfig:
     # Compute dtype: "float32" or "bfloat16" (parameters stay float32).
     dtype: str = "float32"
     # Rematerialise each attention block in the backward pass (jax.checkpoint through nnx.remat):
-    # only the blocks' inputs are kept, at the cost of one more forward pass.
+    # only the blocks' inputs are kept, at the cost of one more forward pass (on a CPU it needs an
+    # XLA flag to save memory, docs/training.md "Sharding the sensors").
     remat: bool = False
 
     def __post_init__(self) -> None:
