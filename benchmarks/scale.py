@@ -35,6 +35,7 @@ import sys
 import time
 
 STEPS_PER_DAY = 288
+PARTS = ("memory", "largest", "spatial_op", "timing")
 IN_STEPS = OUT_STEPS = 12
 
 
@@ -59,11 +60,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--op-rows", type=int, default=IN_STEPS, help="spatial rows B*T of the op (12: batch 1)"
     )
-    parser.add_argument("--time-nodes", type=int, nargs="*", default=[883])
+    parser.add_argument("--time-nodes", type=int, nargs="*", default=[880])
     parser.add_argument("--time-batch", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default="benchmarks/results/scale.json")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        choices=PARTS,
+        default=list(PARTS),
+        help="parts to run; the others are kept from an existing --out",
+    )
     parser.add_argument(
         "--variants",
         nargs="+",
@@ -385,8 +393,21 @@ def main(args: argparse.Namespace) -> None:
         "timing": [],
     }
 
+    if out.is_file() and set(args.parts) != set(PARTS):  # keep the parts not rerun
+        kept = json.loads(out.read_text())
+        result.update({part: kept.get(part, []) for part in PARTS if part not in args.parts})
+
     def save():
         out.write_text(json.dumps(result, indent=1))
+
+    if "memory" not in args.parts:
+        args.sizes = []
+    if "largest" not in args.parts:
+        args.search = []
+    if "spatial_op" not in args.parts:
+        args.op_sizes = []
+    if "timing" not in args.parts:
+        args.time_nodes = []
 
     for n in args.sizes:
         for variant in args.variants:

@@ -147,9 +147,17 @@ def node_sharded_state(state: Tree, mesh: Mesh) -> Tree:
     the parameters in `NODE_SHARDED_PARAMETERS` (and their Adam moments, found by the same name in
     their path) sharded over the mesh's "nodes" axis, every other leaf replicated."""
 
-    def sharding(path: tuple, _leaf: Any) -> NamedSharding:
+    nodes = mesh.shape[NODE_AXIS]
+
+    def sharding(path: tuple, leaf: Any) -> NamedSharding:
         names = {getattr(k, "key", getattr(k, "name", None)) for k in path}
         spec = next((s for name, s in NODE_SHARDED_PARAMETERS.items() if name in names), P())
+        axis = spec.index(NODE_AXIS) if NODE_AXIS in spec else None
+        if axis is not None and leaf.shape[axis] % nodes:
+            raise ValueError(
+                f"train.mesh_shape: the {leaf.shape[axis]} sensors do not split over {nodes} "
+                f"'{NODE_AXIS}' devices; use a divisor of {leaf.shape[axis]}"
+            )
         return NamedSharding(mesh, spec)
 
     return jax.tree_util.tree_map_with_path(sharding, state)
