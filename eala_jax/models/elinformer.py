@@ -25,12 +25,31 @@ import functools
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jax.sharding import PartitionSpec as P
 
 from eala_jax.models.attention import SelfAttention, flax_attention_fn
 from eala_jax.models.layers import dropout, layer_norm
 from eala_jax.ops import AttentionOptions, EalaOptions
 
-__all__ = ["COMPUTE_DTYPES", "SEASONAL_RESIDUALS", "AttentionBlock", "ELinFormer", "ModelConfig"]
+__all__ = [
+    "BATCH_AXIS",
+    "COMPUTE_DTYPES",
+    "NODE_AXIS",
+    "NODE_SHARDED_PARAMETERS",
+    "SEASONAL_RESIDUALS",
+    "AttentionBlock",
+    "ELinFormer",
+    "ModelConfig",
+]
+
+#: Mesh axes the model's activations are annotated with when the current mesh (`jax.set_mesh`) has a
+#: `NODE_AXIS`: batch over `BATCH_AXIS`, sensors over `NODE_AXIS` (docs/training.md, "Sharding the
+#: sensors"). Without such a mesh the model carries no annotation.
+BATCH_AXIS = "data"
+NODE_AXIS = "nodes"
+#: Parameters with a sensor axis, and their sharding under node sharding (their optimiser moments
+#: follow them); every other parameter is replicated.
+NODE_SHARDED_PARAMETERS = {"adaptive_embedding": P(None, NODE_AXIS)}  # [T_in, N, E]
 
 _DTYPES = {"float32": None, "bfloat16": jnp.bfloat16}
 #: Names `ModelConfig.dtype` accepts.
@@ -75,6 +94,10 @@ class ModelConfig:
     use_flax_mha: bool = False
     # Compute dtype: "float32" or "bfloat16" (parameters stay float32).
     dtype: str = "float32"
+    # Rematerialise each attention block in the backward pass (jax.checkpoint through nnx.remat):
+    # only the blocks' inputs are kept, at the cost of one more forward pass (on a CPU it needs an
+    # XLA flag to save memory, docs/training.md "Sharding the sensors").
+    remat: bool = False
 
     def __post_init__(self) -> None:
         for key in ("temporal_attention", "spatial_attention"):
@@ -270,6 +293,7 @@ class ELinFormer(nnx.Module):
         self.in_steps = in_steps
         self.out_steps = out_steps
         self.model_dim = config.model_dim
+        self.remat = config.remat
         dtype = _DTYPES[config.dtype]
         common = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         self.input_proj = nnx.Linear(1, config.input_embedding_dim, **common)
@@ -389,26 +413,49 @@ class ELinFormer(nnx.Module):
         predicts the profile (the historical average).
         """
         h = self.embed(x, time_of_day, day_of_week, seasonal)  # [B, T, N, D]
+        h = _on_mesh(h, BATCH_AXIS, None, NODE_AXIS)
         batch, steps, nodes, dim = h.shape
         diagnostics: dict[str, dict[str, jax.Array]] = {}
+        remat = self.remat and not return_diagnostics
+        block = nnx.remat(_call_block, static_argnums=(3, 4)) if remat else _call_block
+        flags = (deterministic, return_diagnostics)
         # One layout for all blocks, [B, N, T, D] (the only transpose of the activations).
-        # Temporal attention: nodes folded into the batch, [B*N, T, D].
+        # Temporal attention: nodes folded into the batch, [B*N, T, D]. Under node sharding the
+        # folded axis is split over both mesh axes (XLA moves the rows with one all-to-all).
         h = jnp.swapaxes(h, 1, 2).reshape(batch * nodes, steps, dim)
         for i, layer in enumerate(self.temporal_layers):
-            h = layer(
-                h, deterministic=deterministic, rngs=rngs, return_diagnostics=return_diagnostics
-            )
+            h = block(layer, _on_mesh(h, (BATCH_AXIS, NODE_AXIS)), rngs, *flags)
             if return_diagnostics:
                 h, diagnostics[f"temporal_{i}"] = h
-        # Spatial attention over axis 1 of [B, N, T, D]: time steps are extra heads (no transpose).
+        # Spatial attention over axis 1 of [B, N, T, D]: time steps are extra heads (no transpose);
+        # sensors stay sharded.
         h = h.reshape(batch, nodes, steps, dim)
         for i, layer in enumerate(self.spatial_layers):
-            h = layer(
-                h, deterministic=deterministic, rngs=rngs, return_diagnostics=return_diagnostics
-            )
+            h = block(layer, _on_mesh(h, BATCH_AXIS, NODE_AXIS), rngs, *flags)
             if return_diagnostics:
                 h, diagnostics[f"spatial_{i}"] = h
         # Output projection per node: (N, T_in * D) -> (N, T_out).
-        h = h.reshape(batch, nodes, steps * dim)
+        h = _on_mesh(h.reshape(batch, nodes, steps * dim), BATCH_AXIS, NODE_AXIS)
         out = jnp.swapaxes(self.output_proj(h), 1, 2).astype(jnp.float32)  # [B, T_out, N]
+        out = _on_mesh(out, BATCH_AXIS, None, NODE_AXIS)
         return (out, diagnostics) if return_diagnostics else out
+
+
+def _call_block(
+    layer: AttentionBlock,
+    h: jax.Array,
+    rngs: nnx.Rngs | None,
+    deterministic: bool,
+    return_diagnostics: bool,
+) -> jax.Array | tuple[jax.Array, dict[str, jax.Array]]:
+    """One block's call with positional arguments only, so `nnx.remat` can wrap it (the flags
+    static)."""
+    return layer(h, deterministic=deterministic, rngs=rngs, return_diagnostics=return_diagnostics)
+
+
+def _on_mesh(x: jax.Array, *spec: str | tuple[str, ...] | None) -> jax.Array:
+    """`x` constrained to `PartitionSpec(*spec)` when the current mesh has a `NODE_AXIS` (node
+    sharding, `jax.set_mesh`); `x` itself otherwise (one device, or data parallelism alone)."""
+    if NODE_AXIS not in jax.sharding.get_abstract_mesh().axis_names:
+        return x
+    return jax.lax.with_sharding_constraint(x, P(*spec))

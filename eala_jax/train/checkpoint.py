@@ -68,6 +68,10 @@ BUDGET_KEYS = (
     "train.num_devices",
     "train.parallel",
     "train.eval_batch_size",
+    # Node sharding and rematerialisation: the same step laid out or scheduled differently (the
+    # node-sharded step equals one device's, tests/train/test_node_sharding.py).
+    "train.mesh_shape",
+    "model.remat",
 )
 
 

@@ -94,6 +94,10 @@ class TrainConfig:
     parallel: str = "jit"
     # Devices to use (None = all local devices).
     num_devices: int | None = None
+    # Node sharding: a 2-D mesh (data, nodes) over the devices, e.g. [2, 4]: the batch split over
+    # "data", the sensors over "nodes" (parallel="jit"; data x nodes = device count, nodes must
+    # divide the sensor count). None = the batch over all devices (docs/training.md).
+    mesh_shape: tuple[int, ...] | None = None
     # Save a resumable checkpoint every this many steps as well as at each epoch end (0 = epoch ends
     # only).
     checkpoint_every_steps: int = 0
@@ -438,6 +442,16 @@ def validate_config(config: Config) -> None:
         )
     if d.split is not None:
         check_split(d.split, "data.split")
+    if t.mesh_shape is not None:
+        if t.parallel != "jit":
+            raise ValueError(f"train.mesh_shape={t.mesh_shape} needs train.parallel='jit'")
+        if len(t.mesh_shape) != 2:
+            raise ValueError(
+                f"train.mesh_shape must be (data, nodes), two positive integers, got "
+                f"{t.mesh_shape!r}"
+            )
+        for size in t.mesh_shape:
+            _check_range("train.mesh_shape (each axis)", size, integer=True, low=1)
     from eala_jax.train.recipes import RECIPES
 
     if d.recipe not in ("", "auto", *RECIPES):

@@ -51,7 +51,12 @@ from eala_jax.train.checkpoint import (
 from eala_jax.train.config import Config, config_to_dict, validate_config
 from eala_jax.train.metric_writers import MetricWriter
 from eala_jax.train.recipes import resolve_for_data
-from eala_jax.train.sharding import DataParallel, check_batch_divisible, resolve_device_count
+from eala_jax.train.sharding import (
+    DataParallel,
+    check_batch_divisible,
+    check_mesh_shape,
+    resolve_device_count,
+)
 from eala_jax.train.state import LoopState
 from eala_jax.train.steps import StepOptions, build_optimizer, learning_rate_schedule
 
@@ -178,9 +183,14 @@ class _Run:
     def build(cls, config: Config, workdir: Path) -> _Run:
         t = config.train
         num_devices = resolve_device_count(t.num_devices, t.parallel)
-        check_batch_divisible(t.batch_size, num_devices)
+        if t.mesh_shape is None:
+            check_batch_divisible(t.batch_size, num_devices)
+        else:
+            check_mesh_shape(t.mesh_shape, num_devices, batch_size=t.batch_size)
         series, splits, config, notes, average = prepare_data(config)
         t = config.train  # the recipe may set the loss
+        if t.mesh_shape is not None:
+            check_mesh_shape(t.mesh_shape, num_devices, num_nodes=splits.num_nodes)
         _say(_data_line(config, series, splits))
         for note in notes:
             _say(note)
@@ -218,6 +228,7 @@ class _Run:
             num_devices,
             graphdef=graphdef,
             options=StepOptions(schedule, loss=t.loss, huber_delta=t.huber_delta),
+            mesh_shape=t.mesh_shape,
         )
         return cls(
             config=config,

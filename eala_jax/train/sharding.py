@@ -11,6 +11,13 @@ Three modes over the same pure functions of `eala_jax.train.steps` (`update_step
   axis.
 - `"none"`: plain `jax.jit` on the default device.
 
+Node sharding (`train.mesh_shape=(data, nodes)`, "jit" mode): a 2-D mesh ("data", "nodes"); the
+batch is split over "data" and the sensor axis of every array over "nodes" (the model annotates its
+activations, `eala_jax.models.elinformer.NODE_AXIS`), the per-sensor parameters
+(`NODE_SHARDED_PARAMETERS`) and their Adam moments over "nodes", everything else replicated. The
+spatial attention's key statistics become partial sums plus all-reduces (docs/training.md,
+"Sharding the sensors").
+
 The batch's leading dimension must divide by the device count (checked before training).
 Several processes (a pod slice, or 2 on one machine): call `jax.distributed.initialize()` first;
 only `"jit"` spans them. Each process puts its own rows of the global batch
@@ -31,6 +38,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from eala_jax.data.scaler import StandardScaler
+from eala_jax.models.elinformer import NODE_AXIS, NODE_SHARDED_PARAMETERS
 from eala_jax.train.steps import StepOptions, eval_step, update_step
 
 __all__ = [
@@ -39,7 +47,9 @@ __all__ = [
     "PMAP_AXIS",
     "DataParallel",
     "check_batch_divisible",
+    "check_mesh_shape",
     "make_mesh",
+    "node_sharded_state",
     "resolve_device_count",
 ]
 
@@ -88,16 +98,89 @@ def check_batch_divisible(
         )
 
 
-def make_mesh(num_devices: int | None = None) -> Mesh:
+def check_mesh_shape(
+    mesh_shape: tuple[int, ...],
+    num_devices: int,
+    *,
+    num_nodes: int | None = None,
+    batch_size: int | None = None,
+) -> None:
+    """Raise ValueError naming `train.mesh_shape` unless it is `(data, nodes)` of positive integers
+    whose product is `num_devices`, `nodes` divides `num_nodes` (the sensors are not padded) and
+    `data` divides `batch_size` (each where given)."""
+    shape = tuple(mesh_shape)
+    if len(shape) != 2 or not all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape
+    ):
+        raise ValueError(
+            f"train.mesh_shape must be (data, nodes), two positive integers, got {mesh_shape!r}"
+        )
+    data, nodes = shape
+    if data * nodes != num_devices:
+        raise ValueError(
+            f"train.mesh_shape={shape}: data x nodes = {data * nodes} must equal the device count "
+            f"{num_devices} (set train.num_devices or change the shape)"
+        )
+    if num_nodes is not None and num_nodes % nodes:
+        raise ValueError(
+            f"train.mesh_shape={shape}: the {num_nodes} sensors do not split over {nodes} "
+            f"'{NODE_AXIS}' devices; use a divisor of {num_nodes} (sensors are not padded)"
+        )
+    if batch_size is not None and batch_size % data:
+        raise ValueError(
+            f"train.mesh_shape={shape}: train.batch_size={batch_size} does not split over {data} "
+            f"'{DATA_AXIS}' devices"
+        )
+
+
+def make_mesh(num_devices: int | None = None, *, mesh_shape: tuple[int, int] | None = None) -> Mesh:
     """A 1-D mesh with axis "data" (`AxisType.Auto`) over `num_devices` local devices (all devices
-    of all hosts if None)."""
+    of all hosts if None); with `mesh_shape=(data, nodes)` a 2-D mesh ("data", "nodes") over them.
+    """
     # Auto axis: shardings are given at the jit boundary and XLA propagates them inside (the model
     # code needs no sharding annotations, e.g. for its embedding gathers).
+    if mesh_shape is not None:
+        count = jax.device_count() if num_devices is None else num_devices
+        check_mesh_shape(mesh_shape, count)
+        devices = jax.devices() if num_devices is None else jax.local_devices()[:num_devices]
+        return jax.make_mesh(
+            tuple(mesh_shape),
+            (DATA_AXIS, NODE_AXIS),
+            axis_types=(jax.sharding.AxisType.Auto,) * 2,
+            devices=devices,
+        )
     auto = (jax.sharding.AxisType.Auto,)
     if num_devices is None or jax.process_count() > 1:
         return jax.make_mesh((jax.device_count(),), (DATA_AXIS,), axis_types=auto)
     devices = jax.local_devices()[:num_devices]
     return jax.make_mesh((num_devices,), (DATA_AXIS,), axis_types=auto, devices=devices)
+
+
+def node_sharded_state(state: Tree, mesh: Mesh) -> Tree:
+    """`NamedSharding`s for the split (model, optimiser) state under node sharding: the leaves of
+    the parameters in `NODE_SHARDED_PARAMETERS` (and their Adam moments, found by the same name in
+    their path) sharded over the mesh's "nodes" axis, every other leaf replicated."""
+
+    nodes = mesh.shape[NODE_AXIS]
+
+    def sharding(path: tuple, leaf: Any) -> NamedSharding:
+        names = {getattr(k, "key", getattr(k, "name", None)) for k in path}
+        spec = next((s for name, s in NODE_SHARDED_PARAMETERS.items() if name in names), P())
+        axis = spec.index(NODE_AXIS) if NODE_AXIS in spec else None
+        if axis is not None and leaf.shape[axis] % nodes:
+            raise ValueError(
+                f"train.mesh_shape: the {leaf.shape[axis]} sensors do not split over {nodes} "
+                f"'{NODE_AXIS}' devices; use a divisor of {leaf.shape[axis]}"
+            )
+        return NamedSharding(mesh, spec)
+
+    return jax.tree_util.tree_map_with_path(sharding, state)
+
+
+def _batch_spec(ndim: int) -> P:
+    """Batch arrays under node sharding: `[B, T, N]` arrays over ("data", -, "nodes"), the
+    calendar `[B, T]` over "data"."""
+    return P(DATA_AXIS, None, NODE_AXIS) if ndim == 3 else P(DATA_AXIS)
 
 
 class DataParallel:
@@ -111,7 +194,13 @@ class DataParallel:
     """
 
     def __init__(
-        self, mode: str, num_devices: int, *, graphdef: nnx.GraphDef, options: StepOptions
+        self,
+        mode: str,
+        num_devices: int,
+        *,
+        graphdef: nnx.GraphDef,
+        options: StepOptions,
+        mesh_shape: tuple[int, int] | None = None,
     ):
         if mode not in PARALLEL_MODES:
             raise ValueError(
@@ -122,7 +211,19 @@ class DataParallel:
         self.graphdef = graphdef
         self.options = options
         self.mesh = None
-        if mode == "jit":
+        self.mesh_shape = None if mesh_shape is None else tuple(mesh_shape)
+        # Rows of a batch go to the "data" devices only (all of them without node sharding).
+        self._batch_split = self.num_devices
+        if mesh_shape is not None:
+            if mode != "jit":
+                raise ValueError(
+                    f"train.mesh_shape={mesh_shape} needs train.parallel='jit', got {mode!r}"
+                )
+            self.mesh = make_mesh(self.num_devices, mesh_shape=self.mesh_shape)
+            self._batch_split = self.mesh_shape[0]
+            self._replicated = NamedSharding(self.mesh, P())
+            self._update = self._evaluate = None  # built by put_state, from the state's layout
+        elif mode == "jit":
             self.mesh = make_mesh(self.num_devices)
             self._batch_sharding = NamedSharding(self.mesh, P(DATA_AXIS))
             self._replicated = NamedSharding(self.mesh, P())
@@ -166,12 +267,57 @@ class DataParallel:
     # -- layout ---------------------------------------------------------------------------
     def put_state(self, state: Tree) -> Tree:
         """Host (or single-device) state -> this mode's layout."""
+        if self.mesh_shape is not None:
+            return jax.device_put(state, self._node_sharded_steps(state))
         if self.mode == "jit":
             return jax.device_put(state, self._replicated)
         if self.mode == "pmap":
             n = self.num_devices
             return jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (n, *np.shape(x))), state)
         return jax.device_put(state)
+
+    def _node_sharded_steps(self, state: Tree) -> Tree:
+        """Builds the node-sharded update and eval steps for `state`'s layout (`node_sharded_state`)
+        once; returns that layout. The steps trace under `jax.set_mesh`, which switches on the
+        model's activation annotations."""
+        layout = node_sharded_state(state, self.mesh)
+        if self._update is None:
+            rep = self._replicated
+            pred = NamedSharding(self.mesh, P(DATA_AXIS, None, NODE_AXIS))
+            update = jax.jit(
+                update_step,
+                static_argnums=(4, 5, 6),
+                in_shardings=(layout, None, rep, rep),
+                out_shardings=(layout, rep),
+                donate_argnums=0,
+            )
+            evaluate = jax.jit(
+                eval_step,
+                static_argnums=3,
+                in_shardings=(layout, None, rep),
+                out_shardings=(rep, pred),
+            )
+            self._update = _UnderMesh(update, self.mesh)
+            self._evaluate = _UnderMesh(evaluate, self.mesh)
+        return layout
+
+    def batch_sharding(self, ndim: int) -> NamedSharding | None:
+        """Where `put_batch` puts a batch array of rank `ndim` ("jit" mode; None otherwise)."""
+        if self.mesh_shape is not None:
+            return NamedSharding(self.mesh, _batch_spec(ndim))
+        return self._batch_sharding if self.mode == "jit" else None
+
+    def lower_update(self, state: Tree, batch: dict, scaler: StandardScaler, key: jax.Array) -> Any:
+        """The update step lowered for these arguments, which may be `jax.ShapeDtypeStruct`s (with
+        `batch_sharding`'s shardings on the batch): `.compile().memory_analysis()` gives the memory
+        per device without running it. Under node sharding the state is laid out as `put_state`
+        lays it out."""
+        if self.mesh_shape is not None:
+            layout = self._node_sharded_steps(state)
+            state = jax.tree.map(
+                lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), state, layout
+            )
+        return self._update.lower(state, batch, scaler, key, self.graphdef, self.options, None)
 
     def host_state(self, state: Tree) -> Tree:
         """This mode's layout -> one copy as host numpy arrays (for checkpoints and comparisons)."""
@@ -183,8 +329,17 @@ class DataParallel:
         """A host batch (this process's rows) -> the mode's layout; leading dim must divide
         evenly."""
         size = next(iter(batch.values())).shape[0]
-        if size % self.num_devices:
-            raise ValueError(f"batch of {size} rows does not split over {self.num_devices} devices")
+        if size % self._batch_split:
+            raise ValueError(
+                f"batch of {size} rows does not split over {self._batch_split} devices"
+            )
+        if self.mesh_shape is not None:
+            return {
+                k: jax.make_array_from_process_local_data(
+                    self.batch_sharding(np.ndim(v)), np.asarray(v)
+                )
+                for k, v in batch.items()
+            }
         if self.mode == "jit":
             return {
                 k: jax.make_array_from_process_local_data(self._batch_sharding, np.asarray(v))
@@ -232,3 +387,19 @@ class DataParallel:
             sums = jax.tree.map(lambda x: np.sum(x, axis=0), sums)
             pred = np.asarray(pred).reshape(-1, *np.shape(pred)[2:])
         return sums, np.asarray(pred)
+
+
+class _UnderMesh:
+    """A jitted function called (and so traced) and lowered with `mesh` as the current mesh
+    (`jax.set_mesh`)."""
+
+    def __init__(self, fn: Any, mesh: Mesh):
+        self.fn, self.mesh = fn, mesh
+
+    def __call__(self, *args: Any) -> Any:
+        with jax.set_mesh(self.mesh):
+            return self.fn(*args)
+
+    def lower(self, *args: Any) -> Any:
+        with jax.set_mesh(self.mesh):
+            return self.fn.lower(*args)
