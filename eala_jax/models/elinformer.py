@@ -24,16 +24,45 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from eala_jax.models.attention import SelfAttention, flax_attention_fn
 from eala_jax.ops import AttentionOptions, EalaOptions
 
-__all__ = ["COMPUTE_DTYPES", "AttentionBlock", "ELinFormer", "ModelConfig"]
+__all__ = [
+    "COMPUTE_DTYPES",
+    "AttentionBlock",
+    "ELinFormer",
+    "ModelConfig",
+    "num_tokens",
+    "patch_ends",
+]
 
 _DTYPES = {"float32": None, "bfloat16": jnp.bfloat16}
 #: Names `ModelConfig.dtype` accepts.
 COMPUTE_DTYPES = tuple(_DTYPES)
+_INSTANCE_NORM_EPS = 1e-5
+
+
+def num_tokens(in_steps: int, *, patch_len: int = 1, patch_stride: int = 1) -> int:
+    """Tokens the temporal layers see: `(in_steps - patch_len) // patch_stride + 1` patches (the
+    first `(in_steps - patch_len) % patch_stride` steps fall before the first patch and are not
+    read). ValueError naming `model.patch_len` / `model.patch_stride` if they do not fit."""
+    for label, value in (("model.patch_len", patch_len), ("model.patch_stride", patch_stride)):
+        if isinstance(value, bool) or int(value) != value or value < 1:
+            raise ValueError(f"{label} must be a positive integer, got {value!r}")
+    if patch_len > in_steps:
+        raise ValueError(
+            f"model.patch_len={patch_len} is longer than the input window in_steps={in_steps}"
+        )
+    return (in_steps - patch_len) // patch_stride + 1
+
+
+def patch_ends(in_steps: int, *, patch_len: int, patch_stride: int) -> np.ndarray:
+    """int32 `[L]`: the last input step of each patch, ascending; the last is `in_steps - 1`."""
+    count = num_tokens(in_steps, patch_len=patch_len, patch_stride=patch_stride)
+    return (in_steps - 1 - patch_stride * np.arange(count - 1, -1, -1)).astype(np.int32)
 
 
 @dataclasses.dataclass(unsafe_hash=True)
@@ -62,6 +91,15 @@ class ModelConfig:
     use_flax_mha: bool = False
     # Compute dtype: "float32" or "bfloat16" (parameters stay float32).
     dtype: str = "float32"
+    # Long inputs (docs/architecture.md, "Long look-backs"): tokens of `patch_len` consecutive
+    # steps every `patch_stride` steps, the last one ending at the last input step (1 and 1: one
+    # token a step, as STAEformer). The temporal layers, the adaptive embedding and the output head
+    # then see L = (in_steps - patch_len) // patch_stride + 1 tokens instead of in_steps.
+    patch_len: int = 1
+    patch_stride: int = 1
+    # Instance normalisation (RevIN without affine weights, Kim et al., ICLR 2022): each window and
+    # node is centred and scaled by its own input mean and std, the forecast mapped back.
+    instance_norm: bool = False
 
     def __post_init__(self) -> None:
         for key in ("temporal_attention", "spatial_attention"):
@@ -209,6 +247,11 @@ class ELinFormer(nnx.Module):
                 raise ValueError(f"{label} must be a positive integer, got {value!r}")
         if config.dtype not in _DTYPES:
             raise ValueError(f"config.dtype={config.dtype!r}; choose one of {', '.join(_DTYPES)}")
+        self.num_tokens = num_tokens(
+            in_steps, patch_len=config.patch_len, patch_stride=config.patch_stride
+        )
+        self.patch_len, self.patch_stride = config.patch_len, config.patch_stride
+        self.instance_norm = config.instance_norm
         self.num_nodes = num_nodes
         self.steps_per_day = steps_per_day
         self.in_steps = in_steps
@@ -216,7 +259,7 @@ class ELinFormer(nnx.Module):
         self.model_dim = config.model_dim
         dtype = _DTYPES[config.dtype]
         common = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
-        self.input_proj = nnx.Linear(1, config.input_embedding_dim, **common)
+        self.input_proj = nnx.Linear(config.patch_len, config.input_embedding_dim, **common)
         # A zero width switches an embedding off (e.g. day of week on a set holding one week only).
         self.tod_embedding = (
             nnx.Embed(steps_per_day, config.tod_embedding_dim, **common)
@@ -228,7 +271,9 @@ class ELinFormer(nnx.Module):
         )
         self.adaptive_embedding = nnx.Param(
             nnx.initializers.xavier_uniform()(
-                rngs.params(), (in_steps, num_nodes, config.adaptive_embedding_dim), param_dtype
+                rngs.params(),
+                (self.num_tokens, num_nodes, config.adaptive_embedding_dim),
+                param_dtype,
             )
         )
         block = functools.partial(
@@ -246,7 +291,7 @@ class ELinFormer(nnx.Module):
         self.spatial_layers = nnx.List(
             [block(attention=config.spatial_attention) for _ in range(config.num_spatial_layers)]
         )
-        self.output_proj = nnx.Linear(in_steps * self.model_dim, out_steps, **common)
+        self.output_proj = nnx.Linear(self.num_tokens * self.model_dim, out_steps, **common)
 
     def _check_inputs(self, x: jax.Array, time_of_day: jax.Array, day_of_week: jax.Array) -> None:
         if x.ndim != 3 or x.shape[1:] != (self.in_steps, self.num_nodes):
@@ -262,22 +307,37 @@ class ELinFormer(nnx.Module):
                 )
 
     def embed(self, x: jax.Array, time_of_day: jax.Array, day_of_week: jax.Array) -> jax.Array:
-        """`x [B, T_in, N]`, `time_of_day, day_of_week [B, T_in]` int -> `[B, T_in, N, model_dim]`:
-        value, time of day, day of week, adaptive."""
+        """`x [B, T_in, N]`, `time_of_day, day_of_week [B, T_in]` int -> `[B, L, N, model_dim]`:
+        value (of a patch), time of day, day of week (of the patch's last step), adaptive; L =
+        `num_tokens` (T_in without patching)."""
         self._check_inputs(x, time_of_day, day_of_week)
-        value = self.input_proj(x[..., None])
+        patches, time_of_day, day_of_week = self._tokens(x, time_of_day, day_of_week)
+        value = self.input_proj(patches)  # [B, L, N, patch_len] -> [B, L, N, E]
         # The calendar rows are gathered per node (indices broadcast to [B, T, N]): the embedding
         # gradient then sums in the same order as in earlier versions, so a seed reproduces their
         # runs to the bit; gathering [B, T] rows and broadcasting differs in the last bits.
-        per_node = x.shape
+        per_node = patches.shape[:3]
         parts = [value]
         if self.tod_embedding is not None:
             parts.append(self.tod_embedding(jnp.broadcast_to(time_of_day[..., None], per_node)))
         if self.dow_embedding is not None:
             parts.append(self.dow_embedding(jnp.broadcast_to(day_of_week[..., None], per_node)))
         adaptive = self.adaptive_embedding[...]
-        parts.append(jnp.broadcast_to(adaptive, (x.shape[0], *adaptive.shape)))
+        parts.append(jnp.broadcast_to(adaptive, (per_node[0], *adaptive.shape)))
         return jnp.concatenate([p.astype(value.dtype) for p in parts], axis=-1)
+
+    def _tokens(
+        self, x: jax.Array, time_of_day: jax.Array, day_of_week: jax.Array
+    ) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """`x [B, T_in, N]` -> patches `[B, L, N, patch_len]` and the calendar of each patch's last
+        step `[B, L]` (one gather, O(B·L·N·patch_len)); `x[..., None]` unchanged without
+        patching."""
+        if self.patch_len == 1 and self.patch_stride == 1:
+            return x[..., None], time_of_day, day_of_week
+        ends = patch_ends(self.in_steps, patch_len=self.patch_len, patch_stride=self.patch_stride)
+        steps = ends[:, None] + jnp.arange(1 - self.patch_len, 1)  # [L, patch_len]
+        patches = jnp.moveaxis(x[:, steps], -1, 2)  # [B, L, P, N] -> [B, L, N, P]
+        return patches, time_of_day[:, ends], day_of_week[:, ends]
 
     def __call__(
         self,
@@ -295,7 +355,11 @@ class ELinFormer(nnx.Module):
         `return_diagnostics=True` also returns `{"temporal_0": {...}, "spatial_0": {...}, ...}`
         of per-layer mean entropies (see `SelfAttention`).
         """
-        h = self.embed(x, time_of_day, day_of_week)  # [B, T, N, D]
+        if self.instance_norm:  # RevIN: per window and node, over the input steps
+            centre = jnp.mean(x, axis=1, keepdims=True)
+            spread = jnp.sqrt(jnp.var(x, axis=1, keepdims=True) + _INSTANCE_NORM_EPS)
+            x = (x - centre) / spread
+        h = self.embed(x, time_of_day, day_of_week)  # [B, L, N, D]
         batch, steps, nodes, dim = h.shape
         diagnostics: dict[str, dict[str, jax.Array]] = {}
         # Temporal attention: nodes folded into the batch, [B*N, T, D].
@@ -321,4 +385,6 @@ class ELinFormer(nnx.Module):
             batch, nodes, steps * dim
         )
         out = jnp.swapaxes(self.output_proj(h), 1, 2).astype(jnp.float32)  # [B, T_out, N]
+        if self.instance_norm:
+            out = out * spread + centre
         return (out, diagnostics) if return_diagnostics else out
