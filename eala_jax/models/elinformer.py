@@ -13,6 +13,11 @@ width of 0 leaves an embedding out. Then `num_temporal_layers` post-norm attenti
 projection from `(N, T_in * model_dim)` to `(N, T_out)`. The output `[B, T_out, N]` is in the
 z-scored units of `x`; inverse-scale it outside the model.
 
+Long look-backs (docs/architecture.md, "Long look-backs"): `patch_len` / `patch_stride` make the
+temporal layers, the adaptive embedding and the head work on L = (T_in - P) // S + 1 patch tokens
+instead of T_in steps, and `instance_norm` normalises each window and node by its own input mean
+and std (the forecast mapped back).
+
 With `SoftmaxOptions()` on both axes this is STAEformer; with `EalaOptions()` (the default) it is
 ELinFormer; the other registered options give the linear baselines (docs/method.md).
 """

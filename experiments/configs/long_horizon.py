@@ -1,6 +1,9 @@
-"""Long-horizon benchmark protocol (docs/results.md, "Long horizons"): ETTh1 with input 336 and
+"""python -m experiments.train --config experiments/configs/long_horizon.py --workdir runs/long
+
+Long-horizon benchmark protocol (docs/results.md, "Long horizons"): ETTh1 with input 336 and
 horizon 96, z-scored per variable with training statistics; the other rows are overrides
 (`python -m experiments.long_horizon` sets the data set, input, horizon and seed of each row).
+Should reach test MSE 0.415 and MAE 0.421 (seed 0; last value: 1.294 and 0.713).
 
 A CPU-sized ELinFormer: model dim 64 (16 value + 8 time of day + 8 day of week + 32 adaptive), 4
 heads, 2 temporal layers and 1 spatial layer, feed-forward 128; patches of 16 steps every 8 (41
