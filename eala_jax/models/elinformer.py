@@ -103,7 +103,8 @@ class ModelConfig:
     patch_len: int = 1
     patch_stride: int = 1
     # Instance normalisation (RevIN without affine weights, Kim et al., ICLR 2022): each window and
-    # node is centred and scaled by its own input mean and std, the forecast mapped back.
+    # node is centred and scaled by its own input mean and std, the forecast mapped back (a missing
+    # input, 0 in the batch contract, counts as a value).
     instance_norm: bool = False
 
     def __post_init__(self) -> None:
@@ -340,7 +341,7 @@ class ELinFormer(nnx.Module):
         if self.patch_len == 1 and self.patch_stride == 1:
             return x[..., None], time_of_day, day_of_week
         ends = patch_ends(self.in_steps, patch_len=self.patch_len, patch_stride=self.patch_stride)
-        steps = ends[:, None] + jnp.arange(1 - self.patch_len, 1)  # [L, patch_len]
+        steps = ends[:, None] + np.arange(1 - self.patch_len, 1)  # [L, patch_len], static
         patches = jnp.moveaxis(x[:, steps], -1, 2)  # [B, L, P, N] -> [B, L, N, P]
         return patches, time_of_day[:, ends], day_of_week[:, ends]
 
