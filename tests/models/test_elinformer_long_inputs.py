@@ -32,14 +32,14 @@ def _inputs(steps: int, seed: int):
     return jnp.asarray(x), jnp.asarray(tod), jnp.asarray(dow)
 
 
-@pytest.mark.parametrize("in_steps, patch_len, patch_stride", [(23, 5, 3), (9, 9, 2)])
-def test_patch_tokens_match_a_numpy_reference(in_steps, patch_len, patch_stride):
+def test_patch_tokens_match_a_numpy_reference(in_steps=23, patch_len=5, patch_stride=3):
     """Token l holds steps (end_l - P, end_l], the last patch ends at the last input step, the
     calendar is that of each patch's last step and the value part is the linear map of the patch."""
     model = build(in_steps, patch_len=patch_len, patch_stride=patch_stride)
     x, tod, dow = _inputs(in_steps, seed=in_steps)
     count = 1 + (in_steps - patch_len) // patch_stride
     ends = np.array([in_steps - 1 - patch_stride * (count - 1 - i) for i in range(count)])
+    assert num_tokens(9, patch_len=9, patch_stride=2) == 1 and num_tokens(9) == 9
     assert (
         model.num_tokens
         == count
@@ -89,7 +89,7 @@ def _shapes(jaxpr) -> list[tuple[int, ...]]:
 def test_no_steps_by_steps_array_with_eala_in_time(temporal, quadratic):
     """At T = 40 > head dim (8), EALA's temporal layers take the linear route: no array of the
     forward or the gradient has two axes of length T (softmax's T×T scores are found, so the check
-    can fail). Spatial attention is uniform to keep its own N×N arrays out."""
+    can fail). N = 3 nodes keep the spatial arrays apart."""
     steps = 40
     model = build(steps, temporal_attention=temporal, spatial_attention=EalaOptions())
     graphdef, params = nnx.split(model)
@@ -109,8 +109,9 @@ def test_instance_norm_makes_the_forecast_equivariant_to_each_nodes_scale_and_sh
     x, tod, dow = _inputs(16, seed=3)
     scale = jnp.asarray([3.0, 0.5, 7.0])
     shift = jnp.asarray([-20.0, 4.0, 100.0])
+    model = build(16, instance_norm=True, patch_len=4, patch_stride=2)
     for instance_norm in (True, False):
-        model = build(16, instance_norm=instance_norm, patch_len=4, patch_stride=2)
+        model.instance_norm = instance_norm  # same parameters, same compiled ops
         y = run_model(model, x, tod, dow)
         y_moved = run_model(model, x * scale + shift, tod, dow)
         close = np.allclose(y_moved, y * scale + shift, rtol=1e-3, atol=1e-3)
