@@ -66,7 +66,16 @@ def step_and_args(attention: str, num_nodes: int, batch: int) -> tuple:
         Config(), [f"model.temporal_attention={attention}", f"model.spatial_attention={attention}"]
     )
     assert config.model.spatial_attention == attention_options(attention)
-    model = build_model(config, num_nodes=num_nodes, steps_per_day=STEPS_PER_DAY, rngs=nnx.Rngs(0))
+    return config_step_and_args(config, num_nodes, batch, steps_per_day=STEPS_PER_DAY)
+
+
+def config_step_and_args(
+    config: Config, num_nodes: int, batch: int, *, steps_per_day: int
+) -> tuple:
+    """`(update, args)`: the jit-able training step of `config`'s model on a synthetic batch of
+    `config.data`'s window lengths, for `benchmarks.timing.measure(update, *args)`."""
+    in_steps, out_steps = config.data.in_steps, config.data.out_steps
+    model = build_model(config, num_nodes=num_nodes, steps_per_day=steps_per_day, rngs=nnx.Rngs(0))
     schedule = learning_rate_schedule(1e-3, milestones=(20, 30), decay=0.1, steps_per_epoch=100)
     optimizer = nnx.Optimizer(
         model, build_optimizer(schedule, weight_decay=3e-4, max_grad_norm=5.0), wrt=nnx.Param
@@ -75,11 +84,11 @@ def step_and_args(attention: str, num_nodes: int, batch: int) -> tuple:
     update = functools.partial(update_step, graphdef=graphdef, options=StepOptions(schedule))
     rng = np.random.default_rng(0)
     batch_arrays = {  # the batch contract (docs/data.md)
-        "x": jnp.asarray(rng.normal(size=(batch, 12, num_nodes)), jnp.float32),
-        "time_of_day": jnp.asarray(rng.integers(0, STEPS_PER_DAY, (batch, 12)), jnp.int32),
-        "day_of_week": jnp.asarray(rng.integers(0, 7, (batch, 12)), jnp.int32),
-        "y": jnp.asarray(rng.normal(50, 10, (batch, 12, num_nodes)), jnp.float32),
-        "y_mask": jnp.ones((batch, 12, num_nodes), bool),
+        "x": jnp.asarray(rng.normal(size=(batch, in_steps, num_nodes)), jnp.float32),
+        "time_of_day": jnp.asarray(rng.integers(0, steps_per_day, (batch, in_steps)), jnp.int32),
+        "day_of_week": jnp.asarray(rng.integers(0, 7, (batch, in_steps)), jnp.int32),
+        "y": jnp.asarray(rng.normal(50, 10, (batch, out_steps, num_nodes)), jnp.float32),
+        "y_mask": jnp.ones((batch, out_steps, num_nodes), bool),
     }
     scaler = StandardScaler(mean=np.float32(50.0), std=np.float32(10.0))
     return update, (state, batch_arrays, scaler, jax.random.key(0))

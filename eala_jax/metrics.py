@@ -150,9 +150,12 @@ class MetricAccumulator:
     """Host-side sum of ``horizon_sums`` over batches (float64 / int64), so nothing stays on a
     device.
 
-    ``result()`` gives per-horizon ``"mae"``, ``"rmse"``, ``"mape"`` (percent) ``[T_out]`` and their
-    means over all horizons weighted by valid counts (``"mae_mean"``, ``"rmse_mean"`` = root of the
-    pooled MSE, ``"mape_mean"``), plus ``"count"`` / ``"mape_count"``. A horizon (or the mean) with
+    ``result()`` gives per-horizon ``"mae"``, ``"mse"``, ``"rmse"``, ``"mape"`` (percent)
+    ``[T_out]`` and their means over all horizons weighted by valid counts (``"mae_mean"``,
+    ``"mse_mean"``, ``"rmse_mean"`` = root of the pooled MSE, ``"mape_mean"``), plus ``"count"`` /
+    ``"mape_count"``. On data z-scored per node with training statistics (``load_dataset(...,
+    per_node_zscore=True)``) ``mse_mean`` and ``mae_mean`` are the long-horizon benchmarks' MSE and
+    MAE over all variables and horizon steps. A horizon (or the mean) with
     no valid entry at all is NaN: undefined, not 0.
     """
 
@@ -192,14 +195,17 @@ class MetricAccumulator:
             count = s["count"].astype(np.float64)
             mape_count = s["mape_count"].astype(np.float64)
             per_mae = np.where(count > 0, s["abs_err"] / count, np.nan)
-            per_rmse = np.where(count > 0, np.sqrt(s["sq_err"] / count), np.nan)
+            per_mse = np.where(count > 0, s["sq_err"] / count, np.nan)
+            per_rmse = np.sqrt(per_mse)
             per_mape = np.where(mape_count > 0, 100.0 * s["abs_pct_err"] / mape_count, np.nan)
             total, mape_total = count.sum(), mape_count.sum()
             return {
                 "mae": per_mae,
+                "mse": per_mse,
                 "rmse": per_rmse,
                 "mape": per_mape,
                 "mae_mean": float(s["abs_err"].sum() / total) if total else float("nan"),
+                "mse_mean": float(s["sq_err"].sum() / total) if total else float("nan"),
                 "rmse_mean": float(np.sqrt(s["sq_err"].sum() / total)) if total else float("nan"),
                 "mape_mean": float(100.0 * s["abs_pct_err"].sum() / mape_total)
                 if mape_total

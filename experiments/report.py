@@ -11,6 +11,7 @@ Reads (each section is skipped, and says so, when its file is absent):
   experiments/results/accuracy_*.json      python -m experiments.compare
   experiments/results/entropy_maps_*.json  python -m experiments.entropy_maps
   experiments/results/reference_runs.json  python -m experiments.report --collect-runs runs/ref/*
+  experiments/results/long_horizon.json    python -m experiments.long_horizon
 Writes docs/results.md and docs/figures/*.png. Nothing in it is typed by hand.
 
 `--collect-runs WORKDIR ...` first gathers the test tables of finished `experiments.train` runs
@@ -36,6 +37,8 @@ from benchmarks.machine import describe, machine_info
 from benchmarks.profile_eala import table as profile_table
 from benchmarks.train_step import table as train_step_table
 from experiments.compare import HORIZONS
+from experiments.long_horizon import RESULTS as LONG_HORIZON_RESULTS
+from experiments.long_horizon import markdown as long_horizon_section
 
 DOCS = pathlib.Path("docs")
 FIGURES = DOCS / "figures"
@@ -398,6 +401,9 @@ def main(argv: list[str] | None = None) -> None:
         lines += accuracy_section(path)
     if not accuracy_files:
         lines += ["_not yet run_", ""]
+    long_horizon = _load(str(LONG_HORIZON_RESULTS))
+    if long_horizon:
+        lines += long_horizon_section(long_horizon)
     lines += ["## 3. The entropy claim", ""]
     estimator = _load("benchmarks/results/estimator_error.json")
     if estimator:

@@ -142,6 +142,8 @@ def _ref_horizons(pred, target, mask, min_target=MAPE_MIN_TARGET):
 def _ratios(e, pct, m, mm, count, mape_count):
     return dict(
         mae=e.sum((0, 2)) / count,
+        mse=(e**2).sum((0, 2)) / count,
+        mse_mean=(e**2).sum() / m.sum(),
         rmse=np.sqrt((e**2).sum((0, 2)) / count),
         mape=100 * pct.sum((0, 2)) / mape_count,
         mae_mean=e.sum() / m.sum(),
@@ -159,7 +161,7 @@ def test_horizon_sums_and_accumulator_match_numpy():
     acc = MetricAccumulator()
     acc.add(sums)
     result, ref = acc.result(), _ref_horizons(pred, target, mask)
-    for key in ("mae", "rmse", "mape", "mae_mean", "rmse_mean", "mape_mean"):
+    for key in ("mae", "mse", "rmse", "mape", "mae_mean", "mse_mean", "rmse_mean", "mape_mean"):
         np.testing.assert_allclose(result[key], ref[key], rtol=1e-5, err_msg=key)
     np.testing.assert_array_equal(result["count"], ref["count"])
 

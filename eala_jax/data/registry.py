@@ -42,6 +42,7 @@ from eala_jax.data.series import (
     steps_per_day_of,
 )
 from eala_jax.data.synthetic import make_synthetic_series
+from eala_jax.data.windows import split_boundaries
 
 ENV_DATA_DIR = "EALA_DATA_DIR"
 _REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -97,6 +98,22 @@ def _pems(
         node_ids_file=node_ids_file,
     )
 
+
+def benchmark_split_fractions(num_steps: int, split: Split) -> Split:
+    """Fractions that `split_boundaries` turns into the long-horizon benchmarks' cut (Autoformer /
+    DLinear / PatchTST code): `int(T·train)` training steps, `int(T·test)` test steps, the rest
+    validation. (Rounding, as `split_boundaries` does with plain fractions, can be a step off.)"""
+    train, _, test = split
+    num_train, num_test = int(num_steps * train), int(num_steps * test)
+    num_val = num_steps - num_train - num_test
+    return (num_train / num_steps, num_val / num_steps, num_test / num_steps)
+
+
+#: The long-horizon benchmarks' ETT cut (Zhou et al., Informer, AAAI 2021, and every paper since):
+#: 12 months of training, 4 of validation, 4 of test (30-day months), the remaining 4 months of the
+#: 17,420 hourly steps unused: train steps [0, 8640), val [8640, 11520), test [11520, 14400).
+ETT_STEPS = 17420
+ETT_SPLIT: Split = (12 * 30 * 24 / ETT_STEPS, 4 * 30 * 24 / ETT_STEPS, 4 * 30 * 24 / ETT_STEPS)
 
 # Sizes and SHA-256 are recorded for the files in ../shared/data (computed from those files). For
 # the full PEMS0X / METR-LA / PEMS-BAY releases this project does not know the published hashes, so
@@ -170,7 +187,7 @@ DATASETS: dict[str, DatasetSpec] = {
             ),
             step_minutes=60,
             start_time=None,
-            default_split=(0.6, 0.2, 0.2),
+            default_split=ETT_SPLIT,
             null_value=None,  # zeros are real readings here
             shape=(17420, 7),
             time_column="date",
@@ -187,7 +204,7 @@ DATASETS: dict[str, DatasetSpec] = {
             ),
             step_minutes=60,
             start_time=None,
-            default_split=(0.6, 0.2, 0.2),
+            default_split=ETT_SPLIT,
             null_value=None,
             shape=(17420, 7),
             time_column="date",
@@ -207,7 +224,7 @@ DATASETS: dict[str, DatasetSpec] = {
             ),
             step_minutes=MINUTES_PER_DAY,
             start_time="1990-01-01T00:00",
-            default_split=(0.7, 0.1, 0.2),
+            default_split=benchmark_split_fractions(7588, (0.7, 0.1, 0.2)),
             null_value=None,
             shape=(7588, 8),
             csv_header=False,
@@ -378,7 +395,10 @@ def _load_spec(
     graph_weight: str = "binary",
     url: str | None = None,
     graph_url: str | None = None,
+    per_node_zscore: bool = False,
 ) -> SpatioTemporalSeries:
+    if not isinstance(per_node_zscore, bool):
+        raise ValueError(f"per_node_zscore must be True or False, got {per_node_zscore!r}")
     if not verify:
         check = FileSpec(spec.signal.filename)
     elif (
@@ -458,6 +478,9 @@ def _load_spec(
         null = check_null_value(null_value)
         reason = f"null_value={null_value!r} set by the caller"
     values, missing = mark_missing(raw, null, reason=reason)
+    scaling = ""
+    if per_node_zscore:
+        values, scaling = _zscore_nodes(values, spec)
     return SpatioTemporalSeries(
         name=spec.name,
         values=values,
@@ -468,8 +491,27 @@ def _load_spec(
         adjacency=adjacency,
         default_split=spec.default_split,
         node_ids=tuple(node_ids) if node_ids is not None and len(node_ids) == num_nodes else None,
-        source=f"signal {signal_path}; graph {graph_source}; null_value {null}",
+        source=f"signal {signal_path}; graph {graph_source}; null_value {null}{scaling}",
     )
+
+
+def _zscore_nodes(values: np.ndarray, spec: DatasetSpec) -> tuple[np.ndarray, str]:
+    """`values [T, N]` z-scored per node with the mean and std (ddof 0, NaN skipped) of the steps
+    of `spec.default_split`'s training part, as the long-horizon benchmarks do (sklearn's
+    StandardScaler per variable): metrics in these units are their z-scored MSE / MAE. O(T·N)."""
+    b1 = split_boundaries(values.shape[0], spec.default_split)[0]
+    train = values[:b1].astype(np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a node with no training value: NaN
+        mean, std = np.nanmean(train, axis=0), np.nanstd(train, axis=0)
+    bad = ~(np.isfinite(std) & (std > 0))
+    if bad.any():
+        raise ValueError(
+            f"{spec.name}: per_node_zscore needs every node to vary over the training steps [0, "
+            f"{b1}); nodes {np.flatnonzero(bad).tolist()} do not"
+        )
+    scaled = ((values - mean) / std).astype(np.float32)
+    return scaled, f"; z-scored per node with the statistics of steps [0, {b1})"
 
 
 def load_generic(

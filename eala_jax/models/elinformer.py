@@ -13,6 +13,11 @@ width of 0 leaves an embedding out. Then `num_temporal_layers` post-norm attenti
 projection from `(N, T_in * model_dim)` to `(N, T_out)`. The output `[B, T_out, N]` is in the
 z-scored units of `x`; inverse-scale it outside the model.
 
+Long look-backs (docs/architecture.md, "Long look-backs"): `patch_len` / `patch_stride` make the
+temporal layers, the adaptive embedding and the head work on L = (T_in - P) // S + 1 patch tokens
+instead of T_in steps, and `instance_norm` normalises each window and node by its own input mean
+and std (the forecast mapped back).
+
 With `SoftmaxOptions()` on both axes this is STAEformer; with `EalaOptions()` (the default) it is
 ELinFormer; the other registered options give the linear baselines (docs/method.md).
 """
@@ -24,6 +29,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 from jax.sharding import PartitionSpec as P
 
@@ -40,6 +46,8 @@ __all__ = [
     "AttentionBlock",
     "ELinFormer",
     "ModelConfig",
+    "num_tokens",
+    "patch_ends",
 ]
 
 #: Mesh axes the model's activations are annotated with when the current mesh (`jax.set_mesh`) has a
@@ -56,6 +64,27 @@ _DTYPES = {"float32": None, "bfloat16": jnp.bfloat16}
 COMPUTE_DTYPES = tuple(_DTYPES)
 #: Names `ModelConfig.seasonal_residual` accepts.
 SEASONAL_RESIDUALS = ("none", "additive", "multiplicative")
+_INSTANCE_NORM_EPS = 1e-5
+
+
+def num_tokens(in_steps: int, *, patch_len: int = 1, patch_stride: int = 1) -> int:
+    """Tokens the temporal layers see: `(in_steps - patch_len) // patch_stride + 1` patches (the
+    first `(in_steps - patch_len) % patch_stride` steps fall before the first patch and are not
+    read). ValueError naming `model.patch_len` / `model.patch_stride` if they do not fit."""
+    for label, value in (("model.patch_len", patch_len), ("model.patch_stride", patch_stride)):
+        if isinstance(value, bool) or int(value) != value or value < 1:
+            raise ValueError(f"{label} must be a positive integer, got {value!r}")
+    if patch_len > in_steps:
+        raise ValueError(
+            f"model.patch_len={patch_len} is longer than the input window in_steps={in_steps}"
+        )
+    return (in_steps - patch_len) // patch_stride + 1
+
+
+def patch_ends(in_steps: int, *, patch_len: int, patch_stride: int) -> np.ndarray:
+    """int32 `[L]`: the last input step of each patch, ascending; the last is `in_steps - 1`."""
+    count = num_tokens(in_steps, patch_len=patch_len, patch_stride=patch_stride)
+    return (in_steps - 1 - patch_stride * np.arange(count - 1, -1, -1)).astype(np.int32)
 
 
 @dataclasses.dataclass(unsafe_hash=True)
@@ -98,6 +127,16 @@ class ModelConfig:
     # only the blocks' inputs are kept, at the cost of one more forward pass (on a CPU it needs an
     # XLA flag to save memory, docs/training.md "Sharding the sensors").
     remat: bool = False
+    # Long inputs (docs/architecture.md, "Long look-backs"): tokens of `patch_len` consecutive
+    # steps every `patch_stride` steps, the last one ending at the last input step (1 and 1: one
+    # token a step, as STAEformer). The temporal layers, the adaptive embedding and the output head
+    # then see L = (in_steps - patch_len) // patch_stride + 1 tokens instead of in_steps.
+    patch_len: int = 1
+    patch_stride: int = 1
+    # Instance normalisation (RevIN without affine weights, Kim et al., ICLR 2022): each window and
+    # node is centred and scaled by its own input mean and std, the forecast mapped back (a missing
+    # input, 0 in the batch contract, counts as a value).
+    instance_norm: bool = False
 
     def __post_init__(self) -> None:
         for key in ("temporal_attention", "spatial_attention"):
@@ -288,6 +327,16 @@ class ELinFormer(nnx.Module):
                 f"config.seasonal_residual={config.seasonal_residual!r}; choose one of "
                 f"{', '.join(SEASONAL_RESIDUALS)}"
             )
+        if config.instance_norm and config.seasonal_residual != "none":
+            raise ValueError(
+                "config.instance_norm and config.seasonal_residual both rescale the output; "
+                "use one of them"
+            )
+        self.num_tokens = num_tokens(
+            in_steps, patch_len=config.patch_len, patch_stride=config.patch_stride
+        )
+        self.patch_len, self.patch_stride = config.patch_len, config.patch_stride
+        self.instance_norm = config.instance_norm
         self.num_nodes = num_nodes
         self.steps_per_day = steps_per_day
         self.in_steps = in_steps
@@ -296,7 +345,7 @@ class ELinFormer(nnx.Module):
         self.remat = config.remat
         dtype = _DTYPES[config.dtype]
         common = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
-        self.input_proj = nnx.Linear(1, config.input_embedding_dim, **common)
+        self.input_proj = nnx.Linear(config.patch_len, config.input_embedding_dim, **common)
         # A zero width switches an embedding off (e.g. day of week on a set holding one week only).
         tod_width, dow_width = config.calendar_widths
         self.tod_embedding = nnx.Embed(steps_per_day, tod_width, **common) if tod_width else None
@@ -316,7 +365,9 @@ class ELinFormer(nnx.Module):
         self.seasonal_residual = config.seasonal_residual
         self.adaptive_embedding = nnx.Param(
             nnx.initializers.xavier_uniform()(
-                rngs.params(), (in_steps, num_nodes, config.adaptive_embedding_dim), param_dtype
+                rngs.params(),
+                (self.num_tokens, num_nodes, config.adaptive_embedding_dim),
+                param_dtype,
             )
         )
         block = functools.partial(
@@ -334,7 +385,7 @@ class ELinFormer(nnx.Module):
         self.spatial_layers = nnx.List(
             [block(attention=config.spatial_attention) for _ in range(config.num_spatial_layers)]
         )
-        self.output_proj = nnx.Linear(in_steps * self.model_dim, out_steps, **common)
+        self.output_proj = nnx.Linear(self.num_tokens * self.model_dim, out_steps, **common)
         if config.seasonal_residual != "none":  # a fresh model predicts the profile itself
             for param in (self.output_proj.kernel, self.output_proj.bias):
                 param.value = jnp.zeros_like(param.value)
@@ -361,9 +412,10 @@ class ELinFormer(nnx.Module):
     ) -> jax.Array:
         """`x [B, T_in, N]`, `time_of_day, day_of_week [B, T_in]` int, `seasonal` (used when
         `seasonal_embedding_dim` > 0): the z-scored seasonal profile at the input and at the target
-        steps, `([B, T_in, N], [B, T_out, N])` -> `[B, T_in, N, model_dim]`: value, time of day,
-        day of week, adaptive, seasonal (input-step profile per step + target-step profile per
-        node)."""
+        steps, `([B, T_in, N], [B, T_out, N])` -> `[B, L, N, model_dim]`: value (of a patch), time
+        of day, day of week (of the patch's last step), adaptive, seasonal (input-step profile at
+        each token's last step + target-step profile per node); L = `num_tokens` (T_in without
+        patching)."""
         self._check_inputs(x, time_of_day, day_of_week)
         if self.seasonal_proj is not None:
             expected = (tuple(x.shape), (x.shape[0], self.out_steps, x.shape[2]))
@@ -373,23 +425,43 @@ class ELinFormer(nnx.Module):
                     "seasonal_embedding_dim > 0: pass seasonal= (the batch's x_profile and the "
                     f"z-scored y_profile) of shapes {expected}, got {got}"
                 )
-        value = self.input_proj(x[..., None])
+        patches, time_of_day, day_of_week = self._tokens(x, time_of_day, day_of_week)
+        value = self.input_proj(patches)  # [B, L, N, patch_len] -> [B, L, N, E]
         # The calendar rows are gathered per node (indices broadcast to [B, T, N]): the embedding
         # gradient then sums in the same order as in earlier versions, so a seed reproduces their
         # runs to the bit; gathering [B, T] rows and broadcasting differs in the last bits.
-        per_node = x.shape
+        per_node = patches.shape[:3]
         parts = [value]
         if self.tod_embedding is not None:
             parts.append(self.tod_embedding(jnp.broadcast_to(time_of_day[..., None], per_node)))
         if self.dow_embedding is not None:
             parts.append(self.dow_embedding(jnp.broadcast_to(day_of_week[..., None], per_node)))
         adaptive = self.adaptive_embedding[...]
-        parts.append(jnp.broadcast_to(adaptive, (x.shape[0], *adaptive.shape)))
+        parts.append(jnp.broadcast_to(adaptive, (per_node[0], *adaptive.shape)))
         if self.seasonal_proj is not None:
             at_inputs, at_targets = seasonal
-            per_node = self.seasonal_target_proj(jnp.swapaxes(at_targets, 1, 2))  # [B, N, S]
-            parts.append(self.seasonal_proj(at_inputs[..., None]) + per_node[:, None])
+            if self.patch_len != 1 or self.patch_stride != 1:
+                at_inputs = at_inputs[:, self._token_ends()]
+            target_part = self.seasonal_target_proj(jnp.swapaxes(at_targets, 1, 2))  # [B, N, S]
+            parts.append(self.seasonal_proj(at_inputs[..., None]) + target_part[:, None])
         return jnp.concatenate([p.astype(value.dtype) for p in parts], axis=-1)
+
+    def _token_ends(self) -> np.ndarray:
+        """int32 `[L]`: the last input step of each token (static)."""
+        return patch_ends(self.in_steps, patch_len=self.patch_len, patch_stride=self.patch_stride)
+
+    def _tokens(
+        self, x: jax.Array, time_of_day: jax.Array, day_of_week: jax.Array
+    ) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """`x [B, T_in, N]` -> patches `[B, L, N, patch_len]` and the calendar of each patch's last
+        step `[B, L]` (one gather, O(B·L·N·patch_len)); `x[..., None]` unchanged without
+        patching."""
+        if self.patch_len == 1 and self.patch_stride == 1:
+            return x[..., None], time_of_day, day_of_week
+        ends = self._token_ends()
+        steps = ends[:, None] + np.arange(1 - self.patch_len, 1)  # [L, patch_len], static
+        patches = jnp.moveaxis(x[:, steps], -1, 2)  # [B, L, P, N] -> [B, L, N, P]
+        return patches, time_of_day[:, ends], day_of_week[:, ends]
 
     def __call__(
         self,
@@ -412,7 +484,11 @@ class ELinFormer(nnx.Module):
         `eala_jax.train.steps` puts the profile back; the head starts at zero, so a fresh model
         predicts the profile (the historical average).
         """
-        h = self.embed(x, time_of_day, day_of_week, seasonal)  # [B, T, N, D]
+        if self.instance_norm:  # RevIN: per window and node, over the input steps
+            centre = jnp.mean(x, axis=1, keepdims=True)
+            spread = jnp.sqrt(jnp.var(x, axis=1, keepdims=True) + _INSTANCE_NORM_EPS)
+            x = (x - centre) / spread
+        h = self.embed(x, time_of_day, day_of_week, seasonal)  # [B, L, N, D]
         h = _on_mesh(h, BATCH_AXIS, None, NODE_AXIS)
         batch, steps, nodes, dim = h.shape
         diagnostics: dict[str, dict[str, jax.Array]] = {}
@@ -437,6 +513,8 @@ class ELinFormer(nnx.Module):
         # Output projection per node: (N, T_in * D) -> (N, T_out).
         h = _on_mesh(h.reshape(batch, nodes, steps * dim), BATCH_AXIS, NODE_AXIS)
         out = jnp.swapaxes(self.output_proj(h), 1, 2).astype(jnp.float32)  # [B, T_out, N]
+        if self.instance_norm:
+            out = out * spread + centre
         out = _on_mesh(out, BATCH_AXIS, None, NODE_AXIS)
         return (out, diagnostics) if return_diagnostics else out
 

@@ -414,6 +414,8 @@ def validate_config(config: Config) -> None:
         "model.num_heads": (m.num_heads, 1, False),
         "model.num_temporal_layers": (m.num_temporal_layers, 0, False),
         "model.num_spatial_layers": (m.num_spatial_layers, 0, False),
+        "model.patch_len": (m.patch_len, 1, False),
+        "model.patch_stride": (m.patch_stride, 1, False),
     }
     for key, (value, low, none_ok) in integers.items():
         _check_range(key, value, integer=True, low=low, none_ok=none_ok)
@@ -469,3 +471,4 @@ def validate_config(config: Config) -> None:
                 + f") is not divisible by num_heads={m.num_heads}"
             )
     _check_range("train.plot_horizon", t.plot_horizon, integer=True, low=1, high=d.out_steps)
+    _check_range("model.patch_len", m.patch_len, integer=True, low=1, high=d.in_steps)

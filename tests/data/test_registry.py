@@ -224,3 +224,33 @@ def test_shared_sets_make_splits():
     for name in ("los_loop", "sz_taxi", "etth2", "exchange_rate"):
         splits = make_forecast_splits(load_dataset(name))
         assert min(len(splits.train), len(splits.val), len(splits.test)) > 0, name
+
+
+@needs_shared
+@pytest.mark.parametrize(
+    "name, folder, file, train, val, test",
+    [  # the long-horizon benchmarks' cuts, from their definitions (not from the registry)
+        ("etth1", "ett", "ETTh1.csv", 12 * 30 * 24, 4 * 30 * 24, 4 * 30 * 24),
+        ("exchange_rate", "lstnet", "exchange_rate.txt.gz", int(7588 * 0.7), None, int(7588 * 0.2)),
+    ],
+)
+def test_benchmark_cuts_and_per_node_zscore(name, folder, file, train, val, test):
+    """ETT: 12/4/4 months; exchange_rate: int(70 %) train, int(20 %) test, the rest validation;
+    per_node_zscore=True gives (raw - mean) / std per column over the training rows (ddof 0), as
+    the benchmarks' sklearn StandardScaler does."""
+    path = SHARED_DATA / folder / file
+    if file.endswith(".csv"):
+        raw = pd.read_csv(path).iloc[:, 1:].to_numpy(np.float64)
+    else:
+        with gzip.open(path) as f:
+            raw = np.loadtxt(f, delimiter=",")
+    val = len(raw) - train - test if val is None else val
+    splits = make_forecast_splits(load_dataset(name), in_steps=96, out_steps=24)
+    assert splits.boundaries == (train, train + val, train + val + test)
+    assert splits.val.target_start(0) == train and splits.test.target_start(0) == train + val
+    assert len(splits.test) == test - 24 + 1  # every test window, inputs reaching back 96 steps
+    scaled = load_dataset(name, per_node_zscore=True).values
+    mean, std = raw[:train].mean(0), raw[:train].std(0)
+    np.testing.assert_allclose(scaled, (raw - mean) / std, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="per_node_zscore must be True or False"):
+        load_dataset(name, per_node_zscore="yes")
