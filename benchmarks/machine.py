@@ -5,21 +5,26 @@ from __future__ import annotations
 import os
 import platform
 
-import jax
 
-
-def machine_info() -> dict[str, str | int]:
-    """CPU/GPU model, core count and library versions."""
+def cpu_name() -> str:
+    """The host CPU's model name (from /proc/cpuinfo where there is one). Imports no JAX, so the
+    PyTorch reference (`benchmarks.torch_reference`, run by a Python with torch) uses it too."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
             names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        cpu = names[0] if names else cpu
+        return names[0] if names else cpu
     except OSError:
-        pass
+        return cpu
+
+
+def machine_info() -> dict[str, str | int]:
+    """CPU/GPU model, core count and library versions."""
+    import jax
+
     device = jax.devices()[0]
     return {
-        "cpu": cpu,
+        "cpu": cpu_name(),
         "cores": os.cpu_count() or 0,
         "jax": jax.__version__,
         "backend": jax.default_backend(),

@@ -26,11 +26,12 @@ import importlib.util
 import json
 import os
 import pathlib
-import platform
 import statistics
 import sys
 import time
 import types
+
+from benchmarks.machine import cpu_name
 
 STEPS_PER_DAY = 288
 DEFAULT_POINTS = ("170:16", "307:16", "883:16", "883:4")
@@ -147,15 +148,8 @@ def serve(model_class: type, warmup: int) -> None:
 def machine_info(threads: int) -> dict:
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
     return {
-        "cpu": cpu,
+        "cpu": cpu_name(),
         "cores": os.cpu_count() or 0,
         "torch": torch.__version__,
         "threads": threads,

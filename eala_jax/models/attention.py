@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from eala_jax.models.layers import as_rows
 from eala_jax.ops import REGISTRY, AttentionOptions, attention_options, get_attention
 
 __all__ = [
@@ -239,8 +240,7 @@ class SelfAttention(nnx.Module):
         batch, length = x.shape[:2]
         heads = self.num_heads * math.prod(x.shape[2:-1])
         shape = (batch, length, heads, self.head_dim)
-        # Dense layers on [rows, model_dim]: their weight gradient is then one 2-D product.
-        rows = x.reshape(-1, self.model_dim)
+        rows = as_rows(x)  # dense layers on [rows, model_dim] (one 2-D weight-gradient product)
         q, k, v = (y.reshape(shape) for y in self._project_qkv(rows))
         fn = get_attention(self.attention.name)
         options = self._op_options()

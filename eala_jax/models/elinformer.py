@@ -34,7 +34,7 @@ from flax import nnx
 from jax.sharding import PartitionSpec as P
 
 from eala_jax.models.attention import SelfAttention, flax_attention_fn
-from eala_jax.models.layers import dropout, layer_norm
+from eala_jax.models.layers import as_rows, dropout, layer_norm
 from eala_jax.ops import AttentionOptions, EalaOptions
 
 __all__ = [
@@ -269,7 +269,7 @@ class AttentionBlock(nnx.Module):
         else:
             h = self.attention(x)
         x = self._norm(self.norm1, x + self._dropout(self.dropout1, h, deterministic, rngs))
-        rows = x.reshape(-1, x.shape[-1])  # dense layers on 2-D operands
+        rows = as_rows(x)  # dense layers on 2-D operands
         h = self.ff_out(jax.nn.relu(self.ff_in(rows))).reshape(x.shape)
         x = self._norm(self.norm2, x + self._dropout(self.dropout2, h, deterministic, rngs))
         return (x, diag) if return_diagnostics else x

@@ -22,7 +22,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["dropout", "layer_norm"]
+__all__ = ["as_rows", "dropout", "layer_norm"]
+
+
+def as_rows(x: jax.Array) -> jax.Array:
+    """`x [..., D]` as `[rows, D]`, so that a dense layer's weight gradient is one 2-D product
+    (faster than a batched contraction on a CPU); `x` unchanged under a mesh set with
+    `jax.set_mesh` (node sharding), where flattening the sharded leading axes makes XLA gather
+    the activations."""
+    if not jax.sharding.get_abstract_mesh().empty:
+        return x
+    return x.reshape(-1, x.shape[-1])
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
