@@ -2,11 +2,14 @@
 
     python -m benchmarks.scale [--devices 8] [--mesh 1 8] [--sizes 8600 100000] [--batch 16]
         [--budget-gib 20] [--search eala-remat softmax-remat] [--time-nodes 883] [--quick]
+        [--variants eala-remat eala-remat/16] [--large-step-nodes 8600]
 
 Full model of docs/method.md (dim 152, 3 temporal + 3 spatial layers, 4 heads), Adam with clipping,
 `train.mesh_shape=(data, nodes)` (docs/training.md, "Sharding the sensors"). On a CPU the devices
 are `--devices` virtual ones (`jax_num_cpu_devices`, set before JAX starts); elsewhere all the
-accelerators. Four parts, each a list of rows in the JSON:
+accelerators. A variant is the attention (`eala`, `softmax`), `-remat` for `model.remat`, and
+`/M` for `train.microbatches=M` (gradient accumulation over M micro-batches of `--batch / M`
+rows): `eala-remat/16`. Five parts, each a list of rows in the JSON:
 
 - `memory`: compiled memory per device of the update step (XLA's memory analysis of the
   partitioned program: arguments + outputs + temporaries − aliased) at `--batch` for each of
@@ -19,6 +22,9 @@ accelerators. Four parts, each a list of rows in the JSON:
   memory per device, time, and their largest difference.
 - `timing`: step time at `--time-nodes` (real arrays from a lazy window source), node-sharded
   against one device and bfloat16 against float32 compute, with the bfloat16 forward's error.
+- `large_step`: the whole training step at `--large-step-nodes` and `--batch`, node-sharded over
+  the mesh, variant `--large-step-variant`: compile time, memory, and the time of
+  `--large-step-repeats` steps after one warm-up step (minutes a step on a 2-core CPU).
 
 Results: `--out` (default benchmarks/results/scale.json), a Markdown table on stdout.
 """
@@ -35,7 +41,7 @@ import sys
 import time
 
 STEPS_PER_DAY = 288
-PARTS = ("memory", "largest", "spatial_op", "timing")
+PARTS = ("memory", "largest", "spatial_op", "timing", "large_step")
 IN_STEPS = OUT_STEPS = 12
 
 
@@ -62,6 +68,9 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--time-nodes", type=int, nargs="*", default=[880])
     parser.add_argument("--time-batch", type=int, default=2)
+    parser.add_argument("--large-step-nodes", type=int, nargs="*", default=[8600])
+    parser.add_argument("--large-step-variant", default="eala-remat/4")
+    parser.add_argument("--large-step-repeats", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default="benchmarks/results/scale.json")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
@@ -93,6 +102,7 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.quick:
         args.sizes, args.search, args.op_sizes, args.time_nodes = [64], ["eala-remat"], [64], [16]
+        args.large_step_nodes = [64]
         args.batch = args.time_batch = 2
         args.budget_gib = 0.01
     return args
@@ -142,9 +152,16 @@ SCHEDULE = learning_rate_schedule(1e-3, milestones=(20, 30), decay=0.1, steps_pe
 SCALER = StandardScaler(mean=np.float32(50.0), std=np.float32(10.0))
 
 
+def microbatches_of(variant: str) -> int:
+    """M of a variant `<attention>[-remat][/M]` (1 without `/M`)."""
+    _, _, parts = variant.partition("/")
+    return int(parts) if parts else 1
+
+
 def variant_config(variant: str, dtype: str = "float32") -> Config:
-    """`eala`, `softmax`, `eala-remat`, `softmax-remat`: the paper-size model of that attention."""
-    attention, _, remat = variant.partition("-")
+    """`eala`, `softmax`, `eala-remat`, `softmax-remat` (any `/M` ignored): the paper-size model of
+    that attention."""
+    attention, _, remat = variant.partition("/")[0].partition("-")
     return apply_overrides(
         Config(),
         [
@@ -211,8 +228,8 @@ class LazyWindows:
         }
 
 
-def data_parallel(graphdef, mesh_shape) -> DataParallel:
-    options = StepOptions(SCHEDULE)
+def data_parallel(graphdef, mesh_shape, microbatches: int = 1) -> DataParallel:
+    options = StepOptions(SCHEDULE, microbatches=microbatches)
     if mesh_shape is None:
         return DataParallel("none", 1, graphdef=graphdef, options=options)
     count = mesh_shape[0] * mesh_shape[1]
@@ -222,7 +239,7 @@ def data_parallel(graphdef, mesh_shape) -> DataParallel:
 def compiled_memory(variant: str, num_nodes: int, batch: int, mesh_shape) -> dict:
     """Memory per device of the compiled update step (abstract state and batch)."""
     graphdef, state = split_model(variant_config(variant), num_nodes, abstract=True)
-    dp = data_parallel(graphdef, mesh_shape)
+    dp = data_parallel(graphdef, mesh_shape, microbatches_of(variant))
     abstract_batch = {
         name: jax.ShapeDtypeStruct(shape, dtype, sharding=dp.batch_sharding(len(shape)))
         for name, (shape, dtype) in batch_shapes(batch, num_nodes).items()
@@ -244,6 +261,7 @@ def compiled_memory(variant: str, num_nodes: int, batch: int, mesh_shape) -> dic
         "variant": variant,
         "nodes": num_nodes,
         "batch": batch,
+        "microbatches": microbatches_of(variant),
         "mesh": list(mesh_shape) if mesh_shape else [1, 1],
         "compile_s": compile_s,
         "per_device_bytes": total - parts["alias_bytes"],
@@ -370,6 +388,28 @@ def step_timing(num_nodes: int, batch: int, mesh_shape, repeats: int) -> list[di
     return rows
 
 
+def large_step(num_nodes: int, batch: int, variant: str, mesh_shape, repeats: int) -> dict:
+    """The whole training step of `variant` at `num_nodes` sensors and `batch`, node-sharded over
+    `mesh_shape`, on a lazily made batch: compile time, memory, steps after one warm-up."""
+    graphdef, state = split_model(variant_config(variant), num_nodes, abstract=False)
+    dp = data_parallel(graphdef, mesh_shape, microbatches_of(variant))
+    state = dp.put_state(jax.tree.map(np.asarray, state))
+    arrays = dp.put_batch(LazyWindows(num_nodes).batch(0, batch))
+    fn = functools.partial(update_step, graphdef=graphdef, options=dp.options)
+    with jax.set_mesh(dp.mesh):
+        row = measure(
+            fn,
+            state,
+            arrays,
+            dp.put_scaler(SCALER),
+            jax.random.key(0),
+            repeats=repeats,
+            max_seconds=float("inf"),
+        )
+    row.update(variant=variant, nodes=num_nodes, batch=batch, mesh=list(mesh_shape))
+    return row
+
+
 def _forward(graphdef, state, batch):
     model, _ = nnx.merge(graphdef, state)
     return model(batch["x"], batch["time_of_day"], batch["day_of_week"], deterministic=True)
@@ -391,6 +431,7 @@ def main(args: argparse.Namespace) -> None:
         "largest": [],
         "spatial_op": [],
         "timing": [],
+        "large_step": [],
     }
 
     if out.is_file() and set(args.parts) != set(PARTS):  # keep the parts not rerun
@@ -408,6 +449,8 @@ def main(args: argparse.Namespace) -> None:
         args.op_sizes = []
     if "timing" not in args.parts:
         args.time_nodes = []
+    if "large_step" not in args.parts:
+        args.large_step_nodes = []
 
     for n in args.sizes:
         for variant in args.variants:
@@ -439,6 +482,13 @@ def main(args: argparse.Namespace) -> None:
     for n in args.time_nodes:
         result["timing"] += step_timing(n, args.time_batch, mesh_shape, args.repeats)
         save()
+    for n in args.large_step_nodes:
+        row = large_step(
+            n, args.batch, args.large_step_variant, mesh_shape, args.large_step_repeats
+        )
+        print(json.dumps(row), file=sys.stderr)
+        result["large_step"].append(row)
+        save()
     print(table(result))
 
 
@@ -448,12 +498,13 @@ def table(result: dict) -> str:
     lines = [
         f"Mesh (data, nodes) = {tuple(result['mesh'])}, batch {result['batch']}.",
         "",
-        "| variant | N | mesh | GiB per device | compile s |",
-        "|---|---|---|---|---|",
+        "| variant | N | micro-batches | mesh | GiB per device | compile s |",
+        "|---|---|---|---|---|---|",
     ]
     for r in sorted(result["memory"], key=lambda r: (r["variant"], r["nodes"], r["mesh"])):
         lines.append(
-            f"| {r['variant']} | {r['nodes']} | {r['mesh'][0]}x{r['mesh'][1]} | "
+            f"| {r['variant']} | {r['nodes']} | {r.get('microbatches', 1)} | "
+            f"{r['mesh'][0]}x{r['mesh'][1]} | "
             f"{r['per_device_bytes'] / GIB:.2f} | {r['compile_s']:.0f} |"
         )
     lines += [
@@ -487,6 +538,13 @@ def table(result: dict) -> str:
                 f"\nbfloat16 forward at N = {r['nodes']}: relative RMS error "
                 f"{r['bfloat16_relative_rms_error']:.2e} against float32."
             )
+    lines += ["", "| whole step: variant | N | batch | mesh | GiB per device | step s |"]
+    lines.append("|---|---|---|---|---|---|")
+    for r in result.get("large_step", []):
+        lines.append(
+            f"| {r['variant']} | {r['nodes']} | {r['batch']} | {r['mesh'][0]}x{r['mesh'][1]} | "
+            f"{r['peak_bytes'] / GIB:.2f} | {r.get('median_s', float('nan')):.1f} |"
+        )
     lines.append(f"\nMachine: {describe(result['machine'])}.")
     return "\n".join(lines)
 

@@ -115,6 +115,11 @@ def _differences(config: Config, saved_path: Path) -> dict[str, tuple[Any, Any]]
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise IncompatibleWorkdirError(f"{saved_path} is not valid JSON: {err}") from err
     current = _flatten(json.loads(json.dumps(config_to_dict(config))))
+    # A key added to the config after the run was saved matches while it keeps its default.
+    default = _flatten(json.loads(json.dumps(config_to_dict(Config()))))
+    for k in set(current) - set(saved):
+        if k in default and current[k] == default[k]:
+            saved[k] = current[k]
     return {
         k: (saved.get(k, "<absent>"), current.get(k, "<absent>"))
         for k in sorted(set(saved) | set(current))

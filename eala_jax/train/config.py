@@ -71,6 +71,10 @@ class TrainConfig:
     seed: int = 0
     # Global batch size (split across devices; must divide by the device count).
     batch_size: int = 16
+    # Gradient accumulation: each device's rows split into this many micro-batches, run one after
+    # another (lax.scan) and their gradients summed before one optimiser step: the same step with
+    # the activation memory of one micro-batch (docs/training.md, "Memory per device").
+    microbatches: int = 1
     # Evaluation batch size (padded; a multiple of the device count is used).
     eval_batch_size: int = 64
     max_epochs: int = 200
@@ -393,6 +397,7 @@ def validate_config(config: Config) -> None:
             raise ValueError(f"{key}={value!r}; choose one of {', '.join(allowed)}")
     integers = {  # key: (value, lowest allowed, None allowed)
         "train.batch_size": (t.batch_size, 1, False),
+        "train.microbatches": (t.microbatches, 1, False),
         "train.eval_batch_size": (t.eval_batch_size, 1, False),
         "train.max_epochs": (t.max_epochs, 1, False),
         "train.patience": (t.patience, 0, False),
@@ -436,6 +441,10 @@ def validate_config(config: Config) -> None:
         )
     for sensor in t.plot_sensors:  # indices past the node count are skipped by the plot
         _check_range("train.plot_sensors (each sensor index)", sensor, integer=True, low=0)
+    if t.batch_size % t.microbatches:
+        raise ValueError(
+            f"train.microbatches={t.microbatches} does not divide train.batch_size={t.batch_size}"
+        )
     if d.steps_per_day is not None and MINUTES_PER_DAY % d.steps_per_day:
         raise ValueError(
             f"data.steps_per_day must divide a day of {MINUTES_PER_DAY} minutes (1 for daily or "

@@ -55,6 +55,7 @@ from eala_jax.train.sharding import (
     DataParallel,
     check_batch_divisible,
     check_mesh_shape,
+    check_microbatches,
     resolve_device_count,
 )
 from eala_jax.train.state import LoopState
@@ -187,6 +188,7 @@ class _Run:
             check_batch_divisible(t.batch_size, num_devices)
         else:
             check_mesh_shape(t.mesh_shape, num_devices, batch_size=t.batch_size)
+        check_microbatches(t, num_devices)
         series, splits, config, notes, average = prepare_data(config)
         t = config.train  # the recipe may set the loss
         if t.mesh_shape is not None:
@@ -227,7 +229,9 @@ class _Run:
             t.parallel,
             num_devices,
             graphdef=graphdef,
-            options=StepOptions(schedule, loss=t.loss, huber_delta=t.huber_delta),
+            options=StepOptions(
+                schedule, loss=t.loss, huber_delta=t.huber_delta, microbatches=t.microbatches
+            ),
             mesh_shape=t.mesh_shape,
         )
         return cls(

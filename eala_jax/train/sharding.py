@@ -48,6 +48,7 @@ __all__ = [
     "DataParallel",
     "check_batch_divisible",
     "check_mesh_shape",
+    "check_microbatches",
     "make_mesh",
     "node_sharded_state",
     "resolve_device_count",
@@ -95,6 +96,24 @@ def check_batch_divisible(
         raise ValueError(
             f"{key}={batch_size} is not divisible by the device count {total}; "
             f"use a multiple of {total} or set train.num_devices"
+        )
+
+
+def check_microbatches(train: Any, num_devices: int) -> None:
+    """Raise ValueError unless `train.microbatches` divides the rows of `train.batch_size` that
+    each device along the batch holds (so every device splits its own rows in place)."""
+    if train.parallel == "none":
+        along_batch = 1
+    elif train.mesh_shape is not None:
+        along_batch = train.mesh_shape[0]
+    else:
+        along_batch = num_devices * jax.process_count()
+    rows = train.batch_size // along_batch
+    if rows % train.microbatches:
+        raise ValueError(
+            f"train.microbatches={train.microbatches} does not divide the {rows} rows each "
+            f"device holds (train.batch_size={train.batch_size} over {along_batch} devices along "
+            "the batch)"
         )
 
 

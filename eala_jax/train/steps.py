@@ -35,6 +35,7 @@ __all__ = [
     "eval_step",
     "learning_rate_schedule",
     "loss_fn",
+    "microbatch_split",
     "train_step",
     "update_step",
 ]
@@ -116,16 +117,23 @@ def build_optimizer(
 
 @dataclasses.dataclass(frozen=True)
 class StepOptions:
-    """Static settings of the train step: learning-rate schedule and loss (`"mae"` or `"huber"`
-    with `huber_delta`)."""
+    """Static settings of the train step: learning-rate schedule, loss (`"mae"` or `"huber"` with
+    `huber_delta`), and `microbatches`: the batch (each device's rows) split into that many equal
+    parts whose gradients are summed in a `lax.scan` before the one optimiser update (gradient
+    accumulation: the same gradient, the activation memory of one part)."""
 
     schedule: Any
     loss: str = "mae"
     huber_delta: float = 1.0
+    microbatches: int = 1
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if not isinstance(self.microbatches, int) or self.microbatches < 1:
+            raise ValueError(
+                f"train.microbatches must be a positive integer, got {self.microbatches!r}"
+            )
 
 
 def _psum(x: Any, axis_name: str | None) -> Any:
@@ -214,20 +222,25 @@ def train_step(
         dropout_key = jax.random.fold_in(dropout_key, jax.lax.axis_index(axis_name))
     count = _psum(jnp.sum(batch["y_mask"].astype(jnp.float32)), axis_name)
 
-    def objective(m: nnx.Module) -> tuple[jax.Array, jax.Array]:
+    def objective(m: nnx.Module, part: Batch, part_key: jax.Array) -> tuple[jax.Array, jax.Array]:
         return loss_fn(
             m,
-            batch,
+            part,
             scaler,
             count=count,
             loss=options.loss,
             huber_delta=options.huber_delta,
             deterministic=False,
-            rngs=nnx.Rngs(dropout=dropout_key),
+            rngs=nnx.Rngs(dropout=part_key),
         )
 
     grad_fn = nnx.value_and_grad(objective, argnums=nnx.DiffState(0, nnx.Param), has_aux=True)
-    (loss, _), grads = grad_fn(model)
+    if options.microbatches == 1:
+        (loss, _), grads = grad_fn(model, batch, dropout_key)
+    else:
+        loss, grads = _accumulated_gradient(
+            grad_fn, model, batch, dropout_key, options.microbatches
+        )
     loss = _psum(loss, axis_name)
     grads = _psum(grads, axis_name)
     optimizer.update(model, grads)
@@ -237,6 +250,45 @@ def train_step(
         "param_norm": optax.global_norm(nnx.state(model, nnx.Param)),
         "lr": jnp.asarray(options.schedule(step), jnp.float32),
     }
+
+
+def microbatch_split(batch: Batch, parts: int) -> Batch:
+    """Every array `[B, ...]` of `batch` as `[parts, B / parts, ...]`: part `i` holds rows `i, i +
+    parts, i + 2 * parts, ...`, so that a batch sharded over devices in contiguous blocks of rows
+    (a multiple of `parts` each) is split on every device in place, without moving rows."""
+    size = next(iter(batch.values())).shape[0]
+    if size % parts:
+        raise ValueError(f"train.microbatches={parts} does not divide the batch's {size} rows")
+    return {
+        name: x.reshape(size // parts, parts, *x.shape[1:]).swapaxes(0, 1)
+        for name, x in batch.items()
+    }
+
+
+def _accumulated_gradient(
+    grad_fn: Any, model: nnx.Module, batch: Batch, key: jax.Array, parts: int
+) -> tuple[jax.Array, Any]:
+    """Loss and gradient of `batch` as sums over `parts` micro-batches (`microbatch_split`), one
+    at a time in a `lax.scan`: the activations of one part live at once. Part `i` draws dropout
+    with `fold_in(key, i)`. The loss divides by the whole batch's valid count, so the sums equal
+    the whole batch's loss and gradient."""
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+
+    def add_part(carry: tuple[jax.Array, Any], part_and_index: tuple[Batch, jax.Array]):
+        part, index = part_and_index
+        # Fresh Variables inside the scan's trace (those of `params` belong to the outer one).
+        m = nnx.merge(graphdef, *jax.tree.map(lambda x: x, (params, rest)))
+        (loss, _), grads = grad_fn(m, part, jax.random.fold_in(key, index))
+        total_loss, total_grads = carry
+        return (total_loss + loss, jax.tree.map(jnp.add, total_grads, grads)), None
+
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    (loss, grads), _ = jax.lax.scan(
+        add_part,
+        (jnp.zeros((), jnp.float32), zeros),
+        (microbatch_split(batch, parts), jnp.arange(parts)),
+    )
+    return loss, grads
 
 
 def update_step(
