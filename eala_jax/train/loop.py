@@ -26,6 +26,7 @@ import json
 import math
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -136,7 +137,15 @@ def prepare_data(config: Config) -> PreparedData:
 
 
 def load_splits(config: Config) -> tuple[Any, ForecastSplits]:
-    """(series, splits) of `prepare_data(config)`; build the model from its `config`."""
+    """Deprecated: (series, splits) of `prepare_data(config)`, without the config resolved for the
+    data (recipe, automatic calendar widths) that a model must be built from; use
+    `prepare_data`."""
+    warnings.warn(
+        "eala_jax.train.load_splits is deprecated: it drops the config resolved for the data "
+        "(recipe, calendar widths); use prepare_data(config), whose .config builds the model",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     prepared = prepare_data(config)
     return prepared.series, prepared.splits
 

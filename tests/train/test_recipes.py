@@ -94,3 +94,17 @@ def test_prepare_data_attaches_the_training_profile(tmp_path):
     )
     with pytest.raises(ValueError, match="profile must be finite"):
         splits.with_profile(np.zeros((3, 4)))
+
+
+def test_load_splits_is_deprecated_in_favour_of_prepare_data(tmp_path):
+    from eala_jax.train import load_splits
+
+    write_series_csv(make_synthetic_counts(num_nodes=3, num_days=14), tmp_path / "c.csv")
+    config = Config(
+        data=DataConfig(
+            name="generic", options=(("path", str(tmp_path / "c.csv")), ("time_column", "time"))
+        )
+    )
+    with pytest.warns(DeprecationWarning, match="use prepare_data"):
+        series, splits = load_splits(config)
+    assert splits.num_nodes == series.num_nodes == 3
