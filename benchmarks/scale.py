@@ -3,6 +3,7 @@
     python -m benchmarks.scale [--devices 8] [--mesh 1 8] [--sizes 8600 100000] [--batch 16]
         [--budget-gib 20] [--search eala-remat softmax-remat] [--time-nodes 883] [--quick]
         [--variants eala-remat eala-remat/16] [--large-step-nodes 8600]
+        [--large-step-variants eala-remat/16 eala/16]
 
 Full model of docs/method.md (dim 152, 3 temporal + 3 spatial layers, 4 heads), Adam with clipping,
 `train.mesh_shape=(data, nodes)` (docs/training.md, "Sharding the sensors"). On a CPU the devices
@@ -23,7 +24,7 @@ rows): `eala-remat/16`. Five parts, each a list of rows in the JSON:
 - `timing`: step time at `--time-nodes` (real arrays from a lazy window source), node-sharded
   against one device and bfloat16 against float32 compute, with the bfloat16 forward's error.
 - `large_step`: the whole training step at `--large-step-nodes` and `--batch`, node-sharded over
-  the mesh, variant `--large-step-variant`: compile time, memory, and the time of
+  the mesh, each of `--large-step-variants`: compile time, memory, and the time of
   `--large-step-repeats` steps after one warm-up step (minutes a step on a 2-core CPU).
 
 Results: `--out` (default benchmarks/results/scale.json), a Markdown table on stdout.
@@ -69,7 +70,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--time-nodes", type=int, nargs="*", default=[880])
     parser.add_argument("--time-batch", type=int, default=2)
     parser.add_argument("--large-step-nodes", type=int, nargs="*", default=[8600])
-    parser.add_argument("--large-step-variant", default="eala-remat/4")
+    parser.add_argument("--large-step-variants", nargs="+", default=["eala-remat/16", "eala/16"])
     parser.add_argument("--large-step-repeats", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default="benchmarks/results/scale.json")
