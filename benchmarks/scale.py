@@ -484,12 +484,11 @@ def main(args: argparse.Namespace) -> None:
         result["timing"] += step_timing(n, args.time_batch, mesh_shape, args.repeats)
         save()
     for n in args.large_step_nodes:
-        row = large_step(
-            n, args.batch, args.large_step_variant, mesh_shape, args.large_step_repeats
-        )
-        print(json.dumps(row), file=sys.stderr)
-        result["large_step"].append(row)
-        save()
+        for variant in args.large_step_variants:
+            row = large_step(n, args.batch, variant, mesh_shape, args.large_step_repeats)
+            print(json.dumps(row), file=sys.stderr)
+            result["large_step"].append(row)
+            save()
     print(table(result))
 
 
