@@ -483,6 +483,10 @@ def main(args: argparse.Namespace) -> None:
     for n in args.time_nodes:
         result["timing"] += step_timing(n, args.time_batch, mesh_shape, args.repeats)
         save()
+    if args.large_step_nodes and out.is_file():  # keep whole-step rows not measured again
+        again = {(v, n) for v in args.large_step_variants for n in args.large_step_nodes}
+        kept_steps = json.loads(out.read_text()).get("large_step", [])
+        result["large_step"] = [r for r in kept_steps if (r["variant"], r["nodes"]) not in again]
     for n in args.large_step_nodes:
         for variant in args.large_step_variants:
             row = large_step(n, args.batch, variant, mesh_shape, args.large_step_repeats)

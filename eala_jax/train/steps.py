@@ -213,7 +213,8 @@ def train_step(
     """One optimiser step in place on `model`/`optimizer`; returns scalar measurements.
 
     The dropout key is `fold_in(key, step)` (and the device index under pmap), so a resumed run
-    draws the same dropout masks. Measurements: loss (before the update), grad_norm,
+    draws the same dropout masks. With `options.microbatches` > 1 the loss and gradient are sums
+    over micro-batches (`microbatch_split`), one at a time. Measurements: loss (before the update), grad_norm,
     param_norm (after), lr (used for this step).
     """
     step = optimizer.step[...].astype(jnp.int32)  # optax schedules misbehave on uint32 counts
