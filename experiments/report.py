@@ -443,7 +443,7 @@ def reference_section(data: dict[str, Any]) -> list[str]:
         "",
     ]
     old_note = False
-    for dataset in dict.fromkeys(run["data"] for run in data["runs"]):
+    for dataset in sorted({run["data"] for run in data["runs"]}):
         runs = [run for run in data["runs"] if run["data"] == dataset]
         tables, source, notes = dataset_baselines(runs)
         lines += [
