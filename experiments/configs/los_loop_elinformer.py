@@ -12,11 +12,13 @@ validation MAE. docs/training.md gives the overrides for the paper-size backbone
 Los-loop holds one week, so its validation and test weekdays never occur in training; their day-of-
 week embedding rows would stay random (a small model's validation error rose with them in).
 
-Should reach (run here on 2 shared CPU cores, seed 0): test MAE / RMSE / MAPE % over the 12-step
-mean 3.964 / 7.562 / 11.4 (horizon 3: 3.34 / 6.15 / 9.1; 6: 3.92 / 7.43 / 11.1; 12: 4.98 / 9.41 /
-15.1), against last value 4.410 / 8.422 / 11.4 and historical average 5.358 / 9.178 / 17.9; best
-epoch 11 of 16 (early stopping, patience 5); 32 s a training epoch (median) with other jobs sharing
-the cores. `docs/results.md` has the full table.
+Should reach (run here on 2 shared CPU cores, seeds 0, 1, 2, mean ± population std): test MAE /
+RMSE / MAPE % over the 12-step mean 3.984 ± 0.023 / 7.635 ± 0.056 / 11.4 (horizon 3: 3.34 / 6.16 /
+9.2; 6: 3.95 / 7.52 / 11.2; 12: 5.02 / 9.53 / 15.1), against last value 4.410 / 8.422 / 11.4,
+seasonal naive (a day) 5.149 / 10.114 / 16.6 and historical average 5.358 / 9.178 / 17.9. It does
+not beat the historical average in RMSE at horizon 12 (9.138) in any seed. Best epochs 15, 26, 22
+of 20, 30, 27 (early stopping, patience 5; seed 1 ran to the 30-epoch cap); 29 s a training epoch
+(median) with other jobs sharing the cores. `docs/results.md` has the full table.
 """
 
 from eala_jax.ops import EalaOptions

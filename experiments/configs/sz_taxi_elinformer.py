@@ -12,11 +12,12 @@ full epochs), about 10 s a step at 207 nodes on 2 cores.
 SZ-taxi's MAPE is dominated by near-zero speeds (4 % of the values are below 1, down to 1e-17, and
 only exact zeros count as missing), so read MAE and RMSE.
 
-Should reach (run here on 2 shared CPU cores, seed 0): test MAE / RMSE / MAPE % over the 12-step
-mean 3.413 / 4.731 / 208.7 (horizon 3: 3.35 / 4.65 / 220.5; 6: 3.42 / 4.73 / 212.2; 12: 3.50 / 4.83
-/ 207.1), against last value 4.386 / 6.167 / 235.1 and historical average 6.032 / 7.972 / 561.1;
-best epoch 12 of 17 (early stopping, patience 5); 11 s a training epoch (median) with other jobs
-sharing the cores. `docs/results.md` has the full table.
+Should reach (run here on 2 shared CPU cores, seeds 0, 1, 2, mean ± population std): test MAE /
+RMSE / MAPE % over the 12-step mean 3.410 ± 0.010 / 4.722 ± 0.010 / 207.8 (horizon 3: 3.35 / 4.65 /
+210.7; 6: 3.41 / 4.73 / 205.5; 12: 3.51 / 4.83 / 213.8), against last value 4.386 / 6.167 / 235.1,
+seasonal naive (a day) 4.476 / 6.345 / 381.5 and historical average 6.032 / 7.972 / 561.1; best
+epochs 13, 14, 12 of 18, 19, 17 (early stopping, patience 5); 24 s a training epoch (median) with
+other jobs sharing the cores. `docs/results.md` has the full table.
 """
 
 from eala_jax.ops import EalaOptions

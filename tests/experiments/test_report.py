@@ -152,3 +152,150 @@ def test_reference_section_lists_runs_and_baselines_per_data_set(tmp_path):
         and "| last value |" in text
     )
     assert f"{np.linspace(2, 4, 12)[2]:.3f} / " in text  # horizon 3 is the third entry
+
+
+def _table(mae, rmse=None, **extra):
+    """A test table with MAE `mae` (12 horizons) and RMSE `rmse` (default 2 × MAE)."""
+    mae = np.asarray(mae, dtype=float)
+    rmse = mae * 2 if rmse is None else np.asarray(rmse, dtype=float)
+    return {
+        "mae": mae.tolist(),
+        "rmse": rmse.tolist(),
+        "mape": (mae * 3).tolist(),
+        "mae_mean": float(mae.mean()),
+        "rmse_mean": float(rmse.mean()),
+        "mape_mean": float(mae.mean() * 3),
+        **extra,
+    }
+
+
+def _run(seed, model, baselines, name="x_elinformer", **extra):
+    return dict(
+        name=name,
+        data="x",
+        seed=seed,
+        epochs=9,
+        best_epoch=4,
+        stop_reason="early_stopping",
+        time_per_epoch_s=2.0,
+        workdir=f"runs/ref/{name}_seed{seed}",
+        command=f"python -m experiments.train --workdir runs/ref/{name}_seed{seed}",
+        test={"model": model, **baselines},
+        **extra,
+    )
+
+
+MACHINE = dict(device="cpu", backend="cpu", device_count=1, cpu="test", cores=2, jax="0")
+
+
+def _baselines(level=5.0):
+    flat = np.full(12, level)
+    return {
+        "last_value": _table(np.linspace(1.0, level, 12)),
+        "seasonal_naive": _table(flat - 1, period="day", period_steps=96),
+        "historical_average": _table(flat),
+    }
+
+
+def test_seed_summary_is_mean_and_population_std_at_reported_horizons():
+    rng = np.random.default_rng(1)
+    maes = rng.uniform(1, 3, (3, 12))
+    runs = [_run(k, _table(m), {}) for k, m in enumerate(maes)]
+    summary = report.seed_summary(runs)
+    assert summary["mae@12"] == pytest.approx((maes[:, 11].mean(), maes[:, 11].std()))
+    assert summary["rmse@3"] == pytest.approx(((2 * maes[:, 2]).mean(), (2 * maes[:, 2]).std()))
+    assert summary["mae@mean"] == pytest.approx((maes.mean(), maes.mean(axis=1).std()))
+    with pytest.raises(ValueError, match="runs is empty"):
+        report.seed_summary([])
+
+
+def test_losses_name_each_baseline_metric_and_horizon_not_beaten():
+    baselines = _baselines()
+    good = report.seed_summary([_run(0, _table(np.full(12, 0.5)), baselines)])
+    assert report.losses({k: v[0] for k, v in good.items()}, baselines) == []
+    # RMSE at h12 ties the seasonal naive (a tie is no win); everything else is beaten.
+    mae = np.full(12, 0.5)
+    rmse = mae * 2
+    rmse[11] = 8.0
+    bad = report.seed_summary([_run(0, _table(mae, rmse), baselines)])
+    lost = report.losses({k: v[0] for k, v in bad.items()}, baselines)
+    assert lost == [("seasonal_naive", "rmse", 12, 8.0, 8.0)]  # RMSE 8 < 10 of the others
+
+
+def test_reference_section_aggregates_seeds_and_computes_the_verdict():
+    baselines = _baselines()
+    # Two seeds of a config that beats every baseline, one of a config whose mean loses.
+    runs = [
+        _run(0, _table(np.full(12, 0.5)), baselines),
+        _run(1, _table(np.full(12, 0.7)), baselines),
+        _run(0, _table(np.full(12, 0.5), np.full(12, 9.0)), baselines, name="x_softmax"),
+    ]
+    text = "\n".join(report.reference_section({"machine": MACHINE, "runs": runs}))
+    assert "| **x_elinformer mean ± std (seeds 0, 1)** | 0.600 ± 0.100 / 1.200 ± 0.200" in text
+    assert "| seasonal naive (period day, 96 steps) |" in text
+    assert "`python -m experiments.train --workdir runs/ref/x_elinformer_seed1`" in text
+    assert (
+        "**x_elinformer, mean of 2 seeds: beats every baseline (last value, seasonal naive, "
+        "historical average) at every reported horizon" in text
+    )
+    assert "So does every seed on its own." in text
+    verdict = next(line for line in text.splitlines() if line.startswith("**x_softmax"))
+    assert "does not beat every baseline" in verdict
+    # RMSE 9.0 against the seasonal naive's 8.0 at h12: +1.000, +12.5 %.
+    assert "seasonal naive in RMSE at h12 (9.000 against 8.000, +1.000, +12.5 %)" in verdict
+    assert "historical average in RMSE" not in verdict  # 9.0 < 10.0 everywhere
+
+
+def test_verdict_names_a_losing_seed_and_absent_baselines():
+    baselines = _baselines()
+    del baselines["seasonal_naive"]
+    runs = [
+        _run(0, _table(np.full(12, 0.5)), baselines),
+        _run(1, _table(np.full(12, 0.5), np.full(12, 4.0)), baselines),
+    ]
+    text = "\n".join(report.reference_section({"machine": MACHINE, "runs": runs}))
+    verdict = next(line for line in text.splitlines() if line.startswith("**x_elinformer"))
+    # The mean (RMSE 2.5) beats last value's 3.455 at h3; seed 1 alone (4.0) does not.
+    assert verdict.startswith("**x_elinformer, mean of 2 seeds: beats every baseline")
+    assert (
+        "Seeds on their own: seed 1 loses to last value in RMSE at h3 (4.000 against 3.455"
+        in verdict
+    )
+    assert "Not checked (absent from the results): seasonal naive." in verdict
+
+
+def test_baselines_that_differ_between_runs_are_reported():
+    runs = [_run(0, _table(np.full(12, 0.5)), _baselines())]
+    runs.append(_run(1, _table(np.full(12, 0.5)), {"last_value": _table(np.full(12, 4.0))}))
+    tables, source, notes = report.dataset_baselines(runs)
+    assert set(tables) == set(report.BASELINES) and source == "runs/ref/x_elinformer_seed0"
+    assert len(notes) == 1 and "seed 1) has a different last value" in notes[0]
+
+
+def test_merge_keeps_runs_not_collected_again():
+    old = {"machine": {}, "runs": [_run(0, {}, {}), _run(0, {}, {}, name="x_softmax")]}
+    new = {"machine": {"cpu": "new"}, "runs": [_run(0, {}, {}), _run(1, {}, {})]}
+    merged = report.merge_runs(old, new)
+    assert [(r["name"], r["seed"], r.get("kept", False)) for r in merged["runs"]] == [
+        ("x_elinformer", 0, False),
+        ("x_elinformer", 1, False),
+        ("x_softmax", 0, True),
+    ]
+    assert merged["machine"] == {"cpu": "new"} and report.merge_runs(None, new) is new
+
+
+def test_train_command_reproduces_the_config_of_a_run():
+    from eala_jax.train import apply_overrides, config_to_dict, load_config_file
+
+    path = "experiments/configs/sz_taxi_elinformer.py"
+    config = config_to_dict(
+        apply_overrides(
+            load_config_file(path), ["train.seed=2", "progress_bar=false", "train.milestones=[4,5]"]
+        )
+    )
+    command = report.train_command("runs/ref/a", config)
+    assert command == (
+        f"python -m experiments.train --config {path} --workdir runs/ref/a --set train.seed=2 "
+        "--set 'train.milestones=[4,5]' --set progress_bar=false"
+    )
+    assert report.train_command("runs/ref/a", {**config, "name": "no_such_config"}) is None
