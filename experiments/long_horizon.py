@@ -5,6 +5,7 @@ one command per table row, results gathered in `experiments/results/long_horizon
     python -m experiments.long_horizon --dataset etth1 --in-steps 720 --horizon 96 \\
         --variant softmax_temporal --seeds 0
     python -m experiments.long_horizon --step-time --dataset etth1 --in-steps 336 720 --horizon 96
+    python -m experiments.long_horizon --baselines         # baselines missing from stored rows
     python -m experiments.long_horizon --markdown          # the docs/results.md section
 
 Protocol (docs/results.md, "Long horizons"): the standard cuts of `eala_jax.data.registry` (ETT:
@@ -14,10 +15,11 @@ back `in_steps` before their split, every variable z-scored with its training me
 (`MetricAccumulator`'s `mse_mean` / `mae_mean` in those units). Each row trains
 `experiments/configs/long_horizon.py` with the row's data set, input, horizon, variant and seed in
 `<workdir>/<dataset>_in<T>_h<H>_<variant>/seed<k>` (a finished run is reused, an interrupted one
-resumes), then stores its test MSE / MAE and the last-value and historical-average baselines of
-the same windows. `--step-time` times one training step of EALA against softmax temporal attention
-(same config, same process). The published DLinear and PatchTST numbers printed beside ours are
-in `PUBLISHED`, with paper and table.
+resumes), then stores its test MSE / MAE and the last-value, seasonal-naive (period chosen on
+validation) and historical-average baselines of the same windows; `--baselines` scores them for
+stored rows that lack one, without training. `--step-time` times one training step of EALA against
+softmax temporal attention (same config, same process). The published DLinear and PatchTST numbers
+printed beside ours are in `PUBLISHED`, with paper and table.
 """
 
 from __future__ import annotations
@@ -32,7 +34,13 @@ import numpy as np
 
 from benchmarks.machine import describe, machine_info
 from eala_jax.allocator import reexec_with_tcmalloc
-from eala_jax.train import Config, apply_overrides, load_config_file, train_and_evaluate
+from eala_jax.train import (
+    Config,
+    apply_overrides,
+    load_config_file,
+    prepare_data,
+    train_and_evaluate,
+)
 
 CONFIG = pathlib.Path("experiments/configs/long_horizon.py")
 RESULTS = pathlib.Path("experiments/results/long_horizon.json")
@@ -50,7 +58,9 @@ VARIANTS: dict[str, tuple[str, ...]] = {
         "model.temporal_attention=softmax",
     ),
 }
-BASELINES = ("last_value", "historical_average")
+#: Baselines stored and printed beside each row (issue 12): the seasonal naive's period is chosen on
+#: validation (`eala_jax.models.evaluate_baselines`).
+BASELINES = ("last_value", "seasonal_naive", "historical_average")
 
 # Published multivariate results on the same protocol, test MSE / MAE by horizon (96, 192, 336,
 # 720), keyed by (data set, input length). `verified` is False for every entry: the papers' own
@@ -122,8 +132,29 @@ def row_config(
     return apply_overrides(load_config_file(CONFIG), overrides)
 
 
-def _scores(table: dict[str, Any]) -> dict[str, float]:
-    return {"mse": float(table["mse_mean"]), "mae": float(table["mae_mean"])}
+def _scores(table: dict[str, Any]) -> dict[str, Any]:
+    """MSE and MAE of one results table (MSE from the RMSE where the table has none); the seasonal
+    naive's period is kept beside them."""
+    mse = table["mse_mean"] if "mse_mean" in table else table["rmse_mean"] ** 2
+    scores: dict[str, Any] = {"mse": float(mse), "mae": float(table["mae_mean"])}
+    if "period" in table:
+        scores["period"] = table["period"]
+    return scores
+
+
+def row_baselines(dataset: str, in_steps: int, horizon: int) -> dict[str, dict[str, Any]]:
+    """Test MSE / MAE of every baseline of `BASELINES` on a row's windows, without training (the
+    same splits, scaler and historical average as the row's run: `prepare_data` of its config)."""
+    from eala_jax.models import evaluate_baselines
+
+    prepared = prepare_data(row_config(dataset, in_steps, horizon, "eala", 0, []))
+    tables = evaluate_baselines(
+        prepared.splits, "test", scaler=prepared.splits.scaler, average=prepared.average
+    )
+    missing = [name for name in BASELINES if name not in tables]
+    if missing:
+        raise ValueError(f"no {', '.join(missing)} baseline for {dataset} (evaluate_baselines)")
+    return {name: _scores(tables[name]) for name in BASELINES}
 
 
 def run_row(
@@ -149,9 +180,6 @@ def run_row(
             else train_and_evaluate(config, str(run_dir))
         )
         test = result["test"]
-        if "mse_mean" not in test["model"]:  # results.json stores lists; recompute MSE from RMSE
-            for table in test.values():
-                table["mse_mean"] = table["rmse_mean"] ** 2
         runs[str(seed)] = {
             **_scores(test["model"]),
             "epochs": result["epochs"],
@@ -160,7 +188,10 @@ def run_row(
             "time_per_epoch_s": result["time_per_epoch_s"],
             "num_parameters": result["num_parameters"],
         }
-        baselines = {name: _scores(test[name]) for name in BASELINES}
+        if all(name in test for name in BASELINES):
+            baselines = {name: _scores(test[name]) for name in BASELINES}
+    if not baselines:  # runs from before the seasonal naive was stored: score them here
+        baselines = row_baselines(dataset, in_steps, horizon)
     scores = np.array([[r["mse"], r["mae"]] for r in runs.values()])
     return {
         "dataset": dataset,
@@ -222,6 +253,27 @@ def _published_cell(model: str, dataset: str, in_steps: int, horizon: int, metri
     return f"{value:.3f}" + ("" if entry["verified"] else "\\*")
 
 
+def _baseline_cell(scores: dict[str, Any] | None) -> str:
+    if scores is None:
+        return "–"
+    period = f" ({scores['period']})" if "period" in scores else ""
+    return f"{scores['mse']:.3f} / {scores['mae']:.3f}{period}"
+
+
+def beaten_cell(row: dict[str, Any]) -> str:
+    """ "all" when the row's mean MSE and MAE are both below every stored baseline's (RMSE ranks as
+    MSE), else the baselines and metrics it does not beat; "–" when a baseline is missing."""
+    if any(name not in row["baselines"] for name in BASELINES):
+        return "–"
+    lost = [
+        f"{name} {metric.upper()}"
+        for name in BASELINES
+        for metric in ("mse", "mae")
+        if not row[metric][0] < row["baselines"][name][metric]
+    ]
+    return "all" if not lost else "not " + ", ".join(lost)
+
+
 def best_published(dataset: str, in_steps: int, horizon: int) -> float | None:
     """The lower published MSE of DLinear and PatchTST/42 for a row, or None."""
     values = [
@@ -259,9 +311,9 @@ def markdown(data: dict[str, Any]) -> list[str]:
         )
     published = [m for m in PUBLISHED if m != "sources"]
     head = ["set", "input", "horizon", "variant", "seeds", "ELinFormer MSE", "MAE"]
-    head += [f"{b} MSE" for b in BASELINES]
+    head += [f"{b} MSE / MAE" for b in BASELINES]
     head += [f"{m} MSE" for m in published] + [f"{m} MAE" for m in published]
-    head += ["MSE vs best published"]
+    head += ["MSE vs best published", "baselines beaten (MSE and MAE)"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     order = sorted(
         rows.values(),
@@ -283,7 +335,7 @@ def markdown(data: dict[str, Any]) -> list[str]:
             _cell(r["mse"], seeds),
             _cell(r["mae"], seeds),
         ]
-        cells += [f"{r['baselines'][b]['mse']:.3f}" for b in BASELINES]
+        cells += [_baseline_cell(r["baselines"].get(b)) for b in BASELINES]
         for metric in ("mse", "mae"):
             cells += [
                 _published_cell(m, r["dataset"], r["in_steps"], r["horizon"], metric)
@@ -291,6 +343,7 @@ def markdown(data: dict[str, Any]) -> list[str]:
             ]
         best = best_published(r["dataset"], r["in_steps"], r["horizon"])
         cells.append(f"{100 * (r['mse'][0] / best - 1):+.0f} %" if best else "–")
+        cells.append(beaten_cell(r))
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     for source in PUBLISHED.get("sources", []):
@@ -353,10 +406,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--step-time", action="store_true", help="time one training step")
     parser.add_argument("--batch", type=int, default=32, help="batch of --step-time")
     parser.add_argument("--markdown", action="store_true", help="print the docs section")
+    parser.add_argument(
+        "--baselines",
+        action="store_true",
+        help="score the baselines missing from stored rows (no training) and store them",
+    )
     parser.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE")
     args = parser.parse_args(argv)
-    if not args.markdown and args.dataset is None:
-        parser.error("--dataset is required (unless --markdown)")
+    if not (args.markdown or args.baselines) and args.dataset is None:
+        parser.error("--dataset is required (unless --markdown or --baselines)")
     return args
 
 
@@ -364,6 +422,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.markdown:
         print("\n".join(markdown(_load())))
+        return 0
+    if args.baselines:
+        data = _load()
+        for key, row in data["rows"].items():
+            if all(name in row["baselines"] for name in BASELINES):
+                continue
+            row["baselines"] = row_baselines(row["dataset"], row["in_steps"], row["horizon"])
+            print(key, json.dumps(row["baselines"]), file=sys.stderr)
+            _save(data)
         return 0
     for in_steps in args.in_steps:
         for horizon in args.horizon:
