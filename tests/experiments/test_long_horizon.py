@@ -71,11 +71,15 @@ def test_markdown_rows_come_from_the_results_file():
     machine = dict(device="cpu", backend="cpu", device_count=1, cpu="test cpu", cores=2, jax="0")
     data = {"machine": machine, "rows": {"k": row}, "step_time": timing}
     text = "\n".join(lh.markdown(data))
-    line = next(x for x in text.splitlines() if x.startswith("| etth2 | 336 | 192 |"))
+    line = next(x for x in text.splitlines() if x.startswith("| etth2 | 336 | 192 | eala† |"))
+    assert f"- † trained with: {lh.EARLIER_CONFIG}." in text  # a row from before "config"
     assert "0.346 ± 0.010" in line and "0.432 ± 0.020" in line
     assert "| 0.654 / 0.500 | 0.900 / 0.400 (day) | 1.23" in line
     assert line.endswith("| not seasonal_naive MAE |")  # MAE 0.432 is not below 0.400
     assert "0.383\\*" in line and "0.339\\*" in line  # DLinear and PatchTST/42 at horizon 192
+    row["config"] = lh.config_summary(lh.row_config("etth2", 336, 192, "eala", 0, []))
+    text = "\n".join(lh.markdown(data))
+    assert "| etth2 | 336 | 192 | eala |" in text and "trained with:" not in text
     ratio_line = next(x for x in text.splitlines() if "| 720 | 96 | no_patch |" in x)
     assert ratio_line.endswith("| 4.00 |")
 
@@ -104,6 +108,7 @@ def test_row_reads_every_baseline_from_a_finished_run(tmp_path):
     assert (seasonal["mse"], seasonal["mae"]) == pytest.approx((0.81, 0.6))
     assert seasonal["period"] == "day"
     assert set(row["baselines"]) == set(lh.BASELINES)
+    assert row["config"] == lh.config_summary(lh.row_config("etth1", 336, 96, "eala", 0, []))
     assert lh.beaten_cell(row) == "all"
     row["baselines"]["historical_average"]["mse"] = 0.2
     assert lh.beaten_cell(row) == "not historical_average MSE"
