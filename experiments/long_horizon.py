@@ -245,6 +245,7 @@ def step_time(
         "horizon": horizon,
         "variant": variant,
         "batch": batch,
+        "config": config_summary(config),
         **timing,
     }
 
@@ -394,6 +395,12 @@ def markdown(data: dict[str, Any]) -> list[str]:
             "`python -m experiments.long_horizon --step-time --dataset <set> --in-steps <T> "
             "--horizon <H> --variant <v>`: median of repeated steps after warm-up, compile time "
             "apart, synthetic batch of the row's shapes, same process.",
+            "",
+            *[
+                f"Measured with: {trained} (not the current config)."
+                for trained in dict.fromkeys(t.get("config", EARLIER_CONFIG) for t in timing)
+                if trained != config_summary(load_config_file(CONFIG))
+            ],
             "",
             "| set | input | horizon | variant | batch | step ms | memory MiB | softmax / EALA |",
             "|---|---|---|---|---|---|---|---|",

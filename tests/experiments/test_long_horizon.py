@@ -73,13 +73,18 @@ def test_markdown_rows_come_from_the_results_file():
     text = "\n".join(lh.markdown(data))
     line = next(x for x in text.splitlines() if x.startswith("| etth2 | 336 | 192 | eala† |"))
     assert f"- † trained with: {lh.EARLIER_CONFIG}." in text  # a row from before "config"
+    assert f"Measured with: {lh.EARLIER_CONFIG} (not the current config)." in text
     assert "0.346 ± 0.010" in line and "0.432 ± 0.020" in line
     assert "| 0.654 / 0.500 | 0.900 / 0.400 (day) | 1.23" in line
     assert line.endswith("| not seasonal_naive MAE |")  # MAE 0.432 is not below 0.400
     assert "0.383\\*" in line and "0.339\\*" in line  # DLinear and PatchTST/42 at horizon 192
     row["config"] = lh.config_summary(lh.row_config("etth2", 336, 192, "eala", 0, []))
     text = "\n".join(lh.markdown(data))
+    for t in timing:
+        t["config"] = lh.config_summary(lh.load_config_file(lh.CONFIG))
+    text = "\n".join(lh.markdown(data))
     assert "| etth2 | 336 | 192 | eala |" in text and "trained with:" not in text
+    assert "Measured with" not in text
     ratio_line = next(x for x in text.splitlines() if "| 720 | 96 | no_patch |" in x)
     assert ratio_line.endswith("| 4.00 |")
 
