@@ -296,6 +296,42 @@ def beaten_cell(row: dict[str, Any]) -> str:
     return "all" if not lost else "not " + ", ".join(lost)
 
 
+def issue_bar(rows: list[dict[str, Any]]) -> list[str]:
+    """Issue 12's two bars over the current-config `eala` rows of ETTh1 / ETTh2 (MSE within 5 % of
+    the best published, or better; MSE and MAE below every baseline's), as list items."""
+    current = config_summary(load_config_file(CONFIG))
+    ett = [
+        r
+        for r in rows
+        if r["dataset"] in ("etth1", "etth2")
+        and r["variant"] == "eala"
+        and r.get("config") == current
+        and best_published(r["dataset"], r["in_steps"], r["horizon"])
+    ]
+    if not ett:
+        return []
+
+    def name(r: dict[str, Any]) -> str:
+        return f"{r['dataset']} h{r['horizon']}"
+
+    gap = {
+        name(r): r["mse"][0] / best_published(r["dataset"], r["in_steps"], r["horizon"]) - 1
+        for r in ett
+    }
+    close = [k for k, v in gap.items() if v <= 0.05]
+    far = [f"{k} {100 * v:+.0f} %" for k, v in gap.items() if v > 0.05]
+    beaten = [name(r) for r in ett if beaten_cell(r) == "all"]
+    not_beaten = [f"{name(r)} ({beaten_cell(r)})" for r in ett if beaten_cell(r) != "all"]
+    return [
+        f"- Issue 12, ETT rows of the current config at input 336 ({len(ett)} rows, mean over "
+        f"their seeds): MSE within 5 % of the best published or better at {len(close)} of "
+        f"{len(ett)}" + (f"; not at {', '.join(far)}" if far else "") + ". Below every "
+        f"baseline's MSE and MAE at {len(beaten)} of {len(ett)}"
+        + (f"; not at {', '.join(not_beaten)}" if not_beaten else "")
+        + "."
+    ]
+
+
 def best_published(dataset: str, in_steps: int, horizon: int) -> float | None:
     """The lower published MSE of DLinear and PatchTST/42 for a row, or None."""
     values = [
@@ -382,6 +418,7 @@ def markdown(data: dict[str, Any]) -> list[str]:
         cells.append(beaten_cell(r))
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
+    lines += issue_bar(order)
     for i, trained in enumerate(others):
         lines.append(f"- {'†' * (i + 1)} trained with: {trained}.")
     for source in PUBLISHED.get("sources", []):
