@@ -5,6 +5,7 @@ one command per table row, results gathered in `experiments/results/long_horizon
     python -m experiments.long_horizon --dataset etth1 --in-steps 720 --horizon 96 \\
         --variant softmax_temporal --seeds 0
     python -m experiments.long_horizon --step-time --dataset etth1 --in-steps 336 720 --horizon 96
+    python -m experiments.long_horizon --baselines         # baselines missing from stored rows
     python -m experiments.long_horizon --markdown          # the docs/results.md section
 
 Protocol (docs/results.md, "Long horizons"): the standard cuts of `eala_jax.data.registry` (ETT:
@@ -14,10 +15,11 @@ back `in_steps` before their split, every variable z-scored with its training me
 (`MetricAccumulator`'s `mse_mean` / `mae_mean` in those units). Each row trains
 `experiments/configs/long_horizon.py` with the row's data set, input, horizon, variant and seed in
 `<workdir>/<dataset>_in<T>_h<H>_<variant>/seed<k>` (a finished run is reused, an interrupted one
-resumes), then stores its test MSE / MAE and the last-value and historical-average baselines of
-the same windows. `--step-time` times one training step of EALA against softmax temporal attention
-(same config, same process). The published DLinear and PatchTST numbers printed beside ours are
-in `PUBLISHED`, with paper and table.
+resumes), then stores its test MSE / MAE and the last-value, seasonal-naive (period chosen on
+validation) and historical-average baselines of the same windows; `--baselines` scores them for
+stored rows that lack one, without training. `--step-time` times one training step of EALA against
+softmax temporal attention (same config, same process). The published DLinear and PatchTST numbers
+printed beside ours are in `PUBLISHED`, with paper and table.
 """
 
 from __future__ import annotations
@@ -32,7 +34,13 @@ import numpy as np
 
 from benchmarks.machine import describe, machine_info
 from eala_jax.allocator import reexec_with_tcmalloc
-from eala_jax.train import Config, apply_overrides, load_config_file, train_and_evaluate
+from eala_jax.train import (
+    Config,
+    apply_overrides,
+    load_config_file,
+    prepare_data,
+    train_and_evaluate,
+)
 
 CONFIG = pathlib.Path("experiments/configs/long_horizon.py")
 RESULTS = pathlib.Path("experiments/results/long_horizon.json")
@@ -50,7 +58,9 @@ VARIANTS: dict[str, tuple[str, ...]] = {
         "model.temporal_attention=softmax",
     ),
 }
-BASELINES = ("last_value", "historical_average")
+#: Baselines stored and printed beside each row (issue 12): the seasonal naive's period is chosen on
+#: validation (`eala_jax.models.evaluate_baselines`).
+BASELINES = ("last_value", "seasonal_naive", "historical_average")
 
 # Published multivariate results on the same protocol, test MSE / MAE by horizon (96, 192, 336,
 # 720), keyed by (data set, input length). `verified` is False for every entry: the papers' own
@@ -122,8 +132,49 @@ def row_config(
     return apply_overrides(load_config_file(CONFIG), overrides)
 
 
-def _scores(table: dict[str, Any]) -> dict[str, float]:
-    return {"mse": float(table["mse_mean"]), "mae": float(table["mae_mean"])}
+#: What rows stored before `config_summary` was recorded were trained with (commit 6db5ed4).
+EARLIER_CONFIG = (
+    "2 temporal + 1 spatial layers, dropout 0.1; up to 3 epochs x 50 steps of batch 16, patience "
+    "2, lr 0.002 (x0.3 at epoch 2)"
+)
+
+
+def config_summary(config: Config) -> str:
+    """The model size and budget of a row's config in words (stored with the row, so a table that
+    mixes rows trained with different configs says so)."""
+    m, t = config.model, config.train
+    milestones = ", ".join(str(e) for e in t.milestones)
+    return (
+        f"{m.num_temporal_layers} temporal + {m.num_spatial_layers} spatial layers, dropout "
+        f"{m.dropout:g}; up to {t.max_epochs} epochs x {t.max_steps_per_epoch} steps of batch "
+        f"{t.batch_size}, patience {t.patience}, lr {t.learning_rate:g} (x{t.lr_decay:g} at epoch "
+        f"{milestones})"
+    )
+
+
+def _scores(table: dict[str, Any]) -> dict[str, Any]:
+    """MSE and MAE of one results table (MSE from the RMSE where the table has none); the seasonal
+    naive's period is kept beside them."""
+    mse = table["mse_mean"] if "mse_mean" in table else table["rmse_mean"] ** 2
+    scores: dict[str, Any] = {"mse": float(mse), "mae": float(table["mae_mean"])}
+    if "period" in table:
+        scores["period"] = table["period"]
+    return scores
+
+
+def row_baselines(dataset: str, in_steps: int, horizon: int) -> dict[str, dict[str, Any]]:
+    """Test MSE / MAE of every baseline of `BASELINES` on a row's windows, without training (the
+    same splits, scaler and historical average as the row's run: `prepare_data` of its config)."""
+    from eala_jax.models import evaluate_baselines
+
+    prepared = prepare_data(row_config(dataset, in_steps, horizon, "eala", 0, []))
+    tables = evaluate_baselines(
+        prepared.splits, "test", scaler=prepared.splits.scaler, average=prepared.average
+    )
+    missing = [name for name in BASELINES if name not in tables]
+    if missing:
+        raise ValueError(f"no {', '.join(missing)} baseline for {dataset} (evaluate_baselines)")
+    return {name: _scores(tables[name]) for name in BASELINES}
 
 
 def run_row(
@@ -149,9 +200,6 @@ def run_row(
             else train_and_evaluate(config, str(run_dir))
         )
         test = result["test"]
-        if "mse_mean" not in test["model"]:  # results.json stores lists; recompute MSE from RMSE
-            for table in test.values():
-                table["mse_mean"] = table["rmse_mean"] ** 2
         runs[str(seed)] = {
             **_scores(test["model"]),
             "epochs": result["epochs"],
@@ -160,7 +208,10 @@ def run_row(
             "time_per_epoch_s": result["time_per_epoch_s"],
             "num_parameters": result["num_parameters"],
         }
-        baselines = {name: _scores(test[name]) for name in BASELINES}
+        if all(name in test for name in BASELINES):
+            baselines = {name: _scores(test[name]) for name in BASELINES}
+    if not baselines:  # runs from before the seasonal naive was stored: score them here
+        baselines = row_baselines(dataset, in_steps, horizon)
     scores = np.array([[r["mse"], r["mae"]] for r in runs.values()])
     return {
         "dataset": dataset,
@@ -168,6 +219,7 @@ def run_row(
         "horizon": horizon,
         "variant": variant,
         "overrides": list(VARIANTS[variant]) + extra,
+        "config": config_summary(row_config(dataset, in_steps, horizon, variant, 0, extra)),
         "seeds": runs,
         "mse": [float(scores[:, 0].mean()), float(scores[:, 0].std())],
         "mae": [float(scores[:, 1].mean()), float(scores[:, 1].std())],
@@ -193,6 +245,7 @@ def step_time(
         "horizon": horizon,
         "variant": variant,
         "batch": batch,
+        "config": config_summary(config),
         **timing,
     }
 
@@ -222,6 +275,63 @@ def _published_cell(model: str, dataset: str, in_steps: int, horizon: int, metri
     return f"{value:.3f}" + ("" if entry["verified"] else "\\*")
 
 
+def _baseline_cell(scores: dict[str, Any] | None) -> str:
+    if scores is None:
+        return "–"
+    period = f" ({scores['period']})" if "period" in scores else ""
+    return f"{scores['mse']:.3f} / {scores['mae']:.3f}{period}"
+
+
+def beaten_cell(row: dict[str, Any]) -> str:
+    """ "all" when the row's mean MSE and MAE are both below every stored baseline's (RMSE ranks as
+    MSE), else the baselines and metrics it does not beat; "–" when a baseline is missing."""
+    if any(name not in row["baselines"] for name in BASELINES):
+        return "–"
+    lost = [
+        f"{name} {metric.upper()}"
+        for name in BASELINES
+        for metric in ("mse", "mae")
+        if not row[metric][0] < row["baselines"][name][metric]
+    ]
+    return "all" if not lost else "not " + ", ".join(lost)
+
+
+def issue_bar(rows: list[dict[str, Any]]) -> list[str]:
+    """Issue 12's two bars over the current-config `eala` rows of ETTh1 / ETTh2 (MSE within 5 % of
+    the best published, or better; MSE and MAE below every baseline's), as list items."""
+    current = config_summary(load_config_file(CONFIG))
+    ett = [
+        r
+        for r in rows
+        if r["dataset"] in ("etth1", "etth2")
+        and r["variant"] == "eala"
+        and r.get("config") == current
+        and best_published(r["dataset"], r["in_steps"], r["horizon"])
+    ]
+    if not ett:
+        return []
+
+    def name(r: dict[str, Any]) -> str:
+        return f"{r['dataset']} h{r['horizon']}"
+
+    gap = {
+        name(r): r["mse"][0] / best_published(r["dataset"], r["in_steps"], r["horizon"]) - 1
+        for r in ett
+    }
+    close = [k for k, v in gap.items() if v <= 0.05]
+    far = [f"{k} {100 * v:+.0f} %" for k, v in gap.items() if v > 0.05]
+    beaten = [name(r) for r in ett if beaten_cell(r) == "all"]
+    not_beaten = [f"{name(r)} ({beaten_cell(r)})" for r in ett if beaten_cell(r) != "all"]
+    return [
+        f"- Issue 12, ETT rows of the current config at input 336 ({len(ett)} rows, mean over "
+        f"their seeds): MSE within 5 % of the best published or better at {len(close)} of "
+        f"{len(ett)}" + (f"; not at {', '.join(far)}" if far else "") + ". Below every "
+        f"baseline's MSE and MAE at {len(beaten)} of {len(ett)}"
+        + (f"; not at {', '.join(not_beaten)}" if not_beaten else "")
+        + "."
+    ]
+
+
 def best_published(dataset: str, in_steps: int, horizon: int) -> float | None:
     """The lower published MSE of DLinear and PatchTST/42 for a row, or None."""
     values = [
@@ -243,10 +353,15 @@ def markdown(data: dict[str, Any]) -> list[str]:
         f"{describe(data['machine'])}. Test MSE and MAE over every variable and horizon step, in "
         "units z-scored per variable with training statistics; standard cuts (ETT 12/4/4 months, "
         "exchange_rate 7:1:2). ELinFormer of `experiments/configs/long_horizon.py` (model dim 64, "
-        "2 temporal + 1 spatial layers, patches of 16 steps every 8, instance normalisation), "
+        "patches of 16 steps every 8, instance normalisation; "
+        f"{config_summary(load_config_file(CONFIG))}; early stopping on validation MAE), "
         "budget capped for a shared 2-core CPU (see the config): far from the published models' "
-        "budgets. Published numbers are copied from the papers named below the table; the last "
-        "column is our MSE against the lower of DLinear's and PatchTST/42's (+ = worse).",
+        "budgets; a row marked † was trained with another config, named below the table. "
+        "Baselines: test MSE / MAE of the same windows (the seasonal naive's period, chosen on "
+        "validation, in brackets). Published numbers are copied from the papers named below the "
+        'table; "MSE vs best published" is our MSE against the lower of DLinear\'s and '
+        "PatchTST/42's (+ = worse); the last column says whether our mean MSE and MAE are both "
+        "below every baseline's (RMSE ranks as MSE).",
         "",
     ]
     check = rows.get(row_key("etth1", 336, 96, "eala"))
@@ -259,9 +374,9 @@ def markdown(data: dict[str, Any]) -> list[str]:
         )
     published = [m for m in PUBLISHED if m != "sources"]
     head = ["set", "input", "horizon", "variant", "seeds", "ELinFormer MSE", "MAE"]
-    head += [f"{b} MSE" for b in BASELINES]
+    head += [f"{b} MSE / MAE" for b in BASELINES]
     head += [f"{m} MSE" for m in published] + [f"{m} MAE" for m in published]
-    head += ["MSE vs best published"]
+    head += ["MSE vs best published", "baselines beaten (MSE and MAE)"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     order = sorted(
         rows.values(),
@@ -272,18 +387,27 @@ def markdown(data: dict[str, Any]) -> list[str]:
             list(VARIANTS).index(r["variant"]),
         ),
     )
+    others: list[str] = []  # the configs of rows not trained with the current one
     for r in order:
         seeds = len(r["seeds"])
+        extra = r.get("overrides", [])[len(VARIANTS[r["variant"]]) :]
+        current = config_summary(
+            row_config(r["dataset"], r["in_steps"], r["horizon"], r["variant"], 0, extra)
+        )
+        trained = r.get("config", EARLIER_CONFIG)
+        if trained != current and trained not in others:
+            others.append(trained)
+        mark = "†" * (others.index(trained) + 1) if trained != current else ""
         cells = [
             r["dataset"],
             str(r["in_steps"]),
             str(r["horizon"]),
-            r["variant"],
+            r["variant"] + mark,
             str(seeds),
             _cell(r["mse"], seeds),
             _cell(r["mae"], seeds),
         ]
-        cells += [f"{r['baselines'][b]['mse']:.3f}" for b in BASELINES]
+        cells += [_baseline_cell(r["baselines"].get(b)) for b in BASELINES]
         for metric in ("mse", "mae"):
             cells += [
                 _published_cell(m, r["dataset"], r["in_steps"], r["horizon"], metric)
@@ -291,8 +415,12 @@ def markdown(data: dict[str, Any]) -> list[str]:
             ]
         best = best_published(r["dataset"], r["in_steps"], r["horizon"])
         cells.append(f"{100 * (r['mse'][0] / best - 1):+.0f} %" if best else "–")
+        cells.append(beaten_cell(r))
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
+    lines += issue_bar(order)
+    for i, trained in enumerate(others):
+        lines.append(f"- {'†' * (i + 1)} trained with: {trained}.")
     for source in PUBLISHED.get("sources", []):
         lines.append(f"- {source}")
     lines.append("")
@@ -304,6 +432,12 @@ def markdown(data: dict[str, Any]) -> list[str]:
             "`python -m experiments.long_horizon --step-time --dataset <set> --in-steps <T> "
             "--horizon <H> --variant <v>`: median of repeated steps after warm-up, compile time "
             "apart, synthetic batch of the row's shapes, same process.",
+            "",
+            *[
+                f"Measured with: {trained} (not the current config)."
+                for trained in dict.fromkeys(t.get("config", EARLIER_CONFIG) for t in timing)
+                if trained != config_summary(load_config_file(CONFIG))
+            ],
             "",
             "| set | input | horizon | variant | batch | step ms | memory MiB | softmax / EALA |",
             "|---|---|---|---|---|---|---|---|",
@@ -353,10 +487,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--step-time", action="store_true", help="time one training step")
     parser.add_argument("--batch", type=int, default=32, help="batch of --step-time")
     parser.add_argument("--markdown", action="store_true", help="print the docs section")
+    parser.add_argument(
+        "--baselines",
+        action="store_true",
+        help="score the baselines missing from stored rows (no training) and store them",
+    )
     parser.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE")
     args = parser.parse_args(argv)
-    if not args.markdown and args.dataset is None:
-        parser.error("--dataset is required (unless --markdown)")
+    if not (args.markdown or args.baselines) and args.dataset is None:
+        parser.error("--dataset is required (unless --markdown or --baselines)")
     return args
 
 
@@ -364,6 +503,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.markdown:
         print("\n".join(markdown(_load())))
+        return 0
+    if args.baselines:
+        data = _load()
+        for key, row in data["rows"].items():
+            if all(name in row["baselines"] for name in BASELINES):
+                continue
+            row["baselines"] = row_baselines(row["dataset"], row["in_steps"], row["horizon"])
+            print(key, json.dumps(row["baselines"]), file=sys.stderr)
+            _save(data)
         return 0
     for in_steps in args.in_steps:
         for horizon in args.horizon:

@@ -3,14 +3,48 @@
 Long-horizon benchmark protocol (docs/results.md, "Long horizons"): ETTh1 with input 336 and
 horizon 96, z-scored per variable with training statistics; the other rows are overrides
 (`python -m experiments.long_horizon` sets the data set, input, horizon and seed of each row).
-Should reach test MSE 0.415 and MAE 0.421 (seed 0; last value: 1.294 and 0.713).
+Should reach test MSE 0.402 and MAE 0.411 (seed 0, best epoch 5 of 8, early stopping; last value:
+1.294 and 0.713).
 
 A CPU-sized ELinFormer: model dim 64 (16 value + 8 time of day + 8 day of week + 32 adaptive), 4
-heads, 2 temporal layers and 1 spatial layer, feed-forward 128; patches of 16 steps every 8 (41
-tokens at input 336, 11 at 96) and instance normalisation. The budget is capped to fit a shared
-2-core machine: 3 epochs of 50 steps of batch 16 (2,400 training windows, under a third of
-ETTh1's 8,209), the learning rate cut from 2e-3 to 6e-4 after epoch 2, the best validation MAE
-kept.
+heads, 2 temporal layers and no spatial layer (each variable is forecast from its own history, as
+in PatchTST's channel independence; the variables still differ by their adaptive embedding),
+feed-forward 128; patches of 16 steps every 8 (41 tokens at input 336, 11 at 96) and instance
+normalisation. Budget: up to 10 epochs of 100 steps of batch 16 (16,000 windows, about two passes
+over ETTh1's 8,209 training windows), learning rate 1e-3 cut x0.3 after epoch 7, early stopping
+after 3 epochs without a better validation MAE, the best validation MAE kept.
+
+How it was chosen: on the validation split only (ETTh1, input 336, seed 0), each trial
+`python -m experiments.train --config experiments/configs/long_horizon.py --workdir
+runs/search/<trial> --set ...` with the overrides below; validation MSE / MAE of the kept
+checkpoint (z-scored units), on the shared 2-core machine (load average 2-11, other jobs running):
+
+    horizon 96                                                     val MSE / MAE
+    earlier config: model.num_spatial_layers=1 train.max_epochs=3
+      train.max_steps_per_epoch=50 train.patience=2
+      train.learning_rate=2e-3 train.milestones=[2]                0.773 / 0.592
+    A: model.num_spatial_layers=1 (this budget)                    0.750 / 0.574
+    A + model.dropout=0.3                                          0.729 / 0.568
+    A + train.huber_delta=100 (the MSE loss in effect)             0.744 / 0.583
+    this config (A without the spatial layer)                      0.695 / 0.558
+    this config + model.dropout=0.3                                0.706 / 0.559
+    seasonal naive (period: day) on the same windows               0.827 / 0.585
+    horizon 336 (data.out_steps=336)
+    this config (best epoch 1 of 4)                                1.301 / 0.781
+    this config + model.dropout=0.3                                1.290 / 0.777
+    this config + train.learning_rate=3e-4                         1.314 / 0.780
+    seasonal naive (period: day)                                   1.496 / 0.813
+
+Check on ETTh2, horizon 96 (data.name=etth2): this config 0.233 / 0.331 against the earlier
+config's 0.242 / 0.338 (seasonal naive 0.271 / 0.349). On the test split the order is the other way
+round (test MSE 0.316 against 0.298, the earlier row of docs/results.md at commit 6db5ed4):
+validation did not foresee it. The same at ETTh1 horizon 720 (data.out_steps=720): this config
+1.504 / 0.844 on validation against the earlier config's 1.526 / 0.856 (seasonal naive 1.810 /
+0.918), but test MSE 0.690 against the earlier row's 0.537 (and the seasonal naive's 0.655): at 720
+steps this config overfits after 200 steps (best epoch 2, validation MAE 0.844 then 0.92). (A +
+train.learning_rate=5e-4 at horizon 96 was stopped unfinished.) Dropout 0.3 and the
+Huber-vs-MSE choice move validation MSE by 1-2 % either way; removing the spatial layer moved it
+7 %, so that is the one change kept with the longer budget.
 """
 
 from eala_jax.ops import EalaOptions
@@ -36,7 +70,7 @@ def get_config() -> Config:
             feed_forward_dim=128,
             num_heads=4,
             num_temporal_layers=2,
-            num_spatial_layers=1,
+            num_spatial_layers=0,
             dropout=0.1,
             patch_len=16,
             patch_stride=8,
@@ -45,12 +79,12 @@ def get_config() -> Config:
         train=TrainConfig(
             batch_size=16,
             eval_batch_size=256,
-            max_epochs=3,
-            patience=2,
-            max_steps_per_epoch=50,
-            learning_rate=2e-3,
+            max_epochs=10,
+            patience=3,
+            max_steps_per_epoch=100,
+            learning_rate=1e-3,
             weight_decay=0.0,
-            milestones=(2,),
+            milestones=(7,),
             lr_decay=0.3,
             loss="huber",
             huber_delta=1.0,
