@@ -214,8 +214,8 @@ def train_step(
 
     The dropout key is `fold_in(key, step)` (and the device index under pmap), so a resumed run
     draws the same dropout masks. With `options.microbatches` > 1 the loss and gradient are sums
-    over micro-batches (`microbatch_split`), one at a time. Measurements: loss (before the update), grad_norm,
-    param_norm (after), lr (used for this step).
+    over micro-batches (`microbatch_split`), one at a time. Measurements: loss (before the
+    update), grad_norm, param_norm (after), lr (used for this step).
     """
     step = optimizer.step[...].astype(jnp.int32)  # optax schedules misbehave on uint32 counts
     dropout_key = jax.random.fold_in(key, step)
