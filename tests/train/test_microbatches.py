@@ -1,6 +1,6 @@
 """Gradient accumulation (`train.microbatches`): the step over micro-batches equals the step over
-the whole batch, on one device and on a node-sharded 2 x 4 mesh, needs less memory, and bad
-values are refused before any work.
+the whole batch and needs less memory, and bad values are refused before any work. (On a
+node-sharded 2 x 4 mesh: tests/train/test_node_sharding.py.)
 
 Dropout off (micro-batches draw their own masks); plain SGD, as in tests/train/test_sharding.py.
 """
@@ -92,14 +92,6 @@ def test_accumulated_step_equals_the_whole_batch_step_in_less_memory():
     moved = results[1][0][0]["output_proj"]["kernel"][...]
     assert not np.allclose(moved, state[0]["output_proj"]["kernel"][...])
     assert temp[4] < 0.5 * temp[1], temp
-
-
-def test_accumulated_step_on_a_node_sharded_mesh_equals_one_device():
-    batch = make_batch()
-    graphdef, state = split_state()
-    single = DataParallel("none", 1, graphdef=graphdef, options=options(1))
-    sharded = DataParallel("jit", 8, graphdef=graphdef, options=options(2), mesh_shape=(2, 4))
-    assert_same_step(one_step(sharded, batch, state), one_step(single, batch, state))
 
 
 def test_bad_microbatches_are_refused_before_any_work():

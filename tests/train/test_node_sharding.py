@@ -1,5 +1,5 @@
-"""One training step on a 2-D mesh ("data", "nodes") = 2 x 4 equals the same step on one device,
-and `train.mesh_shape` is checked before any work.
+"""One training step on a 2-D mesh ("data", "nodes") = 2 x 4 equals the same step on one device
+(with dropout and 2 micro-batches), and `train.mesh_shape` is checked before any work.
 
 EALA on the sharded (spatial) axis, softmax over the 12 steps (cheaper to compile; EALA on both
 axes is checked in tests/models/test_elinformer_sharding.py); some targets missing. Plain SGD, as
@@ -27,6 +27,9 @@ from tests.train.train_helpers import TINY_MODEL, tiny_config
 NODES, BATCH = 8, 4
 SGD = optax.chain(optax.clip_by_global_norm(1.0), optax.sgd(0.05))
 SGD_OPTIONS = StepOptions(optax.constant_schedule(0.05))
+# Both steps of the equality test run 2 micro-batches (`train.microbatches`): each "data" device
+# splits its own rows, and both draw the same dropout masks part by part.
+MICRO_OPTIONS = StepOptions(optax.constant_schedule(0.05), microbatches=2)
 EALA = EalaOptions(estimator="gaussian")
 
 
@@ -60,9 +63,9 @@ def test_one_step_on_a_node_sharded_mesh_equals_one_device():
     batch, (graphdef, state) = batch_and_state()
     # The reference on one device, under a 1 x 1 mesh: dropout draws its masks the way it does
     # under any mesh (`eala_jax.models.layers.dropout`), so both steps drop the same entries.
-    single = DataParallel("jit", 1, graphdef=graphdef, options=SGD_OPTIONS, mesh_shape=(1, 1))
+    single = DataParallel("jit", 1, graphdef=graphdef, options=MICRO_OPTIONS, mesh_shape=(1, 1))
     expected_state, expected_loss = one_step(single, batch, state)
-    sharded = DataParallel("jit", 8, graphdef=graphdef, options=SGD_OPTIONS, mesh_shape=(2, 4))
+    sharded = DataParallel("jit", 8, graphdef=graphdef, options=MICRO_OPTIONS, mesh_shape=(2, 4))
     new_state, loss = one_step(sharded, batch, state)
     embedding = new_state[0]["adaptive_embedding"][...]
     assert embedding.sharding.spec == jax.sharding.PartitionSpec(None, "nodes")
