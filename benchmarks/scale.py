@@ -435,9 +435,14 @@ def main(args: argparse.Namespace) -> None:
         "large_step": [],
     }
 
-    if out.is_file() and set(args.parts) != set(PARTS):  # keep the parts not rerun
-        kept = json.loads(out.read_text())
-        result.update({part: kept.get(part, []) for part in PARTS if part not in args.parts})
+    previous = json.loads(out.read_text()) if out.is_file() else {}
+    # Keep the parts not rerun, and the whole-step rows not measured again.
+    result.update({part: previous.get(part, []) for part in PARTS if part not in args.parts})
+    if "large_step" in args.parts:
+        again = {(v, n) for v in args.large_step_variants for n in args.large_step_nodes}
+        result["large_step"] = [
+            r for r in previous.get("large_step", []) if (r["variant"], r["nodes"]) not in again
+        ]
 
     def save():
         out.write_text(json.dumps(result, indent=1))
@@ -483,10 +488,6 @@ def main(args: argparse.Namespace) -> None:
     for n in args.time_nodes:
         result["timing"] += step_timing(n, args.time_batch, mesh_shape, args.repeats)
         save()
-    if args.large_step_nodes and out.is_file():  # keep whole-step rows not measured again
-        again = {(v, n) for v in args.large_step_variants for n in args.large_step_nodes}
-        kept_steps = json.loads(out.read_text()).get("large_step", [])
-        result["large_step"] = [r for r in kept_steps if (r["variant"], r["nodes"]) not in again]
     for n in args.large_step_nodes:
         for variant in args.large_step_variants:
             row = large_step(n, args.batch, variant, mesh_shape, args.large_step_repeats)

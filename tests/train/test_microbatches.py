@@ -21,12 +21,11 @@ from eala_jax.train.steps import microbatch_split
 from tests.models.model_helpers import make_inputs
 from tests.train.train_helpers import TINY_MODEL, tiny_config
 
-NODES, BATCH = 8, 8
 SGD = optax.chain(optax.clip_by_global_norm(1.0), optax.sgd(0.05))
 SCALER = StandardScaler(mean=np.float32(50.0), std=np.float32(10.0))
 
 
-def make_batch(batch: int = BATCH, nodes: int = NODES) -> dict[str, np.ndarray]:
+def make_batch(batch: int, nodes: int) -> dict[str, np.ndarray]:
     x, tod, dow = make_inputs(batch=batch, nodes=nodes, seed=6)
     rng = np.random.default_rng(7)
     return {
@@ -38,7 +37,7 @@ def make_batch(batch: int = BATCH, nodes: int = NODES) -> dict[str, np.ndarray]:
     }
 
 
-def split_state(nodes: int = NODES, **model: object):
+def split_state(nodes: int, **model: object):
     from eala_jax.models import ELinFormer
 
     config = dataclasses.replace(
@@ -47,13 +46,6 @@ def split_state(nodes: int = NODES, **model: object):
     model = ELinFormer(config, num_nodes=nodes, steps_per_day=24, rngs=nnx.Rngs(0))
     graphdef, state = nnx.split((model, nnx.Optimizer(model, SGD, wrt=nnx.Param)))
     return graphdef, jax.tree.map(np.asarray, state)
-
-
-def one_step(dp: DataParallel, batch, state):
-    new_state, measurements = dp.update(
-        dp.put_state(state), dp.put_batch(batch), dp.put_scaler(SCALER), jax.random.key(3)
-    )
-    return dp.host_state(new_state), float(measurements["loss"])
 
 
 def options(parts: int) -> StepOptions:
