@@ -7,14 +7,16 @@ unchanged; `AttentionBlock` calls these functions with them.
   hand-written backward pass: one fused pass over `[rows, D]` forward and one backward, instead of
   autodiff's chain of reductions and broadcasts (about 3x less time on CPU at 32640 x 152; helps
   any backend, since it is fewer passes over memory).
-- `dropout`: the keep mask from raw 32-bit words compared with an integer threshold (no float
-  conversion), drawn by XLA's own ThreeFry generator (`lax.rng_bit_generator`, `RNG_THREE_FRY`)
-  seeded from the caller's key: about 3x less time than `jax.random`'s threefry on CPU (measured
-  by `benchmarks.profile_step`; XLA's Philox and default generators were slower there). Same keep
-  rate (to 2^-32); different masks than `nnx.Dropout` draws for the same key. Under a mesh set
-  with `jax.set_mesh` (node sharding) the words come from `jax.random.bits` instead: XLA does not
-  partition `rng_bit_generator`, so every device would hold the whole mask (23.8 against 14.5 GiB
-  a device at N = 8,600 over 8 devices), while partitionable threefry draws each shard in place.
+- `dropout`: the keep mask from 32-bit words compared with an integer threshold (no float
+  conversion). The words are a counter-based hash of each entry's index and two words drawn from
+  the caller's key (MurmurHash3's 32-bit finaliser, twice), computed inside the fusion that applies
+  the mask: no random-bit array is written or read, which made it about 4x faster than XLA's
+  ThreeFry `rng_bit_generator` forward + backward on CPU (`benchmarks.profile_step`), and the words
+  depend only on the global index, so XLA partitions them under a mesh (each device draws its own
+  shard; the masks are the same on any number of devices). Same keep rate (to 2^-32); different
+  masks than `nnx.Dropout` draws for the same key. This is a statistical hash, not a
+  cryptographic generator: enough for dropout masks (tests/models/test_layers.py checks the rate,
+  independence of neighbours and of keys), not for anything an adversary may see.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["as_rows", "dropout", "layer_norm"]
+__all__ = ["as_rows", "dropout", "hash_words", "layer_norm"]
 
 
 def as_rows(x: jax.Array) -> jax.Array:
@@ -85,24 +87,44 @@ layer_norm.defvjp(_layer_norm_fwd, _layer_norm_bwd)
 
 def dropout(x: jax.Array, rate: float, key: jax.Array) -> jax.Array:
     """Inverted dropout: each entry kept with probability `1 - rate` and scaled by `1 / (1 -
-    rate)`, else 0; `x` any shape, `key` a PRNG key of any implementation. O(x.size).
+    rate)`, else 0; `x` any shape, `key` a PRNG key of any implementation. O(x.size), one fused
+    elementwise pass.
 
-    The 32-bit words come from `lax.rng_bit_generator(algorithm=RNG_THREE_FRY)` seeded by four
-    words drawn from `key` (from `jax.random.bits(key)` under a set mesh, which XLA partitions);
-    an entry is kept where its word >= rate * 2^32.
+    An entry is kept where `hash_words(x.shape, key)` >= rate * 2^32.
     """
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"dropout rate must be in [0, 1), got {rate!r}")
     if rate == 0.0:
         return x
+    keep = hash_words(x.shape, key) >= np.uint32(min(round(rate * 2.0**32), 2**32 - 1))
+    return jnp.where(keep, x * jnp.asarray(1.0 / (1.0 - rate), x.dtype), jnp.zeros((), x.dtype))
+
+
+def hash_words(shape: tuple[int, ...], key: jax.Array) -> jax.Array:
+    """uint32 words of `shape`, each a hash of its entry's index and two words drawn from `key`:
+    `fmix32(fmix32(lead ^ s0) ^ (last * 0x9E3779B9 + s1))`, `lead` the entry's flat index over
+    the leading axes and `last` its index on the last axis. Elementwise, so XLA fuses it into the
+    consumer and partitions it like any iota. O(prod(shape))."""
     if not jnp.issubdtype(getattr(key, "dtype", None), jax.dtypes.prng_key):
         key = jax.random.wrap_key_data(key)
-    if jax.sharding.get_abstract_mesh().empty:
-        seed = jax.random.bits(key, (4,), jnp.uint32)
-        _, words = jax.lax.rng_bit_generator(
-            seed, x.shape, dtype=jnp.uint32, algorithm=jax.lax.RandomAlgorithm.RNG_THREE_FRY
-        )
-    else:
-        words = jax.random.bits(key, x.shape, jnp.uint32)
-    keep = words >= np.uint32(min(round(rate * 2.0**32), 2**32 - 1))
-    return jnp.where(keep, x * jnp.asarray(1.0 / (1.0 - rate), x.dtype), jnp.zeros((), x.dtype))
+    seed = jax.random.bits(key, (2,), jnp.uint32)
+    full = tuple(shape) or (1,)
+    last_axis = len(full) - 1
+    lead = jnp.zeros(full, jnp.uint32)
+    stride = 1
+    for axis in range(last_axis - 1, -1, -1):  # a static loop over the axes (at most a few)
+        index = jax.lax.broadcasted_iota(jnp.uint32, full, axis)
+        lead = lead + index * np.uint32(stride % 2**32)
+        stride *= full[axis]
+    last = jax.lax.broadcasted_iota(jnp.uint32, full, last_axis)
+    words = _fmix32(_fmix32(lead ^ seed[0]) ^ (last * np.uint32(0x9E3779B9) + seed[1]))
+    return words.reshape(shape)
+
+
+def _fmix32(h: jax.Array) -> jax.Array:
+    """MurmurHash3's 32-bit finaliser: a bijection of uint32 with full avalanche."""
+    h = h ^ (h >> 16)
+    h = h * np.uint32(0x85EBCA6B)
+    h = h ^ (h >> 13)
+    h = h * np.uint32(0xC2B2AE35)
+    return h ^ (h >> 16)

@@ -87,7 +87,7 @@ def test_remat_gives_the_same_output_and_gradient(inputs):
 
 def test_dropout_masks_are_drawn_shard_by_shard():
     """A node-sharded training forward with dropout needs about as much memory per device as
-    without it: each device draws the masks of its own sensors. (XLA leaves
+    without it: each device draws the masks of its own sensors. (XLA left the earlier
     `lax.rng_bit_generator` whole inside the model: almost 4 activation-sized buffers more.)"""
     nodes, batch = 64, 4
     mesh = jax.make_mesh((1, 8), ("data", "nodes"), axis_types=(jax.sharding.AxisType.Auto,) * 2)
