@@ -10,7 +10,9 @@ Compile time apart; median of repeated steps after a warm-up; memory from XLA's 
 compiled step; a step that needs more than `--memory-budget-gib` is reported, not run. Where softmax
 does not fit at `--batch`, both are timed again at the largest of `--fallback-batches` softmax fits
 (or EALA alone at the largest it fits, when softmax fits none), so a ratio exists. `--also N:B`
-adds points at other batch sizes.
+adds points at other batch sizes. `--floor` also times the same model with uniform attention (each
+output the mean of the values: no scores, no statistics), the floor that every other cost of the
+step (dense layers, norms, dropout, embeddings, Adam) sets under any attention.
 
 The PyTorch original (official STAEformer, `benchmarks/torch_reference.py`) is the reference row:
 with `--torch-python` (a Python that has torch) and `--staeformer-dir` (a checkout of
@@ -131,12 +133,18 @@ class TorchWorker:
 
 
 def interleaved_point(
-    n: int, batch: int, worker: TorchWorker, repeats: int, budget_bytes: float
+    n: int,
+    batch: int,
+    worker: TorchWorker,
+    repeats: int,
+    budget_bytes: float,
+    attentions: tuple[str, ...] = ("eala", "softmax"),
 ) -> list[dict]:
-    """Rows for ELinFormer, the softmax backbone and the PyTorch original at (n, batch): each
-    compiled and warmed, then `repeats` rounds of one step each, in turn; median per row."""
+    """Rows for each of `attentions` (ELinFormer, the softmax backbone, ...) and the PyTorch
+    original at (n, batch): each compiled and warmed, then `repeats` rounds of one step each, in
+    turn; median per row."""
     rows, programs = [], []
-    for attention in ("eala", "softmax"):
+    for attention in attentions:
         update, fn_args = step_and_args(attention, n, batch)
         start = time.perf_counter()
         compiled = jax.jit(update).lower(*fn_args).compile()
@@ -187,7 +195,11 @@ def main() -> None:
     parser.add_argument("--torch-python", help="a Python with torch: time the PyTorch original")
     parser.add_argument("--staeformer-dir", help="checkout of github.com/XDZhelheim/STAEformer")
     parser.add_argument("--torch-out", default=str(TORCH_RESULTS))
+    parser.add_argument(
+        "--floor", action="store_true", help="also time the model with uniform attention"
+    )
     args = parser.parse_args()
+    attentions = ("eala", "softmax", "uniform") if args.floor else ("eala", "softmax")
     if bool(args.torch_python) != bool(args.staeformer_dir):
         parser.error("--torch-python and --staeformer-dir go together")
     if (
@@ -231,10 +243,11 @@ def main() -> None:
         with TorchWorker(args.torch_python, args.staeformer_dir) as worker:
             for n, batch in [(n, args.batch) for n in args.sizes] + also:
                 done = {r["attention"] for r in rows if row_key(r) == (n, batch)}
-                if {"eala", "softmax", TORCH} <= done:
+                if {*attentions, TORCH} <= done:
                     continue
+                rows[:] = [r for r in rows if row_key(r) != (n, batch)]  # a point is redone whole
                 budget = args.memory_budget_gib * 2**30
-                for row in interleaved_point(n, batch, worker, args.repeats, budget):
+                for row in interleaved_point(n, batch, worker, args.repeats, budget, attentions):
                     print(json.dumps(row), file=sys.stderr)
                     rows.append(row)
                     if row["attention"] == TORCH:
@@ -246,6 +259,8 @@ def main() -> None:
         return
     for n in args.sizes:
         timed("eala", n, args.batch)
+        if args.floor:
+            timed("uniform", n, args.batch)
         if timed("softmax", n, args.batch)["status"] == "ok":
             continue
         # Softmax does not fit at --batch: both again at the largest fallback batch softmax fits, or
