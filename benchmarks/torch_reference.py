@@ -12,7 +12,7 @@ MAE of the inverse-scaled prediction (the official `masked_mae_loss`), backward,
 at norm 5 and Adam with L2 3e-4 (the settings of `benchmarks.train_step`), dropout on. The paper
 model: dim 152, 3 + 3 layers, 4 heads, feed-forward 256. Median of `--repeats` steps after
 `--warmup` steps. Writes `benchmarks/results/torch_staeformer.json` (rows: nodes, batch, median_s,
-min_s, calls).
+min_s, calls; `--merge` keeps the rows of other points).
 
 OpenMP threads wait passively (`OMP_WAIT_POLICY=PASSIVE` unless set): with torch's default
 spin-waiting, a step on 2 shared, busy cores took about 10x longer (N = 20, batch 2: 3.4 s against
@@ -166,6 +166,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/torch_staeformer.json")
     parser.add_argument(
+        "--merge", action="store_true", help="keep the rows of other points already in --out"
+    )
+    parser.add_argument(
         "--serve", action="store_true", help="time steps on request (see `serve`), write nothing"
     )
     args = parser.parse_args()
@@ -181,6 +184,9 @@ def main() -> None:
     result = {"machine": machine_info(args.threads), "rows": []}
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if args.merge and out.is_file():  # keep the other points' rows
+        kept = json.loads(out.read_text())["rows"]
+        result["rows"] = [r for r in kept if (r["nodes"], r["batch"]) not in points]
     for nodes, batch in points:
         row = time_point(model_class, nodes, batch, repeats=args.repeats, warmup=args.warmup)
         print(json.dumps(row), file=sys.stderr)
