@@ -7,11 +7,13 @@ timed in its former form (flax defaults, transposed layouts) and in the form `At
 uses, interleaved (one call of each in turn, `--repeats` rounds, median), so their ratio is same-run
 on a noisy machine. Forward + backward means the VJP of the piece for a fixed random cotangent.
 Pieces: `layer_norm` (nnx.LayerNorm vs `eala_jax.models.layers.layer_norm`), `dropout` (nnx.Dropout
-vs `layers.dropout`, forward only), `dense` (a [.., L, D] input vs [rows, D]), `qkv` (three
-projections vs one with the kernels side by side), `layout` (the transposes between
-temporal and spatial blocks), `attention_temporal`, `attention_spatial_<name>` (SelfAttention over
-the nodes of a transposed [B·T, N, D] vs of [B, N, T, D] with time steps as extra heads),
-`block_<name>` (a whole AttentionBlock). Writes `benchmarks/results/profile_step.json`.
+vs `layers.dropout`, forward only), `dropout_generator` (the masks' former source, XLA's ThreeFry
+`rng_bit_generator`, vs the counter hash `layers.dropout` uses now), `dense` (a [.., L, D] input vs
+[rows, D]), `qkv` (three projections vs one with the kernels side by side), `layout` (the
+transposes between temporal and spatial blocks), `attention_temporal`, `attention_spatial_<name>`
+(SelfAttention over the nodes of a transposed [B·T, N, D] vs of [B, N, T, D] with time steps as
+extra heads), `block_<name>` (a whole AttentionBlock). Writes `benchmarks/results/profile_step.json`
+(`--merge` keeps the rows of pieces not measured in this run).
 """
 
 from __future__ import annotations
@@ -100,6 +102,11 @@ def pieces(batch: int, nodes: int, names: list[str]) -> dict[str, dict[str, tupl
             "before": (jax.jit(before), (x_rows, key)),
             "after": (jax.jit(after), (x_rows, key)),
         }
+    if "dropout_generator" in names:
+        out["dropout_generator"] = {
+            "before": vjp_of(lambda x, k: _rng_bit_generator_dropout(x, 0.1, k), x_rows, key),
+            "after": vjp_of(lambda x, k: dropout(x, 0.1, k), x_rows, key),
+        }
     if "dense" in names:
         linear = nnx.Linear(DIM, FEED_FORWARD, rngs=nnx.Rngs(0))
         dense, params = module_fn(linear, lambda m, x: m(x))
@@ -171,9 +178,21 @@ def pieces(batch: int, nodes: int, names: list[str]) -> dict[str, dict[str, tupl
     return out
 
 
+def _rng_bit_generator_dropout(x: jax.Array, rate: float, key: jax.Array) -> jax.Array:
+    """`layers.dropout` as it was before the counter hash: words from XLA's ThreeFry
+    `rng_bit_generator`, written to memory and read back by the masking pass."""
+    seed = jax.random.bits(key, (4,), jnp.uint32)
+    _, words = jax.lax.rng_bit_generator(
+        seed, x.shape, dtype=jnp.uint32, algorithm=jax.lax.RandomAlgorithm.RNG_THREE_FRY
+    )
+    keep = words >= jnp.uint32(round(rate * 2.0**32))
+    return jnp.where(keep, x / (1.0 - rate), 0.0)
+
+
 ALL_PIECES = (
     "layer_norm",
     "dropout",
+    "dropout_generator",
     "dense",
     "qkv",
     "layout",
@@ -193,10 +212,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--pieces", nargs="+", default=list(ALL_PIECES), choices=ALL_PIECES)
     parser.add_argument("--out", default="benchmarks/results/profile_step.json")
+    parser.add_argument("--merge", action="store_true", help="keep other pieces' rows in --out")
     args = parser.parse_args()
     result = {"machine": machine_info(), "nodes": args.nodes, "batch": args.batch, "rows": []}
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if args.merge and out.is_file():  # keep the other pieces' rows (measured in another run)
+        result["rows"] = [
+            r for r in json.loads(out.read_text())["rows"] if r["piece"] not in args.pieces
+        ]
     for piece, variants in pieces(args.batch, args.nodes, args.pieces).items():
         timed = interleaved(variants, args.repeats)
         row = {"piece": piece, **{f"{v}_ms": t["median_s"] * 1e3 for v, t in timed.items()}}
