@@ -142,7 +142,7 @@ def prepare_data(config: Config) -> PreparedData:
             *notes,
             "Seasonal profile: the training split's "
             + ("time-of-day x weekday means" if weekly else "time-of-day means (no weekday slots)")
-            + f" ({choice.reason.split('; ')[-1]}).",
+            + f": {choice.reason[choice.reason.index('day of week') :]}.",
         ]
     return PreparedData(series, splits, config, notes, average)
 
