@@ -42,6 +42,11 @@ def get_config() -> Config:
             # weekdays never occur in training and their embeddings would stay random.
             dow_embedding_dim=0,
             adaptive_embedding_dim=40,
+            # The training split's time-of-day profile (the historical average) as an input of
+            # width 8 and as the additive residual target: the model predicts the deviation from
+            # it and starts from it (trials in the docstring).
+            seasonal_embedding_dim=8,
+            seasonal_residual="additive",
             feed_forward_dim=128,
             num_heads=4,
             num_temporal_layers=1,
