@@ -71,12 +71,12 @@ def load_trained(workdir: pathlib.Path) -> tuple[Any, Any, Any]:
     return config, splits, model
 
 
-def layer_queries_keys(
-    model: Any, batch: dict[str, jax.Array]
-) -> dict[str, tuple[jax.Array, jax.Array]]:
+def layer_queries_keys(model: Any, batch: dict[str, Any]) -> dict[str, tuple[jax.Array, jax.Array]]:
     """The (q, k) `[B', L, H, D]` each attention layer forms on a batch of the data contract
-    (`x [B, T, N]`, `time_of_day`, `day_of_week [B, T]`)."""
-    h = model.embed(batch["x"], batch["time_of_day"], batch["day_of_week"])
+    (`x [B, T, N]`, `time_of_day`, `day_of_week [B, T]`; for a model that reads the seasonal
+    profile also `seasonal`: `(x_profile, y_profile)` z-scored, as `eala_jax.train.steps` passes
+    them)."""
+    h = model.embed(batch["x"], batch["time_of_day"], batch["day_of_week"], batch.get("seasonal"))
     batch, steps, nodes = h.shape[:3]
     dim = h.shape[-1]
     found: dict[str, tuple[jax.Array, jax.Array]] = {}
@@ -179,6 +179,12 @@ def main(argv: list[str] | None = None) -> int:
         key: jnp.asarray(np.stack([w[key] for w in windows]))
         for key in ("x", "time_of_day", "day_of_week")
     }
+    if "x_profile" in windows[0]:  # the model reads the training split's seasonal profile
+        profile = [np.stack([w[key] for w in windows]) for key in ("x_profile", "y_profile")]
+        inputs["seasonal"] = (
+            jnp.asarray(profile[0]),
+            jnp.asarray(splits.scaler.transform(profile[1]), jnp.float32),
+        )
     layers = {}
     figures = []
     for layer, (q, k) in layer_queries_keys(model, inputs).items():

@@ -511,7 +511,9 @@ def reference_section(data: dict[str, Any]) -> list[str]:
             "recorded commands (seed 0 only); the softmax rows ran "
             "`experiments/configs/<data>_softmax.py`, the linear and Performer rows the "
             "ELinFormer config with `--set model.temporal_attention=<a> --set "
-            "model.spatial_attention=<a>`.",
+            "model.spatial_attention=<a>`. The Los-loop ones ran those configs before they took "
+            "the seasonal profile (commit 21742e7; today add `--set "
+            "model.seasonal_embedding_dim=0 --set model.seasonal_residual=none`).",
             "",
         ]
     return lines

@@ -24,6 +24,7 @@ are put back in the data's units with the training scaler, missing inputs are kn
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,9 +160,20 @@ def fit_historical_average(
     return HistoricalAverage.fit(values[seen], time_of_day[seen], day_of_week[seen], steps_per_day)
 
 
-def seasonal_profile(average: HistoricalAverage, source: WindowSource) -> np.ndarray:
+def seasonal_profile(
+    average: HistoricalAverage, source: WindowSource, *, weekly: bool = True
+) -> np.ndarray:
     """float32 ``[T, N]``: ``average`` read at the calendar slot of every step of the series of
-    ``source`` (the profile ``ForecastSplits.with_profile`` attaches). O(T·N)."""
+    ``source`` (the profile ``ForecastSplits.with_profile`` attaches). O(T·N).
+
+    ``weekly=False`` reads the time-of-day means only (``average.day``, then the documented
+    fallbacks), never the weekday slots. Use it where the training split holds a weekday on one day
+    only: there a training window's weekday slot is its own target, so a model trained on that
+    profile learns to copy it, and meets the time-of-day means at validation and test, whose
+    weekdays training never saw (Los-loop: one week, five weekdays once each).
+    """
+    if not weekly:
+        average = dataclasses.replace(average, week=np.full_like(average.week, np.nan))
     time_of_day, day_of_week = source.calendar
     return average.predict(time_of_day[None], day_of_week[None])[0]
 

@@ -110,6 +110,7 @@ def prepare_data(config: Config) -> PreparedData:
     table (`fit_historical_average`, shared by the historical-average baseline and the model's
     seasonal profile) and attach the profile when the model reads it."""
     from eala_jax.data import load_dataset, make_forecast_splits
+    from eala_jax.data.calendar import choose_calendar
     from eala_jax.data.windows import split_boundaries
 
     d = config.data
@@ -132,7 +133,17 @@ def prepare_data(config: Config) -> PreparedData:
         splits.train, scaler=splits.scaler, steps_per_day=splits.steps_per_day
     )
     if config.model.uses_profile:
-        splits = splits.with_profile(seasonal_profile(average, splits.train))
+        # Weekday slots only where day of week is learnable (each weekday on >= 2 training days):
+        # with one day a weekday slot is the training window's own target (`seasonal_profile`).
+        choice = choose_calendar(series, train_steps)
+        weekly = choice.day_of_week
+        splits = splits.with_profile(seasonal_profile(average, splits.train, weekly=weekly))
+        notes = [
+            *notes,
+            "Seasonal profile: the training split's "
+            + ("time-of-day x weekday means" if weekly else "time-of-day means (no weekday slots)")
+            + f": {choice.reason[choice.reason.index('day of week') :]}.",
+        ]
     return PreparedData(series, splits, config, notes, average)
 
 

@@ -3,15 +3,20 @@ runs/los_loop_softmax
 
 The softmax backbone (STAEformer's attention; ELinFormer's quadratic baseline) on Los-loop (207
 sensors, one week at 5 min, split 7:1:2), same budget and seed as los_loop_elinformer.py, the
-paper-size backbone shrunk for 2 CPU cores: model dim 64 (embeddings 12 + 12 + 0 + 40, no day-of-
-week embedding: see below), FFN 128, 4 heads, one temporal and one spatial layer; Adam (L2 3e-4), lr
-1e-3 x0.1 after epochs 7 and 11, clip 5, masked MAE; "epochs" of 25 steps of batch 16, at most 30,
-early stopping after 5 epochs without a better validation MAE. docs/training.md gives the overrides
-for the paper-size backbone (dim 152, FFN 256, 3 + 3 layers, full epochs), about 10 s a step at 207
-nodes on 2 cores.
+paper-size backbone shrunk for 2 CPU cores: model dim 72 (embeddings 12 + 12 + 0 + 40 + 8
+seasonal, no day-of-week embedding: see below), FFN 128, 4 heads, one temporal and one spatial
+layer; Adam (L2 3e-4), lr 1e-3 x0.1 after epochs 7 and 11, clip 5, masked MAE; "epochs" of 25 steps
+of batch 16, at most 30, early stopping after 5 epochs without a better validation MAE.
+docs/training.md gives the overrides for the paper-size backbone (dim 152, FFN 256, 3 + 3 layers,
+full epochs), about 10 s a step at 207 nodes on 2 cores.
 
 Los-loop holds one week, so its validation and test weekdays never occur in training; their day-of-
 week embedding rows would stay random (a small model's validation error rose with them in).
+
+It takes the seasonal profile of los_loop_elinformer.py too (time-of-day profile as input width 8
+and additive residual target, model dim 72). The numbers below ran before that change (the config
+of commit 21742e7, without the profile; today `--set model.seasonal_embedding_dim=0 --set
+model.seasonal_residual=none`); this file has not been rerun with it.
 
 Should reach (run here on 2 shared CPU cores, seed 0): test MAE / RMSE / MAPE % over the 12-step
 mean 3.960 / 7.577 / 11.3 (horizon 3: 3.34 / 6.15 / 9.1; 6: 3.91 / 7.47 / 11.1; 12: 4.97 / 9.43 /

@@ -29,11 +29,14 @@ def test_variant_builds_and_runs(base_config, variant):
     assert config.train.seed == 3 and config.name == f"los_loop_{variant}_seed3"
     model = build_model(config, num_nodes=6, steps_per_day=288, rngs=nnx.Rngs(0))
     rng = np.random.default_rng(0)
+    # The config reads the seasonal profile (input and residual target): every variant keeps it.
+    assert config.model.seasonal_embedding_dim == 8 and config.model.seasonal_residual == "additive"
     out = model(
         jnp.asarray(rng.normal(size=(2, 12, 6)), jnp.float32),
         jnp.asarray(rng.integers(0, 288, (2, 12)), jnp.int32),
         jnp.zeros((2, 12), jnp.int32),
         deterministic=True,
+        seasonal=tuple(jnp.asarray(rng.normal(size=(2, 12, 6)), jnp.float32) for _ in range(2)),
     )
     assert out.shape == (2, 12, 6) and bool(jnp.all(jnp.isfinite(out)))
 

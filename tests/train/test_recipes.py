@@ -96,6 +96,39 @@ def test_prepare_data_attaches_the_training_profile(tmp_path):
         splits.with_profile(np.zeros((3, 4)))
 
 
+def test_profile_drops_weekday_slots_that_training_holds_once(tmp_path):
+    # 12 days, 8.4 of them training: most weekdays occur on one training day, so day of week is
+    # off and a weekday slot would be the training window's own target (Los-loop's case). The
+    # profile must then be the time-of-day means, at training windows as at test windows.
+    write_series_csv(make_synthetic_counts(num_nodes=4, num_days=12), tmp_path / "c.csv")
+    config = Config(
+        data=DataConfig(
+            name="generic",
+            recipe="auto",
+            options=(("path", str(tmp_path / "c.csv")), ("time_column", "time")),
+        ),
+        model=ModelConfig(tod_embedding_dim=None, dow_embedding_dim=None),
+    )
+    series, splits, resolved, notes, average = prepare_data(config)
+    assert resolved.model.uses_profile and resolved.model.dow_embedding_dim == 0
+    assert any("time-of-day means (no weekday slots)" in n for n in notes)
+    b1 = splits.boundaries[0]
+    tod, dow = series.time_of_day(), series.day_of_week()
+    direct = HistoricalAverage.fit(series.values[:b1], tod[:b1], dow[:b1], 24)
+    for source in (splits.train, splits.test):
+        window, s = source[3], source.target_start(3)
+        want = np.stack([direct.day[tod[t]] for t in range(s, s + 12)])
+        np.testing.assert_allclose(window["y_profile"], want, rtol=1e-5, atol=1e-6)
+    # The weekday slot of a training target is that target itself (what the model must not see).
+    s = splits.train.target_start(3)
+    slot_days = [((dow[:b1] == dow[t]) & (tod[:b1] == tod[t])).sum() for t in range(s, s + 12)]
+    once = [t for t, days in zip(range(s, s + 12), slot_days, strict=True) if days == 1]
+    assert once
+    np.testing.assert_allclose(
+        np.stack([direct.week[dow[t], tod[t]] for t in once]), series.values[once], rtol=1e-6
+    )
+
+
 def test_load_splits_is_deprecated_in_favour_of_prepare_data(tmp_path):
     from eala_jax.train import load_splits
 
