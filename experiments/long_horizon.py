@@ -55,6 +55,9 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     # the window's input std.
     "last_norm": ("model.instance_norm=last",),
     "last_std_norm": ("model.instance_norm=last_std",),
+    # ... with an L2 pull towards the zero head, i.e. towards the last value (exchange_rate
+    # validation, experiments/configs/long_horizon.py).
+    "last_std_norm_wd": ("model.instance_norm=last_std", "train.weight_decay=1e-2"),
     # One token a step: the temporal layers attend over every input step (T_in tokens).
     "no_patch": ("model.patch_len=1", "model.patch_stride=1"),
     "no_patch_softmax_temporal": (
