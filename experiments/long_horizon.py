@@ -50,6 +50,14 @@ HORIZONS = (96, 192, 336, 720)
 VARIANTS: dict[str, tuple[str, ...]] = {
     "eala": (),
     "softmax_temporal": ("model.temporal_attention=softmax",),
+    # NLinear's normalisation instead of RevIN (the config's): each window's last input value
+    # subtracted and added back (a fresh model forecasts the last value); "_std" also divides by
+    # the window's input std.
+    "last_norm": ("model.instance_norm=last",),
+    "last_std_norm": ("model.instance_norm=last_std",),
+    # ... with an L2 pull towards the zero head, i.e. towards the last value (exchange_rate
+    # validation, experiments/configs/long_horizon.py).
+    "last_std_norm_wd": ("model.instance_norm=last_std", "train.weight_decay=1e-2"),
     # One token a step: the temporal layers attend over every input step (T_in tokens).
     "no_patch": ("model.patch_len=1", "model.patch_stride=1"),
     "no_patch_softmax_temporal": (

@@ -16,7 +16,8 @@ z-scored units of `x`; inverse-scale it outside the model.
 Long look-backs (docs/architecture.md, "Long look-backs"): `patch_len` / `patch_stride` make the
 temporal layers, the adaptive embedding and the head work on L = (T_in - P) // S + 1 patch tokens
 instead of T_in steps, and `instance_norm` normalises each window and node by its own input mean
-and std (the forecast mapped back).
+and std ("mean_std", RevIN) or by its last input value ("last", NLinear; "last_std" also divides
+by the std), the forecast mapped back.
 
 With `SoftmaxOptions()` on both axes this is STAEformer; with `EalaOptions()` (the default) it is
 ELinFormer; the other registered options give the linear baselines (docs/method.md).
@@ -42,6 +43,7 @@ __all__ = [
     "COMPUTE_DTYPES",
     "NODE_AXIS",
     "NODE_SHARDED_PARAMETERS",
+    "INSTANCE_NORMS",
     "SEASONAL_RESIDUALS",
     "AttentionBlock",
     "ELinFormer",
@@ -64,7 +66,29 @@ _DTYPES = {"float32": None, "bfloat16": jnp.bfloat16}
 COMPUTE_DTYPES = tuple(_DTYPES)
 #: Names `ModelConfig.seasonal_residual` accepts.
 SEASONAL_RESIDUALS = ("none", "additive", "multiplicative")
+#: Names `ModelConfig.instance_norm` accepts ("mean_std" is RevIN; "last" is NLinear's).
+INSTANCE_NORMS = ("none", "mean_std", "last", "last_std")
+#: What a boolean `instance_norm` (configs and saved config.json files from before the modes) means.
+INSTANCE_NORM_BOOLS = {False: "none", True: "mean_std"}
 _INSTANCE_NORM_EPS = 1e-5
+
+
+def instance_norm_mode(value: object) -> str:
+    """The mode of `INSTANCE_NORMS` that a `model.instance_norm` value names: one of them, or a
+    boolean (or its spelling in an override or config.json: "true" / "false") for "mean_std" /
+    "none". ValueError naming `model.instance_norm` for anything else."""
+    if isinstance(value, bool):
+        return INSTANCE_NORM_BOOLS[value]
+    if isinstance(value, str):
+        spelled = {"true": True, "false": False}.get(value.lower())
+        if spelled is not None:
+            return INSTANCE_NORM_BOOLS[spelled]
+        if value in INSTANCE_NORMS:
+            return value
+    raise ValueError(
+        f"model.instance_norm={value!r}; choose one of {', '.join(INSTANCE_NORMS)} (True / False "
+        "still mean mean_std / none)"
+    )
 
 
 def num_tokens(in_steps: int, *, patch_len: int = 1, patch_stride: int = 1) -> int:
@@ -133,12 +157,17 @@ class ModelConfig:
     # then see L = (in_steps - patch_len) // patch_stride + 1 tokens instead of in_steps.
     patch_len: int = 1
     patch_stride: int = 1
-    # Instance normalisation (RevIN without affine weights, Kim et al., ICLR 2022): each window and
-    # node is centred and scaled by its own input mean and std, the forecast mapped back (a missing
-    # input, 0 in the batch contract, counts as a value).
-    instance_norm: bool = False
+    # Instance normalisation per window and node, the forecast mapped back (a missing input, 0 in
+    # the batch contract, counts as a value): "mean_std" = RevIN without affine weights (Kim et
+    # al., ICLR 2022): centred and scaled by the window's input mean and std; "last" = NLinear
+    # (Zeng et al., AAAI 2023): the last input value subtracted and added back to the forecast;
+    # "last_std": as "last", also divided by the input std; "none" = off. With "last" and
+    # "last_std" the output head starts at zero, so a fresh model forecasts the last value. A bool
+    # (older configs and config.json files) still works: True = "mean_std", False = "none".
+    instance_norm: str = "none"
 
     def __post_init__(self) -> None:
+        self.instance_norm = instance_norm_mode(self.instance_norm)
         for key in ("temporal_attention", "spatial_attention"):
             value = getattr(self, key)
             if not isinstance(value, AttentionOptions):
@@ -327,7 +356,8 @@ class ELinFormer(nnx.Module):
                 f"config.seasonal_residual={config.seasonal_residual!r}; choose one of "
                 f"{', '.join(SEASONAL_RESIDUALS)}"
             )
-        if config.instance_norm and config.seasonal_residual != "none":
+        instance_norm = instance_norm_mode(config.instance_norm)
+        if instance_norm != "none" and config.seasonal_residual != "none":
             raise ValueError(
                 "config.instance_norm and config.seasonal_residual both rescale the output; "
                 "use one of them"
@@ -336,7 +366,7 @@ class ELinFormer(nnx.Module):
             in_steps, patch_len=config.patch_len, patch_stride=config.patch_stride
         )
         self.patch_len, self.patch_stride = config.patch_len, config.patch_stride
-        self.instance_norm = config.instance_norm
+        self.instance_norm = instance_norm
         self.num_nodes = num_nodes
         self.steps_per_day = steps_per_day
         self.in_steps = in_steps
@@ -386,7 +416,9 @@ class ELinFormer(nnx.Module):
             [block(attention=config.spatial_attention) for _ in range(config.num_spatial_layers)]
         )
         self.output_proj = nnx.Linear(self.num_tokens * self.model_dim, out_steps, **common)
-        if config.seasonal_residual != "none":  # a fresh model predicts the profile itself
+        # A fresh model predicts the profile itself, or the last input value: the head starts at
+        # zero (its default init gives outputs of about unit std in normalised units).
+        if config.seasonal_residual != "none" or instance_norm in ("last", "last_std"):
             for param in (self.output_proj.kernel, self.output_proj.bias):
                 param.value = jnp.zeros_like(param.value)
 
@@ -482,11 +514,19 @@ class ELinFormer(nnx.Module):
         `seasonal_residual` the output is the deviation from the profile at the target steps, in
         units of the scaler's std ("additive") or as a log factor ("multiplicative"),
         `eala_jax.train.steps` puts the profile back; the head starts at zero, so a fresh model
-        predicts the profile (the historical average).
+        predicts the profile (the historical average). With `instance_norm` "last" / "last_std"
+        the head starts at zero too: a fresh model forecasts each node's last input value.
         """
-        if self.instance_norm:  # RevIN: per window and node, over the input steps
-            centre = jnp.mean(x, axis=1, keepdims=True)
-            spread = jnp.sqrt(jnp.var(x, axis=1, keepdims=True) + _INSTANCE_NORM_EPS)
+        norm = instance_norm_mode(self.instance_norm)
+        if norm != "none":  # per window and node, over the input steps
+            if norm == "mean_std":  # RevIN
+                centre = jnp.mean(x, axis=1, keepdims=True)
+            else:  # NLinear: the last input value
+                centre = x[:, -1:]
+            if norm == "last":
+                spread = jnp.ones_like(centre)
+            else:
+                spread = jnp.sqrt(jnp.var(x, axis=1, keepdims=True) + _INSTANCE_NORM_EPS)
             x = (x - centre) / spread
         h = self.embed(x, time_of_day, day_of_week, seasonal)  # [B, L, N, D]
         h = _on_mesh(h, BATCH_AXIS, None, NODE_AXIS)
@@ -513,7 +553,7 @@ class ELinFormer(nnx.Module):
         # Output projection per node: (N, T_in * D) -> (N, T_out).
         h = _on_mesh(h.reshape(batch, nodes, steps * dim), BATCH_AXIS, NODE_AXIS)
         out = jnp.swapaxes(self.output_proj(h), 1, 2).astype(jnp.float32)  # [B, T_out, N]
-        if self.instance_norm:
+        if norm != "none":
             out = out * spread + centre
         out = _on_mesh(out, BATCH_AXIS, None, NODE_AXIS)
         return (out, diagnostics) if return_diagnostics else out

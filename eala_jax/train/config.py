@@ -23,7 +23,12 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from eala_jax.models.elinformer import COMPUTE_DTYPES, SEASONAL_RESIDUALS, ModelConfig
+from eala_jax.models.elinformer import (
+    COMPUTE_DTYPES,
+    SEASONAL_RESIDUALS,
+    ModelConfig,
+    instance_norm_mode,
+)
 from eala_jax.ops import AttentionOptions, attention_options
 
 __all__ = [
@@ -395,6 +400,7 @@ def validate_config(config: Config) -> None:
     for key, (value, allowed) in choices.items():
         if value not in allowed:
             raise ValueError(f"{key}={value!r}; choose one of {', '.join(allowed)}")
+    instance_norm_mode(m.instance_norm)  # set after the config was built: same check
     integers = {  # key: (value, lowest allowed, None allowed)
         "train.batch_size": (t.batch_size, 1, False),
         "train.microbatches": (t.microbatches, 1, False),

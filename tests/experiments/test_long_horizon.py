@@ -29,6 +29,10 @@ def test_row_config_changes_only_the_row(variant):
     softmax = "softmax" in variant
     assert config.model.temporal_attention == (SoftmaxOptions() if softmax else EalaOptions())
     assert config.model.spatial_attention == base.model.spatial_attention
+    norm = {"last_norm": "last"}.get(variant, "last_std" if "last_std" in variant else "mean_std")
+    assert base.model.instance_norm == "mean_std" and config.model.instance_norm == norm
+    wd = 1e-2 if variant.endswith("_wd") else base.train.weight_decay
+    assert config.train.weight_decay == wd
 
 
 def test_unknown_row_is_refused_by_name():

@@ -110,12 +110,56 @@ def test_instance_norm_makes_the_forecast_equivariant_to_each_nodes_scale_and_sh
     scale = jnp.asarray([3.0, 0.5, 7.0])
     shift = jnp.asarray([-20.0, 4.0, 100.0])
     model = build(16, instance_norm=True, patch_len=4, patch_stride=2)
-    for instance_norm in (True, False):
+    assert model.instance_norm == "mean_std"  # a bool (older configs) still means RevIN
+    for instance_norm in ("mean_std", "last_std", "none"):
         model.instance_norm = instance_norm  # same parameters, same compiled ops
         y = run_model(model, x, tod, dow)
         y_moved = run_model(model, x * scale + shift, tod, dow)
         close = np.allclose(y_moved, y * scale + shift, rtol=1e-3, atol=1e-3)
-        assert close == instance_norm
+        assert close == (instance_norm != "none"), instance_norm
+
+
+def test_last_value_norm_makes_the_forecast_equivariant_to_a_constant_per_node():
+    """With "last" f(x + b) = f(x) + b for a per-node b (not a scale: no std); the head is the
+    random one of a RevIN model, so the check sees the network, not a zero head."""
+    x, tod, dow = _inputs(16, seed=4)
+    shift = jnp.asarray([-20.0, 4.0, 100.0])
+    model = build(16, instance_norm="mean_std", patch_len=4, patch_stride=2)
+    assert float(jnp.abs(model.output_proj.kernel[...]).max()) > 0
+    for instance_norm in ("last", "none"):
+        model.instance_norm = instance_norm
+        y = run_model(model, x, tod, dow)
+        moved = run_model(model, x + shift, tod, dow)
+        close = np.allclose(moved, y + shift, rtol=1e-4, atol=1e-3)
+        assert close == (instance_norm == "last"), instance_norm
+    model.instance_norm = "last"
+    scaled = run_model(model, x * 3.0, tod, dow)
+    assert not np.allclose(scaled, run_model(model, x, tod, dow) * 3.0, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("instance_norm", ["last", "last_std"])
+def test_a_zero_head_forecasts_the_last_input_value(instance_norm):
+    """A fresh "last" / "last_std" model has a zero head (kernel and bias) and forecasts each
+    node's last input value at every horizon step (NumPy reference); "mean_std" does not start at
+    zero, and with its head zeroed it forecasts the input mean instead."""
+    x, tod, dow = _inputs(16, seed=5)
+    x = x * 5.0 + 30.0  # far from the zero a head of random weights would add
+    model = build(16, instance_norm=instance_norm, patch_len=4, patch_stride=2)
+    for param in (model.output_proj.kernel, model.output_proj.bias):
+        np.testing.assert_array_equal(np.asarray(param[...]), 0.0)
+    last = np.broadcast_to(np.asarray(x)[:, -1:, :], (2, 5, NODES))
+    np.testing.assert_allclose(np.asarray(run_model(model, x, tod, dow)), last, atol=1e-5)
+    revin = build(16, instance_norm="mean_std", patch_len=4, patch_stride=2)
+    assert float(jnp.abs(revin.output_proj.kernel[...]).max()) > 0
+    revin.output_proj.kernel.value = jnp.zeros_like(revin.output_proj.kernel.value)
+    mean = np.broadcast_to(np.asarray(x).mean(axis=1, keepdims=True), (2, 5, NODES))
+    np.testing.assert_allclose(np.asarray(run_model(revin, x, tod, dow)), mean, atol=1e-4)
+
+
+@pytest.mark.parametrize("value", ["median", "revin", 1, None])
+def test_a_bad_instance_norm_is_refused_by_name(value):
+    with pytest.raises(ValueError, match=r"model.instance_norm=.*choose one of none, mean_std"):
+        tiny_config(instance_norm=value)
 
 
 @pytest.mark.parametrize(

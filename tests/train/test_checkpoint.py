@@ -26,3 +26,19 @@ def test_a_key_newer_than_the_saved_config_matches_at_its_default(tmp_path):
     other = apply_overrides(config, ["train.seed=5"])
     with pytest.raises(IncompatibleWorkdirError, match="train.seed: saved 0 vs now 5"):
         check_workdir(other, tmp_path)
+
+
+def test_a_saved_boolean_instance_norm_matches_the_mode_it_means(tmp_path):
+    """A config.json written when `model.instance_norm` was a bool: true matches "mean_std" (the
+    run resumes), not "last"; false matches "none"."""
+    revin = apply_overrides(tiny_config(), ["model.instance_norm=mean_std"])
+    saved = config_to_dict(revin)
+    saved["model"]["instance_norm"] = True
+    (tmp_path / CONFIG_FILE).write_text(json.dumps(saved))
+    assert check_workdir(revin, tmp_path) is False
+    last = apply_overrides(revin, ["model.instance_norm=last"])
+    with pytest.raises(IncompatibleWorkdirError, match="instance_norm: saved 'mean_std' vs now"):
+        check_workdir(last, tmp_path)
+    saved["model"]["instance_norm"] = False
+    (tmp_path / CONFIG_FILE).write_text(json.dumps(saved))
+    assert check_workdir(apply_overrides(revin, ["model.instance_norm=none"]), tmp_path) is False
