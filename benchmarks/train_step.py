@@ -276,13 +276,20 @@ def main() -> None:
     for n, batch in also:
         timed("eala", n, batch)
         timed("softmax", n, batch)
-    if not args.torch_python and TORCH_RESULTS.is_file() and jax.default_backend() == "cpu":
-        # The stored PyTorch rows of points that have no same-run one.
-        same_run = {row_key(r) for r in rows if r["attention"] == TORCH}
-        stored = json.loads(TORCH_RESULTS.read_text())["rows"]
-        stored = [{**r, "stored": True} for r in stored if row_key(r) not in same_run]
-        result = {**result, "rows": rows + stored}
+    if not args.torch_python and jax.default_backend() == "cpu":
+        result = with_stored_torch_rows(result)
     print(table(result))
+
+
+def with_stored_torch_rows(result: dict, path: pathlib.Path = TORCH_RESULTS) -> dict:
+    """`result` plus the PyTorch rows stored in `path` (marked `stored`: not same-run) for the
+    points that have no same-run PyTorch row."""
+    if not path.is_file():
+        return result
+    same_run = {row_key(r) for r in result["rows"] if r["attention"] == TORCH}
+    stored = json.loads(path.read_text())["rows"]
+    stored = [{**r, "stored": True} for r in stored if row_key(r) not in same_run]
+    return {**result, "rows": result["rows"] + stored}
 
 
 def table(result: dict) -> str:

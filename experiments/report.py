@@ -42,6 +42,7 @@ from benchmarks.estimator_error import table as estimator_table
 from benchmarks.machine import describe, machine_info
 from benchmarks.profile_eala import table as profile_table
 from benchmarks.train_step import table as train_step_table
+from benchmarks.train_step import with_stored_torch_rows
 from eala_jax.train import apply_overrides, config_to_dict, load_config_file
 from experiments.compare import HORIZONS
 from experiments.long_horizon import RESULTS as LONG_HORIZON_RESULTS
@@ -521,12 +522,16 @@ def reference_section(data: dict[str, Any]) -> list[str]:
 
 def train_step_section(result: dict[str, Any]) -> list[str]:
     return [
-        "## Training step of ELinFormer against the softmax backbone",
+        "## Training step of ELinFormer against the softmax backbone and the PyTorch original",
         "",
         "`python -m benchmarks.train_step`: paper-size model (dim 152, 3 + 3 layers), Adam update, "
-        "batch 16 (and the largest smaller batch softmax fits where it does not fit at 16).",
+        "batch 16 (and the largest smaller batch softmax fits where it does not fit at 16). "
+        "PyTorch STAEformer: the official code run by `benchmarks/torch_reference.py` (round robin "
+        "with the JAX steps where the row says so; a stored row ran apart, docs/performance.md "
+        "gives the commands). uniform: the same model with uniform attention, the floor that "
+        "everything but the attention's own maths sets.",
         "",
-        train_step_table(result),
+        train_step_table(with_stored_torch_rows(result)),
         "",
     ]
 
