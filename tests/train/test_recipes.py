@@ -64,9 +64,11 @@ def test_resolve_applies_the_recipe_and_keeps_explicit_calendar_widths():
     assert resolved.model.tod_embedding_dim == 0 and len(notes) == 1
 
 
-def test_prepare_data_attaches_the_training_profile(tmp_path):
-    write_series_csv(make_synthetic_counts(num_nodes=4, num_days=21), tmp_path / "c.csv")
-    config = Config(
+def _counts_config(tmp_path, *, num_days: int) -> Config:
+    """A generic-set config with the automatic recipe and calendar over synthetic hourly counts
+    (4 sensors, `num_days` days) written to a CSV in `tmp_path`."""
+    write_series_csv(make_synthetic_counts(num_nodes=4, num_days=num_days), tmp_path / "c.csv")
+    return Config(
         data=DataConfig(
             name="generic",
             recipe="auto",
@@ -74,6 +76,10 @@ def test_prepare_data_attaches_the_training_profile(tmp_path):
         ),
         model=ModelConfig(tod_embedding_dim=None, dow_embedding_dim=None),
     )
+
+
+def test_prepare_data_attaches_the_training_profile(tmp_path):
+    config = _counts_config(tmp_path, num_days=21)
     series, splits, resolved, notes, average = prepare_data(config)
     assert resolved.data.in_steps == 24 and resolved.model.uses_profile
     # The profile is the historical average of the training steps at each step's slot, computed
@@ -100,15 +106,7 @@ def test_profile_drops_weekday_slots_that_training_holds_once(tmp_path):
     # 12 days, 8.4 of them training: most weekdays occur on one training day, so day of week is
     # off and a weekday slot would be the training window's own target (Los-loop's case). The
     # profile must then be the time-of-day means, at training windows as at test windows.
-    write_series_csv(make_synthetic_counts(num_nodes=4, num_days=12), tmp_path / "c.csv")
-    config = Config(
-        data=DataConfig(
-            name="generic",
-            recipe="auto",
-            options=(("path", str(tmp_path / "c.csv")), ("time_column", "time")),
-        ),
-        model=ModelConfig(tod_embedding_dim=None, dow_embedding_dim=None),
-    )
+    config = _counts_config(tmp_path, num_days=12)
     series, splits, resolved, notes, average = prepare_data(config)
     assert resolved.model.uses_profile and resolved.model.dow_embedding_dim == 0
     assert any("time-of-day means (no weekday slots)" in n for n in notes)
