@@ -239,10 +239,11 @@ class AttentionBlock(nnx.Module):
     `SelfAttention`); O(B·L·|G|·D·(D + feed_forward_dim)) plus the attention's own cost.
 
     Layer norm and dropout are `eala_jax.models.layers`' fused forms with the parameters of the
-    `nnx.LayerNorm` modules (dropout masks: a hash of each entry's index and a key from `rngs.dropout()`);
-    the feed-forward layers run on `[rows, D]`. `use_flax_mha=True` builds the attention as
-    `nnx.MultiHeadAttention` with the op as its `attention_fn` instead of this package's
-    `SelfAttention` (same maths, flax's projections; group axes are moved next to the batch).
+    `nnx.LayerNorm` modules (dropout masks: a hash of each entry's index and a key from
+    `rngs.dropout()`); the feed-forward layers run on `[rows, D]`. `use_flax_mha=True` builds the
+    attention as `nnx.MultiHeadAttention` with the op as its `attention_fn` instead of this
+    package's `SelfAttention` (same maths, flax's projections; group axes are moved next to the
+    batch).
     """
 
     def __init__(
