@@ -434,6 +434,7 @@ def markdown(data: dict[str, Any]) -> list[str]:
     lines.append("")
     timing = data.get("step_time", [])
     if timing:
+        current = config_summary(load_config_file(CONFIG))
         lines += [
             "### One training step, EALA against softmax temporal attention",
             "",
@@ -442,9 +443,9 @@ def markdown(data: dict[str, Any]) -> list[str]:
             "apart, synthetic batch of the row's shapes, same process.",
             "",
             *[
-                f"Measured with: {trained} (not the current config)."
+                f"Rows marked † measured with: {trained} (not the current config)."
                 for trained in dict.fromkeys(t.get("config", EARLIER_CONFIG) for t in timing)
-                if trained != config_summary(load_config_file(CONFIG))
+                if trained != current
             ],
             "",
             "| set | input | horizon | variant | batch | step ms | memory MiB | softmax / EALA |",
@@ -474,8 +475,9 @@ def markdown(data: dict[str, Any]) -> list[str]:
                 else ""
             )
             step = f"{t['median_s'] * 1e3:.0f}" if ok else t.get("status", "?")
+            older = "†" if t.get("config", EARLIER_CONFIG) != current else ""
             lines.append(
-                f"| {t['dataset']} | {t['in_steps']} | {t['horizon']} | {t['variant']} | "
+                f"| {t['dataset']} | {t['in_steps']} | {t['horizon']} | {t['variant']}{older} | "
                 f"{t['batch']} | {step} | {t['peak_bytes'] / 2**20:.0f} | {ratio} |"
             )
         lines.append("")

@@ -77,7 +77,8 @@ def test_markdown_rows_come_from_the_results_file():
     text = "\n".join(lh.markdown(data))
     line = next(x for x in text.splitlines() if x.startswith("| etth2 | 336 | 192 | eala† |"))
     assert f"- † trained with: {lh.EARLIER_CONFIG}." in text  # a row from before "config"
-    assert f"Measured with: {lh.EARLIER_CONFIG} (not the current config)." in text
+    assert f"Rows marked † measured with: {lh.EARLIER_CONFIG} (not the current config)." in text
+    assert "| etth1 | 720 | 96 | no_patch† | 8 | 500 |" in text  # timed before "config"
     assert "0.346 ± 0.010" in line and "0.432 ± 0.020" in line
     assert "| 0.654 / 0.500 | 0.900 / 0.400 (day) | 1.23" in line
     assert line.endswith("| not seasonal_naive MAE |")  # MAE 0.432 is not below 0.400
