@@ -126,7 +126,8 @@ def prepare_data(config: Config) -> PreparedData:
         )
     split = series.default_split if d.split is None else tuple(d.split)
     train_steps = split_boundaries(series.num_steps, split)[0]
-    config, notes = resolve_for_data(config, series, train_steps)
+    calendar = choose_calendar(series, train_steps)  # the model's widths and the profile's slots
+    config, notes = resolve_for_data(config, series, train_steps, calendar=calendar)
     d = config.data
     splits = make_forecast_splits(series, in_steps=d.in_steps, out_steps=d.out_steps, split=split)
     average = fit_historical_average(
@@ -135,14 +136,13 @@ def prepare_data(config: Config) -> PreparedData:
     if config.model.uses_profile:
         # Weekday slots only where day of week is learnable (each weekday on >= 2 training days):
         # with one day a weekday slot is the training window's own target (`seasonal_profile`).
-        choice = choose_calendar(series, train_steps)
-        weekly = choice.day_of_week
+        weekly = calendar.day_of_week
         splits = splits.with_profile(seasonal_profile(average, splits.train, weekly=weekly))
         notes = [
             *notes,
             "Seasonal profile: the training split's "
             + ("time-of-day x weekday means" if weekly else "time-of-day means (no weekday slots)")
-            + f": {choice.reason[choice.reason.index('day of week') :]}.",
+            + f": {calendar.reason[calendar.reason.index('day of week') :]}.",
         ]
     return PreparedData(series, splits, config, notes, average)
 

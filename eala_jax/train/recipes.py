@@ -14,7 +14,7 @@ import dataclasses
 
 import numpy as np
 
-from eala_jax.data.calendar import choose_calendar
+from eala_jax.data.calendar import CalendarChoice, choose_calendar
 from eala_jax.data.series import SpatioTemporalSeries
 from eala_jax.train.config import Config
 
@@ -81,10 +81,15 @@ def pick_recipe(series: SpatioTemporalSeries, train_steps: int) -> tuple[Recipe,
 
 
 def resolve_for_data(
-    config: Config, series: SpatioTemporalSeries, train_steps: int
+    config: Config,
+    series: SpatioTemporalSeries,
+    train_steps: int,
+    *,
+    calendar: CalendarChoice | None = None,
 ) -> tuple[Config, list[str]]:
     """``config`` with its recipe (``data.recipe``) and automatic calendar widths applied for
     ``series`` (training steps ``[0, train_steps)``), and log lines saying what was picked and why.
+    ``calendar``: ``choose_calendar(series, train_steps)`` where the caller has it already.
     """
     d, m = config.data, config.model
     notes = []
@@ -117,7 +122,7 @@ def resolve_for_data(
             f"{recipe.seasonal_residual}."
         )
     m = config.model
-    choice = choose_calendar(series, train_steps)
+    choice = choose_calendar(series, train_steps) if calendar is None else calendar
     widths = {}
     parts = []
     for key, label, use in (

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from eala_jax.data import SpatioTemporalSeries
+from eala_jax.data.calendar import CalendarChoice
 from eala_jax.data.synthetic import make_synthetic_counts, write_series_csv
 from eala_jax.models import HistoricalAverage
 from eala_jax.train import Config, DataConfig, ModelConfig, prepare_data
@@ -62,6 +63,21 @@ def test_resolve_applies_the_recipe_and_keeps_explicit_calendar_widths():
     resolved, notes = resolve_for_data(plain, _series(1440, num_steps=60), 40)
     assert (resolved.data.in_steps, resolved.data.out_steps) == (5, 3)
     assert resolved.model.tod_embedding_dim == 0 and len(notes) == 1
+
+
+def test_resolve_takes_the_callers_calendar_choice():
+    # prepare_data chooses the calendar once and passes it; the widths and the log follow it, not
+    # a second look at the data (which would turn day of week on for these four weeks).
+    series = _series(60, num_steps=24 * 28)
+    config = Config(
+        model=ModelConfig(input_embedding_dim=8, tod_embedding_dim=None, dow_embedding_dim=None)
+    )
+    given = CalendarChoice(time_of_day=True, day_of_week=False, reason="given by the caller")
+    resolved, notes = resolve_for_data(config, series, 24 * 20, calendar=given)
+    assert resolved.model.dow_embedding_dim == 0 and resolved.model.tod_embedding_dim == 8
+    assert "given by the caller" in notes[-1]
+    resolved, _ = resolve_for_data(config, series, 24 * 20)
+    assert resolved.model.dow_embedding_dim == 8
 
 
 def _counts_config(tmp_path, *, num_days: int) -> Config:
