@@ -512,9 +512,10 @@ def reference_section(data: dict[str, Any]) -> list[str]:
             "recorded commands (seed 0 only); the softmax rows ran "
             "`experiments/configs/<data>_softmax.py`, the linear and Performer rows the "
             "ELinFormer config with `--set model.temporal_attention=<a> --set "
-            "model.spatial_attention=<a>`. The Los-loop ones ran those configs before they took "
+            "model.spatial_attention=<a>`. The Los-loop linear row ran that config before it took "
             "the seasonal profile (commit 21742e7; today add `--set "
-            "model.seasonal_embedding_dim=0 --set model.seasonal_residual=none`).",
+            "model.seasonal_embedding_dim=0 --set model.seasonal_residual=none`); the Los-loop "
+            "softmax row, which records its command, ran the config with the profile.",
             "",
         ]
     return lines
