@@ -218,11 +218,23 @@ def _leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
 def train_command(workdir: str, config: dict[str, Any]) -> str | None:
     """The `experiments.train` command that reproduces the run whose `config.json` is `config`:
     `experiments/configs/<name>.py` with `--set` for the seed and every field that differs from that
-    file (a swapped attention set whole). None when there is no such file or the overrides do not
-    give `config` back."""
-    path = pathlib.Path("experiments/configs") / f"{config.get('name')}.py"
-    if not path.is_file() or "train" not in config:
+    file (a swapped attention set whole). A run renamed with `--set name=...` has no file of its
+    name: then the config file that gives it back with the fewest `--set`s. None when no file's
+    overrides give `config` back."""
+    if "train" not in config:
         return None
+    own = pathlib.Path("experiments/configs") / f"{config.get('name')}.py"
+    candidates = (
+        [own] if own.is_file() else sorted(pathlib.Path("experiments/configs").glob("*.py"))
+    )
+    commands = [
+        c for c in (_command_from(path, workdir, config) for path in candidates) if c is not None
+    ]
+    return min(commands, key=lambda c: (c.count("--set"), c), default=None)
+
+
+def _command_from(path: pathlib.Path, workdir: str, config: dict[str, Any]) -> str | None:
+    """`train_command` from one config file, or None when its overrides do not give `config`."""
     base_config = config_to_dict(load_config_file(path))
     base, want = _leaves(base_config), _leaves(config)
     sets = [f"train.seed={_override_value(want.get('train.seed'))}"]
@@ -512,10 +524,7 @@ def reference_section(data: dict[str, Any]) -> list[str]:
             "recorded commands (seed 0 only); the softmax rows ran "
             "`experiments/configs/<data>_softmax.py`, the linear and Performer rows the "
             "ELinFormer config with `--set model.temporal_attention=<a> --set "
-            "model.spatial_attention=<a>`. The Los-loop linear row ran that config before it took "
-            "the seasonal profile (commit 21742e7; today add `--set "
-            "model.seasonal_embedding_dim=0 --set model.seasonal_residual=none`); the Los-loop "
-            "softmax row, which records its command, ran the config with the profile.",
+            "model.spatial_attention=<a>`.",
             "",
         ]
     return lines

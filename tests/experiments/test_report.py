@@ -298,4 +298,11 @@ def test_train_command_reproduces_the_config_of_a_run():
         f"python -m experiments.train --config {path} --workdir runs/ref/a --set train.seed=2 "
         "--set 'train.milestones=[4,5]' --set progress_bar=false"
     )
-    assert report.train_command("runs/ref/a", {**config, "name": "no_such_config"}) is None
+    # A run renamed with --set name=... (no config file of its name) is found from the file that
+    # gives it back with the fewest overrides, with the name among them.
+    renamed = report.train_command("runs/ref/a", {**config, "name": "sz_taxi_linear"})
+    assert renamed == command.replace(
+        "--set train.seed=2", "--set train.seed=2 --set name=sz_taxi_linear"
+    )
+    # No file's overrides give back a config with a field no config has.
+    assert report.train_command("runs/ref/a", {**config, "no_such_field": 1}) is None
