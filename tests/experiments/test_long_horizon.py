@@ -128,3 +128,27 @@ def test_row_reads_every_baseline_from_a_finished_run(tmp_path):
     assert lh.beaten_cell(row) == "not historical_average MSE"
     del row["baselines"]["last_value"]
     assert lh.beaten_cell(row) == "–"
+
+
+def test_a_finished_run_of_another_config_is_not_reused(tmp_path):
+    """A run folder whose config.json differs from the row's config (e.g. trained before the
+    config changed) is an error, not a row of the current config."""
+    from eala_jax.train import IncompatibleWorkdirError, config_to_dict
+
+    run_dir = tmp_path / lh.row_key("etth1", 336, 96, "eala") / "seed0"
+    run_dir.mkdir(parents=True)
+    other = lh.row_config("etth1", 336, 96, "eala", 0, ["model.linear_path=true"])
+    (run_dir / "config.json").write_text(json.dumps(config_to_dict(other)))
+    (run_dir / "results.json").write_text("{}")
+    with pytest.raises(IncompatibleWorkdirError, match="linear_path: saved True vs now False"):
+        lh.run_row("etth1", 336, 96, "eala", [0], tmp_path, [])
+
+
+def test_config_summary_names_the_head_options_only_when_set():
+    base = lh.row_config("etth1", 336, 96, "eala", 0, [])
+    plain = lh.config_summary(base)
+    assert "linear path" not in plain and "head dropout" not in plain
+    changed = lh.row_config(
+        "etth1", 336, 96, "eala", 0, ["model.linear_path=true", "model.head_dropout=0.2"]
+    )
+    assert lh.config_summary(changed).endswith("; linear path; head dropout 0.2")
