@@ -105,10 +105,12 @@ def get_config() -> Config:
             num_heads=4,
             num_temporal_layers=2,
             num_spatial_layers=0,
-            dropout=0.1,
+            dropout=0.3,
             patch_len=16,
             patch_stride=8,
             instance_norm=True,
+            linear_path=True,
+            head_dropout=0.3,
         ),
         train=TrainConfig(
             batch_size=16,

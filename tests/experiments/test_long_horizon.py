@@ -137,18 +137,22 @@ def test_a_finished_run_of_another_config_is_not_reused(tmp_path):
 
     run_dir = tmp_path / lh.row_key("etth1", 336, 96, "eala") / "seed0"
     run_dir.mkdir(parents=True)
-    other = lh.row_config("etth1", 336, 96, "eala", 0, ["model.linear_path=true"])
+    other = lh.row_config("etth1", 336, 96, "head_only", 0, [])
     (run_dir / "config.json").write_text(json.dumps(config_to_dict(other)))
     (run_dir / "results.json").write_text("{}")
-    with pytest.raises(IncompatibleWorkdirError, match="linear_path: saved True vs now False"):
+    with pytest.raises(IncompatibleWorkdirError, match="linear_path: saved False vs now True"):
         lh.run_row("etth1", 336, 96, "eala", [0], tmp_path, [])
 
 
 def test_config_summary_names_the_head_options_only_when_set():
-    base = lh.row_config("etth1", 336, 96, "eala", 0, [])
-    plain = lh.config_summary(base)
-    assert "linear path" not in plain and "head dropout" not in plain
-    changed = lh.row_config(
-        "etth1", 336, 96, "eala", 0, ["model.linear_path=true", "model.head_dropout=0.2"]
+    """The `head_only` variant is the config the rows before the linear path were trained with:
+    its summary is the one they stored (no head options named)."""
+    before = lh.config_summary(lh.row_config("etth1", 336, 96, "head_only", 0, []))
+    assert before == (
+        "2 temporal + 0 spatial layers, dropout 0.1; up to 10 epochs x 100 steps of batch 16, "
+        "patience 3, lr 0.001 (x0.3 at epoch 7)"
     )
-    assert lh.config_summary(changed).endswith("; linear path; head dropout 0.2")
+    now = lh.config_summary(lh.row_config("etth1", 336, 96, "eala", 0, []))
+    assert now.endswith("; linear path; head dropout 0.3")
+    changed = lh.row_config("etth1", 336, 96, "head_only", 0, ["model.head_dropout=0.2"])
+    assert lh.config_summary(changed).endswith("(x0.3 at epoch 7); head dropout 0.2")
