@@ -419,8 +419,14 @@ class ELinFormer(nnx.Module):
             else None
         )
         self.seasonal_residual = config.seasonal_residual
+        # Width 0 (off) is an empty array: xavier's fan of a zero-width axis would divide by zero.
+        adaptive_init = (
+            nnx.initializers.xavier_uniform()
+            if config.adaptive_embedding_dim
+            else nnx.initializers.zeros_init()
+        )
         self.adaptive_embedding = nnx.Param(
-            nnx.initializers.xavier_uniform()(
+            adaptive_init(
                 rngs.params(),
                 (self.num_tokens, num_nodes, config.adaptive_embedding_dim),
                 param_dtype,
