@@ -360,7 +360,7 @@ def issue_bar(rows: list[dict[str, Any]]) -> list[str]:
         for r in ett
     }
     close = [k for k, v in gap.items() if v <= 0.05]
-    far = [f"{k} {100 * v:+.0f} %" for k, v in gap.items() if v > 0.05]
+    far = [f"{k} {100 * v:+.1f} %" for k, v in gap.items() if v > 0.05]  # +5.3 %, not "+5 %"
     beaten = [name(r) for r in ett if beaten_cell(r) == "all"]
     not_beaten = [f"{name(r)} ({beaten_cell(r)})" for r in ett if beaten_cell(r) != "all"]
     return [
