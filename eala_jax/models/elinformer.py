@@ -17,7 +17,9 @@ Long look-backs (docs/architecture.md, "Long look-backs"): `patch_len` / `patch_
 temporal layers, the adaptive embedding and the head work on L = (T_in - P) // S + 1 patch tokens
 instead of T_in steps, and `instance_norm` normalises each window and node by its own input mean
 and std ("mean_std", RevIN) or by its last input value ("last", NLinear; "last_std" also divides
-by the std), the forecast mapped back.
+by the std), the forecast mapped back. `linear_path` adds a dense map `[T_in] -> [T_out]` of each
+node's (normalised) input window, shared by the nodes, to the head's forecast (DLinear / NLinear);
+`head_dropout` drops the head's inputs in training.
 
 With `SoftmaxOptions()` on both axes this is STAEformer; with `EalaOptions()` (the default) it is
 ELinFormer; the other registered options give the linear baselines (docs/method.md).
@@ -48,6 +50,7 @@ __all__ = [
     "AttentionBlock",
     "ELinFormer",
     "ModelConfig",
+    "check_head_options",
     "num_tokens",
     "patch_ends",
 ]
@@ -89,6 +92,19 @@ def instance_norm_mode(value: object) -> str:
         f"model.instance_norm={value!r}; choose one of {', '.join(INSTANCE_NORMS)} (True / False "
         "still mean mean_std / none)"
     )
+
+
+def check_head_options(linear_path: object, head_dropout: object) -> None:
+    """ValueError naming `model.linear_path` unless it is a bool, or `model.head_dropout` unless
+    it is a number in [0, 1)."""
+    if not isinstance(linear_path, bool):
+        raise ValueError(
+            f"model.linear_path must be True or False, got {type(linear_path).__name__} "
+            f"{linear_path!r}"
+        )
+    rate = head_dropout
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+        raise ValueError(f"model.head_dropout must be a number in [0, 1), got {rate!r}")
 
 
 def num_tokens(in_steps: int, *, patch_len: int = 1, patch_stride: int = 1) -> int:
@@ -165,9 +181,18 @@ class ModelConfig:
     # "last_std" the output head starts at zero, so a fresh model forecasts the last value. A bool
     # (older configs and config.json files) still works: True = "mean_std", False = "none".
     instance_norm: str = "none"
+    # Long horizons (docs/architecture.md, "Linear look-back path"), keyword-only, both off by
+    # default so every earlier config and checkpoint keeps its meaning. `linear_path`: a dense map
+    # from the (instance-normalised) input window of each variable to its horizon, `[T_in] ->
+    # [T_out]` with weights shared by all variables (DLinear / NLinear), added to the output head's
+    # forecast; it starts at zero. `head_dropout`: dropout on the head's input (the last block's
+    # `[B, N, L * D]`) in training, as PatchTST's head dropout.
+    linear_path: bool = dataclasses.field(default=False, kw_only=True)
+    head_dropout: float = dataclasses.field(default=0.0, kw_only=True)
 
     def __post_init__(self) -> None:
         self.instance_norm = instance_norm_mode(self.instance_norm)
+        check_head_options(self.linear_path, self.head_dropout)
         for key in ("temporal_attention", "spatial_attention"):
             value = getattr(self, key)
             if not isinstance(value, AttentionOptions):
@@ -394,8 +419,14 @@ class ELinFormer(nnx.Module):
             else None
         )
         self.seasonal_residual = config.seasonal_residual
+        # Width 0 (off) is an empty array: xavier's fan of a zero-width axis would divide by zero.
+        adaptive_init = (
+            nnx.initializers.xavier_uniform()
+            if config.adaptive_embedding_dim
+            else nnx.initializers.zeros_init()
+        )
         self.adaptive_embedding = nnx.Param(
-            nnx.initializers.xavier_uniform()(
+            adaptive_init(
                 rngs.params(),
                 (self.num_tokens, num_nodes, config.adaptive_embedding_dim),
                 param_dtype,
@@ -422,6 +453,21 @@ class ELinFormer(nnx.Module):
         if config.seasonal_residual != "none" or instance_norm in ("last", "last_std"):
             for param in (self.output_proj.kernel, self.output_proj.bias):
                 param.value = jnp.zeros_like(param.value)
+        check_head_options(config.linear_path, config.head_dropout)
+        self.head_dropout = nnx.Dropout(config.head_dropout)
+        # Built last and at zero: the other parameters draw the same random numbers as without it,
+        # and a fresh model forecasts what the head alone does.
+        self.linear_path = (
+            nnx.Linear(
+                in_steps,
+                out_steps,
+                kernel_init=nnx.initializers.zeros_init(),
+                bias_init=nnx.initializers.zeros_init(),
+                **common,
+            )
+            if config.linear_path
+            else None
+        )
 
     def _check_inputs(self, x: jax.Array, time_of_day: jax.Array, day_of_week: jax.Array) -> None:
         if x.ndim != 3 or x.shape[1:] != (self.in_steps, self.num_nodes):
@@ -553,7 +599,11 @@ class ELinFormer(nnx.Module):
                 h, diagnostics[f"spatial_{i}"] = h
         # Output projection per node: (N, T_in * D) -> (N, T_out).
         h = _on_mesh(h.reshape(batch, nodes, steps * dim), BATCH_AXIS, NODE_AXIS)
+        h = AttentionBlock._dropout(self.head_dropout, h, deterministic, rngs)
         out = jnp.swapaxes(self.output_proj(h), 1, 2).astype(jnp.float32)  # [B, T_out, N]
+        if self.linear_path is not None:  # [B, N, T_in] -> [B, N, T_out], shared by the nodes
+            linear = self.linear_path(jnp.swapaxes(x, 1, 2).astype(out.dtype))
+            out = out + jnp.swapaxes(linear, 1, 2).astype(jnp.float32)
         if norm != "none":
             out = out * spread + centre
         out = _on_mesh(out, BATCH_AXIS, None, NODE_AXIS)

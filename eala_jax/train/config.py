@@ -27,6 +27,7 @@ from eala_jax.models.elinformer import (
     COMPUTE_DTYPES,
     SEASONAL_RESIDUALS,
     ModelConfig,
+    check_head_options,
     instance_norm_mode,
 )
 from eala_jax.ops import AttentionOptions, attention_options
@@ -401,6 +402,7 @@ def validate_config(config: Config) -> None:
         if value not in allowed:
             raise ValueError(f"{key}={value!r}; choose one of {', '.join(allowed)}")
     instance_norm_mode(m.instance_norm)  # set after the config was built: same check
+    check_head_options(m.linear_path, m.head_dropout)
     integers = {  # key: (value, lowest allowed, None allowed)
         "train.batch_size": (t.batch_size, 1, False),
         "train.microbatches": (t.microbatches, 1, False),

@@ -376,3 +376,41 @@ def test_a_bad_instance_norm_override_is_refused_by_name():
     config.model.instance_norm = "median"  # set after the config was built
     with pytest.raises(ValueError, match=r"model.instance_norm='median'"):
         validate_config(config)
+
+
+def test_head_options_are_set_saved_and_read_back():
+    """`model.linear_path` / `model.head_dropout`: off by default, set by override, stored in the
+    config.json and read back; a config.json from before them (no such keys) means off."""
+    cfg = apply_overrides(Config(), ["model.linear_path=true", "model.head_dropout=0.25"])
+    assert (cfg.model.linear_path, cfg.model.head_dropout) == (True, 0.25)
+    saved = json.loads(json.dumps(config_to_dict(cfg)))
+    assert (saved["model"]["linear_path"], saved["model"]["head_dropout"]) == (True, 0.25)
+    assert config_from_dict(saved) == cfg
+    del saved["model"]["linear_path"], saved["model"]["head_dropout"]
+    older = config_from_dict(saved).model
+    assert (older.linear_path, older.head_dropout) == (False, 0.0)
+    assert (Config().model.linear_path, Config().model.head_dropout) == (False, 0.0)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.linear_path=maybe", r"model.linear_path.*expected a boolean, got 'maybe'"),
+        ("model.head_dropout=1", r"model.head_dropout must be a number in \[0, 1\), got 1"),
+        ("model.head_dropout=-0.5", r"model.head_dropout must be a number in \[0, 1\)"),
+    ],
+)
+def test_bad_head_options_are_refused_by_name(override, message):
+    with pytest.raises(ValueError, match=message):
+        apply_overrides(Config(), [override])
+
+
+def test_head_options_set_after_the_config_was_built_are_checked():
+    config = Config()
+    config.model.head_dropout = 1.5
+    with pytest.raises(ValueError, match=r"model.head_dropout must be a number in \[0, 1\)"):
+        validate_config(config)
+    config = Config()
+    config.model.linear_path = "on"
+    with pytest.raises(ValueError, match=r"model.linear_path must be True or False"):
+        validate_config(config)
