@@ -419,18 +419,18 @@ class ELinFormer(nnx.Module):
             else None
         )
         self.seasonal_residual = config.seasonal_residual
-        # Width 0 (off) is an empty array: xavier's fan of a zero-width axis would divide by zero.
-        adaptive_init = (
-            nnx.initializers.xavier_uniform()
-            if config.adaptive_embedding_dim
-            else nnx.initializers.zeros_init()
-        )
-        self.adaptive_embedding = nnx.Param(
-            adaptive_init(
-                rngs.params(),
-                (self.num_tokens, num_nodes, config.adaptive_embedding_dim),
-                param_dtype,
+        # Width 0 leaves the adaptive embedding out: no parameter (a zero-size array would break
+        # xavier's fan and the checkpoint writer).
+        self.adaptive_embedding = (
+            nnx.Param(
+                nnx.initializers.xavier_uniform()(
+                    rngs.params(),
+                    (self.num_tokens, num_nodes, config.adaptive_embedding_dim),
+                    param_dtype,
+                )
             )
+            if config.adaptive_embedding_dim
+            else None
         )
         block = functools.partial(
             AttentionBlock,
@@ -515,8 +515,9 @@ class ELinFormer(nnx.Module):
             parts.append(self.tod_embedding(jnp.broadcast_to(time_of_day[..., None], per_node)))
         if self.dow_embedding is not None:
             parts.append(self.dow_embedding(jnp.broadcast_to(day_of_week[..., None], per_node)))
-        adaptive = self.adaptive_embedding[...]
-        parts.append(jnp.broadcast_to(adaptive, (per_node[0], *adaptive.shape)))
+        if self.adaptive_embedding is not None:
+            adaptive = self.adaptive_embedding[...]
+            parts.append(jnp.broadcast_to(adaptive, (per_node[0], *adaptive.shape)))
         if self.seasonal_proj is not None:
             at_inputs, at_targets = seasonal
             if self.patch_len != 1 or self.patch_stride != 1:
