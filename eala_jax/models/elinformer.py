@@ -258,6 +258,18 @@ def _attention_layer(
     )
 
 
+def _apply_dropout(
+    layer: nnx.Dropout, x: jax.Array, deterministic: bool, rngs: nnx.Rngs | None
+) -> jax.Array:
+    """`layers.dropout` at `layer.rate` with a key from `rngs.dropout()`; `x` unchanged when
+    `deterministic` or at rate 0. Shared by the blocks and ELinFormer's head."""
+    if deterministic or layer.rate == 0:
+        return x
+    if rngs is None:
+        raise ValueError("deterministic=False needs rngs with a dropout stream")
+    return dropout(x, layer.rate, rngs.dropout())
+
+
 class AttentionBlock(nnx.Module):
     """Post-norm block: `x = LN(x + drop(attn(x)))`, `x = LN(x + drop(FFN(x)))`; `[B, L, *G, D] ->`
     the same shape, attention over axis 1 for every index of the group axes `G` (see
@@ -323,26 +335,16 @@ class AttentionBlock(nnx.Module):
             h, diag = self.attention(x, return_diagnostics=True)
         else:
             h = self.attention(x)
-        x = self._norm(self.norm1, x + self._dropout(self.dropout1, h, deterministic, rngs))
+        x = self._norm(self.norm1, x + _apply_dropout(self.dropout1, h, deterministic, rngs))
         rows = as_rows(x)  # dense layers on 2-D operands
         h = self.ff_out(jax.nn.relu(self.ff_in(rows))).reshape(x.shape)
-        x = self._norm(self.norm2, x + self._dropout(self.dropout2, h, deterministic, rngs))
+        x = self._norm(self.norm2, x + _apply_dropout(self.dropout2, h, deterministic, rngs))
         return (x, diag) if return_diagnostics else x
 
     @staticmethod
     def _norm(norm: nnx.LayerNorm, x: jax.Array) -> jax.Array:
         y = layer_norm(x, norm.scale[...], norm.bias[...], norm.epsilon)
         return y if norm.dtype is None else y.astype(norm.dtype)
-
-    @staticmethod
-    def _dropout(
-        layer: nnx.Dropout, x: jax.Array, deterministic: bool, rngs: nnx.Rngs | None
-    ) -> jax.Array:
-        if deterministic or layer.rate == 0:
-            return x
-        if rngs is None:
-            raise ValueError("AttentionBlock: deterministic=False needs rngs with a dropout stream")
-        return dropout(x, layer.rate, rngs.dropout())
 
 
 class ELinFormer(nnx.Module):
@@ -600,7 +602,7 @@ class ELinFormer(nnx.Module):
                 h, diagnostics[f"spatial_{i}"] = h
         # Output projection per node: (N, T_in * D) -> (N, T_out).
         h = _on_mesh(h.reshape(batch, nodes, steps * dim), BATCH_AXIS, NODE_AXIS)
-        h = AttentionBlock._dropout(self.head_dropout, h, deterministic, rngs)
+        h = _apply_dropout(self.head_dropout, h, deterministic, rngs)
         out = jnp.swapaxes(self.output_proj(h), 1, 2).astype(jnp.float32)  # [B, T_out, N]
         if self.linear_path is not None:  # [B, N, T_in] -> [B, N, T_out], shared by the nodes
             linear = self.linear_path(jnp.swapaxes(x, 1, 2).astype(out.dtype))
