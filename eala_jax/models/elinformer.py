@@ -567,7 +567,7 @@ class ELinFormer(nnx.Module):
         predicts the profile (the historical average). With `instance_norm` "last" / "last_std"
         the head starts at zero too: a fresh model forecasts each node's last input value.
         """
-        norm = instance_norm_mode(self.instance_norm)
+        norm = self.instance_norm  # a mode name, resolved once in __init__
         if norm != "none":  # per window and node, over the input steps
             if norm == "mean_std":  # RevIN
                 centre = jnp.mean(x, axis=1, keepdims=True)
