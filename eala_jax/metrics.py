@@ -146,6 +146,53 @@ def horizon_sums(
     }
 
 
+WINDOW_KEYS = ("abs_err", "sq_err", "count")
+
+
+def window_sums(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-window error sums on the host, the per-window counterpart of `horizon_sums`.
+
+    Args:
+      pred, target, mask: ``[W, T_out, N]`` (predictions in the target's units).
+
+    Returns:
+      ``{"abs_err", "sq_err"}``: float64 ``[W]`` sums over horizon steps and nodes of the valid
+      entries; ``"count"``: int64 ``[W]`` valid entries. Any subset of windows scores as
+      ``sq_err[subset].sum() / count[subset].sum()`` (`subset_scores`), the same pooled mean as
+      ``MetricAccumulator`` over those windows. Cost O(W T_out N).
+    """
+    pred, target, mask = (np.asarray(a) for a in (pred, target, mask))
+    if pred.ndim != 3 or pred.shape != target.shape or mask.shape != target.shape:
+        raise ValueError(
+            "window_sums: pred, target and mask must be [W, T_out, N] of one shape, got "
+            f"{pred.shape}, {target.shape}, {mask.shape}"
+        )
+    valid = mask.astype(bool) & np.isfinite(target)
+    err = np.where(valid, pred.astype(np.float64) - np.where(valid, target, 0.0), 0.0)
+    return {
+        "abs_err": np.abs(err).sum(axis=(1, 2)),
+        "sq_err": np.square(err).sum(axis=(1, 2)),
+        "count": valid.sum(axis=(1, 2), dtype=np.int64),
+    }
+
+
+def subset_scores(sums: Mapping[str, np.ndarray], windows: slice | np.ndarray) -> dict[str, float]:
+    """``{"mse", "mae"}`` pooled over the valid entries of `windows` (an index or a slice) of
+    `window_sums` output; NaN where they hold no valid entry."""
+    missing = set(WINDOW_KEYS) - set(sums)
+    if missing:
+        raise ValueError(
+            f"subset_scores: sums lack {sorted(missing)}; pass window_sums(...) output"
+        )
+    count = float(np.sum(np.asarray(sums["count"])[windows]))
+    if count == 0:
+        return {"mse": float("nan"), "mae": float("nan")}
+    return {
+        "mse": float(np.sum(np.asarray(sums["sq_err"])[windows]) / count),
+        "mae": float(np.sum(np.asarray(sums["abs_err"])[windows]) / count),
+    }
+
+
 class MetricAccumulator:
     """Host-side sum of ``horizon_sums`` over batches (float64 / int64), so nothing stays on a
     device.

@@ -17,6 +17,8 @@ from eala_jax.metrics import (
     masked_mae,
     masked_mape,
     masked_rmse,
+    subset_scores,
+    window_sums,
 )
 
 
@@ -234,6 +236,41 @@ def test_accumulation_is_independent_of_batch_size(seed, total, batch_size, miss
     if mask.any():
         ref = _ref_horizons(pred, target, mask)
         np.testing.assert_allclose(b["mae_mean"], ref["mae_mean"], rtol=2e-5)
+
+
+def test_window_sums_match_a_per_window_numpy_loop():
+    pred, target, mask = _data(seed=5, shape=(9, 12, 7))
+    mask[4] = False  # a window with nothing valid
+    sums = window_sums(pred, target, mask)
+    assert {k: v.shape for k, v in sums.items()} == {
+        k: (9,) for k in ("abs_err", "sq_err", "count")
+    }
+    for w in range(9):
+        valid = mask[w] & np.isfinite(target[w])
+        e = pred[w].astype(np.float64)[valid] - target[w].astype(np.float64)[valid]
+        assert sums["count"][w] == valid.sum()
+        np.testing.assert_allclose(sums["abs_err"][w], np.abs(e).sum(), rtol=1e-12)
+        np.testing.assert_allclose(sums["sq_err"][w], (e**2).sum(), rtol=1e-12)
+    assert sums["count"][4] == 0 and sums["sq_err"][4] == 0.0  # NaN targets there do not leak
+
+
+def test_subset_scores_equal_the_accumulator_over_those_windows_only():
+    pred, target, mask = _data(seed=6, shape=(10, 12, 5))
+    sums = window_sums(pred, target, mask)
+    for windows in (slice(None), slice(0, 8), np.array([1, 3, 9])):
+        acc = MetricAccumulator()
+        acc.add(horizon_sums(pred[windows], target[windows], mask[windows]))
+        scores, ref = subset_scores(sums, windows), acc.result()
+        assert scores["mse"] == pytest.approx(ref["mse_mean"], rel=1e-5)
+        assert scores["mae"] == pytest.approx(ref["mae_mean"], rel=1e-5)
+    # The first 8 windows score differently from all 10 (the subset is really used).
+    assert subset_scores(sums, slice(0, 8))["mse"] != subset_scores(sums, slice(None))["mse"]
+    empty = window_sums(pred[:2], target[:2], np.zeros((2, 12, 5), bool))
+    assert np.isnan(subset_scores(empty, slice(None))["mse"])
+    with pytest.raises(ValueError, match=r"window_sums: .*\[W, T_out, N\]"):
+        window_sums(pred[0], target[0], mask[0])
+    with pytest.raises(ValueError, match="subset_scores: sums lack"):
+        subset_scores({"sq_err": sums["sq_err"]}, slice(None))
 
 
 def test_format_horizon_table():

@@ -13,6 +13,7 @@ from eala_jax.train.config import (
     validate_config,
 )
 from eala_jax.train.loop import (
+    TEST_WINDOWS_FILE,
     TrainingDivergedError,
     build_model,
     load_splits,
@@ -32,6 +33,7 @@ from eala_jax.train.steps import (
 )
 
 __all__ = [
+    "TEST_WINDOWS_FILE",
     "Checkpoints",
     "Config",
     "DataConfig",

@@ -37,7 +37,7 @@ from jax.experimental import multihost_utils
 from tqdm.auto import tqdm
 
 from eala_jax.data import ForecastSplits, make_eval_loader, make_loader
-from eala_jax.metrics import MetricAccumulator, format_horizon_table
+from eala_jax.metrics import WINDOW_KEYS, MetricAccumulator, format_horizon_table, window_sums
 from eala_jax.models import ELinFormer, evaluate_baselines
 from eala_jax.models.baselines import HistoricalAverage, fit_historical_average, seasonal_profile
 from eala_jax.train import plots
@@ -63,6 +63,7 @@ from eala_jax.train.state import LoopState
 from eala_jax.train.steps import StepOptions, build_optimizer, learning_rate_schedule
 
 __all__ = [
+    "TEST_WINDOWS_FILE",
     "PreparedData",
     "TrainingDivergedError",
     "build_model",
@@ -72,6 +73,9 @@ __all__ = [
 ]
 
 HORIZONS = (3, 6, 12)
+#: Written beside results.json: `metrics.window_sums` of the best model over every test window,
+#: in window order (score any subset with `metrics.subset_scores`).
+TEST_WINDOWS_FILE = "test_windows.npz"
 MEASUREMENTS = ("loss", "grad_norm", "param_norm")  # checked for NaN / inf
 
 
@@ -458,7 +462,7 @@ def _train(run: _Run, state: Any, loop: LoopState, stop_at_step: int | None) -> 
 def _end_epoch(run: _Run, state: Any, loop: LoopState) -> None:
     """Validate, log the epoch's row, keep the best checkpoint, decide whether to stop, save."""
     t = run.config.train
-    val, _ = _evaluate(run, state, run.splits.val)
+    val, _, _ = _evaluate(run, state, run.splits.val)
     train_loss = loop.epoch_loss_sum / max(loop.epoch_loss_count, 1)
     epoch_time = loop.epoch_time_s
     improved = loop.end_epoch(val["mae_mean"])
@@ -501,17 +505,19 @@ class _Predictions(NamedTuple):
 
 
 def _evaluate(
-    run: _Run, state: Any, source: Any, *, keep_predictions: bool = False
-) -> tuple[dict[str, Any], _Predictions | None]:
-    """Metrics over every window of `source` and on request the predictions of all of them.
+    run: _Run, state: Any, source: Any, *, keep_predictions: bool = False, per_window: bool = False
+) -> tuple[dict[str, Any], _Predictions | None, dict[str, np.ndarray] | None]:
+    """Metrics over every window of `source`, and on request the predictions of all of them and
+    their per-window error sums (`metrics.window_sums`, `[W]` each).
 
     Each process evaluates its strided share of the windows (`make_eval_loader`, padded batches,
     the same number on every process); the metric sums of each global batch come back summed over
-    all processes. The predictions (on request: a collective, so every process asks) are assembled
-    in window order and kept on process 0 only (None elsewhere).
+    all processes. Predictions and window sums (on request: collectives, so every process asks)
+    are assembled in window order and kept on process 0 only (None elsewhere).
     """
     accumulator = MetricAccumulator()
     kept: list[tuple[np.ndarray, ...]] = []
+    windows: list[dict[str, np.ndarray]] = []
     loader = make_eval_loader(
         source,
         batch_size=run.eval_batch_size,
@@ -521,13 +527,24 @@ def _evaluate(
     for batch, num_valid in loader:
         sums, pred = run.dp.evaluate(state, run.dp.put_batch(batch), run.scaler)
         accumulator.add(sums)
-        if keep_predictions:
-            kept.append(tuple(a[:num_valid] for a in (pred, batch["y"], batch["y_mask"])))
-    if not keep_predictions:
-        return accumulator.result(), None
-    local = (np.concatenate(a) for a in zip(*kept, strict=True))
-    predictions = _Predictions(*(_all_windows(a, len(source)) for a in local))
-    return accumulator.result(), predictions if _is_primary() else None
+        if keep_predictions or per_window:
+            arrays = tuple(np.asarray(a)[:num_valid] for a in (pred, batch["y"], batch["y_mask"]))
+            if keep_predictions:
+                kept.append(arrays)
+            if per_window:
+                windows.append(window_sums(*arrays))
+    predictions = per_window_sums = None
+    if keep_predictions:
+        local = (np.concatenate(a) for a in zip(*kept, strict=True))
+        predictions = _Predictions(*(_all_windows(a, len(source)) for a in local))
+    if per_window:
+        per_window_sums = {
+            key: _all_windows(np.concatenate([w[key] for w in windows]), len(source))
+            for key in WINDOW_KEYS
+        }
+    if not _is_primary():
+        return accumulator.result(), None, None
+    return accumulator.result(), predictions, per_window_sums
 
 
 def _all_windows(local: np.ndarray, num_windows: int) -> np.ndarray:
@@ -577,10 +594,14 @@ def _finish(run: _Run, loop: LoopState) -> dict[str, Any]:
     config, splits = run.config, run.splits
     best = run.checkpoints.restore_best(run.initial_state)
     best_state = run.dp.put_state(jax.tree.map(np.asarray, best))
-    test_result, predictions = _evaluate(
-        run, best_state, splits.test, keep_predictions=config.plots and bool(loop.history)
+    test_result, predictions, test_windows = _evaluate(
+        run,
+        best_state,
+        splits.test,
+        keep_predictions=config.plots and bool(loop.history),
+        per_window=True,
     )
-    val_result, _ = _evaluate(run, best_state, splits.val)
+    val_result, _, _ = _evaluate(run, best_state, splits.val)
     baselines = functools.partial(evaluate_baselines, scaler=splits.scaler, average=run.average)
     test_tables = {"model": test_result, **baselines(splits, "test")}
     val_tables = {"model": val_result, **baselines(splits, "val")}
@@ -608,6 +629,9 @@ def _finish(run: _Run, loop: LoopState) -> dict[str, Any]:
     }
     if not _is_primary():
         return results
+    # Per-window test errors: the score of any subset of the test windows (e.g. a published
+    # evaluation that dropped the last incomplete batch) without running the model again.
+    np.savez(run.workdir / TEST_WINDOWS_FILE, **test_windows)
     (run.workdir / "results.json").write_text(json.dumps(_jsonable(results), indent=2) + "\n")
     title = (
         f"{config.name}: {config.data.name}, temporal={temporal}, spatial={spatial}, best epoch "

@@ -17,7 +17,9 @@ import jax
 import numpy as np
 import pytest
 
+from eala_jax.metrics import subset_scores
 from eala_jax.train import (
+    TEST_WINDOWS_FILE,
     Checkpoints,
     IncompatibleWorkdirError,
     TrainingDivergedError,
@@ -48,6 +50,19 @@ def uninterrupted(tmp_path_factory):
     workdir = tmp / "run"
     assert train_cli.main(["--config", str(config_file), "--workdir", str(workdir)]) == 0
     return workdir, json.loads((workdir / "results.json").read_text())
+
+
+def test_per_window_test_errors_pool_to_the_reported_test_metrics(uninterrupted):
+    workdir, results = uninterrupted
+    sums = dict(np.load(workdir / TEST_WINDOWS_FILE))
+    model = results["test"]["model"]
+    assert {k: v.shape for k, v in sums.items()} == {
+        k: (162,) for k in ("abs_err", "sq_err", "count")
+    }  # every test window of the tiny set
+    assert sums["count"].sum() == np.sum(model["count"])
+    whole = subset_scores(sums, slice(None))  # host float64 sums against the device sums
+    assert whole["mse"] == pytest.approx(model["mse_mean"], rel=1e-5)
+    assert whole["mae"] == pytest.approx(model["mae_mean"], rel=1e-5)
 
 
 def test_run_writes_results_logs_plots_and_config(uninterrupted, capsys):
@@ -473,15 +488,15 @@ def test_early_stopping_tests_the_best_checkpoint(tmp_path, monkeypatch):
     scripted = iter([5.0, 4.0, 4.5, 4.2])
     tested = []
 
-    def val_scripted(run, state, source, *, keep_predictions=False):
-        result, predictions = evaluate(run, state, source, keep_predictions=keep_predictions)
+    def val_scripted(run, state, source, **options):
+        result, *rest = evaluate(run, state, source, **options)
         if source is run.splits.val:
             value = next(scripted, None)
             if value is not None:  # training epochs; the final evaluations are real
-                return {**result, "mae_mean": value}, predictions
+                return {**result, "mae_mean": value}, *rest
         if source is run.splits.test:
             tested.append(run.dp.host_state(state))
-        return result, predictions
+        return result, *rest
 
     monkeypatch.setattr(loop_module, "_evaluate", val_scripted)
     cfg = apply_overrides(

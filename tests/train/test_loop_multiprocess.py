@@ -132,6 +132,14 @@ def test_two_processes_stopped_and_resumed_train_as_one_process(runs):
     assert f"Resuming {(runs / 'processes').absolute()} from step 6 (epoch 1)." in first
 
 
+def test_per_window_test_errors_are_those_of_one_process(runs):
+    got, expected = (dict(np.load(runs / r / "test_windows.npz")) for r in RUNS[::-1])
+    assert got.keys() == expected.keys() and got["count"].shape == (162,)
+    np.testing.assert_array_equal(got["count"], expected["count"])
+    for key in ("abs_err", "sq_err"):
+        np.testing.assert_allclose(got[key], expected[key], rtol=RTOL, err_msg=key)
+
+
 def test_the_prediction_is_assembled_in_window_order_on_process_zero_only(runs):
     expected = dict(np.load(runs / "predictions_reference_0.npz"))
     got = dict(np.load(runs / "predictions_processes_0.npz"))
