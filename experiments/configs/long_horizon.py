@@ -132,12 +132,15 @@ epochs run):
 
     row, seed 0      this config            + train.max_epochs=20
     ETTh1 h96        0.669 / 0.547 (10/10)  0.669 / 0.547 (10/13)
+    ETTh1 h192       0.946 / 0.649 (8/10)   0.946 / 0.649 (8/11)
+    ETTh1 h336       1.179 / 0.738 (9/10)   1.170 / 0.737 (12/15)
     ETTh2 h96        0.202 / 0.307 (10/10)  0.202 / 0.307 (10/13)
     ETTh2 h192       0.267 / 0.350 (10/10)  0.266 / 0.348 (13/16)
+    ETTh2 h336       0.354 / 0.400 (10/10)  0.354 / 0.400 (10/13)
 
 None of the first six is better on validation, so the config stays; the longer budget changes
-only rows that were still improving at epoch 10 and is left for a later change (it would mean
-training every row again). Validation ranks poorly on ETTh2: a diagnostic run of the linear path
+only rows that were still improving at epoch 10 (two of these six, by under 1 %) and is left for a
+later change (it would mean training every row again). Validation ranks poorly on ETTh2: a diagnostic run of the linear path
 alone (the head's output multiplied by 0, scratch code, not kept) ties this
 config on h336 validation (0.354 / 0.403) and is worse on h720 validation (0.603 / 0.539), yet on
 test it is worse at h336 (MSE 0.389 against 0.378) and better at h720 (0.398 against 0.453).
