@@ -140,10 +140,10 @@ epochs run):
 
 None of the first six is better on validation, so the config stays; the longer budget changes
 only rows that were still improving at epoch 10 (two of these six, by under 1 %) and is left for a
-later change (it would mean training every row again). Validation ranks poorly on ETTh2: a diagnostic run of the linear path
-alone (the head's output multiplied by 0, scratch code, not kept) ties this
-config on h336 validation (0.354 / 0.403) and is worse on h720 validation (0.603 / 0.539), yet on
-test it is worse at h336 (MSE 0.389 against 0.378) and better at h720 (0.398 against 0.453).
+later change (it would mean training every row again). Validation ranks poorly on ETTh2: a
+diagnostic run of the linear path alone (the head's output multiplied by 0, scratch code, not kept)
+ties this config on h336 validation (0.354 / 0.403) and is worse on h720 validation (0.603 / 0.539),
+yet on test it is worse at h336 (MSE 0.389 against 0.378) and better at h720 (0.398 against 0.453).
 
 exchange_rate (daily, 8 currencies), where the config before issue 12's change (`head_only`) lost to
 the last value on test at every horizon: the instance normalisation (`model.instance_norm`,
