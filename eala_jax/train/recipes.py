@@ -16,7 +16,9 @@ import numpy as np
 
 from eala_jax.data.calendar import CalendarChoice, choose_calendar
 from eala_jax.data.series import SpatioTemporalSeries
+from eala_jax.models.elinformer import SEASONAL_RESIDUALS
 from eala_jax.train.config import Config
+from eala_jax.train.steps import LOSSES
 
 __all__ = ["RECIPES", "Recipe", "pick_recipe", "resolve_for_data"]
 
@@ -37,13 +39,34 @@ class Recipe:
     seasonal_embedding_dim: int
     seasonal_residual: str  # "none", "additive" or "multiplicative"
 
+    def __post_init__(self) -> None:
+        # Checked when the table is built, so a stale value fails at import, not after loading.
+        if self.seasonal_residual not in SEASONAL_RESIDUALS:
+            raise ValueError(
+                f"recipe {self.name!r}: seasonal_residual={self.seasonal_residual!r}; choose one "
+                f"of {', '.join(SEASONAL_RESIDUALS)}"
+            )
+        if self.loss not in LOSSES:
+            raise ValueError(
+                f"recipe {self.name!r}: loss={self.loss!r}; choose one of {', '.join(LOSSES)}"
+            )
+
 
 RECIPES = {
     r.name: r
     for r in (
-        # The Los-loop / SZ-taxi reference recipe: an hour of 5-minute steps in, an hour out.
+        # The Los-loop reference recipe: an hour of 5-minute steps in, an hour out, the training
+        # split's profile as input and additive residual target (experiments/configs/
+        # los_loop_elinformer.py: the only profile trial that beat every baseline on validation).
         Recipe(
-            "sub_hourly", "speeds or flows at steps under an hour", 12, 12, "mae", 1.0, 0, False
+            "sub_hourly",
+            "speeds or flows at steps under an hour",
+            12,
+            12,
+            "mae",
+            1.0,
+            8,
+            "additive",
         ),
         # A day in, half a day out; the model predicts a factor on the training split's seasonal
         # profile (it starts from the historical average; a slot with no traffic stays 0), with a

@@ -155,3 +155,16 @@ def test_load_splits_is_deprecated_in_favour_of_prepare_data(tmp_path):
     with pytest.warns(DeprecationWarning, match="use prepare_data"):
         series, splits = load_splits(config)
     assert splits.num_nodes == series.num_nodes == 3
+
+
+def test_every_recipe_names_a_known_seasonal_residual_and_loss():
+    # The residual field became a string; a recipe left with the old boolean stopped every
+    # 5-minute generic run after loading ("config.seasonal_residual=False; choose one of ...").
+    from eala_jax.models.elinformer import SEASONAL_RESIDUALS
+    from eala_jax.train.steps import LOSSES
+
+    for recipe in RECIPES.values():
+        assert recipe.seasonal_residual in SEASONAL_RESIDUALS, recipe.name
+        assert recipe.loss in LOSSES, recipe.name
+    with pytest.raises(ValueError, match="seasonal_residual"):
+        dataclasses.replace(RECIPES["hourly"], seasonal_residual=False)
