@@ -54,10 +54,14 @@ from eala_jax.train.metric_writers import MetricWriter
 from eala_jax.train.recipes import resolve_for_data
 from eala_jax.train.sharding import (
     DataParallel,
+    RowBlocks,
     check_batch_divisible,
     check_mesh_shape,
     check_microbatches,
+    make_mesh,
+    mesh_devices,
     resolve_device_count,
+    row_blocks,
 )
 from eala_jax.train.state import LoopState
 from eala_jax.train.steps import StepOptions, build_optimizer, learning_rate_schedule
@@ -208,15 +212,18 @@ class _Run:
     def build(cls, config: Config, workdir: Path) -> _Run:
         t = config.train
         num_devices = resolve_device_count(t.num_devices, t.parallel)
+        # The mesh spans every process's devices: shapes are checked against the global count.
+        total = 1 if t.parallel == "none" else len(mesh_devices(num_devices))
         if t.mesh_shape is None:
             check_batch_divisible(t.batch_size, num_devices)
         else:
-            check_mesh_shape(t.mesh_shape, num_devices, batch_size=t.batch_size)
+            check_mesh_shape(t.mesh_shape, total, batch_size=t.batch_size)
+            row_blocks(make_mesh(num_devices, mesh_shape=t.mesh_shape))  # feedable by processes
         check_microbatches(t, num_devices)
         series, splits, config, notes, average = prepare_data(config)
         t = config.train  # the recipe may set the loss
         if t.mesh_shape is not None:
-            check_mesh_shape(t.mesh_shape, num_devices, num_nodes=splits.num_nodes)
+            check_mesh_shape(t.mesh_shape, total, num_nodes=splits.num_nodes)
         _say(_data_line(config, series, splits))
         for note in notes:
             _say(note)
@@ -264,9 +271,10 @@ class _Run:
             series=series,
             splits=splits,
             steps_per_epoch=steps_per_epoch,
-            # Rounded up to a multiple of the global device count, split over the processes.
-            eval_batch_size=math.ceil(t.eval_batch_size / (num_devices * jax.process_count()))
-            * num_devices,
+            # Rounded up to a multiple of the devices along the batch; this process's rows of it.
+            eval_batch_size=dp.local_rows(
+                math.ceil(t.eval_batch_size / dp.data_size) * dp.data_size
+            ),
             num_params=num_params,
             dp=dp,
             initial_state=jax.tree.map(np.asarray, state),
@@ -286,13 +294,13 @@ class _Run:
             self.writer.rewrite(loop.history)
         loader = make_loader(
             self.splits.train,
-            batch_size=t.batch_size // jax.process_count(),
+            batch_size=self.dp.local_rows(t.batch_size),
             shuffle=True,
             seed=t.seed,
             num_epochs=None,
             drop_remainder=True,
-            shard_index=jax.process_index(),
-            shard_count=jax.process_count(),
+            shard_index=self.dp.blocks.index,
+            shard_count=self.dp.blocks.count,
         )
         self.iterator = iter(loader)
         if loop.data_state is None or loop.finished:  # a finished run only evaluates
@@ -521,8 +529,8 @@ def _evaluate(
     loader = make_eval_loader(
         source,
         batch_size=run.eval_batch_size,
-        shard_index=jax.process_index(),
-        shard_count=jax.process_count(),
+        shard_index=run.dp.blocks.index,
+        shard_count=run.dp.blocks.count,
     )
     for batch, num_valid in loader:
         sums, pred = run.dp.evaluate(state, run.dp.put_batch(batch), run.scaler)
@@ -536,10 +544,10 @@ def _evaluate(
     predictions = per_window_sums = None
     if keep_predictions:
         local = (np.concatenate(a) for a in zip(*kept, strict=True))
-        predictions = _Predictions(*(_all_windows(a, len(source)) for a in local))
+        predictions = _Predictions(*(_all_windows(a, len(source), run.dp.blocks) for a in local))
     if per_window:
         per_window_sums = {
-            key: _all_windows(np.concatenate([w[key] for w in windows]), len(source))
+            key: _all_windows(np.concatenate([w[key] for w in windows]), len(source), run.dp.blocks)
             for key in WINDOW_KEYS
         }
     if not _is_primary():
@@ -547,18 +555,19 @@ def _evaluate(
     return accumulator.result(), predictions, per_window_sums
 
 
-def _all_windows(local: np.ndarray, num_windows: int) -> np.ndarray:
-    """This process's windows `[W_p, ...]` (`make_eval_loader`'s strided share: windows p, p + P,
-    ...) -> all `num_windows` in order, on every process. A collective: every process calls it."""
-    count = jax.process_count()
-    if count == 1:
+def _all_windows(local: np.ndarray, num_windows: int, blocks: RowBlocks) -> np.ndarray:
+    """This process's windows `[W_b, ...]` (`make_eval_loader`'s strided share of its row block
+    b: windows b, b + count, ...) -> all `num_windows` in order, on every process. A collective:
+    every process calls it."""
+    if blocks.count == 1:  # every process evaluated every window
         return local
-    rows = math.ceil(num_windows / count)  # the largest share; the others are padded to it
+    rows = math.ceil(num_windows / blocks.count)  # the largest share; the others are padded to it
     padded = np.zeros((rows, *local.shape[1:]), local.dtype)
     padded[: len(local)] = local
     gathered = np.asarray(multihost_utils.process_allgather(padded))  # [P, rows, ...]
-    # Window k * P + p is row k of process p.
-    return np.swapaxes(gathered, 0, 1).reshape(rows * count, *local.shape[1:])[:num_windows]
+    gathered = gathered[list(blocks.owners)]  # one process per block, in block order
+    # Window k * count + b is row k of block b.
+    return np.swapaxes(gathered, 0, 1).reshape(rows * blocks.count, *local.shape[1:])[:num_windows]
 
 
 def _jsonable(obj: Any) -> Any:
