@@ -1,8 +1,11 @@
-"""Argument checks shared by every attention op: shapes, masks and dtypes, at trace time."""
+"""Argument checks shared by every attention op: shapes, masks, dtypes and static options, all at
+trace time (nothing here runs in the compiled op)."""
 
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -33,6 +36,11 @@ def check_qkv(q: Array, k: Array, v: Array | None = None) -> bool:
         raise ValueError(
             f"head dim of q ({q.shape[-1]}) and k ({k.shape[-1]}) must match; got "
             f"q.shape={q.shape}, k.shape={k.shape}"
+        )
+    if q.shape[-1] == 0:
+        raise ValueError(
+            f"q and k must have a non-empty head dim, head_dim >= 1; got q.shape={q.shape},"
+            f" k.shape={k.shape}"
         )
     if q.shape[-2] != k.shape[-2]:
         raise ValueError(
@@ -79,13 +87,15 @@ def attention_inputs(
 ) -> Inputs:
     """The prologue every attention op shares: checks q/k/v (`check_qkv`), adds a batch axis to
     rank-3 inputs, resolves `key_mask` to `[B, S]` bool, checks that causal attention has T == S,
-    and resolves the score scale (None = 1/√D). Raises ValueError / TypeError naming the argument.
+    and checks (`check_options`) and resolves the score scale (None = 1/√D). Raises ValueError /
+    TypeError naming the argument.
     """
     unbatched = check_qkv(q, k, v)
     if unbatched:
         q, k = q[None], k[None]
         v = None if v is None else v[None]
     key_mask = resolve_key_mask(key_mask, batch=q.shape[0], num_keys=k.shape[1])
+    check_options(scale=scale)
     if causal and q.shape[1] != k.shape[1]:
         raise ValueError(
             f"causal attention needs as many queries as keys; got q length {q.shape[1]},"
@@ -112,3 +122,46 @@ def _as_key_mask(key_mask: Any, batch: int, num_keys: int) -> Array:
 def statistics_dtype(dtype: Any) -> Any:
     """float32 for half-precision inputs, else the input's own float type (float64 stays)."""
     return jnp.promote_types(dtype, jnp.float32)
+
+
+def _real(value: Any) -> bool:
+    """A finite real number (a Python or NumPy scalar; not a bool)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _count(value: Any) -> bool:
+    """An integer >= 1 (not a bool)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
+
+
+# The static options shared by the ops and their options classes: name -> (accepts, expected).
+_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "scale": (
+        lambda x: x is None or (_real(x) and x > 0),
+        "a finite number > 0, or None (1/sqrt(head_dim))",
+    ),
+    # θ* ≥ 0 always; a negative slope would invert the keys' ranking (docs/method.md step 7).
+    "theta": (
+        lambda x: (isinstance(x, str) and x == "optimal") or (_real(x) and x >= 0),
+        "one of 'optimal' or a finite number >= 0",
+    ),
+    "min_entropy": (_real, "a finite number"),
+    "chunk_size": (_count, "an integer >= 1"),
+    "num_segments": (_count, "an integer >= 1"),
+    "num_features": (_count, "an integer >= 1"),
+}
+#: Names of the options `check_options` checks.
+CHECKED_OPTIONS = frozenset(_RULES)
+
+
+def check_options(owner: str = "", /, **options: Any) -> None:
+    """The one check of the static numeric options (`scale`, `theta`, `min_entropy`, `chunk_size`,
+    `num_segments`, `num_features`), shared by every op and by the options classes (`owner`: the
+    attention's name, which prefixes the message as `eala.theta=...`). Raises ValueError naming
+    the option, its value and what was expected. Python values only: it runs at trace time.
+    """
+    prefix = f"{owner}." if owner else ""
+    for name, value in options.items():
+        accepts, expected = _RULES[name]
+        if not accepts(value):
+            raise ValueError(f"{prefix}{name}={value!r}; expected {expected}")

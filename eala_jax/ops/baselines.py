@@ -26,10 +26,11 @@ Array = jax.Array
 
 def _attention_entry(core: Callable[..., Array]) -> Callable[..., Array]:
     """Wraps `core(q, k, v, key_mask, *, causal, scale, **options)` in the ops' shared prologue
-    (`_validation.attention_inputs`) and casts the output to `dtype` (default: q's). The wrapper's
-    keywords are strict: `key_mask`, `causal`, `scale`, `dtype` and `core`'s own keyword-only
-    options; anything else (Flax's `mask`, `dropout_rng`, ...) is a TypeError: Flax modules go
-    through `eala_jax.models.attention.flax_attention_fn`."""
+    (`_validation.attention_inputs`, then `_validation.check_options` on the options given) and
+    casts the output to `dtype` (default: q's). The wrapper's keywords are strict: `key_mask`,
+    `causal`, `scale`, `dtype` and `core`'s own keyword-only options; anything else (Flax's `mask`,
+    `dropout_rng`, ...) is a TypeError: Flax modules go through
+    `eala_jax.models.attention.flax_attention_fn`."""
 
     name = core.__name__.lstrip("_") + "_attention"
     accepted = frozenset(
@@ -58,6 +59,9 @@ def _attention_entry(core: Callable[..., Array]) -> Callable[..., Array]:
             )
         causal = bool(causal)
         x = _validation.attention_inputs(q, k, v, key_mask, causal=causal, scale=scale)
+        _validation.check_options(
+            **{n: value for n, value in options.items() if n in _validation.CHECKED_OPTIONS}
+        )
         out = core(x.q, x.k, x.v, x.key_mask, causal=causal, scale=x.scale, **options)
         out = out.astype(dtype or q.dtype)
         return out[0] if x.unbatched else out
@@ -147,8 +151,6 @@ def _performer(
             raise ValueError(
                 "performer attention needs projection=[num_features, head_dim] or rng=<PRNG key>"
             )
-        if not isinstance(num_features, int) or num_features < 1:
-            raise ValueError(f"num_features must be a positive int, got {num_features!r}")
         projection = jax.random.normal(rng, (num_features, q.shape[-1]))
     if projection.ndim != 2 or projection.shape[1] != q.shape[-1]:
         raise ValueError(

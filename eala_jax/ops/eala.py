@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any
 
 import jax
@@ -61,8 +60,8 @@ def eala_attention(
     Args:
       key_mask: `[B, S]` boolean, True = valid key. Means run over valid keys only.
       estimator: entropy estimator for θ* (see `estimate_entropy`); causal mode supports "gaussian".
-      theta: "optimal" (entropy equality, docs/method.md step 5) or a fixed float (1.0: plain
-        centred linear weights; 0.0: uniform attention).
+      theta: "optimal" (entropy equality, docs/method.md step 5) or a fixed float >= 0 (1.0: plain
+        centred linear weights; 0.0: uniform attention; a negative θ is refused, step 7).
       theta_gradient: if False, θ is treated as a constant in the backward pass.
       nonnegative: cap θ so that every weight is ≥ 0 (docs/method.md step 7).
       min_entropy: floor on the estimate, `Ĥ ← max(Ĥ, min_entropy)` (still at most log M), so θ*
@@ -188,8 +187,16 @@ def _checked_rows(
     implementation: str | None,
     need_entropy: bool,
 ) -> tuple[Array, dict[str, Array]]:
-    """`_eala_rows` on prepared inputs `x` (`_validation.attention_inputs`) after `_config`'s
-    checks: the one path of `eala_attention` and `eala_weights`."""
+    """`_eala_rows` on prepared inputs `x` (`_validation.attention_inputs`) after the static
+    options' checks (`_validation.check_options`, then `_config`'s): the one path of
+    `eala_attention` and `eala_weights`."""
+    _validation.check_options(
+        theta=theta,
+        min_entropy=min_entropy,
+        num_segments=num_segments,
+        num_features=num_features,
+        chunk_size=chunk_size,
+    )
     config = _config(
         x.q,
         x.k,
@@ -233,20 +240,14 @@ def _config(
     projection: Array | None,
     implementation: str | None,
 ) -> dict[str, Any]:
-    """Validates the static configuration; returns it as keyword arguments of `_eala_rows`."""
+    """Checks the options `_validation.check_options` does not (implementation, estimator and what
+    it needs, causal support); returns the configuration as keyword arguments of `_eala_rows`."""
     if implementation not in (None, "statistics", "scores"):
         raise ValueError(
             f"implementation must be None, 'statistics' or 'scores', got {implementation!r}"
         )
-    if isinstance(theta, str):
-        if theta != "optimal":
-            raise ValueError(f"theta must be 'optimal' or a float, got {theta!r}")
-    elif not isinstance(theta, (int, float)) or isinstance(theta, bool) or not math.isfinite(theta):
-        raise TypeError(f"theta must be 'optimal' or a finite float, got {theta!r}")
     check_estimator_options(
         estimator,
-        num_segments=num_segments,
-        num_features=num_features,
         rng=rng,
         projection=projection,
         head_dim=q.shape[-1],

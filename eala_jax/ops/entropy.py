@@ -52,6 +52,7 @@ def softmax_entropy(
     A row with no valid key has entropy 0.
     """
     x = _validation.attention_inputs(q, k, None, key_mask, causal=False, scale=scale)
+    _validation.check_options(chunk_size=chunk_size)
     dtype = _validation.statistics_dtype(x.q.dtype)
     out = _exact_entropy(
         x.q.astype(dtype), x.k.astype(dtype), x.key_mask, scale=x.scale, chunk_size=chunk_size
@@ -86,10 +87,11 @@ def estimate_entropy(
     """
     x = _validation.attention_inputs(q, k, None, key_mask, causal=False, scale=scale)
     q, k, key_mask, scale_value, unbatched = x.q, x.k, x.key_mask, x.scale, x.unbatched
+    _validation.check_options(
+        num_segments=num_segments, num_features=num_features, chunk_size=chunk_size
+    )
     check_estimator_options(
         estimator,
-        num_segments=num_segments,
-        num_features=num_features,
         rng=rng,
         projection=projection,
         head_dim=q.shape[-1],
@@ -120,19 +122,13 @@ def estimate_entropy(
 
 
 def check_estimator_options(
-    estimator: str,
-    *,
-    num_segments: int,
-    num_features: int,
-    rng: Array | None,
-    projection: Array | None,
-    head_dim: int,
+    estimator: str, *, rng: Array | None, projection: Array | None, head_dim: int
 ) -> None:
-    """Raises ValueError for an unknown estimator or options it cannot use."""
+    """Raises ValueError for an unknown estimator, or random features without `rng` or with a
+    `projection` of the wrong shape (`num_segments` and `num_features` are checked, for every
+    estimator, by `_validation.check_options`)."""
     if estimator not in ESTIMATORS:
         raise ValueError(f"unknown entropy estimator {estimator!r}; expected one of {ESTIMATORS}")
-    if estimator == "segments" and (not isinstance(num_segments, int) or num_segments < 1):
-        raise ValueError(f"num_segments must be a positive int, got {num_segments!r}")
     if estimator == "random_features":
         if projection is None and rng is None:
             raise ValueError(
@@ -143,8 +139,6 @@ def check_estimator_options(
                 f"projection must have shape [num_features, head_dim={head_dim}], got "
                 f"{projection.shape}"
             )
-        if projection is None and (not isinstance(num_features, int) or num_features < 1):
-            raise ValueError(f"num_features must be a positive int, got {num_features!r}")
 
 
 def entropy_deficit(

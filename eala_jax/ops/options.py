@@ -7,8 +7,10 @@ so a model or a config carries one typed, hashable value instead of a bag of key
     out = eala_attention(q, k, v, key_mask=mask, **opts.as_kwargs())
 
 Values are checked when the object is built (`ValueError` naming the field and the valid choices),
-so a typo fails where a config is written, not inside tracing. Adding an option means adding a
-field here and the keyword to the op (`tests/ops/test_options.py` checks that they agree).
+so a typo fails where a config is written, not inside tracing: the numeric options (`scale`,
+`theta`, `min_entropy`, `chunk_size`, ...) by `_validation.check_options`, the same check the ops
+run on their keywords; the others by their annotation. Adding an option means adding a field here
+and the keyword to the op (`tests/ops/test_options.py` checks that they agree).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal, Self
 
+from eala_jax.ops._validation import CHECKED_OPTIONS, check_options
 from eala_jax.ops.entropy import EstimatorName
 
 __all__ = [
@@ -30,10 +33,6 @@ __all__ = [
     "SoftmaxOptions",
     "UniformOptions",
 ]
-
-
-def _at_least(minimum: int) -> dict[str, int]:
-    return {"minimum": minimum}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -50,14 +49,11 @@ class AttentionOptions:
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
         for field in dataclasses.fields(self):
-            _check_value(
-                f"{self.name}.{field.name}",
-                getattr(self, field.name),
-                hints[field.name],
-                minimum=field.metadata.get("minimum"),
-            )
-        if self.scale is not None and not self.scale > 0:
-            raise ValueError(f"{self.name}.scale must be > 0 or None, got {self.scale!r}")
+            value = getattr(self, field.name)
+            if field.name in CHECKED_OPTIONS:
+                check_options(self.name, **{field.name: value})
+            else:
+                _check_value(f"{self.name}.{field.name}", value, hints[field.name])
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
@@ -91,7 +87,7 @@ class EalaOptions(AttentionOptions):
 
     # Entropy estimator for theta*.
     estimator: EstimatorName = "gaussian"
-    # "optimal" (entropy equality) or a fixed float (1.0: centred linear weights; 0.0: uniform).
+    # "optimal" (entropy equality) or a fixed float >= 0 (1.0: centred linear weights; 0: uniform).
     theta: Literal["optimal"] | float = "optimal"
     # False: theta is a constant in the backward pass.
     theta_gradient: bool = True
@@ -100,11 +96,11 @@ class EalaOptions(AttentionOptions):
     # Floor on the entropy estimate: Ĥ ← max(Ĥ, min_entropy) (0.0 changes nothing).
     min_entropy: float = 0.0
     # Key blocks of the "segments" estimator.
-    num_segments: int = dataclasses.field(default=32, metadata=_at_least(1))
+    num_segments: int = 32
     # Random features of the "random_features" estimator.
-    num_features: int = dataclasses.field(default=64, metadata=_at_least(1))
+    num_features: int = 64
     # Key chunk of the causal scan.
-    chunk_size: int = dataclasses.field(default=64, metadata=_at_least(1))
+    chunk_size: int = 64
     # None (auto), "statistics" (D x D key statistics) or "scores" (explicit scores, for S <= D).
     implementation: Literal["statistics", "scores"] | None = None
 
@@ -122,7 +118,7 @@ class LinearOptions(AttentionOptions):
 
     name: ClassVar[str] = "linear"
 
-    chunk_size: int = dataclasses.field(default=64, metadata=_at_least(1))
+    chunk_size: int = 64
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -131,8 +127,8 @@ class PerformerOptions(AttentionOptions):
 
     name: ClassVar[str] = "performer"
 
-    num_features: int = dataclasses.field(default=64, metadata=_at_least(1))
-    chunk_size: int = dataclasses.field(default=64, metadata=_at_least(1))
+    num_features: int = 64
+    chunk_size: int = 64
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -141,15 +137,13 @@ class UniformOptions(AttentionOptions):
 
     name: ClassVar[str] = "uniform"
 
-    chunk_size: int = dataclasses.field(default=64, metadata=_at_least(1))
+    chunk_size: int = 64
 
 
-def _check_value(key: str, value: Any, annotation: Any, *, minimum: int | None) -> None:
-    """`ValueError` / `TypeError` naming `key` unless `value` fits `annotation` (and `minimum`)."""
+def _check_value(key: str, value: Any, annotation: Any) -> None:
+    """`ValueError` naming `key` unless `value` fits `annotation`."""
     if not _fits(value, annotation):
         raise ValueError(f"{key}={value!r}; expected {_describe(annotation)}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{key}={value!r}; expected an integer >= {minimum}")
 
 
 def _fits(value: Any, annotation: Any) -> bool:

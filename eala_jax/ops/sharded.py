@@ -78,6 +78,7 @@ def node_sharded_eala(
     `eala_attention`.
     """
     x = _validation.attention_inputs(q, k, v, key_mask, causal=False, scale=scale)
+    _validation.check_options(theta=theta)
     dtype = _validation.statistics_dtype(x.q.dtype)
     q32, k32, v32 = (a.astype(dtype) for a in (x.q, x.k, x.v))
     stats = gathered_statistics(k32, v32, x.key_mask, axis_name)

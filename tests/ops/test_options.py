@@ -46,7 +46,9 @@ def test_defaults_and_as_kwargs_give_the_ops_default_output(name):
         ({"num_segments": 0}, r"eala.num_segments=0; expected an integer >= 1"),
         ({"num_segments": 2.5}, r"eala.num_segments=2.5; expected an integer"),
         ({"nonnegative": "yes"}, r"eala.nonnegative='yes'; expected a boolean"),
-        ({"scale": -1.0}, r"eala.scale must be > 0 or None"),
+        ({"scale": -1.0}, r"eala.scale=-1.0; expected a finite number > 0, or None"),
+        ({"theta": -1.0}, r"eala.theta=-1.0; expected one of 'optimal' or a finite number >= 0"),
+        ({"min_entropy": float("nan")}, r"eala.min_entropy=nan; expected a finite number"),
         ({"implementation": "fast"}, r"expected one of 'statistics', 'scores' or None"),
     ],
 )

@@ -1,10 +1,14 @@
 """Bad input raises ValueError / TypeError at trace time, with a message naming the argument."""
 
+import re
+
 import jax
 import numpy as np
 import pytest
 
 from eala_jax import eala_attention, eala_weights, estimate_entropy, get_attention, softmax_entropy
+from eala_jax.ops import REGISTRY, EalaOptions, attention_options
+from eala_jax.ops.sharded import sharded_eala_attention
 from tests.ops.helpers import B, S, T, key_mask, projection, qkv
 
 NAMES = ["eala", "softmax", "linear", "performer", "uniform"]
@@ -113,15 +117,15 @@ def test_estimator_and_option_errors():
             ValueError, match=r"projection must have shape \[num_features, head_dim=4\]"
         ):
             fn(estimator="random_features", projection=np.ones((8, 5), np.float32))
-        with pytest.raises(ValueError, match=r"num_segments must be a positive int"):
+        with pytest.raises(ValueError, match=r"num_segments=0; expected an integer >= 1"):
             fn(estimator="segments", num_segments=0)
-        with pytest.raises(ValueError, match=r"num_features must be a positive int"):
+        with pytest.raises(ValueError, match=r"num_features=0; expected an integer >= 1"):
             fn(estimator="random_features", rng=jax.random.key(0), num_features=0)
-        with pytest.raises(ValueError, match=r"theta must be 'optimal' or a float"):
+        with pytest.raises(ValueError, match=r"theta='best'; expected one of 'optimal' or a"):
             fn(theta="best")
-        with pytest.raises(TypeError, match=r"theta must be 'optimal' or a finite float"):
+        with pytest.raises(ValueError, match=r"theta=nan; expected one of 'optimal' or a finite"):
             fn(theta=float("nan"))
-        with pytest.raises(TypeError, match=r"theta must be 'optimal' or a finite float"):
+        with pytest.raises(ValueError, match=r"theta=True; expected one of 'optimal' or a"):
             fn(theta=True)
     q, k, v = qkv(93, s=T)
     with pytest.raises(ValueError, match=r"causal EALA supports estimator='gaussian'.*'cumulant3'"):
@@ -154,3 +158,140 @@ def test_errors_are_raised_at_trace_time():
         jax.jit(lambda q, m: eala_attention(q, K, V, key_mask=m))(Q, np.ones((B, 3), bool))
     with pytest.raises(ValueError, match=r"causal attention needs as many queries as keys"):
         jax.jit(lambda q: eala_attention(q, K, V, causal=True))(Q)
+
+
+# ----------------------------------------------------------------------------------------------
+# Static options: the options classes and the raw ops refuse the same bad values, by name, with
+# one shared check (`_validation.check_options`).
+
+NAN, INF = float("nan"), float("inf")
+QC, KC, VC = qkv(94, s=T)  # T == S for the causal entry
+MESH_Q, MESH_K, MESH_V = qkv(95, t=8, s=8)  # lengths divisible by the 4 "nodes" devices
+
+BAD_VALUES = {
+    "scale": [NAN, INF, 0.0, -1.0],
+    "chunk_size": [0, -1, 2.5, True],
+    "num_segments": [0, -3],
+    "num_features": [0, 1.5],
+    "min_entropy": [NAN, INF, -INF],
+    "theta": [-1.0, -1e-6, NAN, INF, True],
+}
+
+
+def _sharded_on(q, k, v, **kw):
+    auto = (jax.sharding.AxisType.Auto,) * 2
+    mesh = jax.make_mesh((2, 4), ("data", "nodes"), axis_types=auto)  # as tests/ops/test_sharded
+    return jax.jit(lambda q, k, v: sharded_eala_attention(q, k, v, mesh=mesh, **kw))(q, k, v)
+
+
+def _sharded(**kw):
+    return _sharded_on(MESH_Q, MESH_K, MESH_V, **kw)
+
+
+# Each public op, called on valid inputs, and the static options it takes.
+RAW_OPS = {
+    "eala_attention": (
+        lambda **kw: eala_attention(Q, K, V, **kw),
+        ("scale", "chunk_size", "num_segments", "num_features", "min_entropy", "theta"),
+    ),
+    "eala_attention[causal]": (
+        lambda **kw: eala_attention(QC, KC, VC, causal=True, **kw),
+        ("scale", "chunk_size", "min_entropy", "theta"),
+    ),
+    "eala_weights": (
+        lambda **kw: eala_weights(Q, K, **kw),
+        ("scale", "chunk_size", "num_segments", "num_features", "min_entropy", "theta"),
+    ),
+    "softmax_attention": (lambda **kw: _attention("softmax")(Q, K, V, **kw), ("scale",)),
+    "linear_attention": (
+        lambda **kw: _attention("linear")(Q, K, V, **kw),
+        ("scale", "chunk_size"),
+    ),
+    "performer_attention": (
+        lambda **kw: _attention("performer")(Q, K, V, **kw),
+        ("scale", "chunk_size", "num_features"),
+    ),
+    "uniform_attention": (
+        lambda **kw: _attention("uniform")(Q, K, V, **kw),
+        ("scale", "chunk_size"),
+    ),
+    "softmax_entropy": (lambda **kw: softmax_entropy(Q, K, **kw), ("scale", "chunk_size")),
+    "estimate_entropy": (
+        lambda **kw: estimate_entropy(Q, K, **kw),
+        ("scale", "chunk_size", "num_segments", "num_features"),
+    ),
+    "sharded_eala_attention": (_sharded, ("scale", "theta")),
+}
+
+RAW_CASES = [
+    pytest.param(op, arg, bad, id=f"{op}-{arg}={bad!r}")
+    for op, (_, args) in RAW_OPS.items()
+    for arg in args
+    for bad in BAD_VALUES[arg]
+]
+OPTION_CASES = [
+    pytest.param(name, arg, bad, id=f"{name}-{arg}={bad!r}")
+    for name, entry in REGISTRY.items()
+    for arg in entry.options.field_names()
+    if arg in BAD_VALUES
+    for bad in BAD_VALUES[arg]
+]
+
+
+@pytest.mark.parametrize(("op", "arg", "bad"), RAW_CASES)
+def test_raw_ops_refuse_bad_static_options_naming_the_argument(op, arg, bad):
+    fn, _ = RAW_OPS[op]
+    with pytest.raises(ValueError, match=rf"^{arg}={re.escape(repr(bad))}; expected ") as err:
+        fn(**{arg: bad})
+    # The message of the options class, less its "<attention>." prefix: the one shared check.
+    with pytest.raises(ValueError) as from_options:
+        EalaOptions(**{arg: bad})
+    assert str(from_options.value) == f"eala.{err.value}"
+
+
+@pytest.mark.parametrize(("name", "arg", "bad"), OPTION_CASES)
+def test_options_classes_refuse_bad_static_options_naming_the_field(name, arg, bad):
+    with pytest.raises(ValueError, match=rf"^{name}\.{arg}={re.escape(repr(bad))}; expected "):
+        attention_options(name, {arg: bad})
+
+
+@pytest.mark.parametrize("entry", ["EalaOptions", "eala_attention", "eala_weights", "sharded"])
+@pytest.mark.parametrize("nonnegative", [True, False])
+def test_a_negative_fixed_theta_is_refused(entry, nonnegative):
+    """A negative slope inverts the keys' ranking; with `nonnegative` it also gave negative
+    weights (min -0.07 at these inputs before the check), so no entry path takes it."""
+    call = {
+        "EalaOptions": lambda **kw: EalaOptions(**kw),
+        "eala_attention": lambda **kw: eala_attention(Q, K, V, **kw),
+        "eala_weights": lambda **kw: eala_weights(Q, K, **kw),
+        "sharded": _sharded,
+    }[entry]
+    kw = {} if entry == "sharded" else {"nonnegative": nonnegative}  # sharded has no cap option
+    with pytest.raises(ValueError, match=r"theta=-0\.5; expected one of 'optimal' or a finite"):
+        call(theta=-0.5, **kw)
+
+
+def test_the_cap_holds_for_a_fixed_positive_theta():
+    """Where θ is accepted the cap keeps its promise: θ = 5 dips far below zero uncapped."""
+    assert float(eala_weights(Q, K, theta=5.0).min()) < -0.1
+    assert float(eala_weights(Q, K, theta=5.0, nonnegative=True).min()) >= -1e-7
+    assert float(eala_weights(QC, KC, theta=5.0, causal=True, nonnegative=True).min()) >= -1e-7
+
+
+@pytest.mark.parametrize("fn", [*QK, "sharded_eala_attention"])
+@pytest.mark.parametrize("scale", [None, 1.0])
+def test_an_empty_head_dim_is_refused(fn, scale):
+    q, k = MESH_Q[..., :0], MESH_K[..., :0]
+    f = QK.get(fn) or (lambda q, k, **kw: _sharded_on(q, k, MESH_V, **kw))
+    # (inside shard_map the shapes are the per-device ones)
+    with pytest.raises(ValueError, match=r"head_dim >= 1; got q\.shape=\(\d, \d, 2, 0\)"):
+        f(q, k, scale=scale)
+
+
+def test_option_errors_are_raised_at_trace_time():
+    with pytest.raises(ValueError, match=r"^chunk_size=0; expected an integer >= 1"):
+        jax.eval_shape(
+            lambda q, k, v: eala_attention(q, k, v, causal=True, chunk_size=0), QC, KC, VC
+        )
+    with pytest.raises(ValueError, match=r"^min_entropy=nan; expected a finite number"):
+        jax.jit(lambda q: eala_attention(q, K, V, min_entropy=NAN))(Q)
