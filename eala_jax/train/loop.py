@@ -50,10 +50,7 @@ from eala_jax.train.checkpoint import (
     sync_processes,
 )
 from eala_jax.train.config import Config, config_to_dict, validate_config
-from eala_jax.train.metric_writers import MetricWriter
-from eala_jax.train.recipes import resolve_for_data
-from eala_jax.train.sharding import (
-    DataParallel,
+from eala_jax.train.mesh import (
     RowBlocks,
     check_batch_divisible,
     check_mesh_shape,
@@ -63,6 +60,9 @@ from eala_jax.train.sharding import (
     resolve_device_count,
     row_blocks,
 )
+from eala_jax.train.metric_writers import MetricWriter
+from eala_jax.train.recipes import resolve_for_data
+from eala_jax.train.sharding import DataParallel
 from eala_jax.train.state import LoopState
 from eala_jax.train.steps import StepOptions, build_optimizer, learning_rate_schedule
 
