@@ -23,6 +23,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from eala_jax._checks import check_choice, check_range
 from eala_jax.models.elinformer import (
     COMPUTE_DTYPES,
     SEASONAL_RESIDUALS,
@@ -69,6 +70,13 @@ class DataConfig:
     # checked against the data before training (a clear error when they do not fit).
     num_nodes: int | None = None
     steps_per_day: int | None = None
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """ValueError naming the key unless every field is in its domain."""
+        _check_data(self)
 
 
 @dataclasses.dataclass(unsafe_hash=True)
@@ -121,6 +129,14 @@ class TrainConfig:
     plot_sensors: tuple[int, ...] = (0, 1, 2)
     plot_horizon: int = 3
 
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """ValueError naming the key unless every field is in its domain (and `microbatches`
+        divides `batch_size`, `mesh_shape` is `(data, nodes)` under `parallel="jit"`)."""
+        _check_train(self)
+
 
 @dataclasses.dataclass(unsafe_hash=True)
 class Config:
@@ -133,6 +149,17 @@ class Config:
     progress_bar: bool = True
     tensorboard: bool = False
     plots: bool = True
+
+    def __post_init__(self) -> None:
+        _check_model(self.model)
+        _check_config(self)
+
+    def check(self) -> None:
+        """Each section's checks again, then the rules across sections (`validate_config`)."""
+        self.data.check()
+        self.train.check()
+        _check_model(self.model)
+        _check_config(self)
 
 
 #: Top-level keys whose value may differ between a run and its resume.
@@ -220,36 +247,56 @@ def _attention(value: Any, key: str) -> AttentionOptions:
         raise ValueError(f"{key}: {err}") from None
 
 
-def _set(cfg: Any, path: list[str], value: Any, full_key: str) -> Any:
+Change = tuple[list[str], Any, str]  # (path below the current section, value, full key)
+
+
+def _apply(cfg: Any, changes: list[Change]) -> Any:
+    """`cfg` with `changes` applied in one `dataclasses.replace` per section, so that a section
+    (and the config) checks its fields once, with every override in place: the order of the
+    overrides never matters, and an intermediate mix of old and new values is never judged."""
     names = [f.name for f in dataclasses.fields(cfg)]
-    head = path[0]
-    if head not in names:
-        if isinstance(cfg, AttentionOptions):
+    groups: dict[str, list[Change]] = {}
+    for path, value, full_key in changes:
+        head = path[0]
+        if head not in names:
+            if isinstance(cfg, AttentionOptions):
+                raise KeyError(
+                    f"unknown config key {full_key!r}: {cfg.name} attention has no option "
+                    f"{head!r}; valid options: {', '.join(names)}"
+                )
             raise KeyError(
-                f"unknown config key {full_key!r}: {cfg.name} attention has no option {head!r}; "
-                f"valid options: {', '.join(names)}"
+                f"unknown config key {full_key!r}; valid keys here: {', '.join(sorted(names))}"
             )
-        raise KeyError(
-            f"unknown config key {full_key!r}; valid keys here: {', '.join(sorted(names))}"
-        )
-    current = getattr(cfg, head)
-    if isinstance(current, AttentionOptions) and len(path) == 1:
-        converted = _attention(value, full_key)  # a new attention: its options start afresh
-    elif len(path) > 1:
-        if not dataclasses.is_dataclass(current):
-            raise KeyError(f"unknown config key {full_key!r}: {head!r} has no sub-keys")
-        converted = _set(current, path[1:], value, full_key)
-    elif dataclasses.is_dataclass(current):
-        raise KeyError(f"config key {full_key!r} is a section; set one of its fields")
-    else:
-        try:
-            converted = _convert(value, _field_types(type(cfg))[head], full_key)
-        except (TypeError, ValueError, json.JSONDecodeError) as err:
-            raise ValueError(f"bad value {value!r} for config key {full_key!r}: {err}") from err
-    try:  # an options object checks its fields here
-        return dataclasses.replace(cfg, **{head: converted})
+        groups.setdefault(head, []).append((path, value, full_key))
+    updates = {}
+    for head, group in groups.items():
+        current = getattr(cfg, head)
+        for _path, value, full_key in (c for c in group if len(c[0]) == 1):
+            if isinstance(current, AttentionOptions):
+                current = _attention(value, full_key)  # a new attention: its options start afresh
+            elif dataclasses.is_dataclass(current):
+                raise KeyError(f"config key {full_key!r} is a section; set one of its fields")
+            else:
+                try:
+                    current = _convert(value, _field_types(type(cfg))[head], full_key)
+                except (TypeError, ValueError, json.JSONDecodeError) as err:
+                    raise ValueError(
+                        f"bad value {value!r} for config key {full_key!r}: {err}"
+                    ) from err
+        deeper = [(path[1:], value, key) for path, value, key in group if len(path) > 1]
+        if deeper:
+            if not dataclasses.is_dataclass(current):
+                raise KeyError(f"unknown config key {deeper[0][2]!r}: {head!r} has no sub-keys")
+            current = _apply(current, deeper)
+        updates[head] = current
+    try:  # each section (and an options object) checks its fields here
+        return dataclasses.replace(cfg, **updates)
     except ValueError as err:
-        raise ValueError(f"bad value {value!r} for config key {full_key!r}: {err}") from None
+        if len(changes) == 1:
+            _, value, full_key = changes[0]
+            raise ValueError(f"bad value {value!r} for config key {full_key!r}: {err}") from None
+        keys = ", ".join(repr(key) for _, _, key in changes)
+        raise ValueError(f"bad values for config keys {keys}: {err}") from None
 
 
 def _parse_value(text: str) -> Any:
@@ -260,14 +307,18 @@ def _parse_value(text: str) -> Any:
 
 
 def apply_overrides(config: Config, overrides: list[str] | tuple[str, ...]) -> Config:
-    """Apply `key=value` overrides (dotted keys); raises KeyError for an unknown key."""
+    """Apply `key=value` overrides (dotted keys) together: each section is rebuilt once with all
+    of its changes (and checks itself then); a later override of the same key wins, and a new
+    attention (`model.spatial_attention=softmax`) is set before its options are changed. Raises
+    KeyError for an unknown key, ValueError for a bad value."""
+    changes: list[Change] = []
     for item in overrides:
         if "=" not in item:
             raise ValueError(f"override {item!r} is not of the form key=value")
         key, text = item.split("=", 1)
         key = key.strip()
-        config = _set(config, key.split("."), _parse_value(text.strip()), key)
-    return config
+        changes.append((key.split("."), _parse_value(text.strip()), key))
+    return _apply(config, changes) if changes else config
 
 
 def config_to_dict(config: Config) -> dict[str, Any]:
@@ -334,133 +385,77 @@ def load_config_file(path: str | Path) -> Config:
     return config
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _fmt(bound: float) -> str:
-    return f"{bound:g}" if isinstance(bound, float) else str(bound)
-
-
-def _check_range(
-    key: str,
-    value: Any,
-    *,
-    integer: bool,
-    low: float | None = None,
-    high: float | None = None,
-    open_low: bool = False,
-    open_high: bool = False,
-    none_ok: bool = False,
-) -> None:
-    """Raises ValueError naming `key` and its allowed range unless `value` lies in it."""
-    if none_ok and value is None:
-        return
-    if integer:
-        kind, fits = "an integer", isinstance(value, int) and not isinstance(value, bool)
-    else:
-        kind, fits = "a finite number", _is_number(value) and math.isfinite(value)
-    if fits and low is not None:
-        fits = value > low if open_low else value >= low
-    if fits and high is not None:
-        fits = value < high if open_high else value <= high
-    if fits:
-        return
-    if low is not None and high is not None:
-        where = f"in {'(' if open_low else '['}{_fmt(low)}, {_fmt(high)}{')' if open_high else ']'}"
-    elif low is not None:
-        where = f"{'>' if open_low else '>='} {_fmt(low)}"
-    elif high is not None:
-        where = f"{'<' if open_high else '<='} {_fmt(high)}"
-    else:
-        where = kind
-    allowed = where + (" or None" if none_ok else "") + ("" if where == kind else f" ({kind})")
-    raise ValueError(f"{key} must be {allowed}, got {value!r}")
-
-
 def validate_config(config: Config) -> None:
-    """Checks across fields that need no data: choices, ranges, the model dim. Raises ValueError.
+    """Checks `config` again (each section's `check`, then the config's cross-section rules), for a
+    config whose fields were assigned after it was built; building or replacing a section checks
+    it already. Raises ValueError naming the key and its allowed values."""
+    config.check()
 
-    Every numeric field is checked against its domain (e.g. `train.learning_rate` > 0,
-    `train.lr_decay` in (0, 1], `model.dropout` in [0, 1)); the message names the key and the
-    allowed range. The attention options were checked when they were built (`AttentionOptions`).
-    `train_and_evaluate` calls this once, before any data is loaded or model built.
-    """
+
+def _check_data(d: DataConfig) -> None:
     from eala_jax.data.series import MINUTES_PER_DAY, check_split
-    from eala_jax.train.sharding import PARALLEL_MODES
+    from eala_jax.train.recipes import RECIPES
+
+    if d.recipe not in ("", "auto", *RECIPES):
+        raise ValueError(
+            f"data.recipe={d.recipe!r}; choose '' (none), 'auto' or one of {', '.join(RECIPES)}"
+        )
+    for key, value, none_ok in (
+        ("data.in_steps", d.in_steps, False),
+        ("data.out_steps", d.out_steps, False),
+        ("data.num_nodes", d.num_nodes, True),
+        ("data.steps_per_day", d.steps_per_day, True),
+    ):
+        check_range(key, value, integer=True, low=1, none_ok=none_ok)
+    if d.steps_per_day is not None and MINUTES_PER_DAY % d.steps_per_day:
+        raise ValueError(
+            f"data.steps_per_day must divide a day of {MINUTES_PER_DAY} minutes (1 for daily or "
+            f"longer steps), got {d.steps_per_day}"
+        )
+    if d.split is not None:
+        check_split(d.split, "data.split")
+
+
+def _check_train(t: TrainConfig) -> None:
+    from eala_jax.train.mesh import PARALLEL_MODES
     from eala_jax.train.steps import LOSSES, OPTIMIZERS
 
-    m, t, d = config.model, config.train, config.data
-    choices = {
-        "train.optimizer": (t.optimizer, OPTIMIZERS),
-        "train.loss": (t.loss, LOSSES),
-        "train.parallel": (t.parallel, PARALLEL_MODES),
-        "model.dtype": (m.dtype, COMPUTE_DTYPES),
-        "model.seasonal_residual": (m.seasonal_residual, SEASONAL_RESIDUALS),
-    }
-    for key, (value, allowed) in choices.items():
-        if value not in allowed:
-            raise ValueError(f"{key}={value!r}; choose one of {', '.join(allowed)}")
-    instance_norm_mode(m.instance_norm)  # set after the config was built: same check
-    check_head_options(m.linear_path, m.head_dropout)
-    integers = {  # key: (value, lowest allowed, None allowed)
-        "train.batch_size": (t.batch_size, 1, False),
-        "train.microbatches": (t.microbatches, 1, False),
-        "train.eval_batch_size": (t.eval_batch_size, 1, False),
-        "train.max_epochs": (t.max_epochs, 1, False),
-        "train.patience": (t.patience, 0, False),
-        "train.max_steps_per_epoch": (t.max_steps_per_epoch, 1, True),
-        "train.num_devices": (t.num_devices, 1, True),
-        "train.checkpoint_every_steps": (t.checkpoint_every_steps, 0, False),
-        "train.keep_checkpoints": (t.keep_checkpoints, 1, False),
-        "train.log_every": (t.log_every, 1, False),
-        "data.in_steps": (d.in_steps, 1, False),
-        "data.out_steps": (d.out_steps, 1, False),
-        "data.num_nodes": (d.num_nodes, 1, True),
-        "data.steps_per_day": (d.steps_per_day, 1, True),
-        "model.input_embedding_dim": (m.input_embedding_dim, 1, False),
-        "model.tod_embedding_dim": (m.tod_embedding_dim, 0, True),
-        "model.dow_embedding_dim": (m.dow_embedding_dim, 0, True),
-        "model.adaptive_embedding_dim": (m.adaptive_embedding_dim, 0, False),
-        "model.seasonal_embedding_dim": (m.seasonal_embedding_dim, 0, False),
-        "model.feed_forward_dim": (m.feed_forward_dim, 1, False),
-        "model.num_heads": (m.num_heads, 1, False),
-        "model.num_temporal_layers": (m.num_temporal_layers, 0, False),
-        "model.num_spatial_layers": (m.num_spatial_layers, 0, False),
-        "model.patch_len": (m.patch_len, 1, False),
-        "model.patch_stride": (m.patch_stride, 1, False),
-    }
-    for key, (value, low, none_ok) in integers.items():
-        _check_range(key, value, integer=True, low=low, none_ok=none_ok)
+    check_choice("train.optimizer", t.optimizer, OPTIMIZERS)
+    check_choice("train.loss", t.loss, LOSSES)
+    check_choice("train.parallel", t.parallel, PARALLEL_MODES)
+    for key, value, low, none_ok in (
+        ("train.batch_size", t.batch_size, 1, False),
+        ("train.microbatches", t.microbatches, 1, False),
+        ("train.eval_batch_size", t.eval_batch_size, 1, False),
+        ("train.max_epochs", t.max_epochs, 1, False),
+        ("train.patience", t.patience, 0, False),
+        ("train.max_steps_per_epoch", t.max_steps_per_epoch, 1, True),
+        ("train.num_devices", t.num_devices, 1, True),
+        ("train.checkpoint_every_steps", t.checkpoint_every_steps, 0, False),
+        ("train.keep_checkpoints", t.keep_checkpoints, 1, False),
+        ("train.log_every", t.log_every, 1, False),
+    ):
+        check_range(key, value, integer=True, low=low, none_ok=none_ok)
     # grain and numpy take seeds as non-negative 32-bit integers.
-    _check_range("train.seed", t.seed, integer=True, low=0, high=2**31 - 1)
-    _check_range("train.learning_rate", t.learning_rate, integer=False, low=0, open_low=True)
-    _check_range("train.weight_decay", t.weight_decay, integer=False, low=0)
-    _check_range("train.lr_decay", t.lr_decay, integer=False, low=0, high=1, open_low=True)
-    _check_range("train.max_grad_norm", t.max_grad_norm, integer=False, low=0)
-    _check_range("train.huber_delta", t.huber_delta, integer=False, low=0, open_low=True)
-    _check_range("model.dropout", m.dropout, integer=False, low=0, high=1, open_high=True)
+    check_range("train.seed", t.seed, integer=True, low=0, high=2**31 - 1)
+    check_range("train.learning_rate", t.learning_rate, integer=False, low=0, open_low=True)
+    check_range("train.weight_decay", t.weight_decay, integer=False, low=0)
+    check_range("train.lr_decay", t.lr_decay, integer=False, low=0, high=1, open_low=True)
+    check_range("train.max_grad_norm", t.max_grad_norm, integer=False, low=0)
+    check_range("train.huber_delta", t.huber_delta, integer=False, low=0, open_low=True)
     for milestone in t.milestones:
-        _check_range("train.milestones (each epoch)", milestone, integer=True, low=1)
+        check_range("train.milestones (each epoch)", milestone, integer=True, low=1)
     if len(set(t.milestones)) != len(t.milestones):
         raise ValueError(
             f"train.milestones must be distinct epochs, got {list(t.milestones)} (a repeated "
             "epoch would decay the learning rate once, not twice)"
         )
     for sensor in t.plot_sensors:  # indices past the node count are skipped by the plot
-        _check_range("train.plot_sensors (each sensor index)", sensor, integer=True, low=0)
+        check_range("train.plot_sensors (each sensor index)", sensor, integer=True, low=0)
     if t.batch_size % t.microbatches:
         raise ValueError(
             f"train.microbatches={t.microbatches} does not divide train.batch_size={t.batch_size}"
         )
-    if d.steps_per_day is not None and MINUTES_PER_DAY % d.steps_per_day:
-        raise ValueError(
-            f"data.steps_per_day must divide a day of {MINUTES_PER_DAY} minutes (1 for daily or "
-            f"longer steps), got "
-            f"{d.steps_per_day}"
-        )
-    if d.split is not None:
-        check_split(d.split, "data.split")
     if t.mesh_shape is not None:
         if t.parallel != "jit":
             raise ValueError(f"train.mesh_shape={t.mesh_shape} needs train.parallel='jit'")
@@ -470,13 +465,28 @@ def validate_config(config: Config) -> None:
                 f"{t.mesh_shape!r}"
             )
         for size in t.mesh_shape:
-            _check_range("train.mesh_shape (each axis)", size, integer=True, low=1)
-    from eala_jax.train.recipes import RECIPES
+            check_range("train.mesh_shape (each axis)", size, integer=True, low=1)
 
-    if d.recipe not in ("", "auto", *RECIPES):
-        raise ValueError(
-            f"data.recipe={d.recipe!r}; choose '' (none), 'auto' or one of {', '.join(RECIPES)}"
-        )
+
+def _check_model(m: ModelConfig) -> None:
+    check_choice("model.dtype", m.dtype, COMPUTE_DTYPES)
+    check_choice("model.seasonal_residual", m.seasonal_residual, SEASONAL_RESIDUALS)
+    instance_norm_mode(m.instance_norm)  # set after the config was built: same check
+    check_head_options(m.linear_path, m.head_dropout)
+    for key, value, low, none_ok in (
+        ("model.input_embedding_dim", m.input_embedding_dim, 1, False),
+        ("model.tod_embedding_dim", m.tod_embedding_dim, 0, True),
+        ("model.dow_embedding_dim", m.dow_embedding_dim, 0, True),
+        ("model.adaptive_embedding_dim", m.adaptive_embedding_dim, 0, False),
+        ("model.seasonal_embedding_dim", m.seasonal_embedding_dim, 0, False),
+        ("model.feed_forward_dim", m.feed_forward_dim, 1, False),
+        ("model.num_heads", m.num_heads, 1, False),
+        ("model.num_temporal_layers", m.num_temporal_layers, 0, False),
+        ("model.num_spatial_layers", m.num_spatial_layers, 0, False),
+        ("model.patch_stride", m.patch_stride, 1, False),
+    ):
+        check_range(key, value, integer=True, low=low, none_ok=none_ok)
+    check_range("model.dropout", m.dropout, integer=False, low=0, high=1, open_high=True)
     # An "auto" calendar width (None) may turn out on or off: every outcome must fit the heads.
     autos = [k for k in ("tod_embedding_dim", "dow_embedding_dim") if getattr(m, k) is None]
     for off in range(2 ** len(autos)):
@@ -487,5 +497,10 @@ def validate_config(config: Config) -> None:
                 + (", with the auto calendar widths resolved" if autos else "")
                 + f") is not divisible by num_heads={m.num_heads}"
             )
-    _check_range("train.plot_horizon", t.plot_horizon, integer=True, low=1, high=d.out_steps)
-    _check_range("model.patch_len", m.patch_len, integer=True, low=1, high=d.in_steps)
+
+
+def _check_config(config: Config) -> None:
+    """The rules across sections."""
+    t, d, m = config.train, config.data, config.model
+    check_range("train.plot_horizon", t.plot_horizon, integer=True, low=1, high=d.out_steps)
+    check_range("model.patch_len", m.patch_len, integer=True, low=1, high=d.in_steps)
