@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,10 +62,10 @@ def ensure_writable_workdir(workdir: str | Path) -> Path:
         blocker = next((p for p in workdir.parents if p.exists() and not p.is_dir()), None)
         why = f"{blocker} is a file, not a folder" if blocker else _os_reason(err)
         raise WorkdirNotWritableError(f"workdir {workdir} cannot be created: {why}") from None
-    probe = workdir / f".eala_write_test.{os.getpid()}"
-    try:
-        probe.write_bytes(b"")
-        probe.unlink()
+    try:  # a unique name: the processes of a multi-host run may share the workdir
+        handle, probe = tempfile.mkstemp(prefix=".eala_write_test.", dir=workdir)
+        os.close(handle)
+        os.unlink(probe)
     except OSError as err:
         raise WorkdirNotWritableError(
             f"workdir {workdir} is not writable: creating a file in it failed ({_os_reason(err)})"
