@@ -3,16 +3,21 @@
     python -m experiments.data --dataset los_loop --describe
     python -m experiments.data --dataset los_loop --baselines    # last value / historical average
     python -m experiments.data --dataset los_loop --loader-timing  # grain reader threads vs none
-    python -m experiments.data --dataset all --describe [--data-dir DIR] [--in-steps 12]
+    python -m experiments.data --dataset all --describe [--data-dir DIR] [--in-steps 24]
     python -m experiments.data --dataset generic --path mine.npz --step-minutes 5 \\
         --start-time 2024-01-01T00:00 [--null-value 0] [--transpose] --describe   # your own file
     python -m experiments.data --dataset pems08 --build-tfds ~/tensorflow_datasets  # ArrayRecord
     python -m experiments.data --write-synthetic-counts counts.csv  # hourly counts as a user's csv
     python -m experiments.data --dataset pems08 --data-dir ~/data --url URL [--graph-url URL]
 
+Windows are counted with the look-back and horizon of the recipe training picks for the data
+(`eala_jax.train.recipes.pick_recipe`, what `data.recipe="auto"` uses; named in the output) unless
+--in-steps / --out-steps are given.
+
 A set whose files are absent is reported as absent, with where to put them (see docs/data.md).
-Exit status 1 if a present set fails to load (corrupt file, checksum or shape mismatch, a file whose
-orientation is ambiguous, no valid value) or a download fails.
+Exit status 1 if a file named with --path / --graph-path does not exist, a present set fails to
+load (corrupt file, checksum or shape mismatch, a file whose orientation is ambiguous, no valid
+value, an array without --step-minutes / --start-time) or a download fails.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import argparse
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +34,7 @@ import numpy as np
 from eala_jax.data import (
     DATASETS,
     KNOWN_NAMES,
+    MissingOptionsError,
     SpatioTemporalSeries,
     load_dataset,
     make_forecast_splits,
@@ -36,7 +43,9 @@ from eala_jax.data import (
 from eala_jax.data.registry import ENV_DATA_DIR, resolve_data_dir
 from eala_jax.data.series import Split
 from eala_jax.data.synthetic import make_synthetic_counts, write_series_csv
+from eala_jax.data.windows import split_boundaries
 from eala_jax.models.baselines import evaluate_baselines
+from eala_jax.train.recipes import pick_recipe
 
 ALL = ("synthetic", *DATASETS)
 # Command-line option -> load_dataset keyword, for a user's own file (--dataset generic); the
@@ -58,11 +67,43 @@ FILE_OPTIONS = {
 NAMED_SET_OPTIONS = ("path", "graph_path", "null_value", "channel")
 
 
+def window_lengths(
+    series: SpatioTemporalSeries,
+    *,
+    in_steps: int | None = None,
+    out_steps: int | None = None,
+    split: Split | None = None,
+) -> tuple[int, int, str]:
+    """(in_steps, out_steps, where they come from): those given, else those of the recipe that
+    training with ``data.recipe="auto"`` picks for ``series`` (``pick_recipe`` on the training
+    steps of ``split``, default the set's)."""
+    fractions = series.default_split if split is None else split
+    recipe, why = pick_recipe(series, split_boundaries(series.num_steps, fractions)[0])
+    if in_steps is None and out_steps is None:
+        return (
+            recipe.in_steps,
+            recipe.out_steps,
+            f"recipe {recipe.name}, which training picks: {why}",
+        )
+    return (
+        recipe.in_steps if in_steps is None else in_steps,
+        recipe.out_steps if out_steps is None else out_steps,
+        f"--in-steps / --out-steps; the recipe training picks, {recipe.name}, has "
+        f"{recipe.in_steps} in / {recipe.out_steps} out",
+    )
+
+
 def describe(
-    series: SpatioTemporalSeries, *, in_steps: int, out_steps: int, split: Split | None = None
+    series: SpatioTemporalSeries,
+    *,
+    in_steps: int,
+    out_steps: int,
+    split: Split | None = None,
+    windows_from: str = "",
 ) -> str:
     """Multi-line description: nodes, steps, calendar, graph, what is missing and why, split
-    windows, sensors without a valid target in a split, scaler."""
+    windows (``windows_from``: where ``in_steps`` / ``out_steps`` come from, shown beside them),
+    sensors without a valid target in a split, scaler."""
     end = series.start_time + np.timedelta64(series.step_minutes * (series.num_steps - 1), "m")
     lines = [
         f"{series.name}",
@@ -87,15 +128,12 @@ def describe(
     ratio = ":".join(f"{10 * f:g}" for f in fractions)
     lines.append(
         f"  split {ratio} (steps [0, {b1}) / [{b1}, {b2}) / [{b2}, {end_step})), {in_steps} in / "
-        f"{out_steps} out: windows train {len(splits.train)}, val {len(splits.val)}, test "
-        f"{len(splits.test)}"
+        f"{out_steps} out{f' ({windows_from})' if windows_from else ''}: windows train "
+        f"{len(splits.train)}, val {len(splits.val)}, test {len(splits.test)}"
     )
     dead = []
     for name in ("train", "val", "test"):
-        source = splits[name]
-        first = source.first_target
-        targets = series.values[first : first + len(source) - 1 + out_steps]
-        nodes = np.flatnonzero(np.isnan(targets).all(axis=0))
+        nodes = splits[name].nodes_without_target()
         if len(nodes):
             dead.append(f"{name} {len(nodes)} ({series.describe_nodes(nodes, limit=5)})")
     if dead:
@@ -219,8 +257,18 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, d
         help="write the synthetic hourly counts (200 stops, 6 weeks, ~80 %% zeros) as a csv with "
         "a time column, the file a user would bring to the generic path, and exit",
     )
-    parser.add_argument("--in-steps", type=int, default=12)
-    parser.add_argument("--out-steps", type=int, default=12)
+    parser.add_argument(
+        "--in-steps",
+        type=int,
+        default=None,
+        help="look-back of a window (default: the recipe training picks for the data)",
+    )
+    parser.add_argument(
+        "--out-steps",
+        type=int,
+        default=None,
+        help="horizon of a window (default: the recipe training picks for the data)",
+    )
     parser.add_argument(
         "--split", type=_split, default=None, help="train,val,test fractions (default: the set's)"
     )
@@ -298,6 +346,23 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, d
     return args, options
 
 
+def _flag(keyword: str) -> str:
+    """The command-line flag of a ``load_dataset`` keyword: step_minutes -> --step-minutes."""
+    return "--" + keyword.replace("_", "-")
+
+
+def _absent_named_file(args: argparse.Namespace) -> str | None:
+    """Which file named with --path / --graph-path does not exist (and will not be downloaded by
+    --url / --graph-url), or None."""
+    for flag, path, url in (
+        ("--path", args.path, args.url),
+        ("--graph-path", args.graph_path, args.graph_url),
+    ):
+        if path is not None and url is None and not Path(path).exists():
+            return f"{flag} {path}: no such file"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args, options = parse_args(argv)
     if args.write_synthetic_counts:
@@ -313,6 +378,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     failed = False
     for name in names:
+        absent = _absent_named_file(args)
+        if absent:  # a file the user named: an error, not a set that is simply not there
+            print(f"{name}: ERROR {absent}")
+            failed = True
+            continue
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
@@ -320,28 +390,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         except FileNotFoundError as err:
             print(f"{name}: absent. {str(err).removeprefix(f'{name}: ')} (see docs/data.md)")
             continue
+        except MissingOptionsError as err:  # in the flags' spelling, not load_dataset's keywords
+            flags = " and ".join(_flag(k) for k in err.options)
+            example = " ".join(f"{_flag(k)} {v}" for k, v in err.options.items())
+            print(f"{name}: ERROR {err.path} {err.why}: give {flags} (e.g. {example})")
+            failed = True
+            continue
         except (ValueError, OSError) as err:  # DataFileError: a file present but wrong
             print(f"{name}: ERROR {err}")
             failed = True
             continue
         for warning in caught:
             print(f"{name}: WARNING {warning.message}")
+        in_steps, out_steps, windows_from = window_lengths(
+            series, in_steps=args.in_steps, out_steps=args.out_steps, split=args.split
+        )
         print(
-            describe(series, in_steps=args.in_steps, out_steps=args.out_steps, split=args.split)
+            describe(
+                series,
+                in_steps=in_steps,
+                out_steps=out_steps,
+                split=args.split,
+                windows_from=windows_from,
+            )
             if args.describe
             else f"{name}: present, {series.num_steps} x {series.num_nodes}"
         )
         if args.baselines:
             try:
-                print(
-                    baselines(
-                        series, in_steps=args.in_steps, out_steps=args.out_steps, split=args.split
-                    )
-                )
+                print(baselines(series, in_steps=in_steps, out_steps=out_steps, split=args.split))
             except ValueError as err:  # no window in a split: --describe says why
                 print(f"  baselines: not possible ({err})")
         if args.loader_timing:
-            print(loader_timing(series, in_steps=args.in_steps, out_steps=args.out_steps))
+            print(loader_timing(series, in_steps=in_steps, out_steps=out_steps))
         if args.build_tfds:
             from eala_jax.data.tfds_builders import build_tfds
 

@@ -10,6 +10,10 @@ Rerunning a command with an existing workdir resumes it from its newest readable
 config must match, except the budget: train.max_epochs, patience, checkpoint cadence, log cadence,
 devices, plots, progress). See docs/training.md.
 
+Exit status: 0 done; 1 an error, printed as one `error: ...` line (bad config or data, a workdir
+that cannot be written, a checkpoint that cannot be saved or read, divergence); 130 interrupted
+(Ctrl-C), with one line naming the workdir and the checkpoint step the same command resumes from.
+
 Several processes (a pod slice, or 2 on one machine) run the same command, each with
 `--coordinator HOST:PORT --num-processes N --process-id I` (process 0 listens on PORT), or with
 `--distributed` where `jax.distributed.initialize()` finds them itself (Cloud TPU, SLURM):
@@ -27,6 +31,7 @@ import json
 import sys
 
 from eala_jax.allocator import reexec_with_tcmalloc
+from eala_jax.data import MissingOptionsError
 from eala_jax.train import (
     IncompatibleWorkdirError,
     TrainingDivergedError,
@@ -36,6 +41,10 @@ from eala_jax.train import (
     train_and_evaluate,
     validate_config,
 )
+from eala_jax.train.checkpoint import saved_steps
+
+#: Exit status of a run stopped by Ctrl-C (SIGINT), as a shell reports it (128 + 2).
+INTERRUPTED = 130
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -124,8 +133,31 @@ def distributed_arguments(args: argparse.Namespace) -> dict[str, object] | None:
     }
 
 
+def missing_options_message(err: MissingOptionsError, options: dict[str, object]) -> str:
+    """`err` in this command line's spelling: the keys to add to `data.options` (which
+    `--set 'data.options={...}'` replaces whole), with the run's own options in the example."""
+    keys = " and ".join(json.dumps(k) for k in err.options)
+    example = json.dumps({**options, **err.options})
+    return f"{err.path} {err.why}: add {keys} to data.options, e.g. --set 'data.options={example}'"
+
+
+def interrupted_message(workdir: str) -> str:
+    """One line after Ctrl-C: where the run stands and that the same command resumes it."""
+    steps = saved_steps(workdir)
+    if not steps:
+        return (
+            f"interrupted: no checkpoint saved yet in {workdir}; the same command starts the run "
+            "afresh"
+        )
+    return (
+        f"interrupted: {workdir} holds checkpoints up to step {steps[-1]}; the same command "
+        f"resumes from step {steps[-1]}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    config = None
     try:
         distributed = distributed_arguments(args)
         config = apply_overrides(load_config_file(args.config), args.overrides)
@@ -138,10 +170,17 @@ def main(argv: list[str] | None = None) -> int:
 
             jax.distributed.initialize(**distributed)  # before anything touches the devices
         train_and_evaluate(config, args.workdir)  # validates the config first
+    except KeyboardInterrupt:
+        print(interrupted_message(args.workdir), file=sys.stderr)
+        return INTERRUPTED
+    except MissingOptionsError as err:
+        options = dict(config.data.options) if config is not None else {}
+        print(f"error: {missing_options_message(err, options)}", file=sys.stderr)
+        return 1
     except (
         KeyError,
         ValueError,
-        FileNotFoundError,
+        OSError,  # a workdir or checkpoint that cannot be written (disk full, ...), a missing file
         IncompatibleWorkdirError,
         TrainingDivergedError,
     ) as err:

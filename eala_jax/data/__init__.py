@@ -15,7 +15,7 @@ See docs/data.md for the data sets and how to bring PEMS08, METR-LA and your own
 from eala_jax.data.download import DownloadError
 from eala_jax.data.load import load_dataset
 from eala_jax.data.loader import EvalLoader, make_eval_loader, make_loader
-from eala_jax.data.readers import DataFileError, FileSpec
+from eala_jax.data.readers import DataFileError, FileSpec, MissingOptionsError
 from eala_jax.data.registry import (
     DATASETS,
     KNOWN_NAMES,
@@ -44,6 +44,7 @@ __all__ = [
     "FileSpec",
     "ForecastSplits",
     "MissingDataWarning",
+    "MissingOptionsError",
     "MissingValues",
     "SpatioTemporalSeries",
     "StandardScaler",

@@ -23,6 +23,24 @@ class DataFileError(ValueError):
     SHA-256."""
 
 
+class MissingOptionsError(ValueError):
+    """A file needs options the caller did not give, e.g. ``step_minutes=`` and ``start_time=``
+    for an array without timestamps.
+
+    ``options``: the ``load_dataset`` keywords missing, each with an example value
+    (``{"step_minutes": 60, ...}``); ``path``: the file; ``why``: what the file lacks. The message
+    names the Python keywords; a command line rewrites it in the spelling its users type.
+    """
+
+    def __init__(self, path: Path, why: str, options: dict[str, object]):
+        self.path = Path(path)
+        self.why = why
+        self.options = dict(options)
+        keywords = " and ".join(f"{k}=" for k in self.options)
+        example = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+        super().__init__(f"{self.path} {why}; set {keywords} (e.g. {example})")
+
+
 @dataclasses.dataclass(frozen=True)
 class FileSpec:
     """A file a data set needs; ``size`` (bytes) and ``sha256`` are recorded only where known."""

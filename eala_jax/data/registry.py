@@ -26,6 +26,7 @@ from eala_jax.data.download import fetch_file
 from eala_jax.data.readers import (
     DataFileError,
     FileSpec,
+    MissingOptionsError,
     fill_time_gaps,
     read_graph,
     read_signal,
@@ -593,8 +594,12 @@ def load_generic(
             raise ValueError(f"start_time={start_time} but {signal_path} starts at {file_start}")
         start_time, step_minutes = file_start, file_step
     if step_minutes is None or start_time is None:
-        raise ValueError(
-            f"generic: {signal_path} has no timestamps; set step_minutes= and start_time="
+        examples = {"step_minutes": 60, "start_time": "2024-01-01T00:00"}
+        missing = {"step_minutes": step_minutes, "start_time": start_time}
+        raise MissingOptionsError(
+            signal_path,
+            "has no timestamps, so its step length and the time of its first step must be given",
+            {k: examples[k] for k, v in missing.items() if v is None},
         )
     step_minutes = check_step_minutes(step_minutes)
     adjacency = None

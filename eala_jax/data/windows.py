@@ -112,6 +112,12 @@ class WindowSource:
             )
         return self.first_target + int(index)
 
+    def nodes_without_target(self) -> np.ndarray:
+        """Indices of the nodes with no valid target step in any window of this split (they count
+        in none of its metrics), int ``[K]``. O(steps · N)."""
+        last = self.first_target + self.num_windows - 1 + self.out_steps
+        return np.flatnonzero(~self._valid[self.first_target : last].any(axis=0))
+
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:
         s = self.target_start(int(index))
         inputs = slice(s - self.in_steps, s)

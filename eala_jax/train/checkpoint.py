@@ -12,6 +12,10 @@ checks it by hand) records every file's digest; a restore first compares them (o
 checkpoint's bytes), so bytes changed on disk are reported as an unreadable checkpoint naming the
 file, never read back as wrong parameters. Checkpoints without the file (written before it existed,
 or killed between the save and the digest) are read without that check.
+
+A save that fails (disk full, file-size limit, permissions) raises `CheckpointSaveError` naming the
+file and the reason (`eala_jax.train.write_failures`); its partial temporary folder is removed and
+the checkpoints already on disk are untouched, so the run resumes from the newest of them.
 """
 
 from __future__ import annotations
@@ -33,17 +37,29 @@ from jax.experimental import multihost_utils
 from eala_jax.models.elinformer import INSTANCE_NORM_BOOLS
 from eala_jax.train.config import RUNTIME_KEYS, Config, config_to_dict
 from eala_jax.train.state import LoopState
+from eala_jax.train.write_failures import (
+    CheckpointSaveError,
+    WorkdirNotWritableError,
+    ensure_writable_workdir,
+    quiet_orbax_thread_errors,
+    save_failure,
+    saved_steps,
+)
 
 __all__ = [
     "BUDGET_KEYS",
     "CONFIG_FILE",
     "DIGEST_FILE",
     "UNREADABLE_DIR",
+    "CheckpointSaveError",
     "CheckpointUnreadableError",
     "Checkpoints",
     "IncompatibleWorkdirError",
+    "WorkdirNotWritableError",
     "budget_changes",
     "check_workdir",
+    "ensure_writable_workdir",
+    "saved_steps",
     "sync_processes",
 ]
 
@@ -335,21 +351,35 @@ class Checkpoints:
         iterator state, as JSON) and its digest."""
         if loop.data_state is None:
             raise ValueError("LoopState.data_state is None: set the iterator state before saving")
-        saved = self.latest.save(
+        saved = self._save(
+            self.latest,
             step,
+            "checkpoint",
             args=ocp.args.Composite(
                 state=ocp.args.StandardSave(state),
                 data=ocp.args.JsonSave({"iterator": loop.data_state.decode()}),
                 counters=ocp.args.JsonSave(loop.counters()),
             ),
         )
-        self.latest.wait_until_finished()
         if not saved:
             raise RuntimeError(
                 f"orbax skipped checkpoint {step} in {self.latest.directory} (a checkpoint at "
                 f"step {self.latest.latest_step()} is newer); nothing was written"
             )
         _write_digest(Path(self.latest.directory) / str(step))
+
+    def _save(self, manager: ocp.CheckpointManager, step: int, what: str, **save_args: Any) -> bool:
+        """`manager.save(step, **save_args)` to completion; a failure raises `CheckpointSaveError`
+        naming the file and the reason, after removing the partial temporary folder (the complete
+        checkpoints stay as they were)."""
+        _drop_closed_loop_stragglers()  # a failed write closes orbax's loop with reads in flight
+        try:
+            with quiet_orbax_thread_errors():
+                saved = manager.save(step, **save_args)
+                manager.wait_until_finished()
+        except Exception as err:  # orbax/tensorstore report I/O failures as ValueError & co.
+            raise save_failure(manager, step, what, err) from None
+        return bool(saved)
 
     def _read(
         self, manager: ocp.CheckpointManager, step: int, items: dict[str, Any], what: str
@@ -462,12 +492,13 @@ class Checkpoints:
         checkpoint of this step or a later one (from the lost part of the run, the same steps
         replayed); orbax then keeps that one and writes nothing.
         """
-        saved = self.best.save(
+        saved = self._save(
+            self.best,
             step,
+            "best checkpoint",
             args=ocp.args.Composite(state=ocp.args.StandardSave(state)),
             metrics={"val_mae": val_mae},
         )
-        self.best.wait_until_finished()
         if saved:
             _write_digest(Path(self.best.directory) / str(step))
 

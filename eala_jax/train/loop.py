@@ -47,6 +47,7 @@ from eala_jax.train.checkpoint import (
     IncompatibleWorkdirError,
     budget_changes,
     check_workdir,
+    ensure_writable_workdir,
     sync_processes,
 )
 from eala_jax.train.config import Config, config_to_dict, validate_config
@@ -335,11 +336,12 @@ def train_and_evaluate(
     Returns the results dict (also written to `workdir/results.json`), or None when
     `stop_at_step` (a preemption drill for tests: stop as if killed, right after that global step,
     without saving anything more) ends the call early. Raises ValueError (or a subclass) for bad
-    input before any training, `TrainingDivergedError` when the loss turns non-finite.
+    input before any training (`WorkdirNotWritableError` for a workdir that cannot be created or
+    written), `TrainingDivergedError` when the loss turns non-finite, `CheckpointSaveError` when a
+    checkpoint cannot be written (the earlier ones stay intact: rerun to resume).
     """
     validate_config(config)
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = ensure_writable_workdir(workdir)  # before the data is loaded
     check_workdir(config, workdir)
     changed = budget_changes(config, workdir)
     run = _Run.build(config, workdir)
@@ -378,11 +380,23 @@ def _restore(run: _Run, changed: dict[str, tuple[Any, Any]]) -> tuple[Any, LoopS
 
 
 def _data_line(config: Config, series: Any, splits: ForecastSplits) -> str:
-    """One log line on the data set: name, nodes, steps, windows per split, what is missing."""
+    """One log line on the data set: name, nodes, steps, windows per split, what is missing, and
+    the sensors a split has no valid target for (they count in none of its metrics)."""
+    dead = [
+        f"{name} {len(nodes)} of {splits.num_nodes} ({series.describe_nodes(nodes, limit=5)})"
+        for name in ("train", "val", "test")
+        if len(nodes := splits[name].nodes_without_target())
+    ]
     return (
         f"Data {config.data.name}: {splits.num_nodes} nodes x {series.values.shape[0]} steps "
         f"({splits.steps_per_day} per day); windows train {len(splits.train)}, val "
         f"{len(splits.val)}, test {len(splits.test)}. Missing: {series.missing_summary()}"
+        + (
+            f". Sensors with no valid target in a split (left out of its metrics): "
+            f"{'; '.join(dead)}"
+            if dead
+            else ""
+        )
     )
 
 
@@ -586,15 +600,19 @@ def _jsonable(obj: Any) -> Any:
 
 
 def _tables_markdown(title: str, tables: dict[str, dict[str, Any]]) -> str:
+    """One table per method; the seasonal naive's heading names its period (picked on val)."""
     parts = [f"## {title}"]
     for name, result in tables.items():
-        parts.append(f"\n### {name}\n\n" + format_horizon_table(result, horizons=_horizons(result)))
+        period = f" (period: {result['period']})" if "period" in result else ""
+        table = format_horizon_table(result, horizons=_horizons(result))
+        parts.append(f"\n### {name}{period}\n\n{table}")
     return "\n".join(parts) + "\n"
 
 
 def _horizons(result: dict[str, Any]) -> tuple[int, ...]:
+    """The rows of a results table: `HORIZONS` within the forecast, and always its last step."""
     n = len(np.asarray(result["mae"]))
-    return tuple(h for h in HORIZONS if h <= n) or (n,)
+    return (*(h for h in HORIZONS if h < n), n)
 
 
 def _finish(run: _Run, loop: LoopState) -> dict[str, Any]:

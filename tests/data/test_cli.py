@@ -1,5 +1,7 @@
 """python -m experiments.data: describe present sets, report absent ones with where to put them."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -125,3 +127,92 @@ def test_file_options_need_the_right_dataset(capsys):
     with pytest.raises(SystemExit):
         main(["--path", "x.npy"])
     assert "--path needs one --dataset" in capsys.readouterr().err
+
+
+def test_a_named_file_that_does_not_exist_is_an_error_naming_it(tmp_path, capsys):
+    """Issue 21, item 8: a --path that does not exist was reported as 'absent' with exit 0."""
+    missing = tmp_path / "missing.npz"
+    args = ["--dataset", "generic", "--path", str(missing), "--describe"]
+    assert main([*args, "--step-minutes", "5", "--start-time", "2024-01-01T00:00"]) == 1
+    assert f"generic: ERROR --path {missing}: no such file" in capsys.readouterr().out
+    graph = ["--dataset", "pems08", "--data-dir", str(tmp_path), "--graph-path", str(missing)]
+    assert main([*graph, "--describe"]) == 1
+    assert f"pems08: ERROR --graph-path {missing}: no such file" in capsys.readouterr().out
+
+
+def test_an_array_without_step_and_start_names_the_flags(tmp_path, capsys):
+    """Issue 21, item 9a: the error named load_dataset's keywords (step_minutes=, start_time=),
+    not the flags of this command."""
+    np.save(tmp_path / "a.npy", np.random.default_rng(3).uniform(1.0, 9.0, size=(200, 4)))
+    args = ["--dataset", "generic", "--path", str(tmp_path / "a.npy"), "--describe"]
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert "has no timestamps" in out and "give --step-minutes and --start-time" in out
+    assert "step_minutes=" not in out and "start_time=" not in out
+    assert main([*args, "--step-minutes", "60"]) == 1  # only the one still missing
+    out = capsys.readouterr().out
+    assert "give --start-time (e.g. --start-time 2024-01-01T00:00)" in out
+    assert "--step-minutes" not in out
+
+
+def daily_file(path, *, num_days=730, num_nodes=6, dead=(1, 4)):
+    """A daily (T, N) array whose sensors `dead` stop reporting before the test split."""
+    rng = np.random.default_rng(21)
+    values = rng.uniform(1.0, 9.0, size=(num_days, num_nodes))
+    values[int(0.75 * num_days) :, list(dead)] = np.nan  # inside val, through the whole test
+    np.save(path, values)
+    return path
+
+
+def test_describe_counts_windows_by_the_recipe_training_picks(tmp_path, capsys):
+    """Issue 21, item 9b: --describe counted 12 in / 12 out whatever the data, so its windows
+    differed from the training log's; it now uses (and names) the recipe training picks."""
+    from eala_jax.train import DataConfig, prepare_data
+    from eala_jax.train.loop import _data_line
+    from tests.train.train_helpers import tiny_config
+
+    path = daily_file(tmp_path / "daily.npy")
+    options = {"path": str(path), "step_minutes": 1440, "start_time": "2020-01-01T00:00"}
+    flags = ["--step-minutes", "1440", "--start-time", "2020-01-01T00:00"]
+    assert main(["--dataset", "generic", "--path", str(path), *flags, "--describe"]) == 0
+    out = capsys.readouterr().out
+    config = tiny_config()
+    data = DataConfig(name="generic", recipe="auto", options=tuple(options.items()))
+    prepared = prepare_data(dataclasses.replace(config, data=data))
+    splits = prepared.splits
+    counts = (len(splits.train), len(splits.val), len(splits.test))
+    assert (prepared.config.data.in_steps, prepared.config.data.out_steps) == (28, 7)
+    assert "28 in / 7 out (recipe daily, which training picks: 1-day steps)" in out
+    assert f"windows train {counts[0]}, val {counts[1]}, test {counts[2]}" in out
+    assert f"windows train {counts[0]}, val {counts[1]}, test {counts[2]}" in _data_line(
+        prepared.config, prepared.series, splits
+    )
+    # Given lengths are used, and the recipe's are named beside them.
+    assert (
+        main(
+            ["--dataset", "generic", "--path", str(path), *flags, "--describe"]
+            + ["--in-steps", "12", "--out-steps", "12"]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "12 in / 12 out (--in-steps / --out-steps; the recipe training picks, daily" in out
+
+
+def test_training_log_names_the_sensors_without_a_test_target(tmp_path, capsys):
+    """Issue 21, item 9d: --describe listed the sensors with no valid test target, the training
+    log did not."""
+    from eala_jax.train import DataConfig, prepare_data
+    from eala_jax.train.loop import _data_line
+    from tests.train.train_helpers import tiny_config
+
+    path = daily_file(tmp_path / "daily.npy")
+    options = {"path": str(path), "step_minutes": 1440, "start_time": "2020-01-01T00:00"}
+    data = DataConfig(name="generic", recipe="auto", options=tuple(options.items()))
+    prepared = prepare_data(dataclasses.replace(tiny_config(), data=data))
+    line = _data_line(prepared.config, prepared.series, prepared.splits)
+    assert "Sensors with no valid target in a split (left out of its metrics): " in line
+    assert "test 2 of 6 (index 1, index 4)" in line
+    flags = ["--step-minutes", "1440", "--start-time", "2020-01-01T00:00"]
+    assert main(["--dataset", "generic", "--path", str(path), *flags, "--describe"]) == 0
+    assert "test 2 (index 1, index 4)" in capsys.readouterr().out
