@@ -330,13 +330,24 @@ class DataParallel:
         """The update step lowered for these arguments, which may be `jax.ShapeDtypeStruct`s (with
         `batch_sharding`'s shardings on the batch): `.compile().memory_analysis()` gives the memory
         per device without running it. Under node sharding the state is laid out as `put_state`
-        lays it out."""
-        if self.mesh_shape is not None:
-            layout = self._node_sharded_steps(state)
-            state = jax.tree.map(
-                lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), state, layout
-            )
-        return self._update.lower(state, batch, scaler, key, self.graphdef, self.options, None)
+        lays it out (under pmap, state and batch carry the leading device axis)."""
+        axis = PMAP_AXIS if self.mode == "pmap" else None
+        state = self._abstract_layout(state)
+        return self._update.lower(state, batch, scaler, key, self.graphdef, self.options, axis)
+
+    def lower_evaluate(self, state: Tree, batch: dict, scaler: StandardScaler) -> Any:
+        """The evaluation step lowered for these arguments, as `lower_update`."""
+        return self._evaluate.lower(self._abstract_layout(state), batch, scaler, self.graphdef)
+
+    def _abstract_layout(self, state: Tree) -> Tree:
+        """Under node sharding, `state` as `jax.ShapeDtypeStruct`s laid out as `put_state` lays it
+        out (building the steps for that layout); unchanged otherwise."""
+        if self.mesh_shape is None:
+            return state
+        layout = self._node_sharded_steps(state)
+        return jax.tree.map(
+            lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), state, layout
+        )
 
     def host_state(self, state: Tree) -> Tree:
         """This mode's layout -> one copy as host numpy arrays (for checkpoints and comparisons)."""
