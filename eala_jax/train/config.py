@@ -120,6 +120,10 @@ class TrainConfig:
     # Sensors shown in the prediction-vs-truth plot, and the horizon (1-based) plotted.
     plot_sensors: tuple[int, ...] = (0, 1, 2)
     plot_horizon: int = 3
+    # Before the model is built, compile the update and evaluation steps on shapes only and refuse
+    # a run whose state or steps need more memory than the devices (the host, on CPU) have
+    # (`eala_jax.train.memory`); false skips the check.
+    check_memory: bool = True
 
 
 @dataclasses.dataclass(unsafe_hash=True)
@@ -432,6 +436,8 @@ def validate_config(config: Config) -> None:
     }
     for key, (value, low, none_ok) in integers.items():
         _check_range(key, value, integer=True, low=low, none_ok=none_ok)
+    if not isinstance(t.check_memory, bool):
+        raise ValueError(f"train.check_memory must be true or false, got {t.check_memory!r}")
     # grain and numpy take seeds as non-negative 32-bit integers.
     _check_range("train.seed", t.seed, integer=True, low=0, high=2**31 - 1)
     _check_range("train.learning_rate", t.learning_rate, integer=False, low=0, open_low=True)
