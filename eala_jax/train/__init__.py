@@ -20,6 +20,7 @@ from eala_jax.train.loop import (
     prepare_data,
     train_and_evaluate,
 )
+from eala_jax.train.memory import InsufficientMemoryError
 from eala_jax.train.sharding import DataParallel, check_batch_divisible, make_mesh
 from eala_jax.train.state import LoopState
 from eala_jax.train.steps import (
@@ -39,6 +40,7 @@ __all__ = [
     "DataConfig",
     "DataParallel",
     "IncompatibleWorkdirError",
+    "InsufficientMemoryError",
     "LoopState",
     "ModelConfig",
     "StepOptions",

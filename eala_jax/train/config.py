@@ -128,6 +128,10 @@ class TrainConfig:
     # Sensors shown in the prediction-vs-truth plot, and the horizon (1-based) plotted.
     plot_sensors: tuple[int, ...] = (0, 1, 2)
     plot_horizon: int = 3
+    # Before the model is built, compile the update and evaluation steps on shapes only and refuse
+    # a run whose state or steps need more memory than the devices (the host, on CPU) have
+    # (`eala_jax.train.memory`); false skips the check.
+    check_memory: bool = True
 
     def __post_init__(self) -> None:
         self.check()
@@ -436,6 +440,8 @@ def _check_train(t: TrainConfig) -> None:
         ("train.log_every", t.log_every, 1, False),
     ):
         check_range(key, value, integer=True, low=low, none_ok=none_ok)
+    if not isinstance(t.check_memory, bool):
+        raise ValueError(f"train.check_memory must be true or false, got {t.check_memory!r}")
     # grain and numpy take seeds as non-negative 32-bit integers.
     check_range("train.seed", t.seed, integer=True, low=0, high=2**31 - 1)
     check_range("train.learning_rate", t.learning_rate, integer=False, low=0, open_low=True)

@@ -51,6 +51,7 @@ from eala_jax.train.checkpoint import (
     sync_processes,
 )
 from eala_jax.train.config import Config, config_to_dict, validate_config
+from eala_jax.train.memory import check_memory
 from eala_jax.train.mesh import (
     RowBlocks,
     check_batch_divisible,
@@ -236,12 +237,6 @@ class _Run:
             )
         if t.max_steps_per_epoch is not None:
             steps_per_epoch = min(steps_per_epoch, t.max_steps_per_epoch)
-        model = build_model(
-            config,
-            num_nodes=splits.num_nodes,
-            steps_per_day=splits.steps_per_day,
-            rngs=nnx.Rngs(params=t.seed),
-        )
         schedule = learning_rate_schedule(
             t.learning_rate,
             milestones=t.milestones,
@@ -254,9 +249,17 @@ class _Run:
             weight_decay=t.weight_decay,
             max_grad_norm=t.max_grad_norm,
         )
-        optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
-        num_params = int(sum(np.size(x) for x in jax.tree.leaves(nnx.state(model, nnx.Param))))
-        graphdef, state = nnx.split((model, optimizer))
+
+        def make() -> tuple[ELinFormer, nnx.Optimizer]:
+            model = build_model(
+                config,
+                num_nodes=splits.num_nodes,
+                steps_per_day=splits.steps_per_day,
+                rngs=nnx.Rngs(params=t.seed),
+            )
+            return model, nnx.Optimizer(model, tx, wrt=nnx.Param)
+
+        graphdef, state = nnx.split(nnx.eval_shape(make))  # shapes: memory is checked first
         dp = DataParallel(
             t.parallel,
             num_devices,
@@ -266,21 +269,29 @@ class _Run:
             ),
             mesh_shape=t.mesh_shape,
         )
+        # Rounded up to a multiple of the devices along the batch; this process's rows of it.
+        eval_rows = math.ceil(t.eval_batch_size / dp.data_size) * dp.data_size
+        eval_batch_size = dp.local_rows(eval_rows)
+        scaler = dp.put_scaler(splits.scaler)
+        dropout_key = jax.random.fold_in(jax.random.PRNGKey(t.seed), 1)
+        if t.check_memory:  # before the model exists: InsufficientMemoryError if it cannot fit
+            window = splits.train[0]
+            _say(check_memory(config, dp, state, window, scaler, dropout_key, eval_rows=eval_rows))
+        model, optimizer = make()
+        num_params = int(sum(np.size(x) for x in jax.tree.leaves(nnx.state(model, nnx.Param))))
+        state = nnx.state((model, optimizer))
         return cls(
             config=config,
             workdir=workdir,
             series=series,
             splits=splits,
             steps_per_epoch=steps_per_epoch,
-            # Rounded up to a multiple of the devices along the batch; this process's rows of it.
-            eval_batch_size=dp.local_rows(
-                math.ceil(t.eval_batch_size / dp.data_size) * dp.data_size
-            ),
+            eval_batch_size=eval_batch_size,
             num_params=num_params,
             dp=dp,
             initial_state=jax.tree.map(np.asarray, state),
-            scaler=dp.put_scaler(splits.scaler),
-            dropout_key=jax.random.fold_in(jax.random.PRNGKey(t.seed), 1),
+            scaler=scaler,
+            dropout_key=dropout_key,
             checkpoints=Checkpoints(workdir, keep=t.keep_checkpoints),
             average=average,
             notes=notes,

@@ -244,11 +244,21 @@ class MeshParallel(DataParallel):
         """The update step lowered for these arguments, which may be `jax.ShapeDtypeStruct`s (with
         `batch_sharding`'s shardings on the batch): `.compile().memory_analysis()` gives the memory
         per device without running it. The state is laid out as `put_state` lays it out."""
+        state = self._abstract_layout(state)  # builds the steps for that layout
+        return self._update.lower(state, batch, scaler, key, self.graphdef, self.options, None)
+
+    def lower_evaluate(self, state: Tree, batch: dict, scaler: StandardScaler) -> Any:
+        """The evaluation step lowered for these arguments, as `lower_update`."""
+        state = self._abstract_layout(state)  # builds the steps for that layout
+        return self._evaluate.lower(state, batch, scaler, self.graphdef)
+
+    def _abstract_layout(self, state: Tree) -> Tree:
+        """`state` as `jax.ShapeDtypeStruct`s laid out as `put_state` lays it out (building the
+        steps for that layout)."""
         layout = self._steps_for(state)
-        state = jax.tree.map(
+        return jax.tree.map(
             lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), state, layout
         )
-        return self._update.lower(state, batch, scaler, key, self.graphdef, self.options, None)
 
     def update(
         self, state: Tree, batch: dict, scaler: StandardScaler, key: jax.Array
@@ -290,6 +300,15 @@ class PmapParallel(DataParallel):
             static_broadcasted_argnums=3,
             devices=devices,
         )
+
+    def lower_update(self, state: Tree, batch: dict, scaler: StandardScaler, key: jax.Array) -> Any:
+        """The update step lowered for these arguments (state and batch with the leading device
+        axis), as `MeshParallel.lower_update`."""
+        return self._update.lower(state, batch, scaler, key, self.graphdef, self.options, PMAP_AXIS)
+
+    def lower_evaluate(self, state: Tree, batch: dict, scaler: StandardScaler) -> Any:
+        """The evaluation step lowered for these arguments."""
+        return self._evaluate.lower(state, batch, scaler, self.graphdef)
 
     def put_state(self, state: Tree) -> Tree:
         """Host state -> one copy per device (a leading device axis)."""
