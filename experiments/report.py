@@ -12,7 +12,8 @@ Reads (each section is skipped, and says so, when its file is absent):
   experiments/results/entropy_maps_*.json  python -m experiments.entropy_maps
   experiments/results/reference_runs.json  python -m experiments.report --collect-runs runs/ref/*
   experiments/results/long_horizon.json    python -m experiments.long_horizon
-Writes docs/results.md and docs/figures/*.png. Nothing in it is typed by hand.
+Writes docs/results.md, its appendix docs/results_history.md (rows of earlier configs and of
+variants since replaced) and docs/figures/*.png. Nothing in them is typed by hand.
 
 `--collect-runs WORKDIR ...` first gathers the test tables of finished `experiments.train` runs
 (their `results.json`, and the command that reproduces each) into
@@ -37,16 +38,22 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from benchmarks.attention import SOFTMAX_SIZED, ratio_table
-from benchmarks.estimator_error import table as estimator_table
-from benchmarks.machine import describe, machine_info
-from benchmarks.profile_eala import table as profile_table
-from benchmarks.train_step import table as train_step_table
-from benchmarks.train_step import with_stored_torch_rows
+from eala_jax.bench.machine import describe, machine_info
+from eala_jax.bench.tables import (
+    SOFTMAX_SIZED,
+    attention_table,
+    estimator_table,
+    profile_table,
+    train_step_table,
+    with_stored_torch_rows,
+)
+from eala_jax.models import BASELINE_NAMES as BASELINES
 from eala_jax.train import apply_overrides, config_to_dict, load_config_file
 from experiments.compare import HORIZONS
 from experiments.long_horizon import RESULTS as LONG_HORIZON_RESULTS
-from experiments.long_horizon import markdown as long_horizon_section
+from experiments.report_long_horizon import HISTORY_FILE
+from experiments.report_long_horizon import history_markdown as long_horizon_history
+from experiments.report_long_horizon import markdown as long_horizon_section
 
 DOCS = pathlib.Path("docs")
 FIGURES = DOCS / "figures"
@@ -74,7 +81,7 @@ def cost_section(result: dict[str, Any]) -> list[str]:
         "",
     ]
     lines += _targets(rows, result["matmul_flops_per_s"]) + [""]
-    lines.append(ratio_table(result))
+    lines.append(attention_table(result))
     _plot_cost(rows)
     lines += ["", "![time and memory against S](figures/attention_cost.png)", ""]
     return lines
@@ -189,8 +196,6 @@ def _plot_cost(rows: list[dict]) -> None:
 
 
 REFERENCE_RUNS = pathlib.Path("experiments/results/reference_runs.json")
-#: Baselines of the reference tables, in the order shown.
-BASELINES = ("last_value", "seasonal_naive", "historical_average")
 #: (metric, horizon) pairs the "beats every baseline" check covers: the reported horizons and the
 #: mean over the forecast, in MAE and RMSE.
 CHECKED = tuple((m, h) for m in ("mae", "rmse") for h in (*HORIZONS, "mean"))
@@ -692,6 +697,17 @@ def main(argv: list[str] | None = None) -> None:
     DOCS.mkdir(exist_ok=True)
     (DOCS / "results.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {DOCS / 'results.md'}")
+    history = [
+        "# Results: earlier configs",
+        "",
+        "Appendix of [docs/results.md](results.md), generated with it by `python -m "
+        "experiments.report`: the stored rows that today's configs no longer give (trained with an "
+        "earlier config, or a variant since replaced), each with the config it was trained with.",
+        "",
+    ]
+    history += long_horizon_history(long_horizon) if long_horizon else []
+    (DOCS / HISTORY_FILE).write_text("\n".join(history) + "\n")
+    print(f"wrote {DOCS / HISTORY_FILE}")
 
 
 if __name__ == "__main__":
