@@ -196,6 +196,7 @@ def _plot_cost(rows: list[dict]) -> None:
 
 
 REFERENCE_RUNS = pathlib.Path("experiments/results/reference_runs.json")
+CONFIGS = pathlib.Path("experiments/configs")
 #: (metric, horizon) pairs the "beats every baseline" check covers: the reported horizons and the
 #: mean over the forecast, in MAE and RMSE.
 CHECKED = tuple((m, h) for m in ("mae", "rmse") for h in (*HORIZONS, "mean"))
@@ -220,6 +221,11 @@ def _leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: tree}
 
 
+def experiment_configs() -> list[pathlib.Path]:
+    """The experiment config files (`experiments/configs/*.py` but their shared `common.py`)."""
+    return [p for p in sorted(CONFIGS.glob("*.py")) if p.name != "common.py"]
+
+
 def train_command(workdir: str, config: dict[str, Any]) -> str | None:
     """The `experiments.train` command that reproduces the run whose `config.json` is `config`:
     `experiments/configs/<name>.py` with `--set` for the seed and every field that differs from that
@@ -228,10 +234,8 @@ def train_command(workdir: str, config: dict[str, Any]) -> str | None:
     overrides give `config` back."""
     if "train" not in config:
         return None
-    own = pathlib.Path("experiments/configs") / f"{config.get('name')}.py"
-    candidates = (
-        [own] if own.is_file() else sorted(pathlib.Path("experiments/configs").glob("*.py"))
-    )
+    own = CONFIGS / f"{config.get('name')}.py"
+    candidates = [own] if own.is_file() else experiment_configs()
     commands = [
         c for c in (_command_from(path, workdir, config) for path in candidates) if c is not None
     ]
