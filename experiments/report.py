@@ -54,6 +54,16 @@ from experiments.long_horizon import RESULTS as LONG_HORIZON_RESULTS
 from experiments.report_long_horizon import HISTORY_FILE
 from experiments.report_long_horizon import history_markdown as long_horizon_history
 from experiments.report_long_horizon import markdown as long_horizon_section
+from experiments.report_summary import (
+    attentions_line,
+    cost_line,
+    entropy_maps_line,
+    estimator_line,
+    long_horizon_line,
+    reference_line,
+    step_line,
+    summary,
+)
 
 DOCS = pathlib.Path("docs")
 FIGURES = DOCS / "figures"
@@ -88,8 +98,19 @@ def cost_section(result: dict[str, Any]) -> list[str]:
 
 
 def _targets(rows: list[dict], matmul: float) -> list[str]:
-    """The issue's targets, each as measured ratio and met / not met."""
+    """The cost targets as a markdown table: each as measured ratio and met / not met."""
     out = ["| target | measured | met |", "|---|---|---|"]
+    for label, value, met in target_results(rows, matmul):
+        if value is None:
+            out.append(f"| {label} | not measured (a point did not fit or is absent) | — |")
+        else:
+            out.append(f"| {label} | {value} | {'yes' if met else 'no'} |")
+    return out
+
+
+def target_results(rows: list[dict], matmul: float) -> list[tuple[str, str | None, bool | None]]:
+    """The cost targets: (target, measured value formatted or None where not measured, met?)."""
+    out: list[tuple[str, str | None, bool | None]] = []
 
     def time_ratio(
         keys: int,
@@ -108,10 +129,9 @@ def _targets(rows: list[dict], matmul: float) -> list[str]:
         label: str, value: float | None, goal: float, fmt: str = "{:.1f}×", higher: bool = True
     ):
         if value is None:
-            out.append(f"| {label} | not measured (a point did not fit or is absent) | — |")
+            out.append((label, None, None))
             return
-        met = value >= goal if higher else value <= goal
-        out.append(f"| {label} | {fmt.format(value)} | {'yes' if met else 'no'} |")
+        out.append((label, fmt.format(value), value >= goal if higher else value <= goal))
 
     add("EALA fwd+bwd ≥ 20× faster than softmax at S = 883 (batch 192)", time_ratio(883, 192), 20)
     sized = _find(rows, shape=SOFTMAX_SIZED, method="softmax", mode="forward+backward")
@@ -613,6 +633,54 @@ def entropy_section(path: pathlib.Path) -> list[str]:
     return lines + [""]
 
 
+def reference_verdicts(data: dict[str, Any]) -> dict[str, tuple[list[tuple], str]]:
+    """Per data set of the reference runs: (config, seeds, test MAE of the 12-step mean over its
+    seeds, what it does not beat: `losses`) per config, and the best baseline's MAE in words."""
+    out = {}
+    for dataset in sorted({run["data"] for run in data["runs"]}):
+        runs = [run for run in data["runs"] if run["data"] == dataset]
+        tables, _, _ = dataset_baselines(runs)
+        configs = []
+        for name in dict.fromkeys(run["name"] for run in runs):
+            group = [r for r in runs if r["name"] == name]
+            mean = {k: v[0] for k, v in seed_summary(group).items()}
+            configs.append((name, len(group), mean["mae@mean"], losses(mean, tables)))
+        best = min(tables, key=lambda b: _at(tables[b], "mae", "mean"))
+        out[dataset] = (
+            configs,
+            f"{best.replace('_', ' ')} {_at(tables[best], 'mae', 'mean'):.3f}",
+        )
+    return out
+
+
+def summary_lines(
+    *,
+    attention: dict | None,
+    step: dict | None,
+    reference: dict | None,
+    accuracy: list[dict],
+    long_horizon: dict | None,
+    estimator: dict | None,
+    entropy: list[dict],
+) -> list[str]:
+    """One line per claim for the summary, from the result files read (each absent one skipped)."""
+    out = []
+    if attention:
+        out.append(cost_line(target_results(attention["rows"], attention["matmul_flops_per_s"])))
+    if step:
+        out.append(step_line(with_stored_torch_rows(step)))
+    if reference:
+        for dataset, (configs, best) in reference_verdicts(reference).items():
+            out.append(reference_line(dataset, configs, best))
+    out += [attentions_line(data) for data in accuracy]
+    if long_horizon:
+        out.append(long_horizon_line(long_horizon))
+    if estimator:
+        out.append(estimator_line(estimator))
+    out += [entropy_maps_line(data) for data in entropy]
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -645,6 +713,7 @@ def main(argv: list[str] | None = None) -> None:
         " rerun the commands shown to regenerate them. Every section names the machine it ran on.",
         "",
     ]
+    head = len(lines)  # the summary goes here, once every file is read
     attention = _load("benchmarks/results/attention_full.json")
     lines += cost_section(attention) if attention else ["## 1. Cost", "", "_not yet run_", ""]
     profile = _load("benchmarks/results/profile_eala.json")
@@ -696,8 +765,19 @@ def main(argv: list[str] | None = None) -> None:
             estimator_table(estimator),
             "",
         ]
-    for path in sorted(pathlib.Path("experiments/results").glob("entropy_maps_*.json")):
+    entropy_files = sorted(pathlib.Path("experiments/results").glob("entropy_maps_*.json"))
+    for path in entropy_files:
         lines += entropy_section(path)
+    found = dict(
+        attention=attention,
+        step=step,
+        reference=reference,
+        accuracy=[json.loads(p.read_text()) for p in accuracy_files],
+        long_horizon=long_horizon,
+        estimator=estimator,
+        entropy=[json.loads(p.read_text()) for p in entropy_files],
+    )
+    lines[head:head] = summary(summary_lines(**found))
     DOCS.mkdir(exist_ok=True)
     (DOCS / "results.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {DOCS / 'results.md'}")

@@ -195,7 +195,7 @@ def _intro(data: dict[str, Any], rows: dict[str, Any]) -> list[str]:
         "patches of 16 steps every 8, instance normalisation; "
         f"{config_summary(load_config_file(CONFIG))}; early stopping on validation MAE), "
         "budget capped for a shared 2-core CPU (see the config): far from the published models' "
-        "budgets; a row marked † was trained with another config, named below the table. "
+        "budgets; rows trained with another config are in the appendix (docs/results_history.md). "
         "Baselines: test MSE / MAE of the same windows (the seasonal naive's period, chosen on "
         "validation, in brackets). Published numbers are copied from the papers named below the "
         'table; "MSE vs best published" is our MSE against the lower of DLinear\'s and '

@@ -246,6 +246,24 @@ def test_reference_section_aggregates_seeds_and_computes_the_verdict():
     assert "historical average in RMSE" not in verdict  # 9.0 < 10.0 everywhere
 
 
+def test_reference_verdicts_for_the_summary_are_those_of_the_section():
+    baselines = _baselines()
+    runs = [
+        _run(0, _table(np.full(12, 0.5)), baselines),
+        _run(1, _table(np.full(12, 0.7)), baselines),
+        _run(0, _table(np.full(12, 0.5), np.full(12, 9.0)), baselines, name="x_softmax"),
+    ]
+    configs, best = report.reference_verdicts({"machine": MACHINE, "runs": runs})["x"]
+    assert [(name, seeds) for name, seeds, _, _ in configs] == [
+        ("x_elinformer", 2),
+        ("x_softmax", 1),
+    ]
+    assert configs[0][2] == pytest.approx(0.6) and configs[0][3] == []
+    assert ("seasonal_naive", "rmse", 12, 9.0, 8.0) in configs[1][3]
+    assert {metric for _, metric, _, _, _ in configs[1][3]} == {"rmse"}  # its MAE beats them all
+    assert best == "last value 3.000"  # linspace(1, 5) has mean 3, below 4 and 5
+
+
 def test_verdict_names_a_losing_seed_and_absent_baselines():
     baselines = _baselines()
     del baselines["seasonal_naive"]
