@@ -9,7 +9,10 @@ from typing import Any
 
 import numpy as np
 
+from eala_jax.bench.tables import with_stored_torch_rows
+from experiments.report_cost import target_results
 from experiments.report_long_horizon import beaten_cell, is_current, target_line
+from experiments.report_reference import reference_verdicts
 
 #: Headings of the sections the summary links to (as `experiments.report` writes them).
 COST = "1. Cost of one attention call (CPU)"
@@ -169,3 +172,31 @@ def summary(lines: list[str]) -> list[str]:
         *[f"- {line}" for line in lines],
         "",
     ]
+
+
+def summary_lines(
+    *,
+    attention: dict | None,
+    step: dict | None,
+    reference: dict | None,
+    accuracy: list[dict],
+    long_horizon: dict | None,
+    estimator: dict | None,
+    entropy: list[dict],
+) -> list[str]:
+    """One line per claim for the summary, from the result files read (each absent one skipped)."""
+    out = []
+    if attention:
+        out.append(cost_line(target_results(attention["rows"], attention["matmul_flops_per_s"])))
+    if step:
+        out.append(step_line(with_stored_torch_rows(step)))
+    if reference:
+        for dataset, (configs, best) in reference_verdicts(reference).items():
+            out.append(reference_line(dataset, configs, best))
+    out += [attentions_line(data) for data in accuracy]
+    if long_horizon:
+        out.append(long_horizon_line(long_horizon))
+    if estimator:
+        out.append(estimator_line(estimator))
+    out += [entropy_maps_line(data) for data in entropy]
+    return out

@@ -6,10 +6,10 @@ import pathlib
 import pytest
 
 from eala_jax.train import load_config_file, validate_config
-from experiments import report
+from experiments import report_reference
 from experiments.configs import common
 
-CONFIGS = report.experiment_configs()
+CONFIGS = report_reference.experiment_configs()
 
 
 def test_common_is_not_an_experiment_config():
