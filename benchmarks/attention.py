@@ -33,14 +33,19 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from benchmarks.machine import describe, machine_info
-from benchmarks.timing import compiled_peak_bytes, matmul_flops_per_second, measure, peak_rss_bytes
 from eala_jax import get_attention
 from eala_jax.allocator import reexec_with_tcmalloc
+from eala_jax.bench.inputs import DIM, HEADS
+from eala_jax.bench.machine import machine_info
+from eala_jax.bench.tables import SOFTMAX_SIZED, attention_table
+from eala_jax.bench.timing import (
+    compiled_peak_bytes,
+    matmul_flops_per_second,
+    measure,
+    peak_rss_bytes,
+)
 
-HEADS, DIM = 4, 38
 FEATURES = 64
-SOFTMAX_SIZED = "spatial (softmax-sized batch)"
 
 
 def methods() -> dict[str, Callable[..., jax.Array]]:
@@ -258,54 +263,6 @@ def run(
     return result
 
 
-def ratio_table(result: dict[str, Any], baseline: str = "softmax") -> str:
-    """Markdown: time per call and the baseline's time over each method's, per shape and mode."""
-    lines = [
-        "| shape | batch | S | mode | method | median ms | compile s | memory MiB | × faster than "
-        f"{baseline} | × less memory | fraction of matmul FLOP/s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    rows = result["rows"]
-    for row in rows:
-        base = next(
-            (
-                r
-                for r in rows
-                if r["method"] == baseline
-                and r["mode"] == row["mode"]
-                and r["shape"] == row["shape"]
-                and r["keys"] == row["keys"]
-                and r["batch"] == row["batch"]
-            ),
-            None,
-        )
-        prefix = (
-            f"| {row['shape']} | {row['batch']} | {row['keys']} | {row['mode']} | {row['method']} |"
-        )
-        if row["status"] != "ok":
-            lines.append(
-                f"{prefix} {row['status']} | {row['compile_s']:.2f} | "
-                f"{row['peak_bytes'] / 2**20:.0f} | | | |"
-            )
-            continue
-        speed = memory = "n/a"
-        if base is not None and base["status"] == "ok":
-            speed = f"{base['median_s'] / row['median_s']:.1f}"
-            memory = f"{base['peak_bytes'] / row['peak_bytes']:.1f}"
-        elif base is not None:
-            memory = f"{base['peak_bytes'] / row['peak_bytes']:.0f} (compiled, not run)"
-        lines.append(
-            f"{prefix} {row['median_s'] * 1e3:.2f} | {row['compile_s']:.2f} | "
-            f"{row['peak_bytes'] / 2**20:.0f} | {speed} | {memory} | "
-            f"{row['fraction_of_matmul']:.3f} |"
-        )
-    lines.append(
-        f"\nfloat32 matmul: {result['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s. Machine: "
-        f"{describe(result['machine'])}."
-    )
-    return "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="quick", choices=("quick", "linear", "full"))
@@ -326,9 +283,9 @@ def main() -> None:
         out=out,
         resume=args.resume,
     )
-    print(ratio_table(result))
+    print(attention_table(result))
     print()
-    print(ratio_table(result, baseline="linear"))
+    print(attention_table(result, baseline="linear"))
 
 
 if __name__ == "__main__":

@@ -21,8 +21,8 @@ import pathlib
 
 import numpy as np
 
-from benchmarks.machine import describe, machine_info
 from eala_jax import eala_attention
+from eala_jax.bench.machine import describe, machine_info
 
 BATCH, LENGTH, HEADS, DIM = 4, 48, 2, 4
 OFFSETS = (0.0, 30.0, 300.0, 3000.0)

@@ -17,14 +17,14 @@ import math
 import pathlib
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.machine import describe, machine_info
 from eala_jax import estimate_entropy, softmax_entropy
 from eala_jax.allocator import reexec_with_tcmalloc
+from eala_jax.bench.inputs import make_inputs
+from eala_jax.bench.machine import machine_info
+from eala_jax.bench.tables import estimator_table
 
-HEADS, DIM, QUERIES = 4, 38, 256
 # Query norm multipliers; each level's resulting mean exact H / log M is reported beside it.
 SHARPNESS = {"broad": 0.3, "moderate": 0.6, "sharp": 1.0}
 ESTIMATOR_SETTINGS = {
@@ -34,23 +34,6 @@ ESTIMATOR_SETTINGS = {
     "random_features (64)": {"num_features": 64},
     "random_features (256)": {"num_features": 256},
 }
-
-
-def make_inputs(
-    rng: np.random.Generator, *, keys: int, kind: str, sharpness: float, queries: int = QUERIES
-) -> tuple[jax.Array, jax.Array]:
-    """`q: [1, queries, H, D]`, `k: [1, keys, H, D]` with low-rank structure; `kind` = gaussian |
-    skewed."""
-    rank = 8
-    basis = rng.normal(size=(HEADS, rank, DIM)) / math.sqrt(rank)
-    factors = rng.normal(size=(keys, HEADS, rank))
-    if kind == "skewed":
-        factors = factors + 0.7 * (rng.normal(size=(keys, HEADS, rank)) ** 2 - 1.0)
-    k = np.einsum("shr,hrd->shd", factors, basis) + 0.3 * rng.normal(size=(keys, HEADS, DIM))
-    q = np.einsum(
-        "thr,hrd->thd", rng.normal(size=(queries, HEADS, rank)), basis
-    ) + 0.3 * rng.normal(size=(queries, HEADS, DIM))
-    return jnp.asarray(sharpness * q[None], jnp.float32), jnp.asarray(k[None], jnp.float32)
 
 
 def run() -> dict:
@@ -80,23 +63,6 @@ def run() -> dict:
     return {"machine": machine_info(), "rows": rows}
 
 
-def table(result: dict) -> str:
-    names = list(ESTIMATOR_SETTINGS)
-    lines = [
-        "| M | keys | level | mean H / log M | " + " | ".join(names) + " |",
-        "|---|---|---|---|" + "---|" * len(names),
-    ]
-    for row in result["rows"]:
-        cells = " | ".join(f"{row['errors'][n]:.3f}" for n in names)
-        lines.append(
-            f"| {row['keys']} | {row['kind']} | {row['level']} | "
-            f"{row['mean_entropy']:.2f} / {row['log_m']:.2f} | {cells} |"
-        )
-    means = {n: np.mean([r["errors"][n] for r in result["rows"]]) for n in names}
-    lines.append("| all | | | mean | " + " | ".join(f"{means[n]:.3f}" for n in names) + " |")
-    return "\n".join(lines) + f"\n\nMean |Ĥ − H| in nats. Machine: {describe(result['machine'])}."
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="benchmarks/results/estimator_error.json")
@@ -104,7 +70,7 @@ def main() -> None:
     result = run()
     pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     pathlib.Path(args.out).write_text(json.dumps(result, indent=1))
-    print(table(result))
+    print(estimator_table(result))
 
 
 if __name__ == "__main__":

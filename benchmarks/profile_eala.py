@@ -29,11 +29,13 @@ import time
 import jax
 import jax.numpy as jnp
 
-from benchmarks.attention import DIM, HEADS, forward_backward, inputs
-from benchmarks.machine import describe, machine_info
-from benchmarks.timing import _peak_bytes, matmul_flops_per_second, measure
+from benchmarks.attention import forward_backward, inputs
 from eala_jax import get_attention
 from eala_jax.allocator import reexec_with_tcmalloc
+from eala_jax.bench.inputs import DIM, HEADS
+from eala_jax.bench.machine import describe, machine_info
+from eala_jax.bench.tables import profile_table
+from eala_jax.bench.timing import matmul_flops_per_second, measure, peak_bytes
 
 
 def profile(batch: int, keys: int, repeats: int) -> dict:
@@ -124,7 +126,7 @@ def compare(points: list[tuple[int, int]], rounds: int) -> dict:
                 "method": name,
                 "median_s": statistics.median(times[name]),
                 "times_s": times[name],
-                "peak_bytes": _peak_bytes(fn),
+                "peak_bytes": peak_bytes(fn),
                 "time_over_linear": statistics.median(
                     [a / b for a, b in zip(times[name], times["linear"], strict=True)]
                 ),
@@ -157,24 +159,6 @@ def compare_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def table(result: dict) -> str:
-    lines = [
-        f"B = {result['batch']}, S = T = {result['keys']}, {HEADS} heads, head dim {DIM}; float32 "
-        f"matmul {result['matmul_flops_per_s'] / 1e9:.0f} GFLOP/s. Machine: "
-        f"{describe(result['machine'])}.",
-        "",
-        "| part | median ms | compiled memory MiB | fraction of matmul FLOP/s (formula FLOPs) |",
-        "|---|---|---|---|",
-    ]
-    for row in result["rows"]:
-        fraction = "—" if row["matmul_fraction"] is None else f"{row['matmul_fraction']:.2f}"
-        lines.append(
-            f"| {row['part']} | {row['median_s'] * 1e3:.1f} | {row['peak_bytes'] / 2**20:.0f} | "
-            f"{fraction} |"
-        )
-    return "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=4)
@@ -198,7 +182,7 @@ def main() -> None:
     result = profile(args.batch, args.keys, args.repeats)
     pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     pathlib.Path(args.out).write_text(json.dumps(result, indent=1))
-    print(table(result))
+    print(profile_table(result))
 
 
 if __name__ == "__main__":

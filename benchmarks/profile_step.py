@@ -30,8 +30,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from benchmarks.machine import describe, machine_info
 from eala_jax.allocator import reexec_with_tcmalloc
+from eala_jax.bench.machine import describe, machine_info
 from eala_jax.models import SelfAttention
 from eala_jax.models.elinformer import AttentionBlock
 from eala_jax.models.layers import dropout, layer_norm

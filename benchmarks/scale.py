@@ -131,9 +131,9 @@ from flax import nnx  # noqa: E402
 from jax.sharding import NamedSharding  # noqa: E402
 from jax.sharding import PartitionSpec as P  # noqa: E402
 
-from benchmarks.machine import describe, machine_info  # noqa: E402
-from benchmarks.timing import measure  # noqa: E402
 from eala_jax.allocator import reexec_with_tcmalloc  # noqa: E402
+from eala_jax.bench.machine import describe, machine_info  # noqa: E402
+from eala_jax.bench.timing import measure  # noqa: E402
 from eala_jax.data import StandardScaler  # noqa: E402
 from eala_jax.ops import eala_attention  # noqa: E402
 from eala_jax.ops.sharded import sharded_eala_attention  # noqa: E402

@@ -31,7 +31,18 @@ import sys
 import time
 import types
 
-from benchmarks.machine import cpu_name
+
+def _load_cpu_name():
+    """`eala_jax.bench.machine.cpu_name`, loaded by its file path: importing `eala_jax` would
+    import JAX, which this script's Python need not have."""
+    path = pathlib.Path(__file__).resolve().parent.parent / "eala_jax" / "bench" / "machine.py"
+    spec = importlib.util.spec_from_file_location("_eala_jax_bench_machine", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.cpu_name
+
+
+cpu_name = _load_cpu_name()
 
 STEPS_PER_DAY = 288
 DEFAULT_POINTS = ("170:16", "307:16", "883:16", "883:4")

@@ -35,32 +35,25 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
-import numpy as np
-from flax import nnx
 
-from benchmarks.machine import describe, machine_info
-from benchmarks.timing import _peak_bytes, measure
 from eala_jax.allocator import reexec_with_tcmalloc
-from eala_jax.data import StandardScaler
+from eala_jax.bench.machine import machine_info
+from eala_jax.bench.step import config_step_and_args
+from eala_jax.bench.tables import (
+    TORCH,
+    TORCH_RESULTS,
+    step_row_key,
+    train_step_table,
+    with_stored_torch_rows,
+)
+from eala_jax.bench.timing import measure, peak_bytes
 from eala_jax.ops import attention_options
 from eala_jax.train import (
     Config,
-    StepOptions,
     apply_overrides,
-    build_model,
-    build_optimizer,
-    learning_rate_schedule,
-    update_step,
 )
 
 STEPS_PER_DAY = 288
-TORCH = "torch_staeformer"  # the attention label of the PyTorch original's rows
-TORCH_RESULTS = pathlib.Path("benchmarks/results/torch_staeformer.json")
-
-
-def row_key(row: dict) -> tuple[int, int]:
-    return row["nodes"], row["batch"]
 
 
 def step_and_args(attention: str, num_nodes: int, batch: int) -> tuple:
@@ -69,31 +62,6 @@ def step_and_args(attention: str, num_nodes: int, batch: int) -> tuple:
     )
     assert config.model.spatial_attention == attention_options(attention)
     return config_step_and_args(config, num_nodes, batch, steps_per_day=STEPS_PER_DAY)
-
-
-def config_step_and_args(
-    config: Config, num_nodes: int, batch: int, *, steps_per_day: int
-) -> tuple:
-    """`(update, args)`: the jit-able training step of `config`'s model on a synthetic batch of
-    `config.data`'s window lengths, for `benchmarks.timing.measure(update, *args)`."""
-    in_steps, out_steps = config.data.in_steps, config.data.out_steps
-    model = build_model(config, num_nodes=num_nodes, steps_per_day=steps_per_day, rngs=nnx.Rngs(0))
-    schedule = learning_rate_schedule(1e-3, milestones=(20, 30), decay=0.1, steps_per_epoch=100)
-    optimizer = nnx.Optimizer(
-        model, build_optimizer(schedule, weight_decay=3e-4, max_grad_norm=5.0), wrt=nnx.Param
-    )
-    graphdef, state = nnx.split((model, optimizer))
-    update = functools.partial(update_step, graphdef=graphdef, options=StepOptions(schedule))
-    rng = np.random.default_rng(0)
-    batch_arrays = {  # the batch contract (docs/data.md)
-        "x": jnp.asarray(rng.normal(size=(batch, in_steps, num_nodes)), jnp.float32),
-        "time_of_day": jnp.asarray(rng.integers(0, steps_per_day, (batch, in_steps)), jnp.int32),
-        "day_of_week": jnp.asarray(rng.integers(0, 7, (batch, in_steps)), jnp.int32),
-        "y": jnp.asarray(rng.normal(50, 10, (batch, out_steps, num_nodes)), jnp.float32),
-        "y_mask": jnp.ones((batch, out_steps, num_nodes), bool),
-    }
-    scaler = StandardScaler(mean=np.float32(50.0), std=np.float32(10.0))
-    return update, (state, batch_arrays, scaler, jax.random.key(0))
 
 
 class TorchWorker:
@@ -149,7 +117,7 @@ def interleaved_point(
         start = time.perf_counter()
         compiled = jax.jit(update).lower(*fn_args).compile()
         row = {"nodes": n, "batch": batch, "attention": attention}
-        row.update(compile_s=time.perf_counter() - start, peak_bytes=_peak_bytes(compiled))
+        row.update(compile_s=time.perf_counter() - start, peak_bytes=peak_bytes(compiled))
         rows.append(row)
         if row["peak_bytes"] > budget_bytes:
             row["status"] = f"does not fit the {budget_bytes / 2**30:.0f} GiB budget"
@@ -242,10 +210,12 @@ def main() -> None:
         # Same-run comparison: one step of each JAX program and of the PyTorch original in turn.
         with TorchWorker(args.torch_python, args.staeformer_dir) as worker:
             for n, batch in [(n, args.batch) for n in args.sizes] + also:
-                done = {r["attention"] for r in rows if row_key(r) == (n, batch)}
+                done = {r["attention"] for r in rows if step_row_key(r) == (n, batch)}
                 if {*attentions, TORCH} <= done:
                     continue
-                rows[:] = [r for r in rows if row_key(r) != (n, batch)]  # a point is redone whole
+                rows[:] = [
+                    r for r in rows if step_row_key(r) != (n, batch)
+                ]  # a point is redone whole
                 budget = args.memory_budget_gib * 2**30
                 for row in interleaved_point(n, batch, worker, args.repeats, budget, attentions):
                     print(json.dumps(row), file=sys.stderr)
@@ -255,7 +225,7 @@ def main() -> None:
                 out.write_text(json.dumps(result, indent=1))
                 torch_result["machine"] = {**machine_info(), "torch": worker.version}
                 torch_out.write_text(json.dumps(torch_result, indent=1))
-        print(table(result))
+        print(train_step_table(result))
         return
     for n in args.sizes:
         timed("eala", n, args.batch)
@@ -278,66 +248,7 @@ def main() -> None:
         timed("softmax", n, batch)
     if not args.torch_python and jax.default_backend() == "cpu":
         result = with_stored_torch_rows(result)
-    print(table(result))
-
-
-def with_stored_torch_rows(result: dict, path: pathlib.Path = TORCH_RESULTS) -> dict:
-    """`result` plus the PyTorch rows stored in `path` (marked `stored`: not same-run) for the
-    points that have no same-run PyTorch row."""
-    if not path.is_file():
-        return result
-    same_run = {row_key(r) for r in result["rows"] if r["attention"] == TORCH}
-    stored = json.loads(path.read_text())["rows"]
-    stored = [{**r, "stored": True} for r in stored if row_key(r) not in same_run]
-    return {**result, "rows": result["rows"] + stored}
-
-
-def table(result: dict) -> str:
-    """Markdown: step time, compile time and memory per (N, batch, attention), softmax / this and
-    PyTorch original / this step time."""
-    lines = [
-        "| N | batch | attention | step ms | compile s | memory MiB | softmax / this | torch / this"
-        " |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    rows = result["rows"]
-    for row in sorted(rows, key=lambda r: (r["nodes"], -r["batch"], r["attention"])):
-        if row["attention"] == TORCH:
-            stored = " (stored, not same-run)" if row.get("stored") else ""
-            lines.append(
-                f"| {row['nodes']} | {row['batch']} | PyTorch STAEformer{stored} | "
-                f"{row['median_s'] * 1e3:.0f} | - | - | - | 1.00 |"
-            )
-            continue
-        torch_row = next(
-            (r for r in rows if (r["nodes"], r["batch"], r["attention"]) == (*row_key(row), TORCH)),
-            None,
-        )
-        base = next(
-            (
-                r
-                for r in rows
-                if (r["nodes"], r["batch"], r["attention"])
-                == (row["nodes"], row["batch"], "softmax")
-            ),
-            None,
-        )
-        ok = row["status"] == "ok"
-        ratio = (
-            f"{base['median_s'] / row['median_s']:.2f}"
-            if ok and base and base["status"] == "ok"
-            else "n/a"
-        )
-        step = f"{row['median_s'] * 1e3:.0f}" if ok else row["status"]
-        versus_torch = (
-            f"{torch_row['median_s'] / row['median_s']:.2f}" if ok and torch_row else "n/a"
-        )
-        lines.append(
-            f"| {row['nodes']} | {row['batch']} | {row['attention']} | {step} | "
-            f"{row['compile_s']:.1f} | {row['peak_bytes'] / 2**20:.0f} | {ratio} | {versus_torch} |"
-        )
-    lines.append(f"\nMachine: {describe(result['machine'])}.")
-    return "\n".join(lines)
+    print(train_step_table(result))
 
 
 if __name__ == "__main__":

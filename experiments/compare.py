@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.machine import machine_info
 from eala_jax.allocator import reexec_with_tcmalloc
+from eala_jax.bench.machine import machine_info
 from eala_jax.train import Config, apply_overrides, load_config_file, train_and_evaluate
 
 HORIZONS = (3, 6, 12)

@@ -15,9 +15,6 @@ import argparse
 import jax
 import numpy as np
 
-from benchmarks.estimator_error import make_inputs
-from benchmarks.machine import describe, machine_info
-from benchmarks.timing import measure
 from eala_jax import (
     DEFAULT_ESTIMATOR,
     eala_attention,
@@ -26,6 +23,9 @@ from eala_jax import (
     softmax_entropy,
     uniform_attention,
 )
+from eala_jax.bench.inputs import make_inputs
+from eala_jax.bench.machine import describe, machine_info
+from eala_jax.bench.timing import measure
 
 
 def main() -> None:

@@ -12,7 +12,10 @@ Reads (each section is skipped, and says so, when its file is absent):
   experiments/results/entropy_maps_*.json  python -m experiments.entropy_maps
   experiments/results/reference_runs.json  python -m experiments.report --collect-runs runs/ref/*
   experiments/results/long_horizon.json    python -m experiments.long_horizon
-Writes docs/results.md and docs/figures/*.png. Nothing in it is typed by hand.
+Writes docs/results.md, its appendix docs/results_history.md (rows of earlier configs and of
+variants since replaced) and docs/figures/*.png. Nothing in them is typed by hand. The sections are
+written by experiments.report_cost, report_reference, report_long_horizon and report_summary (the
+summary that opens the file), the smaller ones here.
 
 `--collect-runs WORKDIR ...` first gathers the test tables of finished `experiments.train` runs
 (their `results.json`, and the command that reproduces each) into
@@ -27,26 +30,33 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import shlex
 import sys
 from typing import Any
 
 import matplotlib
-import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from benchmarks.attention import SOFTMAX_SIZED, ratio_table
-from benchmarks.estimator_error import table as estimator_table
-from benchmarks.machine import describe, machine_info
-from benchmarks.profile_eala import table as profile_table
-from benchmarks.train_step import table as train_step_table
-from benchmarks.train_step import with_stored_torch_rows
-from eala_jax.train import apply_overrides, config_to_dict, load_config_file
-from experiments.compare import HORIZONS
+from eala_jax.bench.machine import describe
+from eala_jax.bench.tables import (
+    estimator_table,
+    profile_table,
+    train_step_table,
+    with_stored_torch_rows,
+)
 from experiments.long_horizon import RESULTS as LONG_HORIZON_RESULTS
-from experiments.long_horizon import markdown as long_horizon_section
+from experiments.report_cost import cost_section
+from experiments.report_long_horizon import HISTORY_FILE
+from experiments.report_long_horizon import history_markdown as long_horizon_history
+from experiments.report_long_horizon import markdown as long_horizon_section
+from experiments.report_reference import (
+    REFERENCE_RUNS,
+    collect_runs,
+    merge_runs,
+    reference_section,
+)
+from experiments.report_summary import summary, summary_lines
 
 DOCS = pathlib.Path("docs")
 FIGURES = DOCS / "figures"
@@ -55,479 +65,6 @@ FIGURES = DOCS / "figures"
 def _load(path: str) -> Any | None:
     p = pathlib.Path(path)
     return json.loads(p.read_text()) if p.is_file() else None
-
-
-def _find(rows: list[dict], **match: Any) -> dict | None:
-    return next((r for r in rows if all(r.get(k) == v for k, v in match.items())), None)
-
-
-def cost_section(result: dict[str, Any]) -> list[str]:
-    rows = result["rows"]
-    lines = [
-        "## 1. Cost of one attention call (CPU)",
-        "",
-        f"`python -m benchmarks.attention --preset full` on {describe(result['machine'])}.",
-        "Spatial shape: batch 16 × 12 time steps folded (192), 4 heads, head dim 38; temporal: "
-        "batch 16 × 883 sensors folded, 12 steps. Median of repeated calls after warm-up; memory "
-        "from XLA's analysis of the compiled program (a point over the budget is compiled, not "
-        "run).",
-        "",
-    ]
-    lines += _targets(rows, result["matmul_flops_per_s"]) + [""]
-    lines.append(ratio_table(result))
-    _plot_cost(rows)
-    lines += ["", "![time and memory against S](figures/attention_cost.png)", ""]
-    return lines
-
-
-def _targets(rows: list[dict], matmul: float) -> list[str]:
-    """The issue's targets, each as measured ratio and met / not met."""
-    out = ["| target | measured | met |", "|---|---|---|"]
-
-    def time_ratio(
-        keys: int,
-        batch: int,
-        method: str = "eala",
-        base: str = "softmax",
-        mode: str = "forward+backward",
-    ):
-        a = _find(rows, keys=keys, batch=batch, method=method, mode=mode)
-        b = _find(rows, keys=keys, batch=batch, method=base, mode=mode)
-        if a and b and a["status"] == b["status"] == "ok":
-            return b["median_s"] / a["median_s"]
-        return None
-
-    def add(
-        label: str, value: float | None, goal: float, fmt: str = "{:.1f}×", higher: bool = True
-    ):
-        if value is None:
-            out.append(f"| {label} | not measured (a point did not fit or is absent) | — |")
-            return
-        met = value >= goal if higher else value <= goal
-        out.append(f"| {label} | {fmt.format(value)} | {'yes' if met else 'no'} |")
-
-    add("EALA fwd+bwd ≥ 20× faster than softmax at S = 883 (batch 192)", time_ratio(883, 192), 20)
-    sized = _find(rows, shape=SOFTMAX_SIZED, method="softmax", mode="forward+backward")
-    small = sized["batch"] if sized else None
-    add(
-        f"EALA fwd+bwd ≥ 150× faster than softmax at S = 8600 (batch {small}, softmax's largest "
-        "that fits)",
-        time_ratio(8600, small) if small else None,
-        150,
-    )
-    eala_mem = _find(rows, keys=8600, batch=small, method="eala", mode="forward+backward")
-    add(
-        f"≥ 20× less peak memory than softmax at S = 8600 (fwd+bwd, batch {small})",
-        sized["peak_bytes"] / eala_mem["peak_bytes"] if eala_mem and sized else None,
-        20,
-    )
-    for keys, batch in ((883, 192), (8600, 192), (8600, small), (32768, 24)):
-        # time_ratio(method=linear, base=eala) = EALA's time / linear's time.
-        add(
-            f"EALA fwd+bwd within 1.2× of elu+1 linear attention at S = {keys}, batch {batch} "
-            "(EALA / linear time)",
-            time_ratio(keys, batch, method="linear", base="eala"),
-            1.2,
-            fmt="{:.2f}×",
-            higher=False,
-        )
-    for keys, batch in ((8600, 192), (32768, 24)):
-        for mode in ("forward", "forward+backward"):
-            row = _find(rows, keys=keys, batch=batch, method="eala", mode=mode)
-            add(
-                f"EALA {mode} at S = {keys}, batch {batch}: ≥ 0.5 of measured float32 matmul FLOP/s"
-                f" ({matmul / 1e9:.0f} GFLOP/s)",
-                row["fraction_of_matmul"] if row and row["status"] == "ok" else None,
-                0.5,
-                fmt="{:.3f}",
-            )
-    return out
-
-
-def _plot_cost(rows: list[dict]) -> None:
-    """Log-log time and compiled memory per folded batch element against S (spatial shapes,
-    fwd+bwd).
-
-    Points of different batches (192, 24 at S = 32768, the softmax-sized batch) are divided by their
-    batch so they share one axis; at each S the largest batch that ran (time) or compiled (memory)
-    is used.
-    """
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    spatial = [
-        r for r in rows if r["shape"].startswith("spatial") and r["mode"] == "forward+backward"
-    ]
-    for method in sorted({r["method"] for r in spatial}):
-        for ax, ok_only, value in (
-            (axes[0], True, lambda r: r["median_s"] * 1e3),
-            (axes[1], False, lambda r: r["peak_bytes"] / 2**20),
-        ):
-            best: dict[int, dict] = {}
-            for r in spatial:
-                if r["method"] == method and (r.get("status") == "ok" or not ok_only):
-                    if r["keys"] not in best or r["batch"] > best[r["keys"]]["batch"]:
-                        best[r["keys"]] = r
-            if best:
-                keys = sorted(best)
-                ax.loglog(
-                    keys, [value(best[s]) / best[s]["batch"] for s in keys], "o-", label=method
-                )
-    axes[0].set(
-        xlabel="keys S",
-        ylabel="ms per batch element",
-        title="forward+backward time (spatial shape)",
-    )
-    axes[1].set(
-        xlabel="keys S",
-        ylabel="MiB per batch element",
-        title="compiled memory (incl. points not run)",
-    )
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    FIGURES.mkdir(parents=True, exist_ok=True)
-    fig.savefig(FIGURES / "attention_cost.png", dpi=120)
-    plt.close(fig)
-
-
-REFERENCE_RUNS = pathlib.Path("experiments/results/reference_runs.json")
-#: Baselines of the reference tables, in the order shown.
-BASELINES = ("last_value", "seasonal_naive", "historical_average")
-#: (metric, horizon) pairs the "beats every baseline" check covers: the reported horizons and the
-#: mean over the forecast, in MAE and RMSE.
-CHECKED = tuple((m, h) for m in ("mae", "rmse") for h in (*HORIZONS, "mean"))
-
-
-def _override_value(value: Any) -> str:
-    """`value` as `--set` parses it back (JSON, except a string JSON would not give back)."""
-    if isinstance(value, str):
-        try:
-            json.loads(value)
-        except json.JSONDecodeError:
-            return value
-    return json.dumps(value, separators=(",", ":"))
-
-
-def _leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(tree, dict) and prefix != "data.options.":  # data options: one value
-        out: dict[str, Any] = {}
-        for key, value in tree.items():
-            out.update(_leaves(value, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: tree}
-
-
-def train_command(workdir: str, config: dict[str, Any]) -> str | None:
-    """The `experiments.train` command that reproduces the run whose `config.json` is `config`:
-    `experiments/configs/<name>.py` with `--set` for the seed and every field that differs from that
-    file (a swapped attention set whole). A run renamed with `--set name=...` has no file of its
-    name: then the config file that gives it back with the fewest `--set`s. None when no file's
-    overrides give `config` back."""
-    if "train" not in config:
-        return None
-    own = pathlib.Path("experiments/configs") / f"{config.get('name')}.py"
-    candidates = (
-        [own] if own.is_file() else sorted(pathlib.Path("experiments/configs").glob("*.py"))
-    )
-    commands = [
-        c for c in (_command_from(path, workdir, config) for path in candidates) if c is not None
-    ]
-    return min(commands, key=lambda c: (c.count("--set"), c), default=None)
-
-
-def _command_from(path: pathlib.Path, workdir: str, config: dict[str, Any]) -> str | None:
-    """`train_command` from one config file, or None when its overrides do not give `config`."""
-    base_config = config_to_dict(load_config_file(path))
-    base, want = _leaves(base_config), _leaves(config)
-    sets = [f"train.seed={_override_value(want.get('train.seed'))}"]
-    for field in ("temporal_attention", "spatial_attention"):  # another attention: set it whole
-        value = config.get("model", {}).get(field)
-        if isinstance(value, dict) and value.get("name") != base_config["model"][field]["name"]:
-            sets.append(f"model.{field}={_override_value(value)}")
-            want = {k: v for k, v in want.items() if not k.startswith(f"model.{field}.")}
-    sets += [
-        f"{key}={_override_value(value)}"
-        for key, value in want.items()
-        if key != "train.seed" and base.get(key, object()) != value
-    ]
-    try:
-        rebuilt = config_to_dict(apply_overrides(load_config_file(path), sets))
-    except (KeyError, ValueError, TypeError):
-        return None
-    if rebuilt != config:
-        return None
-    return " ".join(
-        [f"python -m experiments.train --config {path} --workdir {workdir}"]
-        + [f"--set {shlex.quote(s)}" for s in sets]
-    )
-
-
-def collect_runs(workdirs: list[str]) -> dict[str, Any]:
-    """Test tables, stop reason, epoch time and the reproducing command of finished training runs,
-    for the reference-run section."""
-    runs = []
-    for workdir in workdirs:
-        path = pathlib.Path(workdir) / "results.json"
-        if not path.is_file():
-            raise SystemExit(
-                f"--collect-runs: {path} not found (is {workdir} a finished experiments.train "
-                "workdir?)"
-            )
-        result = json.loads(path.read_text())
-        config = json.loads((pathlib.Path(workdir) / "config.json").read_text())
-        keep = (
-            "name",
-            "data",
-            "temporal_attention",
-            "spatial_attention",
-            "epochs",
-            "best_epoch",
-            "stop_reason",
-            "time_per_epoch_s",
-            "first_val_mae",
-            "best_val_mae",
-        )
-        test = {}
-        for model, table in result["test"].items():
-            test[model] = {
-                key: table[key]
-                for key in ("mae", "rmse", "mape", "mae_mean", "rmse_mean", "mape_mean")
-            }
-            test[model].update({k: table[k] for k in ("period", "period_steps") if k in table})
-        runs.append(
-            {
-                **{k: result[k] for k in keep},
-                "seed": config["train"]["seed"],
-                "workdir": str(workdir),
-                "command": train_command(str(workdir), config),
-                "test": test,
-            }
-        )
-    return {"machine": machine_info(), "runs": runs}
-
-
-def merge_runs(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
-    """`new` with the runs of `old` (an earlier reference_runs.json) whose (name, seed) `new` does
-    not hold, after the new ones. Kept runs are marked `"kept": true`."""
-    if not old:
-        return new
-    have = {(r["name"], r["seed"]) for r in new["runs"]}
-    kept = [{**r, "kept": True} for r in old["runs"] if (r["name"], r["seed"]) not in have]
-    return {**new, "runs": new["runs"] + kept}
-
-
-def _at(table: dict[str, Any], metric: str, horizon: int | str) -> float:
-    return float(table[f"{metric}_mean"] if horizon == "mean" else table[metric][horizon - 1])
-
-
-def seed_summary(runs: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
-    """Mean and population std (ddof 0, as `experiments.compare`) over the runs (seeds) of one
-    config of the test MAE / RMSE / MAPE at each reported horizon and the forecast mean, keyed
-    `"<metric>@<horizon>"`."""
-    if not runs:
-        raise ValueError("seed_summary: runs is empty")
-    out = {}
-    for metric in ("mae", "rmse", "mape"):
-        for h in (*HORIZONS, "mean"):
-            values = np.array([_at(r["test"]["model"], metric, h) for r in runs])
-            out[f"{metric}@{h}"] = (float(values.mean()), float(values.std()))
-    return out
-
-
-def losses(
-    model: dict[str, float], baselines: dict[str, dict[str, Any]]
-) -> list[tuple[str, str, int | str, float, float]]:
-    """Where `model` (`"<metric>@<horizon>"` -> value) does not beat (is not strictly below) a
-    baseline table, over `CHECKED`: `(baseline, metric, horizon, model, baseline)` tuples; empty
-    when it beats every baseline everywhere."""
-    out = []
-    for name, table in baselines.items():
-        for metric, h in CHECKED:
-            base = _at(table, metric, h)
-            if not model[f"{metric}@{h}"] < base:
-                out.append((name, metric, h, model[f"{metric}@{h}"], base))
-    return out
-
-
-def _loss_text(loss: tuple[str, str, int | str, float, float]) -> str:
-    name, metric, h, value, base = loss
-    where = "the mean" if h == "mean" else f"h{h}"
-    return (
-        f"{name.replace('_', ' ')} in {metric.upper()} at {where} ({value:.3f} against "
-        f"{base:.3f}, +{value - base:.3f}, +{100 * (value - base) / base:.1f} %)"
-    )
-
-
-def dataset_baselines(runs: list[dict[str, Any]]) -> tuple[dict[str, Any], str | None, list[str]]:
-    """The baseline tables of one data set's runs (they depend on the data only): taken from the
-    first run holding the most of `BASELINES`; also that run's workdir (None for an old entry) and
-    a note for every other run whose baselines differ from them (relative 1e-6)."""
-    source = max(runs, key=lambda r: sum(b in r["test"] for b in BASELINES))
-    tables = {b: source["test"][b] for b in BASELINES if b in source["test"]}
-    notes = []
-    for run in runs:
-        for name, table in tables.items():
-            other = run["test"].get(name)
-            if other is None:
-                continue
-            a = np.array([_at(table, m, h) for m, h in CHECKED])
-            b = np.array([_at(other, m, h) for m, h in CHECKED])
-            if not np.allclose(a, b, rtol=1e-6, atol=0):
-                notes.append(
-                    f"{run['name']} (seed {run['seed']}) has a different {name.replace('_', ' ')} "
-                    f"(largest relative difference {np.max(np.abs(a - b) / np.abs(a)):.2e})"
-                )
-    return tables, source.get("workdir"), notes
-
-
-def beats_line(
-    label: str, mean: dict[str, float], per_seed: dict[int, dict[str, float]], tables: dict
-) -> str:
-    """The computed verdict: does `mean` (and each seed of `per_seed`) beat every baseline at every
-    reported horizon in MAE and RMSE?"""
-    names = ", ".join(b.replace("_", " ") for b in tables)
-    lost = losses(mean, tables)
-    seeds = len(per_seed)
-    head = f"**{label}, " + (
-        f"mean of {seeds} seeds" if seeds > 1 else f"seed {next(iter(per_seed))}"
-    )
-    if lost:
-        text = (
-            f"{head}: does not beat every baseline ({names}) at every reported horizon (h3, h6, "
-            "h12, mean) in MAE and RMSE.** It loses to " + "; ".join(map(_loss_text, lost)) + "."
-        )
-    else:
-        text = (
-            f"{head}: beats every baseline ({names}) at every reported horizon (h3, h6, h12, mean) "
-            "in MAE and RMSE.**"
-        )
-    if seeds > 1:
-        lost_seeds = {k: losses(v, tables) for k, v in per_seed.items()}
-        bad = {k: v for k, v in lost_seeds.items() if v}
-        if not bad:
-            text += " So does every seed on its own."
-        else:
-            text += (
-                " Seeds on their own: "
-                + "; ".join(
-                    f"seed {k} loses to " + ", ".join(map(_loss_text, v)) for k, v in bad.items()
-                )
-                + "."
-            )
-    missing = [b.replace("_", " ") for b in BASELINES if b not in tables]
-    if missing:
-        text += f" Not checked (absent from the results): {', '.join(missing)}."
-    return text
-
-
-def _cells(table: dict[str, Any]) -> str:
-    """MAE / RMSE / MAPE at each reported horizon and the mean, from one test table."""
-    fmt = {"mae": "{:.3f}", "rmse": "{:.3f}", "mape": "{:.2f}"}
-    return " | ".join(
-        " / ".join(fmt[m].format(_at(table, m, h)) for m in ("mae", "rmse", "mape"))
-        for h in (*HORIZONS, "mean")
-    )
-
-
-def _summary_cells(summary: dict[str, tuple[float, float]]) -> str:
-    fmt = {"mae": "{:.3f} ± {:.3f}", "rmse": "{:.3f} ± {:.3f}", "mape": "{:.2f} ± {:.2f}"}
-    return " | ".join(
-        " / ".join(fmt[m].format(*summary[f"{m}@{h}"]) for m in ("mae", "rmse", "mape"))
-        for h in (*HORIZONS, "mean")
-    )
-
-
-def reference_section(data: dict[str, Any]) -> list[str]:
-    lines = [
-        "## Reference training runs (to early stopping)",
-        "",
-        "`python -m experiments.train --config experiments/configs/<name>.py --workdir "
-        "runs/ref/<name>_seed<k> --set train.seed=<k> --set progress_bar=false` for the configs "
-        "and seeds below (CPU budget of `docs/training.md`; each row gives its command), then "
-        "`python -m experiments.report --collect-runs runs/ref/*` (add `--merge` to keep the runs "
-        "of the previous collection that are not collected again). Test split; MAE / RMSE / MAPE % "
-        "at horizons 3, 6, 12 and the 12-step mean; s/epoch is the median training time of one "
-        "25-step epoch on the shared machine. A config with several seeds gets a mean ± std row "
-        "(population std over the seeds, as in the tables further down). The baselines are "
-        "written by every run beside its model (`eala_jax.models.evaluate_baselines`; they depend "
-        "on the data only): the seasonal naive repeats the value one period earlier, its period "
-        "chosen on the validation split. The verdict under each table is computed by "
-        "`experiments/report.py` from these numbers (strictly lower MAE and RMSE than every "
-        "baseline at h3, h6, h12 and the mean).",
-        f"Machine: {describe(data['machine'])}.",
-        "",
-    ]
-    old_note = False
-    for dataset in sorted({run["data"] for run in data["runs"]}):
-        runs = [run for run in data["runs"] if run["data"] == dataset]
-        tables, source, notes = dataset_baselines(runs)
-        lines += [
-            f"### {dataset}",
-            "",
-            "| model | h3 | h6 | h12 | mean 1-12 | best epoch / epochs (stop) | s/epoch | "
-            "command |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        verdicts = []
-        for name in dict.fromkeys(run["name"] for run in runs):
-            group = sorted((r for r in runs if r["name"] == name), key=lambda r: r["seed"])
-            for run in group:
-                command = run.get("command")
-                old_note |= run.get("kept", False) or "command" not in run
-                cell = (
-                    f"`{command}`"
-                    if command
-                    else (
-                        "see the note below"
-                        if "command" not in run
-                        else "not reproducible from its config"
-                    )
-                )
-                lines.append(
-                    f"| {run['name']} (seed {run['seed']}) | {_cells(run['test']['model'])} | "
-                    f"{run['best_epoch']} / {run['epochs']} ({run['stop_reason']}) | "
-                    f"{run['time_per_epoch_s']:.1f} | {cell} |"
-                )
-            summary = seed_summary(group)
-            if len(group) > 1:
-                seeds = ", ".join(str(r["seed"]) for r in group)
-                epochs = ", ".join(str(r["best_epoch"]) for r in group)
-                lines.append(
-                    f"| **{name} mean ± std (seeds {seeds})** | {_summary_cells(summary)} | "
-                    f"best epochs {epochs} | "
-                    f"{np.mean([r['time_per_epoch_s'] for r in group]):.1f} (mean) | "
-                    "`python -m experiments.report --collect-runs "
-                    + " ".join(r.get("workdir", "?") for r in group)
-                    + "` |"
-                )
-            if tables:
-                verdicts.append(
-                    beats_line(
-                        name,
-                        {k: v[0] for k, v in summary.items()},
-                        {r["seed"]: {k: v[0] for k, v in seed_summary([r]).items()} for r in group},
-                        tables,
-                    )
-                )
-        for baseline, table in tables.items():
-            label = baseline.replace("_", " ")
-            if "period" in table:
-                label += f" (period {table['period']}, {table['period_steps']} steps)"
-            origin = f"written by the run in `{source}`" if source else "written by the run above"
-            lines.append(f"| {label} | {_cells(table)} | — | — | {origin} |")
-        lines.append("")
-        for verdict in verdicts:
-            lines += [verdict, ""]
-        for note in notes:
-            lines += [f"Note: {note}; the baselines above are those of `{source}`.", ""]
-    if old_note:
-        lines += [
-            "Rows whose command reads “see the note below” were collected before the report "
-            "recorded commands (seed 0 only); the softmax rows ran "
-            "`experiments/configs/<data>_softmax.py`, the linear and Performer rows the "
-            "ELinFormer config with `--set model.temporal_attention=<a> --set "
-            "model.spatial_attention=<a>`.",
-            "",
-        ]
-    return lines
 
 
 def train_step_section(result: dict[str, Any]) -> list[str]:
@@ -636,8 +173,11 @@ def main(argv: list[str] | None = None) -> None:
         " rerun the commands shown to regenerate them. Every section names the machine it ran on.",
         "",
     ]
+    head = len(lines)  # the summary goes here, once every file is read
     attention = _load("benchmarks/results/attention_full.json")
-    lines += cost_section(attention) if attention else ["## 1. Cost", "", "_not yet run_", ""]
+    lines += (
+        cost_section(attention, FIGURES) if attention else ["## 1. Cost", "", "_not yet run_", ""]
+    )
     profile = _load("benchmarks/results/profile_eala.json")
     if profile:
         lines += [
@@ -687,11 +227,33 @@ def main(argv: list[str] | None = None) -> None:
             estimator_table(estimator),
             "",
         ]
-    for path in sorted(pathlib.Path("experiments/results").glob("entropy_maps_*.json")):
+    entropy_files = sorted(pathlib.Path("experiments/results").glob("entropy_maps_*.json"))
+    for path in entropy_files:
         lines += entropy_section(path)
+    found = dict(
+        attention=attention,
+        step=step,
+        reference=reference,
+        accuracy=[json.loads(p.read_text()) for p in accuracy_files],
+        long_horizon=long_horizon,
+        estimator=estimator,
+        entropy=[json.loads(p.read_text()) for p in entropy_files],
+    )
+    lines[head:head] = summary(summary_lines(**found))
     DOCS.mkdir(exist_ok=True)
     (DOCS / "results.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {DOCS / 'results.md'}")
+    history = [
+        "# Results: earlier configs",
+        "",
+        "Appendix of [docs/results.md](results.md), generated with it by `python -m "
+        "experiments.report`: the stored rows that today's configs no longer give (trained with an "
+        "earlier config, or a variant since replaced), each with the config it was trained with.",
+        "",
+    ]
+    history += long_horizon_history(long_horizon) if long_horizon else []
+    (DOCS / HISTORY_FILE).write_text("\n".join(history) + "\n")
+    print(f"wrote {DOCS / HISTORY_FILE}")
 
 
 if __name__ == "__main__":

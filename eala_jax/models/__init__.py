@@ -10,6 +10,7 @@ from eala_jax.models.attention import (
     flax_key_mask,
 )
 from eala_jax.models.baselines import (
+    BASELINE_NAMES,
     HistoricalAverage,
     evaluate_baselines,
     fill_missing,
@@ -23,6 +24,7 @@ from eala_jax.models.elinformer import AttentionBlock, ELinFormer, ModelConfig
 __all__ = [
     "ATTENTION_NAMES",
     "AttentionBlock",
+    "BASELINE_NAMES",
     "AttentionBuffer",
     "ELinFormer",
     "HistoricalAverage",

@@ -36,6 +36,7 @@ from eala_jax.data.windows import SPLIT_NAMES, ForecastSplits, WindowSource
 from eala_jax.metrics import MetricAccumulator, horizon_sums
 
 __all__ = [
+    "BASELINE_NAMES",
     "HistoricalAverage",
     "evaluate_baselines",
     "fill_missing",
@@ -47,6 +48,9 @@ __all__ = [
 ]
 
 EVAL_BATCH_SIZE = 256
+#: The tables `evaluate_baselines` returns, in the order reports show them (the seasonal naive is
+#: absent where the data has no candidate period).
+BASELINE_NAMES = ("last_value", "seasonal_naive", "historical_average")
 
 
 def last_value_forecast(x_raw: np.ndarray, out_steps: int) -> np.ndarray:

@@ -71,27 +71,15 @@ COMPUTE_DTYPES = tuple(_DTYPES)
 SEASONAL_RESIDUALS = ("none", "additive", "multiplicative")
 #: Names `ModelConfig.instance_norm` accepts ("mean_std" is RevIN; "last" is NLinear's).
 INSTANCE_NORMS = ("none", "mean_std", "last", "last_std")
-#: What a boolean `instance_norm` (configs and saved config.json files from before the modes) means.
-INSTANCE_NORM_BOOLS = {False: "none", True: "mean_std"}
 _INSTANCE_NORM_EPS = 1e-5
 
 
 def instance_norm_mode(value: object) -> str:
-    """The mode of `INSTANCE_NORMS` that a `model.instance_norm` value names: one of them, or a
-    boolean (or its spelling in an override or config.json: "true" / "false") for "mean_std" /
-    "none". ValueError naming `model.instance_norm` for anything else."""
-    if isinstance(value, bool):
-        return INSTANCE_NORM_BOOLS[value]
-    if isinstance(value, str):
-        spelled = {"true": True, "false": False}.get(value.lower())
-        if spelled is not None:
-            return INSTANCE_NORM_BOOLS[spelled]
-        if value in INSTANCE_NORMS:
-            return value
-    raise ValueError(
-        f"model.instance_norm={value!r}; choose one of {', '.join(INSTANCE_NORMS)} (True / False "
-        "still mean mean_std / none)"
-    )
+    """`value` when it is a mode of `INSTANCE_NORMS`; ValueError naming `model.instance_norm`
+    otherwise."""
+    if isinstance(value, str) and value in INSTANCE_NORMS:
+        return value
+    raise ValueError(f"model.instance_norm={value!r}; choose one of {', '.join(INSTANCE_NORMS)}")
 
 
 def check_head_options(linear_path: object, head_dropout: object) -> None:

@@ -16,7 +16,6 @@ from eala_jax.train.loop import (
     TEST_WINDOWS_FILE,
     TrainingDivergedError,
     build_model,
-    load_splits,
     prepare_data,
     train_and_evaluate,
 )
@@ -56,7 +55,6 @@ __all__ = [
     "eval_step",
     "learning_rate_schedule",
     "load_config_file",
-    "load_splits",
     "prepare_data",
     "loss_fn",
     "make_mesh",

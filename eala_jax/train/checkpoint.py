@@ -34,7 +34,6 @@ import orbax.checkpoint as ocp
 from etils import epath
 from jax.experimental import multihost_utils
 
-from eala_jax.models.elinformer import INSTANCE_NORM_BOOLS
 from eala_jax.train.config import RUNTIME_KEYS, Config, config_to_dict
 from eala_jax.train.state import LoopState
 from eala_jax.train.write_failures import (
@@ -127,19 +126,12 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-#: Keys whose saved booleans (config.json files from before the key took names) mean a name now.
-_SAVED_BOOLS = {"model.instance_norm": INSTANCE_NORM_BOOLS}
-
-
 def _differences(config: Config, saved_path: Path) -> dict[str, tuple[Any, Any]]:
     """Keys whose value differs between `saved_path` (a config.json) and `config`: (saved, now)."""
     try:
         saved = _flatten(json.loads(saved_path.read_text()))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise IncompatibleWorkdirError(f"{saved_path} is not valid JSON: {err}") from err
-    for key, names in _SAVED_BOOLS.items():
-        if isinstance(saved.get(key), bool):
-            saved[key] = names[saved[key]]
     current = _flatten(json.loads(json.dumps(config_to_dict(config))))
     # A key added to the config after the run was saved matches while it keeps its default.
     default = _flatten(json.loads(json.dumps(config_to_dict(Config()))))

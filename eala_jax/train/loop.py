@@ -26,7 +26,6 @@ import json
 import math
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -73,7 +72,6 @@ __all__ = [
     "PreparedData",
     "TrainingDivergedError",
     "build_model",
-    "load_splits",
     "prepare_data",
     "train_and_evaluate",
 ]
@@ -155,20 +153,6 @@ def prepare_data(config: Config) -> PreparedData:
             + f": {calendar.reason[calendar.reason.index('day of week') :]}.",
         ]
     return PreparedData(series, splits, config, notes, average)
-
-
-def load_splits(config: Config) -> tuple[Any, ForecastSplits]:
-    """Deprecated: (series, splits) of `prepare_data(config)`, without the config resolved for the
-    data (recipe, automatic calendar widths) that a model must be built from; use
-    `prepare_data`."""
-    warnings.warn(
-        "eala_jax.train.load_splits is deprecated: it drops the config resolved for the data "
-        "(recipe, calendar widths); use prepare_data(config), whose .config builds the model",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    prepared = prepare_data(config)
-    return prepared.series, prepared.splits
 
 
 def build_model(

@@ -19,37 +19,18 @@ epoch 6 of 9 (early stopping, patience 3); 166 s a training epoch (median). docs
 "Recipes per kind of data", has the table.
 """
 
-from eala_jax.ops import EalaOptions
-from eala_jax.train import Config, DataConfig, ModelConfig, TrainConfig
+from eala_jax.train import Config, DataConfig
+from experiments.configs import common
 
 
 def get_config() -> Config:
     return Config(
         name="generic_elinformer",
         data=DataConfig(name="generic", recipe="auto"),
-        model=ModelConfig(
-            temporal_attention=EalaOptions(estimator="gaussian"),
-            spatial_attention=EalaOptions(estimator="gaussian"),
-            input_embedding_dim=12,
+        model=common.backbone(
             tod_embedding_dim=None,  # auto: on for sub-daily steps
             dow_embedding_dim=None,  # auto: on when training holds every weekday twice
-            adaptive_embedding_dim=28,
-            feed_forward_dim=128,
-            num_heads=4,
-            num_temporal_layers=1,
-            num_spatial_layers=1,
-            dropout=0.1,
         ),
-        train=TrainConfig(
-            seed=0,
-            batch_size=16,
-            max_epochs=10,
-            patience=3,
-            max_steps_per_epoch=20,
-            learning_rate=1e-3,
-            weight_decay=3e-4,
-            milestones=(8,),
-            lr_decay=0.1,
-            max_grad_norm=5.0,
-        ),
+        # Epochs of at most 20 steps, at most 10 (lr x0.1 after the 8th), patience 3.
+        train=common.budget(max_epochs=10, patience=3, max_steps_per_epoch=20, milestones=(8,)),
     )

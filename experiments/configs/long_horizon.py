@@ -4,8 +4,8 @@ Long-horizon benchmark protocol (docs/results.md, "Long horizons"): ETTh1 with i
 horizon 96, z-scored per variable with training statistics; the other rows are overrides
 (`python -m experiments.long_horizon` sets the data set, input, horizon and seed of each row).
 Should reach test MSE 0.376 and MAE 0.396 (seed 0, best epoch 10 of 10; last value: 1.294 and
-0.713); the config before (variant `two_layer`) 0.377 and 0.398, before issue 12's change (variant
-`head_only`) 0.402 and 0.411.
+0.713); the config before (stored rows `two_layer`) 0.377 and 0.398, before the linear look-back
+path (stored rows `head_only`) 0.402 and 0.411.
 
 A CPU-sized ELinFormer: model dim 32 (16 value + 8 time of day + 8 day of week, no adaptive
 embedding), 4 heads, one temporal layer and no spatial layer (each variable is forecast from its own
@@ -17,8 +17,8 @@ steps of batch 16 (16,000 windows, about two passes over ETTh1's 8,209 training 
 rate 1e-3 cut x0.3 after epoch 7, early stopping after 3 epochs without a better validation MAE,
 the best validation MAE kept. The trials below, in the order they were made, chose each piece on
 validation: first the spatial layer (removed), then the linear path with dropout 0.3 and head
-dropout 0.3 (issue 12), last the single temporal layer without the adaptive embedding (variant
-`small` then, the config now; the earlier config is the variant `two_layer`).
+dropout 0.3, last the single temporal layer without the adaptive embedding (variant
+`small` then, the config now; the earlier config's rows are stored as `two_layer`).
 
 How it was chosen: on the validation split only (ETTh1, input 336, seed 0), each trial
 `python -m experiments.train --config experiments/configs/long_horizon.py --workdir
@@ -52,8 +52,8 @@ train.learning_rate=5e-4 at horizon 96 was stopped unfinished.) Dropout 0.3 and 
 Huber-vs-MSE choice move validation MSE by 1-2 % either way; removing the spatial layer moved it
 7 %, so that is the one change kept with the longer budget.
 
-Issue 12 (test MSE 6-33 % above the best published at input 336, the h720 rows overfitting after
-100-200 steps): the linear look-back path (`model.linear_path`, docs/architecture.md) and heavier
+With test MSE 6-33 % above the best published at input 336 and the h720 rows overfitting after
+100-200 steps: the linear look-back path (`model.linear_path`, docs/architecture.md) and heavier
 dropout, on the validation split only, seed 0, each trial `python -m experiments.train --config
 experiments/configs/long_horizon.py --workdir runs/val/<trial> --set ...` with the overrides below
 on the config before it (`head_only`: dropout 0.1, no head dropout, no linear path); validation
@@ -145,8 +145,8 @@ diagnostic run of the linear path alone (the head's output multiplied by 0, scra
 ties this config on h336 validation (0.354 / 0.403) and is worse on h720 validation (0.603 / 0.539),
 yet on test it is worse at h336 (MSE 0.389 against 0.378) and better at h720 (0.398 against 0.453).
 
-exchange_rate (daily, 8 currencies), where the config before issue 12's change (`head_only`) lost to
-the last value on test at every horizon: the instance normalisation (`model.instance_norm`,
+exchange_rate (daily, 8 currencies), where the config before the linear look-back path (`head_only`)
+lost to the last value on test at every horizon: the instance normalisation (`model.instance_norm`,
 docs/architecture.md) tried on the validation split only, input 336, horizon 96, seed 0, each trial
 `python -m experiments.train --config experiments/configs/long_horizon.py --workdir runs/val/<trial>
 --set data.name=exchange_rate --set data.out_steps=96 --set model.instance_norm=<mode> --set ...`
@@ -163,7 +163,7 @@ same shared 2-core machine (load average 4-5):
     last_std + train.weight_decay=1e-1                             0.131 / 0.246
     last value on the same windows                                 0.128 / 0.249
     seasonal naive (period: week)                                  0.137 / 0.260
-    issue 12, `python -m experiments.train ... --workdir runs/val/<trial>`, load average 4:
+    with the linear path, `python -m experiments.train ... --workdir runs/val/<trial>`, load 4:
     last_std_norm_wd + model.linear_path=true                      0.125 / 0.247
     this config (linear path, dropout 0.3, head dropout 0.3)       0.149 / 0.263
 
@@ -176,17 +176,17 @@ The "last" modes start from a zero head, i.e. from the last value itself; every 
 worse than it on validation after its first 100 steps. Only the L2 pull back towards the zero head
 (Adam's weight decay, added to the gradient) on top of "last_std" ends below the last value on
 validation (2 % in MSE and MAE); the same weight decay does not do that for RevIN. On the test split
-(rows `last_std_norm_wd`, 3 seeds) it still loses to the last value at every horizon, by 10-16 %
-in MSE and 5-8 % in MAE on the two-layer config then (by 6-13 % and 3-7 % on this config, the rows
-of docs/results.md now), against 34-50 % and 17-24 % for the config then (rows
-`head_only`, stored as `eala` before issue 12's change, 3 seeds); and at horizon 96 seed 0 the plain
-"last" and "last_std" modes, well behind on validation, came close on test (MSE 0.095 and 0.090
-against 0.087): validation ranks these close trials poorly. On ETTh1 (input 336, horizon 96, seed 0,
-`python -m experiments.long_horizon --dataset etth1 --variant last_norm last_std_norm_wd`) "last" is
-better on validation (0.675 / 0.552 against the then config's 0.695 / 0.558 above, run again for
-this comparison with the same result; last_std + weight decay 0.710 / 0.570) but worse on test (MSE
-0.422 against 0.402). The config keeps RevIN (ETTh1 / ETTh2 were chosen with it); the
-`last_std_norm_wd` variant gives the exchange_rate rows with the last-value normalisation."""
+(rows `last_std_norm_wd`, 3 seeds) it still loses to the last value at every horizon, by 10-16 % in
+MSE and 5-8 % in MAE on the two-layer config then (by 6-13 % and 3-7 % on this config, the rows of
+docs/results.md now), against 34-50 % and 17-24 % for the config then (rows `head_only`, stored as
+`eala` before the linear look-back path, 3 seeds); and at horizon 96 seed 0 the plain "last" and
+"last_std" modes, well behind on validation, came close on test (MSE 0.095 and 0.090 against 0.087):
+validation ranks these close trials poorly. On ETTh1 (input 336, horizon 96, seed 0, `python -m
+experiments.long_horizon --dataset etth1 --variant last_norm last_std_norm_wd`) "last" is better on
+validation (0.675 / 0.552 against the then config's 0.695 / 0.558 above, run again for this
+comparison with the same result; last_std + weight decay 0.710 / 0.570) but worse on test (MSE 0.422
+against 0.402). The config keeps RevIN (ETTh1 / ETTh2 were chosen with it); the `last_std_norm_wd`
+variant gives the exchange_rate rows with the last-value normalisation."""
 
 from eala_jax.ops import EalaOptions
 from eala_jax.train import Config, DataConfig, ModelConfig, TrainConfig
@@ -215,7 +215,7 @@ def get_config() -> Config:
             dropout=0.3,
             patch_len=16,
             patch_stride=8,
-            instance_norm=True,
+            instance_norm="mean_std",
             linear_path=True,
             head_dropout=0.3,
         ),

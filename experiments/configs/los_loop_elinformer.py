@@ -54,23 +54,15 @@ patience 5); 35, 23 and 22 s a training epoch (median) with other jobs sharing t
 `docs/results.md` has the full table.
 """
 
-from eala_jax.ops import EalaOptions
-from eala_jax.train import Config, DataConfig, ModelConfig, TrainConfig
+from eala_jax.train import Config, DataConfig
+from experiments.configs import common
 
 
 def get_config() -> Config:
     return Config(
         name="los_loop_elinformer",
         data=DataConfig(name="los_loop", num_nodes=207, steps_per_day=288),
-        model=ModelConfig(
-            # The Gaussian entropy estimate (the ops' default, pinned here). "cumulant3" estimated
-            # real maps better in docs/estimators.md but doubled the step time here on 2 CPU
-            # cores (2.3 s against 1.2 s a step at 207 nodes, under load); try it with
-            # --set model.spatial_attention.estimator=cumulant3.
-            temporal_attention=EalaOptions(estimator="gaussian"),
-            spatial_attention=EalaOptions(estimator="gaussian"),
-            input_embedding_dim=12,
-            tod_embedding_dim=12,
+        model=common.backbone(
             # No day-of-week embedding: Los-loop holds one week, so the validation and test
             # weekdays never occur in training and their embeddings would stay random.
             dow_embedding_dim=0,
@@ -80,23 +72,6 @@ def get_config() -> Config:
             # it and starts from it (trials in the docstring).
             seasonal_embedding_dim=8,
             seasonal_residual="additive",
-            feed_forward_dim=128,
-            num_heads=4,
-            num_temporal_layers=1,
-            num_spatial_layers=1,
-            dropout=0.1,
         ),
-        train=TrainConfig(
-            seed=0,
-            batch_size=16,
-            max_epochs=30,
-            patience=5,
-            max_steps_per_epoch=25,
-            learning_rate=1e-3,
-            weight_decay=3e-4,
-            milestones=(7, 11),
-            lr_decay=0.1,
-            max_grad_norm=5.0,
-            loss="mae",
-        ),
+        train=common.budget(),
     )

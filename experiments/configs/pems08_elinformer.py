@@ -9,22 +9,16 @@ docs/training.md. Not run by this project (the full PEMS08 file is not in ../sha
 result is quoted here; `python -m experiments.compare --datasets pems08` compares the attentions.
 """
 
-import dataclasses
-import pathlib
-
-from eala_jax.train import Config, DataConfig, load_config_file
+from eala_jax.train import Config, DataConfig
+from experiments.configs import common
 
 
 def get_config() -> Config:
-    # los_loop_elinformer.py's backbone and budget; PEMS08's data and a day-of-week embedding.
-    # Without Los-loop's seasonal profile (chosen on Los-loop's validation split, not PEMS08's).
-    config = load_config_file(pathlib.Path(__file__).with_name("los_loop_elinformer.py"))
-    model = dataclasses.replace(
-        config.model,
-        dow_embedding_dim=12,
-        adaptive_embedding_dim=28,
-        seasonal_embedding_dim=0,
-        seasonal_residual="none",
+    # The shared backbone and budget (Los-loop's without its seasonal profile, chosen on Los-loop's
+    # validation split, not PEMS08's; with a day-of-week embedding, as PEMS08 spans nine weeks).
+    return Config(
+        name="pems08_elinformer",
+        data=DataConfig(name="pems08", num_nodes=170, steps_per_day=288),
+        model=common.backbone(),
+        train=common.budget(),
     )
-    data = DataConfig(name="pems08", num_nodes=170, steps_per_day=288)
-    return dataclasses.replace(config, name="pems08_elinformer", data=data, model=model)

@@ -14,41 +14,15 @@ against last value 2.04 / 2.89 / 3.9 and historical average 1.75 / 2.25 / 3.2; b
 sharing the cores.
 """
 
-from eala_jax.ops import EalaOptions
-from eala_jax.train import Config, DataConfig, ModelConfig, TrainConfig
+from eala_jax.train import Config, DataConfig
+from experiments.configs import common
 
 
 def get_config() -> Config:
     return Config(
         name="synthetic_elinformer",
         data=DataConfig(name="synthetic"),
-        model=ModelConfig(
-            # The Gaussian entropy estimate (the ops' default, pinned here). "cumulant3" estimated
-            # real maps better in docs/estimators.md but doubled the step time here on 2 CPU
-            # cores (2.3 s against 1.2 s a step at 207 nodes, under load); try it with
-            # --set model.spatial_attention.estimator=cumulant3.
-            temporal_attention=EalaOptions(estimator="gaussian"),
-            spatial_attention=EalaOptions(estimator="gaussian"),
-            input_embedding_dim=12,
-            tod_embedding_dim=12,
-            dow_embedding_dim=12,
-            adaptive_embedding_dim=28,
-            feed_forward_dim=128,
-            num_heads=4,
-            num_temporal_layers=1,
-            num_spatial_layers=1,
-            dropout=0.1,
-        ),
-        train=TrainConfig(
-            seed=0,
-            batch_size=16,
-            max_epochs=4,
-            patience=3,
-            learning_rate=1e-3,
-            weight_decay=3e-4,
-            milestones=(3,),
-            lr_decay=0.1,
-            max_grad_norm=5.0,
-            loss="mae",
-        ),
+        model=common.backbone(),
+        # 4 full epochs (no cap on the steps of one), lr x0.1 after the 3rd.
+        train=common.budget(max_epochs=4, patience=3, max_steps_per_epoch=None, milestones=(3,)),
     )

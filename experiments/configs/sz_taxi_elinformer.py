@@ -20,42 +20,14 @@ epochs 13, 14, 12 of 18, 19, 17 (early stopping, patience 5); 24 s a training ep
 other jobs sharing the cores. `docs/results.md` has the full table.
 """
 
-from eala_jax.ops import EalaOptions
-from eala_jax.train import Config, DataConfig, ModelConfig, TrainConfig
+from eala_jax.train import Config, DataConfig
+from experiments.configs import common
 
 
 def get_config() -> Config:
     return Config(
         name="sz_taxi_elinformer",
         data=DataConfig(name="sz_taxi", num_nodes=156, steps_per_day=96),
-        model=ModelConfig(
-            # The Gaussian entropy estimate (the ops' default, pinned here). "cumulant3" estimated
-            # real maps better in docs/estimators.md but doubled the step time here on 2 CPU
-            # cores (2.3 s against 1.2 s a step at 207 nodes, under load); try it with
-            # --set model.spatial_attention.estimator=cumulant3.
-            temporal_attention=EalaOptions(estimator="gaussian"),
-            spatial_attention=EalaOptions(estimator="gaussian"),
-            input_embedding_dim=12,
-            tod_embedding_dim=12,
-            dow_embedding_dim=12,
-            adaptive_embedding_dim=28,
-            feed_forward_dim=128,
-            num_heads=4,
-            num_temporal_layers=1,
-            num_spatial_layers=1,
-            dropout=0.1,
-        ),
-        train=TrainConfig(
-            seed=0,
-            batch_size=16,
-            max_epochs=30,
-            patience=5,
-            max_steps_per_epoch=25,
-            learning_rate=1e-3,
-            weight_decay=3e-4,
-            milestones=(7, 11),
-            lr_decay=0.1,
-            max_grad_norm=5.0,
-            loss="mae",
-        ),
+        model=common.backbone(),
+        train=common.budget(),
     )

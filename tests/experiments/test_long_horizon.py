@@ -1,13 +1,26 @@
 """experiments.long_horizon: each row's config is the base config with exactly the row's changes,
-the published table is well formed, and the docs section is built from a results file."""
+and a row gathers its run's scores, baselines and scores on the published windows."""
 
 import json
 
 import pytest
 
+from eala_jax.models import BASELINE_NAMES
 from eala_jax.ops import EalaOptions, SoftmaxOptions
 from eala_jax.train import load_config_file, validate_config
 from experiments import long_horizon as lh
+from experiments.published import published_gap
+from experiments.report_long_horizon import beaten_cell
+
+#: The overrides stored with the rows trained before the linear look-back path (variant
+#: `head_only` in the results file).
+HEAD_ONLY = [
+    "model.num_temporal_layers=2",
+    "model.adaptive_embedding_dim=32",
+    "model.linear_path=false",
+    "model.dropout=0.1",
+    "model.head_dropout=0",
+]
 
 
 @pytest.mark.parametrize("variant", sorted(lh.VARIANTS))
@@ -42,84 +55,6 @@ def test_unknown_row_is_refused_by_name():
         lh.row_config("ettm1", 96, 96, "eala", 0, [])
 
 
-def test_published_numbers_have_one_value_per_horizon():
-    for model, entries in lh.PUBLISHED.items():
-        if model == "sources":
-            continue
-        for (dataset, in_steps), entry in entries.items():
-            assert dataset in lh.DATASETS and in_steps == 336
-            assert len(entry["mse"]) == len(entry["mae"]) == len(lh.HORIZONS)
-            assert len(entry["test_batch"]) == len(lh.HORIZONS)
-            assert all(0 < v < 2 for v in entry["mse"] + entry["mae"])
-            assert all(isinstance(b, int) and b >= 1 for b in entry["test_batch"])
-
-
-def test_published_windows_are_whole_test_batches_from_the_start():
-    # ETTh2 input 336: 2,545 test windows at horizon 336, 2,689 at 192 (2,881 - horizon).
-    assert lh.published_windows(2545, 128) == 2432 and lh.published_windows(2689, 128) == 2688
-    assert lh.published_windows(2545, 32) == 2528 and lh.published_windows(96, 128) == 0
-    with pytest.raises(ValueError, match="test_batch must be >= 1"):
-        lh.published_windows(2545, 0)
-
-
-def test_markdown_rows_come_from_the_results_file():
-    row = {
-        "dataset": "etth2",
-        "in_steps": 336,
-        "horizon": 192,
-        "variant": "eala",
-        "seeds": {"0": {}, "1": {}},
-        "mse": [0.3456, 0.01],
-        "mae": [0.4321, 0.02],
-        "baselines": {
-            "last_value": {"mse": 0.6543, "mae": 0.5},
-            "seasonal_naive": {"mse": 0.9, "mae": 0.4, "period": "day"},
-            "historical_average": {"mse": 1.2345, "mae": 0.8},
-        },
-    }
-    timing = [
-        {"dataset": "etth1", "in_steps": 720, "horizon": 96, "variant": v, "batch": 8,
-         "status": "ok", "median_s": s, "peak_bytes": 2**20}
-        for v, s in (("no_patch", 0.5), ("no_patch_softmax_temporal", 2.0))
-    ]  # fmt: skip
-    machine = dict(device="cpu", backend="cpu", device_count=1, cpu="test cpu", cores=2, jax="0")
-    data = {"machine": machine, "rows": {"k": row}, "step_time": timing}
-    text = "\n".join(lh.markdown(data))
-    line = next(x for x in text.splitlines() if x.startswith("| etth2 | 336 | 192 | eala† |"))
-    assert f"- † trained with: {lh.EARLIER_CONFIG}." in text  # a row from before "config"
-    assert f"Rows marked † measured with: {lh.EARLIER_CONFIG} (not the current config)." in text
-    assert "| etth1 | 720 | 96 | no_patch† | 8 | 500 |" in text  # timed before "config"
-    assert "0.346 ± 0.010" in line and "0.432 ± 0.020" in line
-    assert "| 0.654 / 0.500 | 0.900 / 0.400 (day) | 1.23" in line
-    assert line.endswith("| not seasonal_naive MAE |")  # MAE 0.432 is not below 0.400
-    assert "0.383\\*" in line and "0.339\\*" in line  # DLinear and PatchTST/42 at horizon 192
-    row["config"] = lh.config_summary(lh.row_config("etth2", 336, 192, "eala", 0, []))
-    text = "\n".join(lh.markdown(data))
-    for t in timing:
-        t["config"] = lh.config_summary(lh.load_config_file(lh.CONFIG))
-    text = "\n".join(lh.markdown(data))
-    assert "| etth2 | 336 | 192 | eala |" in text and "trained with:" not in text
-    assert "Measured with" not in text
-    assert (  # issue 12's bars: MSE 0.346 is 2 % above PatchTST's 0.339; MAE above seasonal naive
-        "MSE within 5 % of the best published or better (on the test windows it scored; on every "
-        "window at etth2 h192) at 1 of 1. Below every baseline's MSE and MAE at 0 of 1; not at "
-        "etth2 h192 (not seasonal_naive MAE)." in text
-    )
-    row["mse"][0] = 0.357  # 5.3 % above 0.339: outside the bar, though the table rounds to +5 %
-    text = "\n".join(lh.markdown(data))
-    assert "| – | +5 % (all windows) |" in text and "at 0 of 1; not at etth2 h192 +5.3 %." in text
-    # With our MSE on the windows PatchTST/42 scored, the gap is taken there.
-    row["published_windows"] = {
-        "PatchTST/42": {"windows": 2688, "of": 2689, "mse": [0.3400, 0.002], "mae": [0.4, 0.0]},
-        "DLinear": {"windows": 2688, "of": 2689, "mse": [0.3401, 0.002], "mae": [0.4, 0.0]},
-    }
-    text = "\n".join(lh.markdown(data))
-    assert "| 0.340 ± 0.002 (2688 / 2689) | +0 % |" in text
-    assert "better (on the test windows it scored) at 1 of 1." in text
-    ratio_line = next(x for x in text.splitlines() if "| 720 | 96 | no_patch |" in x)
-    assert ratio_line.endswith("| 4.00 |")
-
-
 def _table(mse, mae, **extra):
     return {"rmse_mean": mse**0.5, "mae_mean": mae, **extra}
 
@@ -143,13 +78,13 @@ def test_row_reads_every_baseline_from_a_finished_run(tmp_path):
     seasonal = row["baselines"]["seasonal_naive"]
     assert (seasonal["mse"], seasonal["mae"]) == pytest.approx((0.81, 0.6))
     assert seasonal["period"] == "day"
-    assert set(row["baselines"]) == set(lh.BASELINES)
+    assert set(row["baselines"]) == set(BASELINE_NAMES)
     assert row["config"] == lh.config_summary(lh.row_config("etth1", 336, 96, "eala", 0, []))
-    assert lh.beaten_cell(row) == "all"
+    assert beaten_cell(row) == "all"
     row["baselines"]["historical_average"]["mse"] = 0.2
-    assert lh.beaten_cell(row) == "not historical_average MSE"
+    assert beaten_cell(row) == "not historical_average MSE"
     del row["baselines"]["last_value"]
-    assert lh.beaten_cell(row) == "–"
+    assert beaten_cell(row) == "–"
 
 
 def test_row_scores_the_windows_each_published_number_scored(tmp_path):
@@ -184,7 +119,7 @@ def test_row_scores_the_windows_each_published_number_scored(tmp_path):
         abs_err[:2432].sum() / count[:2432].sum()
     )
     assert windows["DLinear"]["mse"][0] > windows["PatchTST/42"]["mse"][0]  # keeps 96 bad windows
-    gap, on_its_windows = lh.published_gap(row)  # PatchTST/42's 0.331 is the best published
+    gap, on_its_windows = published_gap(row)  # PatchTST/42's 0.331 is the best published
     assert on_its_windows and gap == pytest.approx(windows["PatchTST/42"]["mse"][0] / 0.331 - 1)
 
 
@@ -195,7 +130,7 @@ def test_a_finished_run_of_another_config_is_not_reused(tmp_path):
 
     run_dir = tmp_path / lh.row_key("etth1", 336, 96, "eala") / "seed0"
     run_dir.mkdir(parents=True)
-    other = lh.row_config("etth1", 336, 96, "head_only", 0, [])
+    other = lh.config_for("etth1", 336, 96, HEAD_ONLY)
     (run_dir / "config.json").write_text(json.dumps(config_to_dict(other)))
     (run_dir / "results.json").write_text("{}")
     with pytest.raises(IncompatibleWorkdirError, match="linear_path: saved False vs now True"):
@@ -203,14 +138,30 @@ def test_a_finished_run_of_another_config_is_not_reused(tmp_path):
 
 
 def test_config_summary_names_the_head_options_only_when_set():
-    """The `head_only` variant is the config the rows before the linear path were trained with:
-    its summary is the one they stored (no head options named)."""
-    before = lh.config_summary(lh.row_config("etth1", 336, 96, "head_only", 0, []))
+    """The overrides stored with the `head_only` rows (trained before the linear path) give back
+    the summary those rows stored (no head options named)."""
+    before = lh.config_summary(lh.config_for("etth1", 336, 96, HEAD_ONLY))
     assert before == (
         "2 temporal + 0 spatial layers, dropout 0.1; up to 10 epochs x 100 steps of batch 16, "
         "patience 3, lr 0.001 (x0.3 at epoch 7)"
     )
     now = lh.config_summary(lh.row_config("etth1", 336, 96, "eala", 0, []))
     assert now.endswith("; linear path; head dropout 0.3")
-    changed = lh.row_config("etth1", 336, 96, "head_only", 0, ["model.head_dropout=0.2"])
+    changed = lh.config_for("etth1", 336, 96, [*HEAD_ONLY, "model.head_dropout=0.2"])
     assert lh.config_summary(changed).endswith("(x0.3 at epoch 7); head dropout 0.2")
+
+
+def test_stored_rows_are_rebuilt_from_their_own_overrides():
+    """Every row of the committed results file gives back today's config from the overrides stored
+    with it, variants since replaced included; a row of today's variant stores its variant's."""
+    data = json.loads(lh.RESULTS.read_text())
+    for row in data["rows"].values():
+        config = lh.stored_row_config(row)
+        assert (config.data.name, config.data.out_steps) == (row["dataset"], row["horizon"])
+        if row["variant"] in lh.VARIANTS:
+            assert row["overrides"][: len(lh.VARIANTS[row["variant"]])] == list(
+                lh.VARIANTS[row["variant"]]
+            )
+    head_only = data["rows"]["etth1_in336_h96_head_only"]
+    assert head_only["overrides"] == HEAD_ONLY and "head_only" not in lh.VARIANTS
+    assert lh.config_summary(lh.stored_row_config(head_only)) == head_only["config"]

@@ -1,12 +1,12 @@
-"""experiments.report and experiments.compare: targets judged from result rows, summaries over
-seeds."""
+"""experiments.report and its section modules (report_cost, report_reference) and
+experiments.compare: targets judged from result rows, seed summaries, reference-run verdicts."""
 
 import json
 
 import numpy as np
 import pytest
 
-from experiments import compare, report
+from experiments import compare, report, report_cost, report_reference
 
 
 def _row(keys, batch, method, mode, median_s, peak_bytes=1e9, fraction=0.1, shape="spatial"):
@@ -52,10 +52,10 @@ def _verdicts(lines):
 
 def test_targets_met_and_missed_follow_the_measured_ratios():
     met = _verdicts(
-        report._targets(_rows(eala_883=0.4, eala_8600=0.1, linear_883=0.4), matmul=1e11)
+        report_cost._targets(_rows(eala_883=0.4, eala_8600=0.1, linear_883=0.4), matmul=1e11)
     )
     missed = _verdicts(
-        report._targets(_rows(eala_883=1.0, eala_8600=1.0, linear_883=0.5), matmul=1e11)
+        report_cost._targets(_rows(eala_883=1.0, eala_8600=1.0, linear_883=0.5), matmul=1e11)
     )
     speed_883 = next(k for k in met if "S = 883 (batch 192)" in k)
     speed_8600 = next(k for k in met if "150×" in k)
@@ -126,7 +126,7 @@ def test_accuracy_section_renders_every_variant(tmp_path, monkeypatch):
 
 def test_collect_runs_names_a_workdir_without_results(tmp_path):
     with pytest.raises(SystemExit, match=str(tmp_path / "results.json")):
-        report.collect_runs([str(tmp_path)])
+        report_reference.collect_runs([str(tmp_path)])
 
 
 def test_reference_section_lists_runs_and_baselines_per_data_set(tmp_path):
@@ -145,7 +145,9 @@ def test_reference_section_lists_runs_and_baselines_per_data_set(tmp_path):
     )
     (tmp_path / "results.json").write_text(json.dumps({**result, **keep}))
     (tmp_path / "config.json").write_text(json.dumps({"train": {"seed": 3}}))
-    text = "\n".join(report.reference_section(report.collect_runs([str(tmp_path)])))
+    text = "\n".join(
+        report_reference.reference_section(report_reference.collect_runs([str(tmp_path)]))
+    )
     assert (
         "| x_eala (seed 3) |" in text
         and "4 / 9 (early_stopping)" in text
@@ -201,24 +203,24 @@ def test_seed_summary_is_mean_and_population_std_at_reported_horizons():
     rng = np.random.default_rng(1)
     maes = rng.uniform(1, 3, (3, 12))
     runs = [_run(k, _table(m), {}) for k, m in enumerate(maes)]
-    summary = report.seed_summary(runs)
+    summary = report_reference.seed_summary(runs)
     assert summary["mae@12"] == pytest.approx((maes[:, 11].mean(), maes[:, 11].std()))
     assert summary["rmse@3"] == pytest.approx(((2 * maes[:, 2]).mean(), (2 * maes[:, 2]).std()))
     assert summary["mae@mean"] == pytest.approx((maes.mean(), maes.mean(axis=1).std()))
     with pytest.raises(ValueError, match="runs is empty"):
-        report.seed_summary([])
+        report_reference.seed_summary([])
 
 
 def test_losses_name_each_baseline_metric_and_horizon_not_beaten():
     baselines = _baselines()
-    good = report.seed_summary([_run(0, _table(np.full(12, 0.5)), baselines)])
-    assert report.losses({k: v[0] for k, v in good.items()}, baselines) == []
+    good = report_reference.seed_summary([_run(0, _table(np.full(12, 0.5)), baselines)])
+    assert report_reference.losses({k: v[0] for k, v in good.items()}, baselines) == []
     # RMSE at h12 ties the seasonal naive (a tie is no win); everything else is beaten.
     mae = np.full(12, 0.5)
     rmse = mae * 2
     rmse[11] = 8.0
-    bad = report.seed_summary([_run(0, _table(mae, rmse), baselines)])
-    lost = report.losses({k: v[0] for k, v in bad.items()}, baselines)
+    bad = report_reference.seed_summary([_run(0, _table(mae, rmse), baselines)])
+    lost = report_reference.losses({k: v[0] for k, v in bad.items()}, baselines)
     assert lost == [("seasonal_naive", "rmse", 12, 8.0, 8.0)]  # RMSE 8 < 10 of the others
 
 
@@ -230,7 +232,7 @@ def test_reference_section_aggregates_seeds_and_computes_the_verdict():
         _run(1, _table(np.full(12, 0.7)), baselines),
         _run(0, _table(np.full(12, 0.5), np.full(12, 9.0)), baselines, name="x_softmax"),
     ]
-    text = "\n".join(report.reference_section({"machine": MACHINE, "runs": runs}))
+    text = "\n".join(report_reference.reference_section({"machine": MACHINE, "runs": runs}))
     assert "| **x_elinformer mean ± std (seeds 0, 1)** | 0.600 ± 0.100 / 1.200 ± 0.200" in text
     assert "| seasonal naive (period day, 96 steps) |" in text
     assert "`python -m experiments.train --workdir runs/ref/x_elinformer_seed1`" in text
@@ -246,6 +248,24 @@ def test_reference_section_aggregates_seeds_and_computes_the_verdict():
     assert "historical average in RMSE" not in verdict  # 9.0 < 10.0 everywhere
 
 
+def test_reference_verdicts_for_the_summary_are_those_of_the_section():
+    baselines = _baselines()
+    runs = [
+        _run(0, _table(np.full(12, 0.5)), baselines),
+        _run(1, _table(np.full(12, 0.7)), baselines),
+        _run(0, _table(np.full(12, 0.5), np.full(12, 9.0)), baselines, name="x_softmax"),
+    ]
+    configs, best = report_reference.reference_verdicts({"machine": MACHINE, "runs": runs})["x"]
+    assert [(name, seeds) for name, seeds, _, _ in configs] == [
+        ("x_elinformer", 2),
+        ("x_softmax", 1),
+    ]
+    assert configs[0][2] == pytest.approx(0.6) and configs[0][3] == []
+    assert ("seasonal_naive", "rmse", 12, 9.0, 8.0) in configs[1][3]
+    assert {metric for _, metric, _, _, _ in configs[1][3]} == {"rmse"}  # its MAE beats them all
+    assert best == "last value 3.000"  # linspace(1, 5) has mean 3, below 4 and 5
+
+
 def test_verdict_names_a_losing_seed_and_absent_baselines():
     baselines = _baselines()
     del baselines["seasonal_naive"]
@@ -253,7 +273,7 @@ def test_verdict_names_a_losing_seed_and_absent_baselines():
         _run(0, _table(np.full(12, 0.5)), baselines),
         _run(1, _table(np.full(12, 0.5), np.full(12, 4.0)), baselines),
     ]
-    text = "\n".join(report.reference_section({"machine": MACHINE, "runs": runs}))
+    text = "\n".join(report_reference.reference_section({"machine": MACHINE, "runs": runs}))
     verdict = next(line for line in text.splitlines() if line.startswith("**x_elinformer"))
     # The mean (RMSE 2.5) beats last value's 3.455 at h3; seed 1 alone (4.0) does not.
     assert verdict.startswith("**x_elinformer, mean of 2 seeds: beats every baseline")
@@ -267,21 +287,23 @@ def test_verdict_names_a_losing_seed_and_absent_baselines():
 def test_baselines_that_differ_between_runs_are_reported():
     runs = [_run(0, _table(np.full(12, 0.5)), _baselines())]
     runs.append(_run(1, _table(np.full(12, 0.5)), {"last_value": _table(np.full(12, 4.0))}))
-    tables, source, notes = report.dataset_baselines(runs)
-    assert set(tables) == set(report.BASELINES) and source == "runs/ref/x_elinformer_seed0"
+    tables, source, notes = report_reference.dataset_baselines(runs)
+    assert (
+        set(tables) == set(report_reference.BASELINES) and source == "runs/ref/x_elinformer_seed0"
+    )
     assert len(notes) == 1 and "seed 1) has a different last value" in notes[0]
 
 
 def test_merge_keeps_runs_not_collected_again():
     old = {"machine": {}, "runs": [_run(0, {}, {}), _run(0, {}, {}, name="x_softmax")]}
     new = {"machine": {"cpu": "new"}, "runs": [_run(0, {}, {}), _run(1, {}, {})]}
-    merged = report.merge_runs(old, new)
+    merged = report_reference.merge_runs(old, new)
     assert [(r["name"], r["seed"], r.get("kept", False)) for r in merged["runs"]] == [
         ("x_elinformer", 0, False),
         ("x_elinformer", 1, False),
         ("x_softmax", 0, True),
     ]
-    assert merged["machine"] == {"cpu": "new"} and report.merge_runs(None, new) is new
+    assert merged["machine"] == {"cpu": "new"} and report_reference.merge_runs(None, new) is new
 
 
 def test_train_command_reproduces_the_config_of_a_run():
@@ -293,16 +315,16 @@ def test_train_command_reproduces_the_config_of_a_run():
             load_config_file(path), ["train.seed=2", "progress_bar=false", "train.milestones=[4,5]"]
         )
     )
-    command = report.train_command("runs/ref/a", config)
+    command = report_reference.train_command("runs/ref/a", config)
     assert command == (
         f"python -m experiments.train --config {path} --workdir runs/ref/a --set train.seed=2 "
         "--set 'train.milestones=[4,5]' --set progress_bar=false"
     )
     # A run renamed with --set name=... (no config file of its name) is found from the file that
     # gives it back with the fewest overrides, with the name among them.
-    renamed = report.train_command("runs/ref/a", {**config, "name": "sz_taxi_linear"})
+    renamed = report_reference.train_command("runs/ref/a", {**config, "name": "sz_taxi_linear"})
     assert renamed == command.replace(
         "--set train.seed=2", "--set train.seed=2 --set name=sz_taxi_linear"
     )
     # No file's overrides give back a config with a field no config has.
-    assert report.train_command("runs/ref/a", {**config, "no_such_field": 1}) is None
+    assert report_reference.train_command("runs/ref/a", {**config, "no_such_field": 1}) is None

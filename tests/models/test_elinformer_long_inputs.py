@@ -109,8 +109,7 @@ def test_instance_norm_makes_the_forecast_equivariant_to_each_nodes_scale_and_sh
     x, tod, dow = _inputs(16, seed=3)
     scale = jnp.asarray([3.0, 0.5, 7.0])
     shift = jnp.asarray([-20.0, 4.0, 100.0])
-    model = build(16, instance_norm=True, patch_len=4, patch_stride=2)
-    assert model.instance_norm == "mean_std"  # a bool (older configs) still means RevIN
+    model = build(16, instance_norm="mean_std", patch_len=4, patch_stride=2)
     for instance_norm in ("mean_std", "last_std", "none"):
         model.instance_norm = instance_norm  # same parameters, same compiled ops
         y = run_model(model, x, tod, dow)

@@ -143,20 +143,6 @@ def test_profile_drops_weekday_slots_that_training_holds_once(tmp_path):
     )
 
 
-def test_load_splits_is_deprecated_in_favour_of_prepare_data(tmp_path):
-    from eala_jax.train import load_splits
-
-    write_series_csv(make_synthetic_counts(num_nodes=3, num_days=14), tmp_path / "c.csv")
-    config = Config(
-        data=DataConfig(
-            name="generic", options=(("path", str(tmp_path / "c.csv")), ("time_column", "time"))
-        )
-    )
-    with pytest.warns(DeprecationWarning, match="use prepare_data"):
-        series, splits = load_splits(config)
-    assert splits.num_nodes == series.num_nodes == 3
-
-
 def test_every_recipe_names_a_known_seasonal_residual_and_loss():
     # The residual field became a string; a recipe left with the old boolean stopped every
     # 5-minute generic run after loading ("config.seasonal_residual=False; choose one of ...").

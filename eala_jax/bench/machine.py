@@ -7,8 +7,9 @@ import platform
 
 
 def cpu_name() -> str:
-    """The host CPU's model name (from /proc/cpuinfo where there is one). Imports no JAX, so the
-    PyTorch reference (`benchmarks.torch_reference`, run by a Python with torch) uses it too."""
+    """The host CPU's model name (from /proc/cpuinfo where there is one). This module imports no
+    JAX at its top, so the PyTorch reference (`benchmarks.torch_reference`, run by a Python with
+    torch and without JAX) loads it by its file path."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
