@@ -1,4 +1,4 @@
-"""Bad input on the data path (issue 9): what counts as missing and why, series and sensors with no
+"""Bad input on the data path: what counts as missing and why, series and sensors with no
 valid value, files given as (N, T) where (T, N) is expected."""
 
 import warnings
