@@ -19,7 +19,8 @@ from eala_jax.models.baselines import (
     seasonal_periods,
     seasonal_profile,
 )
-from eala_jax.models.elinformer import AttentionBlock, ELinFormer, ModelConfig
+from eala_jax.models.config import ModelConfig
+from eala_jax.models.elinformer import AttentionBlock, ELinFormer
 
 __all__ = [
     "ATTENTION_NAMES",

@@ -27,7 +27,6 @@ ELinFormer; the other registered options give the linear baselines (docs/method.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 
 import jax
@@ -37,8 +36,14 @@ from flax import nnx
 from jax.sharding import PartitionSpec as P
 
 from eala_jax.models.attention import SelfAttention, flax_attention_fn
+from eala_jax.models.config import (
+    COMPUTE_DTYPES,
+    INSTANCE_NORMS,
+    SEASONAL_RESIDUALS,
+    ModelConfig,
+)
 from eala_jax.models.layers import as_rows, dropout, layer_norm
-from eala_jax.ops import AttentionOptions, EalaOptions
+from eala_jax.ops import AttentionOptions
 
 __all__ = [
     "BATCH_AXIS",
@@ -50,7 +55,6 @@ __all__ = [
     "AttentionBlock",
     "ELinFormer",
     "ModelConfig",
-    "check_head_options",
     "num_tokens",
     "patch_ends",
 ]
@@ -65,34 +69,8 @@ NODE_AXIS = "nodes"
 NODE_SHARDED_PARAMETERS = {"adaptive_embedding": P(None, NODE_AXIS)}  # [T_in, N, E]
 
 _DTYPES = {"float32": None, "bfloat16": jnp.bfloat16}
-#: Names `ModelConfig.dtype` accepts.
-COMPUTE_DTYPES = tuple(_DTYPES)
-#: Names `ModelConfig.seasonal_residual` accepts.
-SEASONAL_RESIDUALS = ("none", "additive", "multiplicative")
-#: Names `ModelConfig.instance_norm` accepts ("mean_std" is RevIN; "last" is NLinear's).
-INSTANCE_NORMS = ("none", "mean_std", "last", "last_std")
 _INSTANCE_NORM_EPS = 1e-5
-
-
-def instance_norm_mode(value: object) -> str:
-    """`value` when it is a mode of `INSTANCE_NORMS`; ValueError naming `model.instance_norm`
-    otherwise."""
-    if isinstance(value, str) and value in INSTANCE_NORMS:
-        return value
-    raise ValueError(f"model.instance_norm={value!r}; choose one of {', '.join(INSTANCE_NORMS)}")
-
-
-def check_head_options(linear_path: object, head_dropout: object) -> None:
-    """ValueError naming `model.linear_path` unless it is a bool, or `model.head_dropout` unless
-    it is a number in [0, 1)."""
-    if not isinstance(linear_path, bool):
-        raise ValueError(
-            f"model.linear_path must be True or False, got {type(linear_path).__name__} "
-            f"{linear_path!r}"
-        )
-    rate = head_dropout
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
-        raise ValueError(f"model.head_dropout must be a number in [0, 1), got {rate!r}")
+assert tuple(_DTYPES) == COMPUTE_DTYPES
 
 
 def num_tokens(in_steps: int, *, patch_len: int = 1, patch_stride: int = 1) -> int:
@@ -113,106 +91,6 @@ def patch_ends(in_steps: int, *, patch_len: int, patch_stride: int) -> np.ndarra
     """int32 `[L]`: the last input step of each patch, ascending; the last is `in_steps - 1`."""
     count = num_tokens(in_steps, patch_len=patch_len, patch_stride=patch_stride)
     return (in_steps - 1 - patch_stride * np.arange(count - 1, -1, -1)).astype(np.int32)
-
-
-@dataclasses.dataclass(unsafe_hash=True)
-class ModelConfig:
-    """Sizes and attentions of an `ELinFormer` (the `model` section of a training config).
-
-    Field types are checked when the config is built; value ranges and the model dim's
-    divisibility by `num_heads` by `eala_jax.train.validate_config`.
-    """
-
-    # Attention per axis: the typed options of a registered op (`eala_jax.ops.REGISTRY`), e.g.
-    # EalaOptions(estimator="cumulant3") or SoftmaxOptions(). Its `name` selects the op.
-    temporal_attention: AttentionOptions = dataclasses.field(default_factory=EalaOptions)
-    spatial_attention: AttentionOptions = dataclasses.field(default_factory=EalaOptions)
-    # Embedding widths; their sum is the model dim (152 at paper size, docs/training.md). A
-    # calendar width of None is "auto": the training loop keeps the feature (at the width of the
-    # input embedding) only where the data's step and training span give it signal
-    # (`eala_jax.data.choose_calendar`); a model built without that choice keeps both. 0 = off.
-    input_embedding_dim: int = 24
-    tod_embedding_dim: int | None = 24
-    dow_embedding_dim: int | None = 24
-    adaptive_embedding_dim: int = 80
-    # The training split's seasonal profile (historical average per sensor and calendar slot,
-    # docs/training.md): as an input channel projected to this width (0 = off), and/or as a
-    # residual target: "additive" (prediction = profile + output x the scaler's std) or
-    # "multiplicative" (profile x exp(output): a slot whose mean is 0 stays 0, for counts);
-    # "none" = off.
-    seasonal_embedding_dim: int = 0
-    seasonal_residual: str = "none"
-    feed_forward_dim: int = 256
-    num_heads: int = 4
-    num_temporal_layers: int = 3
-    num_spatial_layers: int = 3
-    dropout: float = 0.1
-    # Build the attention as nnx.MultiHeadAttention(attention_fn=op) instead of SelfAttention.
-    use_flax_mha: bool = False
-    # Compute dtype: "float32" or "bfloat16" (parameters stay float32).
-    dtype: str = "float32"
-    # Rematerialise each attention block in the backward pass (jax.checkpoint through nnx.remat):
-    # only the blocks' inputs are kept, at the cost of one more forward pass (on a CPU it needs an
-    # XLA flag to save memory, docs/training.md "Sharding the sensors").
-    remat: bool = False
-    # Long inputs (docs/architecture.md, "Long look-backs"): tokens of `patch_len` consecutive
-    # steps every `patch_stride` steps, the last one ending at the last input step (1 and 1: one
-    # token a step, as STAEformer). The temporal layers, the adaptive embedding and the output head
-    # then see L = (in_steps - patch_len) // patch_stride + 1 tokens instead of in_steps.
-    patch_len: int = 1
-    patch_stride: int = 1
-    # Instance normalisation per window and node, the forecast mapped back (a missing input, 0 in
-    # the batch contract, counts as a value): "mean_std" = RevIN without affine weights (Kim et
-    # al., ICLR 2022): centred and scaled by the window's input mean and std; "last" = NLinear
-    # (Zeng et al., AAAI 2023): the last input value subtracted and added back to the forecast;
-    # "last_std": as "last", also divided by the input std; "none" = off. With "last" and
-    # "last_std" the output head starts at zero, so a fresh model forecasts the last value. A bool
-    # (older configs and config.json files) still works: True = "mean_std", False = "none".
-    instance_norm: str = "none"
-    # Long horizons (docs/architecture.md, "Linear look-back path"), keyword-only, both off by
-    # default so every earlier config and checkpoint keeps its meaning. `linear_path`: a dense map
-    # from the (instance-normalised) input window of each variable to its horizon, `[T_in] ->
-    # [T_out]` with weights shared by all variables (DLinear / NLinear), added to the output head's
-    # forecast; it starts at zero. `head_dropout`: dropout on the head's input (the last block's
-    # `[B, N, L * D]`) in training, as PatchTST's head dropout.
-    linear_path: bool = dataclasses.field(default=False, kw_only=True)
-    head_dropout: float = dataclasses.field(default=0.0, kw_only=True)
-
-    def __post_init__(self) -> None:
-        self.instance_norm = instance_norm_mode(self.instance_norm)
-        check_head_options(self.linear_path, self.head_dropout)
-        for key in ("temporal_attention", "spatial_attention"):
-            value = getattr(self, key)
-            if not isinstance(value, AttentionOptions):
-                raise TypeError(
-                    f"model.{key} must be an attention options object such as EalaOptions() or "
-                    f"attention_options({value!r}) (eala_jax.ops), got {type(value).__name__} "
-                    f"{value!r}"
-                )
-
-    @property
-    def model_dim(self) -> int:
-        """Sum of the embedding widths: the width of every attention block."""
-        return (
-            self.input_embedding_dim
-            + self.calendar_widths[0]
-            + self.calendar_widths[1]
-            + self.adaptive_embedding_dim
-            + self.seasonal_embedding_dim
-        )
-
-    @property
-    def calendar_widths(self) -> tuple[int, int]:
-        """(time of day, day of week) widths, an "auto" (None) one at the input embedding's."""
-        return tuple(  # type: ignore[return-value]
-            self.input_embedding_dim if w is None else w
-            for w in (self.tod_embedding_dim, self.dow_embedding_dim)
-        )
-
-    @property
-    def uses_profile(self) -> bool:
-        """Whether the model reads the seasonal profile (``x_profile`` / ``y_profile`` windows)."""
-        return bool(self.seasonal_embedding_dim) or self.seasonal_residual != "none"
 
 
 def _attention_layer(
@@ -365,19 +243,8 @@ class ELinFormer(nnx.Module):
         ):
             if isinstance(value, bool) or int(value) != value or value < 1:
                 raise ValueError(f"{label} must be a positive integer, got {value!r}")
-        if config.dtype not in _DTYPES:
-            raise ValueError(f"config.dtype={config.dtype!r}; choose one of {', '.join(_DTYPES)}")
-        if config.seasonal_residual not in SEASONAL_RESIDUALS:
-            raise ValueError(
-                f"config.seasonal_residual={config.seasonal_residual!r}; choose one of "
-                f"{', '.join(SEASONAL_RESIDUALS)}"
-            )
-        instance_norm = instance_norm_mode(config.instance_norm)
-        if instance_norm != "none" and config.seasonal_residual != "none":
-            raise ValueError(
-                "config.instance_norm and config.seasonal_residual both rescale the output; "
-                "use one of them"
-            )
+        config.check()  # fields may have been assigned since it was built
+        instance_norm = config.instance_norm
         self.num_tokens = num_tokens(
             in_steps, patch_len=config.patch_len, patch_stride=config.patch_stride
         )
@@ -443,7 +310,6 @@ class ELinFormer(nnx.Module):
         if config.seasonal_residual != "none" or instance_norm in ("last", "last_std"):
             for param in (self.output_proj.kernel, self.output_proj.bias):
                 param.value = jnp.zeros_like(param.value)
-        check_head_options(config.linear_path, config.head_dropout)
         self.head_dropout = nnx.Dropout(config.head_dropout)
         # Built last and at zero: the other parameters draw the same random numbers as without it,
         # and a fresh model forecasts what the head alone does.

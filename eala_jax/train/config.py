@@ -24,13 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from eala_jax._checks import check_choice, check_range
-from eala_jax.models.elinformer import (
-    COMPUTE_DTYPES,
-    SEASONAL_RESIDUALS,
-    ModelConfig,
-    check_head_options,
-    instance_norm_mode,
-)
+from eala_jax.models.config import ModelConfig
 from eala_jax.ops import AttentionOptions, attention_options
 
 __all__ = [
@@ -155,14 +149,13 @@ class Config:
     plots: bool = True
 
     def __post_init__(self) -> None:
-        _check_model(self.model)
-        _check_config(self)
+        _check_config(self)  # each section checked itself when built
 
     def check(self) -> None:
         """Each section's checks again, then the rules across sections (`validate_config`)."""
         self.data.check()
         self.train.check()
-        _check_model(self.model)
+        self.model.check()
         _check_config(self)
 
 
@@ -472,37 +465,6 @@ def _check_train(t: TrainConfig) -> None:
             )
         for size in t.mesh_shape:
             check_range("train.mesh_shape (each axis)", size, integer=True, low=1)
-
-
-def _check_model(m: ModelConfig) -> None:
-    check_choice("model.dtype", m.dtype, COMPUTE_DTYPES)
-    check_choice("model.seasonal_residual", m.seasonal_residual, SEASONAL_RESIDUALS)
-    instance_norm_mode(m.instance_norm)  # set after the config was built: same check
-    check_head_options(m.linear_path, m.head_dropout)
-    for key, value, low, none_ok in (
-        ("model.input_embedding_dim", m.input_embedding_dim, 1, False),
-        ("model.tod_embedding_dim", m.tod_embedding_dim, 0, True),
-        ("model.dow_embedding_dim", m.dow_embedding_dim, 0, True),
-        ("model.adaptive_embedding_dim", m.adaptive_embedding_dim, 0, False),
-        ("model.seasonal_embedding_dim", m.seasonal_embedding_dim, 0, False),
-        ("model.feed_forward_dim", m.feed_forward_dim, 1, False),
-        ("model.num_heads", m.num_heads, 1, False),
-        ("model.num_temporal_layers", m.num_temporal_layers, 0, False),
-        ("model.num_spatial_layers", m.num_spatial_layers, 0, False),
-        ("model.patch_stride", m.patch_stride, 1, False),
-    ):
-        check_range(key, value, integer=True, low=low, none_ok=none_ok)
-    check_range("model.dropout", m.dropout, integer=False, low=0, high=1, open_high=True)
-    # An "auto" calendar width (None) may turn out on or off: every outcome must fit the heads.
-    autos = [k for k in ("tod_embedding_dim", "dow_embedding_dim") if getattr(m, k) is None]
-    for off in range(2 ** len(autos)):
-        resolved = dataclasses.replace(m, **{k: 0 for i, k in enumerate(autos) if off >> i & 1})
-        if resolved.model_dim % m.num_heads:
-            raise ValueError(
-                f"model dim {resolved.model_dim} (sum of embedding dims"
-                + (", with the auto calendar widths resolved" if autos else "")
-                + f") is not divisible by num_heads={m.num_heads}"
-            )
 
 
 def _check_config(config: Config) -> None:

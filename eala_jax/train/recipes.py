@@ -16,7 +16,7 @@ import numpy as np
 
 from eala_jax.data.calendar import CalendarChoice, choose_calendar
 from eala_jax.data.series import SpatioTemporalSeries
-from eala_jax.models.elinformer import SEASONAL_RESIDUALS
+from eala_jax.models.config import SEASONAL_RESIDUALS
 from eala_jax.train.config import Config
 from eala_jax.train.steps import LOSSES
 

@@ -168,7 +168,7 @@ def test_bfloat16_compute_keeps_float32_params():
         (dict(spatial_attention="softmax"), TypeError, "model.spatial_attention must be an"),
         (dict(temporal_attention={"name": "eala"}), TypeError, "model.temporal_attention must"),
         (dict(num_heads=3), ValueError, "not divisible by num_heads=3"),
-        (dict(dtype="float16"), ValueError, "config.dtype='float16'; choose one of float32"),
+        (dict(dtype="float16"), ValueError, "model.dtype='float16'; choose one of float32"),
     ],
 )
 def test_construction_errors(changes, error, message):

@@ -113,9 +113,18 @@ def test_head_dropout_acts_in_training_only():
     [
         (dict(linear_path="yes"), r"model.linear_path must be True or False, got str 'yes'"),
         (dict(linear_path=1), r"model.linear_path must be True or False, got int 1"),
-        (dict(head_dropout=1.0), r"model.head_dropout must be a number in \[0, 1\), got 1.0"),
-        (dict(head_dropout=-0.1), r"model.head_dropout must be a number in \[0, 1\), got -0.1"),
-        (dict(head_dropout="0.2"), r"model.head_dropout must be a number in \[0, 1\), got '0.2'"),
+        (
+            dict(head_dropout=1.0),
+            r"model.head_dropout must be in \[0, 1\) \(a finite number\), got 1.0",
+        ),
+        (
+            dict(head_dropout=-0.1),
+            r"model.head_dropout must be in \[0, 1\) \(a finite number\), got -0.1",
+        ),
+        (
+            dict(head_dropout="0.2"),
+            r"model.head_dropout must be in \[0, 1\) \(a finite number\), got '0.2'",
+        ),
     ],
 )
 def test_bad_head_options_are_refused_by_name(changes, message):

@@ -165,8 +165,8 @@ def test_a_bad_instance_norm_is_refused_by_name(value):
     "changes, message",
     [
         (dict(patch_len=13), r"model.patch_len=13 is longer than the input window in_steps=12"),
-        (dict(patch_len=0), r"model.patch_len must be a positive integer, got 0"),
-        (dict(patch_len=2, patch_stride=0), r"model.patch_stride must be a positive integer"),
+        (dict(patch_len=0), r"model.patch_len must be >= 1 \(an integer\), got 0"),
+        (dict(patch_len=2, patch_stride=0), r"model.patch_stride must be >= 1 \(an integer\)"),
     ],
 )
 def test_patch_settings_that_do_not_fit_are_refused_by_name(changes, message):

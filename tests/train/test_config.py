@@ -396,8 +396,11 @@ def test_head_options_are_set_saved_and_read_back():
     "override, message",
     [
         ("model.linear_path=maybe", r"model.linear_path.*expected a boolean, got 'maybe'"),
-        ("model.head_dropout=1", r"model.head_dropout must be a number in \[0, 1\), got 1"),
-        ("model.head_dropout=-0.5", r"model.head_dropout must be a number in \[0, 1\)"),
+        (
+            "model.head_dropout=1",
+            r"model.head_dropout must be in \[0, 1\) \(a finite number\), got 1",
+        ),
+        ("model.head_dropout=-0.5", r"model.head_dropout must be in \[0, 1\) \(a finite number\)"),
     ],
 )
 def test_bad_head_options_are_refused_by_name(override, message):
@@ -408,7 +411,9 @@ def test_bad_head_options_are_refused_by_name(override, message):
 def test_head_options_set_after_the_config_was_built_are_checked():
     config = Config()
     config.model.head_dropout = 1.5
-    with pytest.raises(ValueError, match=r"model.head_dropout must be a number in \[0, 1\)"):
+    with pytest.raises(
+        ValueError, match=r"model.head_dropout must be in \[0, 1\) \(a finite number\)"
+    ):
         validate_config(config)
     config = Config()
     config.model.linear_path = "on"

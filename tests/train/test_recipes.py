@@ -146,7 +146,7 @@ def test_profile_drops_weekday_slots_that_training_holds_once(tmp_path):
 def test_every_recipe_names_a_known_seasonal_residual_and_loss():
     # The residual field became a string; a recipe left with the old boolean stopped every
     # 5-minute generic run after loading ("config.seasonal_residual=False; choose one of ...").
-    from eala_jax.models.elinformer import SEASONAL_RESIDUALS
+    from eala_jax.models.config import SEASONAL_RESIDUALS
     from eala_jax.train.steps import LOSSES
 
     for recipe in RECIPES.values():
