@@ -75,7 +75,7 @@ def forecast_graph(
         "day_of_week": day_of_week[:, : spec.in_steps],
     }
     if spec.uses_profile:
-        profile = table[day_of_week, time_of_day]  # [B, T_in + T_out, N]
+        profile = jnp.asarray(table)[day_of_week, time_of_day]  # [B, T_in + T_out, N]
         batch["x_profile"] = scaler.transform(profile[:, : spec.in_steps])
         batch["y_profile"] = profile[:, spec.in_steps :]
     return _predict(model, batch, scaler, deterministic=True)
