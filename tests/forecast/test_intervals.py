@@ -74,7 +74,8 @@ def test_a_run_reports_test_coverage_width_and_the_guard(trained):
         assert set(test) == {"80", "95"}
         assert len(test["80"]["coverage"]) == len(test["95"]["mean_width"]) == 12
         assert all(0 <= c <= 1 for c in test["95"]["coverage"])
-        assert all(a <= b for a, b in zip(test["80"]["mean_width"], test["95"]["mean_width"]))
+        widths = zip(test["80"]["mean_width"], test["95"]["mean_width"], strict=True)
+        assert all(a <= b for a, b in widths)
         assert record["guard"]["served_mae"] == saved["guard"]["served_mae"]
     markdown = (workdir / "results.md").read_text()
     assert "## Prediction intervals (test)" in markdown
