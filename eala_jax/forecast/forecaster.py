@@ -494,8 +494,10 @@ def _load_guard(workdir: Path) -> BaselineGuard | None:
     return None
 
 
-def _restore_model(workdir: Path, info: RunInfo) -> tuple[nnx.GraphDef, Any]:
-    """The best checkpoint's model: (graph definition, parameters and other state, host)."""
+def _restore_model(workdir: Path, info: RunInfo, state: Any = None) -> tuple[nnx.GraphDef, Any]:
+    """The best checkpoint's model: (graph definition, parameters and other state, host).
+    ``state``: the best checkpoint's split (model, optimiser) state when the caller has read it
+    already (the training loop), else it is read here."""
     from eala_jax.train.checkpoint import Checkpoints
     from eala_jax.train.loop import build_model
     from eala_jax.train.steps import build_optimizer, learning_rate_schedule
@@ -514,11 +516,12 @@ def _restore_model(workdir: Path, info: RunInfo) -> tuple[nnx.GraphDef, Any]:
         schedule, optimizer=t.optimizer, weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm
     )
     optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
-    graphdef, state = nnx.split((model, optimizer))
-    checkpoints = Checkpoints(workdir)
-    try:
-        restored = checkpoints.restore_best(jax.tree.map(np.asarray, state))
-    finally:
-        checkpoints.close()
-    model, _ = nnx.merge(graphdef, jax.tree.map(np.asarray, restored))
+    graphdef, template = nnx.split((model, optimizer))
+    if state is None:
+        checkpoints = Checkpoints(workdir)
+        try:
+            state = checkpoints.restore_best(jax.tree.map(np.asarray, template))
+        finally:
+            checkpoints.close()
+    model, _ = nnx.merge(graphdef, jax.tree.map(np.asarray, state))
     return nnx.split(model)

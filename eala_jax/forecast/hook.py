@@ -7,6 +7,7 @@ results gain. Costs one single-device pass over the validation and test windows.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -26,15 +27,34 @@ def interval_steps(out_steps: int) -> tuple[int, ...]:
     return tuple(dict.fromkeys([*steps, out_steps]))
 
 
-def at_finish(run: Any, results: dict[str, Any]) -> tuple[dict[str, Any], str]:
+def at_finish(run: Any, results: dict[str, Any], best: Any) -> tuple[dict[str, Any], str]:
     """Writes the forecast record, intervals and guard of the finished ``run`` (the loop's
-    `_Run`, best checkpoint saved) and returns (entries for results.json, a markdown section)."""
+    `_Run`; ``best``: its best checkpoint's host state, ``results``: its results with the
+    validation and test tables) and returns (entries for results.json, a markdown section).
+
+    Process 0 only, one device, no collective. A failure here does not lose the run's results:
+    it is printed as a warning and recorded (``forecast_error``); `Forecaster.load` rebuilds the
+    record from the data later.
+    """
+    try:
+        return _at_finish(run, results, best)
+    except Exception as err:  # the run's own results must still be written
+        message = f"{type(err).__name__}: {err}"
+        print(
+            f"warning: the forecast record was not written ({message}); "
+            "eala_jax.forecast.Forecaster.load rebuilds it from the data",
+            file=sys.stderr,
+        )
+        return {"forecast_error": message}, f"Forecast record not written: {message}\n"
+
+
+def _at_finish(run: Any, results: dict[str, Any], best: Any) -> tuple[dict[str, Any], str]:
     workdir = run.workdir
     info = run_info_from_data(run.config, run.series, run.splits, run.average)
     folder = save_run_info(info, workdir)
     guard = BaselineGuard.from_tables(results["val"])
     guard.save(folder / GUARD_FILE)
-    graphdef, params = _restore_model(workdir, info)
+    graphdef, params = _restore_model(workdir, info, best)
     forecaster = Forecaster(info, graphdef, params, guard=guard, workdir=workdir)
     batch = max(1, int(run.config.train.eval_batch_size))
     intervals = forecaster.fit_intervals(run.series, run.splits, DEFAULT_LEVELS, batch_size=batch)

@@ -631,7 +631,7 @@ def _finish(run: _Run, loop: LoopState) -> dict[str, Any]:
         return results
     from eala_jax.forecast.hook import at_finish  # here: eala_jax.forecast imports this module
 
-    forecast_results, forecast_markdown = at_finish(run, results)  # intervals, baseline guard
+    forecast_results, forecast_markdown = at_finish(run, results, best)  # intervals, guard
     results.update(forecast_results)
     # Per-window test errors: the score of any subset of the test windows (e.g. a published
     # evaluation that dropped the last incomplete batch) without running the model again.
