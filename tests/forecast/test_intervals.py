@@ -83,3 +83,23 @@ def test_a_run_reports_test_coverage_width_and_the_guard(trained):
     assert "## Baseline guard (validation)" in markdown
     for name in ("run.json", "seasonal_table.npz", "intervals.npz", "guard.json"):
         assert (workdir / "forecast" / name).is_file()
+
+
+def test_other_levels_are_computed_from_the_validation_split(trained):
+    """Levels the run did not store are fitted on its validation residuals at load (the data must
+    be present); the stored record is left as the run wrote it."""
+    import warnings
+
+    from eala_jax.forecast import BaselineWarning, Forecaster
+
+    workdir, _ = trained
+    stored = (workdir / "forecast" / "intervals.npz").read_bytes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BaselineWarning)
+        default = Forecaster.load(workdir).intervals
+        other = Forecaster.load(workdir, levels=(0.5, 0.9)).intervals
+    assert other.levels == (0.5, 0.9)
+    assert (other.half_width[0] <= default.half_width[0]).all()  # 50 % inside 80 %
+    assert (default.half_width[0] <= other.half_width[1]).all()  # 80 % inside 90 %
+    assert (other.half_width[1] <= default.half_width[1]).all()  # 90 % inside 95 %
+    assert (workdir / "forecast" / "intervals.npz").read_bytes() == stored
