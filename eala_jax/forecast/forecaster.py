@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from eala_jax.forecast.checks import as_time, check_history, first_times, minutes
 from eala_jax.forecast.graph import GraphSpec, forecast_graph
 from eala_jax.forecast.guard import GUARD_FILE, BaselineGuard
 from eala_jax.forecast.intervals import (
@@ -49,8 +50,6 @@ from eala_jax.forecast.runinfo import (
 from eala_jax.models.baselines import fill_missing, last_value_forecast
 
 __all__ = ["BaselineWarning", "Backtest", "Forecast", "Forecaster"]
-
-MAX_MINUTES = np.iinfo(np.int32).max  # the graph's timestamps are int32 minutes since 1970
 
 
 class BaselineWarning(UserWarning):
@@ -83,23 +82,6 @@ class Backtest:
     target: np.ndarray
     mask: np.ndarray
     starts: np.ndarray
-
-
-def _minutes(times: np.ndarray) -> np.ndarray:
-    """datetime64 -> int32 minutes since 1970 (ForecastInputError when out of int32's range)."""
-    minutes = np.asarray(times, "datetime64[m]").astype(np.int64)
-    if np.any(np.abs(minutes) > MAX_MINUTES):
-        raise ForecastInputError(f"timestamps {times} are outside 1902..2038 + 4000 years")
-    return minutes.astype(np.int32)
-
-
-def _time(value: Any, option: str) -> np.datetime64:
-    try:
-        return np.datetime64(value, "m")
-    except (ValueError, TypeError):
-        raise ForecastInputError(
-            f"{option}={value!r} is not a timestamp (expected e.g. '2024-01-03T10:00')"
-        ) from None
 
 
 class Forecaster:
@@ -232,7 +214,7 @@ class Forecaster:
             )
         values = series.values
         starts = np.arange(start, stop)
-        t0 = _minutes(series.start_time)
+        t0 = minutes(series.start_time)
         preds = []
         for i in range(0, len(starts), batch_size):
             chunk = starts[i : i + batch_size]
@@ -277,11 +259,11 @@ class Forecaster:
         where one did (the guard, docs/forecast.md). Raises `ForecastInputError` for input that
         does not fit the run, before running anything.
         """
-        values, batched = self._check_history(history, node_ids)
+        values, batched = check_history(self, history, node_ids)
         b, t, _ = values.shape
-        first = self._first_times(b, t, start_time, times)
+        first = first_times(self, b, t, start_time, times)
         window_first = first + np.timedelta64(self.info.step_minutes * (t - self.in_steps), "m")
-        pred = self.apply(values[:, -self.in_steps :], _minutes(window_first))
+        pred = self.apply(values[:, -self.in_steps :], minutes(window_first))
         offsets = np.arange(self.out_steps) * self.step
         out_times = (first + self.step * t)[:, None] + offsets[None]
         served = ["model"] * self.out_steps
@@ -345,112 +327,6 @@ class Forecaster:
         return out
 
     # ------------------------------------------------------------------------------------------
-    def _check_history(
-        self, history: Any, node_ids: Sequence[str] | None
-    ) -> tuple[np.ndarray, bool]:
-        try:
-            values = np.asarray(history, np.float32)
-        except (TypeError, ValueError):
-            raise ForecastInputError(
-                f"history must be numbers [T, N] or [B, T, N], got {type(history).__name__}"
-            ) from None
-        if values.ndim not in (2, 3):
-            raise ForecastInputError(
-                f"history must be [T, N] or [B, T, N] (T >= {self.in_steps} steps, N = "
-                f"{self.info.num_nodes} nodes), got shape {values.shape}"
-            )
-        batched = values.ndim == 3
-        values = values if batched else values[None]
-        b, t, n = values.shape
-        if node_ids is not None:
-            values = values[:, :, self._node_order(node_ids, n)]
-        elif n != self.info.num_nodes:
-            raise ForecastInputError(
-                f"history has {n} columns but the run forecasts {self.info.num_nodes} nodes "
-                f"(ids {_head(self.node_ids)})"
-            )
-        if t < self.in_steps:
-            raise ForecastInputError(
-                f"history has {t} steps but the model reads the last in_steps={self.in_steps}: "
-                f"give at least {self.in_steps} steps"
-            )
-        if np.isinf(values).any():
-            raise ForecastInputError("history holds +-inf; mark missing values with NaN")
-        empty = np.isnan(values[:, -self.in_steps :]).all(axis=(1, 2))
-        if empty.any():
-            raise ForecastInputError(
-                f"history's last {self.in_steps} steps are all missing (NaN)"
-                + (f" in batch rows {np.flatnonzero(empty)[:10].tolist()}" if batched else "")
-                + ": nothing to forecast from"
-            )
-        return values, batched
-
-    def _node_order(self, node_ids: Sequence[str], n: int) -> np.ndarray:
-        ids = [str(i) for i in node_ids]
-        if len(ids) != n:
-            raise ForecastInputError(f"{len(ids)} node_ids for history's {n} columns")
-        known = {k: i for i, k in enumerate(self.node_ids)}
-        unknown = [i for i in ids if i not in known]
-        if unknown:
-            raise ForecastInputError(
-                f"unknown node ids {_head(unknown)}: the run forecasts nodes {_head(self.node_ids)}"
-            )
-        missing = [k for k in self.node_ids if k not in set(ids)]
-        if missing or len(set(ids)) != len(ids):
-            raise ForecastInputError(
-                f"node_ids must name each of the run's {self.info.num_nodes} nodes once; missing "
-                f"{_head(missing)}" + (", some repeated" if len(set(ids)) != len(ids) else "")
-            )
-        position = {k: i for i, k in enumerate(ids)}
-        return np.array([position[k] for k in self.node_ids])
-
-    def _first_times(self, b: int, t: int, start_time: Any, times: Any) -> np.ndarray:
-        """datetime64[m] ``[B]``: the time of each history's first row."""
-        if (start_time is None) == (times is None):
-            raise ForecastInputError(
-                "give start_time= (the time of history's first row) or times= (each row's), "
-                "one of them: the model reads the calendar"
-            )
-        if times is not None:
-            stamps = np.asarray(times)
-            try:
-                stamps = stamps.astype("datetime64[m]")
-            except (ValueError, TypeError):
-                raise ForecastInputError(f"times must be timestamps, got {times!r:.80}") from None
-            stamps = np.broadcast_to(stamps, (b, t)) if stamps.ndim == 1 else stamps
-            if stamps.shape != (b, t):
-                raise ForecastInputError(
-                    f"times has shape {np.shape(times)}; expected [{t}] or [{b}, {t}] (one per "
-                    "history row)"
-                )
-            gaps = np.diff(stamps, axis=1)
-            if gaps.size and (gaps != self.step).any():
-                row, col = np.argwhere(gaps != self.step)[0]
-                raise ForecastInputError(
-                    f"times do not follow the run's step of {self.info.step_minutes} min: "
-                    f"{stamps[row, col]} is followed by {stamps[row, col + 1]}"
-                )
-            first = stamps[:, 0]
-        else:
-            first = np.asarray(start_time)
-            if first.ndim == 0:
-                first = np.full(b, _time(start_time, "start_time"))
-            elif first.shape != (b,):
-                raise ForecastInputError(
-                    f"start_time has shape {first.shape}; expected a timestamp or [{b}]"
-                )
-            else:
-                first = np.array([_time(v, "start_time") for v in first])
-        if self.info.step_minutes < 1440:
-            off = (first - first.astype("datetime64[D]")).astype(np.int64) % self.info.step_minutes
-            if off.any():
-                raise ForecastInputError(
-                    f"start time {first[np.flatnonzero(off)[0]]} is not on the run's "
-                    f"{self.info.step_minutes}-min grid (minutes since midnight must be a "
-                    f"multiple of {self.info.step_minutes})"
-                )
-        return first.astype("datetime64[m]")
-
     def _check_series(self, series: Any) -> None:
         if series.num_nodes != self.info.num_nodes or series.step_minutes != self.info.step_minutes:
             raise ForecastInputError(
@@ -462,17 +338,11 @@ class Forecaster:
     def _step_index(self, series: Any, value: Any, option: str) -> int:
         if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
             return int(value)
-        offset = _time(value, option) - np.datetime64(series.start_time, "m")
+        offset = as_time(value, option) - np.datetime64(series.start_time, "m")
         steps, rest = divmod(int(offset.astype(np.int64)), self.info.step_minutes)
         if rest:
             raise ForecastInputError(f"{option}={value!r} is not one of the series' steps")
         return steps
-
-
-def _head(items: Sequence[Any], limit: int = 8) -> str:
-    items = list(items)
-    more = f" and {len(items) - limit} more" if len(items) > limit else ""
-    return ", ".join(repr(i) for i in items[:limit]) + more
 
 
 def _try_write(write: Any) -> None:
