@@ -194,13 +194,16 @@ class Forecaster:
         return np.array(out)  # a writable host copy
 
     def backtest(
-        self, series: Any, start: int | Any, stop: int | Any, *, batch_size: int = 256
+        self, series: Any, start: int | Any, stop: int | Any, *, batch_size: int | None = None
     ) -> Backtest:
         """Rolling forecasts of ``series`` (a ``SpatioTemporalSeries`` of the run's nodes and step)
         for every window whose first target step ``s`` is in ``[start, stop)`` (step indices, or
         timestamps of the series' steps): inputs ``[s - in_steps, s)``, targets ``[s, s +
         out_steps)``, as the training loop's evaluation reads them. Batches of ``batch_size``
-        (the last one padded: one compile)."""
+        (default the run's ``train.eval_batch_size``; the last one padded: one compile). With the
+        loop's batch size on one device the forecasts equal the loop's bit for bit; another batch
+        size may change the last float32 bit or two (XLA's code depends on the shape)."""
+        batch_size = batch_size or self.info.config.train.eval_batch_size
         self._check_series(series)
         start, stop = (
             self._step_index(series, v, name) for v, name in ((start, "start"), (stop, "stop"))
@@ -227,7 +230,7 @@ class Forecaster:
         return Backtest(np.concatenate(preds), np.where(mask, targets, 0.0), mask, starts)
 
     def fit_intervals(
-        self, series: Any, splits: Any, levels: Sequence[float], *, batch_size: int = 256
+        self, series: Any, splits: Any, levels: Sequence[float], *, batch_size: int | None = None
     ) -> ConformalIntervals:
         """Split-conformal intervals at ``levels`` from the validation windows of ``splits``
         (``prepare_data(config)``'s series and splits of this run)."""

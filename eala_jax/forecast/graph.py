@@ -4,11 +4,11 @@ as arguments) and `export` (parameters closed over, symbolic batch), so both com
 
 The calendar comes from the timestamps inside the graph: ``time_of_day = (minute of the day) //
 step_minutes`` and ``day_of_week = (days since 1970-01-01 + 3) % 7``, as
-`eala_jax.data.series.time_features`. Inputs are z-scored with the training scaler and 0 where
-missing (the training windows' ``x``); the seasonal profile is a gather from the training split's
-table ``[7, steps_per_day, N]``. The model output goes through `eala_jax.train.steps._predict`,
-the function the training loop's evaluation uses. Cost: one model forward, O(B·(T_in + T_out)·N)
-besides.
+`eala_jax.data.series.time_features`. Inputs are z-scored with the training scaler (bit for bit
+as the training windows' ``x``, `zscore`) and 0 where missing; the seasonal profile is a gather
+from the training split's table ``[7, steps_per_day, N]``. The model output goes through
+`eala_jax.train.steps._predict`, the function the training loop's evaluation uses. Cost: one model
+forward, O(B·(T_in + T_out)·N) besides.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from flax import nnx
 from eala_jax.data.scaler import StandardScaler
 from eala_jax.train.steps import _predict
 
-__all__ = ["GraphSpec", "calendar", "forecast_graph"]
+__all__ = ["GraphSpec", "calendar", "forecast_graph", "zscore"]
 
 MINUTES_PER_DAY = 24 * 60
 
@@ -48,6 +48,14 @@ def calendar(
     return time_of_day.astype(jnp.int32), ((days + 3) % 7).astype(jnp.int32)
 
 
+def zscore(x: jax.Array, scaler: StandardScaler) -> jax.Array:
+    """``(x - mean) / std`` rounded as NumPy rounds it (the training windows' z-scores are NumPy's):
+    XLA turns a division by a broadcast scalar into a product with its reciprocal, which differs
+    in the last bit for some values; an optimisation barrier on the divisor keeps the division."""
+    divisor = jax.lax.optimization_barrier(jnp.broadcast_to(scaler.std, x.shape).astype(x.dtype))
+    return (x - scaler.mean) / divisor
+
+
 def forecast_graph(
     graphdef: nnx.GraphDef,
     params: nnx.State,
@@ -70,12 +78,12 @@ def forecast_graph(
     )
     valid = ~jnp.isnan(history)
     batch = {
-        "x": jnp.where(valid, scaler.transform(jnp.where(valid, history, 0.0)), 0.0),
+        "x": jnp.where(valid, zscore(jnp.where(valid, history, 0.0), scaler), 0.0),
         "time_of_day": time_of_day[:, : spec.in_steps],
         "day_of_week": day_of_week[:, : spec.in_steps],
     }
     if spec.uses_profile:
         profile = jnp.asarray(table)[day_of_week, time_of_day]  # [B, T_in + T_out, N]
-        batch["x_profile"] = scaler.transform(profile[:, : spec.in_steps])
+        batch["x_profile"] = zscore(profile[:, : spec.in_steps], scaler)
         batch["y_profile"] = profile[:, spec.in_steps :]
     return _predict(model, batch, scaler, deterministic=True)

@@ -56,7 +56,7 @@ def _at_finish(run: Any, results: dict[str, Any], best: Any) -> tuple[dict[str, 
     guard.save(folder / GUARD_FILE)
     graphdef, params = _restore_model(workdir, info, best)
     forecaster = Forecaster(info, graphdef, params, guard=guard, workdir=workdir)
-    batch = max(1, int(run.config.train.eval_batch_size))
+    batch = None  # the run's eval_batch_size
     intervals = forecaster.fit_intervals(run.series, run.splits, DEFAULT_LEVELS, batch_size=batch)
     intervals.save(folder / INTERVALS_FILE)
     test = run.splits.test
