@@ -651,6 +651,10 @@ def _finish(run: _Run, loop: LoopState) -> dict[str, Any]:
     }
     if not _is_primary():
         return results
+    from eala_jax.forecast.hook import at_finish  # here: eala_jax.forecast imports this module
+
+    forecast_results, forecast_markdown = at_finish(run, results, best)  # intervals, guard
+    results.update(forecast_results)
     # Per-window test errors: the score of any subset of the test windows (e.g. a published
     # evaluation that dropped the last incomplete batch) without running the model again.
     np.savez(run.workdir / TEST_WINDOWS_FILE, **test_windows)
@@ -665,6 +669,8 @@ def _finish(run: _Run, loop: LoopState) -> dict[str, Any]:
         + _tables_markdown("Test", test_tables)
         + "\n"
         + _tables_markdown("Validation", val_tables)
+        + "\n"
+        + forecast_markdown
     )
     (run.workdir / "results.md").write_text(markdown)
     print(markdown)

@@ -1,0 +1,21 @@
+"""Forecast with a trained run: `Forecaster.load(workdir)`, `predict`, `backtest`, split-conformal
+intervals, the baseline guard, and `export` for serving without eala_jax (docs/forecast.md)."""
+
+from eala_jax.forecast.forecaster import Backtest, BaselineWarning, Forecast, Forecaster
+from eala_jax.forecast.guard import BaselineGuard
+from eala_jax.forecast.intervals import DEFAULT_LEVELS, ConformalIntervals, conformal_intervals
+from eala_jax.forecast.runinfo import ForecastInputError, RunInfo, WorkdirError
+
+__all__ = [
+    "DEFAULT_LEVELS",
+    "Backtest",
+    "BaselineGuard",
+    "BaselineWarning",
+    "ConformalIntervals",
+    "Forecast",
+    "ForecastInputError",
+    "Forecaster",
+    "RunInfo",
+    "WorkdirError",
+    "conformal_intervals",
+]

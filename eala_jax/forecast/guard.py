@@ -1,0 +1,136 @@
+"""The baseline guard: where, per horizon step, a baseline (last value, seasonal naive, historical
+average) beat the model on validation, in MAE and in RMSE, and which forecast to serve there.
+
+Built from the validation tables a run already computes (``results.json["val"]``: per-step MAE and
+RMSE of the model and of ``evaluate_baselines``), so it needs no data. Validation only: the test
+split never chooses anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["BASELINES", "GUARD_FILE", "METRICS", "BaselineGuard"]
+
+BASELINES = ("last_value", "seasonal_naive", "historical_average")
+METRICS = ("mae", "rmse")
+GUARD_FILE = "guard.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class BaselineGuard:
+    """Validation scores per step: ``scores[metric][name]`` a float64 ``[T_out]`` array for
+    ``"model"`` and each baseline the run reported; ``seasonal_period`` the seasonal naive's period
+    in steps (chosen on validation), None when it was not reported."""
+
+    scores: dict[str, dict[str, np.ndarray]]
+    seasonal_period: int | None
+
+    @classmethod
+    def from_tables(cls, val_tables: dict[str, Any]) -> BaselineGuard:
+        """From a run's validation tables (``{"model": result, "last_value": result, ...}``)."""
+        scores = {
+            metric: {
+                name: np.asarray(val_tables[name][metric], np.float64)
+                for name in ("model", *BASELINES)
+                if name in val_tables
+            }
+            for metric in METRICS
+        }
+        seasonal = val_tables.get("seasonal_naive")
+        period = None if seasonal is None else seasonal.get("period_steps")
+        return cls(scores, None if period is None else int(period))
+
+    def served(self, metric: str = "mae") -> list[str]:
+        """Per step, ``"model"`` or the baseline with the lowest validation ``metric`` where it is
+        strictly lower than the model's."""
+        if metric not in METRICS:
+            raise ValueError(f"fallback metric must be one of {METRICS}, got {metric!r}")
+        table = self.scores[metric]
+        model = table["model"]
+        choice = []
+        for h in range(len(model)):
+            best = min(table, key=lambda name: (table[name][h], name != "model"))
+            choice.append(best if table[best][h] < model[h] else "model")
+        return choice
+
+    def beaten(self) -> list[str]:
+        """One line per metric where a baseline beat the model on validation at some step, e.g.
+        ``"validation MAE: last_value better at steps 1-2 (0.85 against 1.85 at step 1), ..."``."""
+        lines = []
+        for metric in METRICS:
+            table, served = self.scores[metric], self.served(metric)
+            parts = []
+            for name in dict.fromkeys(s for s in served if s != "model"):
+                steps = [h for h, s in enumerate(served) if s == name]
+                h = steps[0]
+                parts.append(
+                    f"{name} better at step(s) {_ranges(steps)} ({table[name][h]:.4g} against "
+                    f"{table['model'][h]:.4g} at step {h + 1})"
+                )
+            if parts:
+                lines.append(f"validation {metric.upper()}: " + "; ".join(parts))
+        return lines
+
+    def markdown(self) -> str:
+        """A table of the steps where a baseline beat the model on validation MAE or RMSE (the
+        model's score and the best baseline's), or one line saying none did."""
+        mae, rmse = self.served("mae"), self.served("rmse")
+        rows = [h for h in range(len(mae)) if mae[h] != "model" or rmse[h] != "model"]
+        if not rows:
+            return (
+                "The model beat last value, seasonal naive and historical average at every "
+                "horizon step on validation, in MAE and in RMSE."
+            )
+        lines = [
+            "| horizon | model MAE | better in MAE | model RMSE | better in RMSE |",
+            "|---|---|---|---|---|",
+        ]
+        for h in rows:
+            cells = []
+            for metric, served in (("mae", mae), ("rmse", rmse)):
+                table = self.scores[metric]
+                name = served[h]
+                cells += [
+                    f"{table['model'][h]:.3f}",
+                    "-" if name == "model" else f"{name} ({table[name][h]:.3f})",
+                ]
+            lines.append(f"| {h + 1} | " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scores": {m: {k: v.tolist() for k, v in t.items()} for m, t in self.scores.items()},
+            "seasonal_period": self.seasonal_period,
+            "served_mae": self.served("mae"),
+            "served_rmse": self.served("rmse"),
+        }
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_json(), indent=2) + "\n")
+
+    @classmethod
+    def read(cls, path: str | Path) -> BaselineGuard:
+        record = json.loads(Path(path).read_text())
+        scores = {
+            m: {k: np.asarray(v, np.float64) for k, v in t.items()}
+            for m, t in record["scores"].items()
+        }
+        return cls(scores, record["seasonal_period"])
+
+
+def _ranges(steps: list[int]) -> str:
+    """0-based ``[0, 1, 2, 5]`` -> ``"1-3, 6"`` (1-based)."""
+    parts, start = [], None
+    for i, h in enumerate(steps):
+        if start is None:
+            start = h
+        if i + 1 == len(steps) or steps[i + 1] != h + 1:
+            parts.append(f"{start + 1}" if start == h else f"{start + 1}-{h + 1}")
+            start = None
+    return ", ".join(parts)
