@@ -372,7 +372,7 @@ def _restore_model(workdir: Path, info: RunInfo, state: Any = None) -> tuple[nnx
     ``state``: the best checkpoint's split (model, optimiser) state when the caller has read it
     already (the training loop), else it is read here."""
     from eala_jax.train.checkpoint import Checkpoints
-    from eala_jax.train.loop import build_model
+    from eala_jax.train.prepare import build_model
     from eala_jax.train.steps import build_optimizer, learning_rate_schedule
 
     t = info.config.train

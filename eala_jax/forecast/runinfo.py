@@ -198,7 +198,7 @@ def read_config(workdir: str | Path) -> Config:
 def recompute_run_info(workdir: str | Path) -> tuple[RunInfo, Any]:
     """The `RunInfo` of an older workdir, rebuilt from the data its ``config.json`` names (which
     must be present), and ``prepare_data``'s result (series and splits) for further use."""
-    from eala_jax.train.loop import prepare_data
+    from eala_jax.train.prepare import prepare_data
 
     prepared = prepare_data(read_config(workdir))
     info = run_info_from_data(prepared.config, prepared.series, prepared.splits, prepared.average)

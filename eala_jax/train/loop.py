@@ -27,19 +27,16 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import numpy as np
 from flax import nnx
-from jax.experimental import multihost_utils
 from tqdm.auto import tqdm
 
-from eala_jax.data import ForecastSplits, make_eval_loader, make_loader
-from eala_jax.metrics import WINDOW_KEYS, MetricAccumulator, format_horizon_table, window_sums
+from eala_jax.data import ForecastSplits, make_loader
 from eala_jax.models import ELinFormer, evaluate_baselines
-from eala_jax.models.baselines import HistoricalAverage, fit_historical_average, seasonal_profile
-from eala_jax.train import plots
+from eala_jax.models.baselines import HistoricalAverage
 from eala_jax.train.checkpoint import (
     CONFIG_FILE,
     Checkpoints,
@@ -50,9 +47,9 @@ from eala_jax.train.checkpoint import (
     sync_processes,
 )
 from eala_jax.train.config import Config, config_to_dict, validate_config
+from eala_jax.train.evaluate import evaluate_split
 from eala_jax.train.memory import check_memory
 from eala_jax.train.mesh import (
-    RowBlocks,
     check_batch_divisible,
     check_mesh_shape,
     check_microbatches,
@@ -62,7 +59,8 @@ from eala_jax.train.mesh import (
     row_blocks,
 )
 from eala_jax.train.metric_writers import MetricWriter
-from eala_jax.train.recipes import resolve_for_data
+from eala_jax.train.prepare import PreparedData, build_model, data_line, prepare_data
+from eala_jax.train.results import TEST_WINDOWS_FILE, write_results
 from eala_jax.train.sharding import DataParallel
 from eala_jax.train.state import LoopState
 from eala_jax.train.steps import StepOptions, build_optimizer, learning_rate_schedule
@@ -76,10 +74,6 @@ __all__ = [
     "train_and_evaluate",
 ]
 
-HORIZONS = (3, 6, 12)
-#: Written beside results.json: `metrics.window_sums` of the best model over every test window,
-#: in window order (score any subset with `metrics.subset_scores`).
-TEST_WINDOWS_FILE = "test_windows.npz"
 MEASUREMENTS = ("loss", "grad_norm", "param_norm")  # checked for NaN / inf
 
 
@@ -97,77 +91,6 @@ def _say(*args: Any, **kwargs: Any) -> None:
 class TrainingDivergedError(FloatingPointError):
     """A non-finite loss, gradient or parameter norm stopped the run (the message names the
     step)."""
-
-
-# --------------------------------------------------------------------------------------------
-# Data and model
-# --------------------------------------------------------------------------------------------
-class PreparedData(NamedTuple):
-    """The data of a config, and the config resolved for it (`prepare_data`)."""
-
-    series: Any
-    splits: ForecastSplits  # with the seasonal profile attached when the model reads it
-    config: Config  # recipe and automatic calendar widths applied (`resolve_for_data`)
-    notes: list[str]  # log lines: which recipe and calendar features, and why
-    average: HistoricalAverage  # the training split's seasonal table (baseline and profile)
-
-
-def prepare_data(config: Config) -> PreparedData:
-    """Load the data set of `config.data`, check node count and steps per day, apply the recipe
-    and the automatic calendar widths for it, cut the splits, fit the training split's seasonal
-    table (`fit_historical_average`, shared by the historical-average baseline and the model's
-    seasonal profile) and attach the profile when the model reads it."""
-    from eala_jax.data import load_dataset, make_forecast_splits
-    from eala_jax.data.calendar import choose_calendar
-    from eala_jax.data.windows import split_boundaries
-
-    d = config.data
-    series = load_dataset(d.name, data_dir=d.data_dir, **dict(d.options))
-    if d.num_nodes is not None and d.num_nodes != series.num_nodes:
-        raise ValueError(
-            f"data.num_nodes={d.num_nodes} but data set {d.name!r} has {series.num_nodes} nodes"
-        )
-    if d.steps_per_day is not None and d.steps_per_day != series.steps_per_day:
-        raise ValueError(
-            f"data.steps_per_day={d.steps_per_day} but data set {d.name!r} has "
-            f"{series.steps_per_day} steps per day"
-        )
-    split = series.default_split if d.split is None else tuple(d.split)
-    train_steps = split_boundaries(series.num_steps, split)[0]
-    calendar = choose_calendar(series, train_steps)  # the model's widths and the profile's slots
-    config, notes = resolve_for_data(config, series, train_steps, calendar=calendar)
-    d = config.data
-    splits = make_forecast_splits(series, in_steps=d.in_steps, out_steps=d.out_steps, split=split)
-    average = fit_historical_average(
-        splits.train, scaler=splits.scaler, steps_per_day=splits.steps_per_day
-    )
-    if config.model.uses_profile:
-        # Weekday slots only where day of week is learnable (each weekday on >= 2 training days):
-        # with one day a weekday slot is the training window's own target (`seasonal_profile`).
-        weekly = calendar.day_of_week
-        splits = splits.with_profile(seasonal_profile(average, splits.train, weekly=weekly))
-        notes = [
-            *notes,
-            "Seasonal profile: the training split's "
-            + ("time-of-day x weekday means" if weekly else "time-of-day means (no weekday slots)")
-            + f": {calendar.reason[calendar.reason.index('day of week') :]}.",
-        ]
-    return PreparedData(series, splits, config, notes, average)
-
-
-def build_model(
-    config: Config, *, num_nodes: int, steps_per_day: int, rngs: nnx.Rngs
-) -> ELinFormer:
-    """The ELinFormer of `config.model` for `config.data`'s windows and a data set with
-    `num_nodes` and `steps_per_day`."""
-    return ELinFormer(
-        config.model,
-        num_nodes=num_nodes,
-        steps_per_day=steps_per_day,
-        in_steps=config.data.in_steps,
-        out_steps=config.data.out_steps,
-        rngs=rngs,
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -210,7 +133,7 @@ class _Run:
         t = config.train  # the recipe may set the loss
         if t.mesh_shape is not None:
             check_mesh_shape(t.mesh_shape, total, num_nodes=splits.num_nodes)
-        _say(_data_line(config, series, splits))
+        _say(data_line(config, series, splits))
         for note in notes:
             _say(note)
         steps_per_epoch = len(splits.train) // t.batch_size
@@ -374,27 +297,6 @@ def _restore(run: _Run, changed: dict[str, tuple[Any, Any]]) -> tuple[Any, LoopS
     return state, loop
 
 
-def _data_line(config: Config, series: Any, splits: ForecastSplits) -> str:
-    """One log line on the data set: name, nodes, steps, windows per split, what is missing, and
-    the sensors a split has no valid target for (they count in none of its metrics)."""
-    dead = [
-        f"{name} {len(nodes)} of {splits.num_nodes} ({series.describe_nodes(nodes, limit=5)})"
-        for name in ("train", "val", "test")
-        if len(nodes := splits[name].nodes_without_target())
-    ]
-    return (
-        f"Data {config.data.name}: {splits.num_nodes} nodes x {series.values.shape[0]} steps "
-        f"({splits.steps_per_day} per day); windows train {len(splits.train)}, val "
-        f"{len(splits.val)}, test {len(splits.test)}. Missing: {series.missing_summary()}"
-        + (
-            f". Sensors with no valid target in a split (left out of its metrics): "
-            f"{'; '.join(dead)}"
-            if dead
-            else ""
-        )
-    )
-
-
 # --------------------------------------------------------------------------------------------
 # Training
 # --------------------------------------------------------------------------------------------
@@ -479,7 +381,7 @@ def _train(run: _Run, state: Any, loop: LoopState, stop_at_step: int | None) -> 
 def _end_epoch(run: _Run, state: Any, loop: LoopState) -> None:
     """Validate, log the epoch's row, keep the best checkpoint, decide whether to stop, save."""
     t = run.config.train
-    val, _, _ = _evaluate(run, state, run.splits.val)
+    val, _, _ = evaluate_split(run, state, run.splits.val)
     train_loss = loop.epoch_loss_sum / max(loop.epoch_loss_count, 1)
     epoch_time = loop.epoch_time_s
     improved = loop.end_epoch(val["mae_mean"])
@@ -513,117 +415,20 @@ def _end_epoch(run: _Run, state: Any, loop: LoopState) -> None:
 # --------------------------------------------------------------------------------------------
 # Evaluation and results
 # --------------------------------------------------------------------------------------------
-class _Predictions(NamedTuple):
-    """Predictions of every window of a split with their targets, `[W, T_out, N]` each."""
-
-    pred: np.ndarray
-    target: np.ndarray
-    mask: np.ndarray
-
-
-def _evaluate(
-    run: _Run, state: Any, source: Any, *, keep_predictions: bool = False, per_window: bool = False
-) -> tuple[dict[str, Any], _Predictions | None, dict[str, np.ndarray] | None]:
-    """Metrics over every window of `source`, and on request the predictions of all of them and
-    their per-window error sums (`metrics.window_sums`, `[W]` each).
-
-    Each process evaluates its strided share of the windows (`make_eval_loader`, padded batches,
-    the same number on every process); the metric sums of each global batch come back summed over
-    all processes. Predictions and window sums (on request: collectives, so every process asks)
-    are assembled in window order and kept on process 0 only (None elsewhere).
-    """
-    accumulator = MetricAccumulator()
-    kept: list[tuple[np.ndarray, ...]] = []
-    windows: list[dict[str, np.ndarray]] = []
-    loader = make_eval_loader(
-        source,
-        batch_size=run.eval_batch_size,
-        shard_index=run.dp.blocks.index,
-        shard_count=run.dp.blocks.count,
-    )
-    for batch, num_valid in loader:
-        sums, pred = run.dp.evaluate(state, run.dp.put_batch(batch), run.scaler)
-        accumulator.add(sums)
-        if keep_predictions or per_window:
-            arrays = tuple(np.asarray(a)[:num_valid] for a in (pred, batch["y"], batch["y_mask"]))
-            if keep_predictions:
-                kept.append(arrays)
-            if per_window:
-                windows.append(window_sums(*arrays))
-    predictions = per_window_sums = None
-    if keep_predictions:
-        local = (np.concatenate(a) for a in zip(*kept, strict=True))
-        predictions = _Predictions(*(_all_windows(a, len(source), run.dp.blocks) for a in local))
-    if per_window:
-        per_window_sums = {
-            key: _all_windows(np.concatenate([w[key] for w in windows]), len(source), run.dp.blocks)
-            for key in WINDOW_KEYS
-        }
-    if not _is_primary():
-        return accumulator.result(), None, None
-    return accumulator.result(), predictions, per_window_sums
-
-
-def _all_windows(local: np.ndarray, num_windows: int, blocks: RowBlocks) -> np.ndarray:
-    """This process's windows `[W_b, ...]` (`make_eval_loader`'s strided share of its row block
-    b: windows b, b + count, ...) -> all `num_windows` in order, on every process. A collective:
-    every process calls it."""
-    if blocks.count == 1:  # every process evaluated every window
-        return local
-    rows = math.ceil(num_windows / blocks.count)  # the largest share; the others are padded to it
-    padded = np.zeros((rows, *local.shape[1:]), local.dtype)
-    padded[: len(local)] = local
-    gathered = np.asarray(multihost_utils.process_allgather(padded))  # [P, rows, ...]
-    gathered = gathered[list(blocks.owners)]  # one process per block, in block order
-    # Window k * count + b is row k of block b.
-    return np.swapaxes(gathered, 0, 1).reshape(rows * blocks.count, *local.shape[1:])[:num_windows]
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, (np.floating, float)):
-        value = float(obj)
-        return value if math.isfinite(value) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
-
-
-def _tables_markdown(title: str, tables: dict[str, dict[str, Any]]) -> str:
-    """One table per method; the seasonal naive's heading names its period (picked on val)."""
-    parts = [f"## {title}"]
-    for name, result in tables.items():
-        period = f" (period: {result['period']})" if "period" in result else ""
-        table = format_horizon_table(result, horizons=_horizons(result))
-        parts.append(f"\n### {name}{period}\n\n{table}")
-    return "\n".join(parts) + "\n"
-
-
-def _horizons(result: dict[str, Any]) -> tuple[int, ...]:
-    """The rows of a results table: `HORIZONS` within the forecast, and always its last step."""
-    n = len(np.asarray(result["mae"]))
-    return (*(h for h in HORIZONS if h < n), n)
-
-
 def _finish(run: _Run, loop: LoopState) -> dict[str, Any]:
     """Test the best checkpoint, add the baselines, write results.json/.md and the plots (process
     0); every process returns the results."""
     config, splits = run.config, run.splits
     best = run.checkpoints.restore_best(run.initial_state)
     best_state = run.dp.put_state(jax.tree.map(np.asarray, best))
-    test_result, predictions, test_windows = _evaluate(
+    test_result, predictions, test_windows = evaluate_split(
         run,
         best_state,
         splits.test,
         keep_predictions=config.plots and bool(loop.history),
         per_window=True,
     )
-    val_result, _, _ = _evaluate(run, best_state, splits.val)
+    val_result, _, _ = evaluate_split(run, best_state, splits.val)
     baselines = functools.partial(evaluate_baselines, scaler=splits.scaler, average=run.average)
     test_tables = {"model": test_result, **baselines(splits, "test")}
     val_tables = {"model": val_result, **baselines(splits, "val")}
@@ -651,38 +456,13 @@ def _finish(run: _Run, loop: LoopState) -> dict[str, Any]:
     }
     if not _is_primary():
         return results
-    from eala_jax.forecast.hook import at_finish  # here: eala_jax.forecast imports this module
-
-    forecast_results, forecast_markdown = at_finish(run, results, best)  # intervals, guard
-    results.update(forecast_results)
-    # Per-window test errors: the score of any subset of the test windows (e.g. a published
-    # evaluation that dropped the last incomplete batch) without running the model again.
-    np.savez(run.workdir / TEST_WINDOWS_FILE, **test_windows)
-    (run.workdir / "results.json").write_text(json.dumps(_jsonable(results), indent=2) + "\n")
-    title = (
-        f"{config.name}: {config.data.name}, temporal={temporal}, spatial={spatial}, best epoch "
-        f"{loop.best_epoch} of {loop.epoch} ({loop.stop_reason}), "
-        f"{results['time_per_epoch_s'] or 0:.1f} s/epoch"
+    write_results(
+        run.workdir,
+        config,
+        results,
+        best=best,
+        predictions=predictions,
+        test_windows=test_windows,
+        finisher=run,
     )
-    markdown = (
-        f"# {title}\n\n"
-        + _tables_markdown("Test", test_tables)
-        + "\n"
-        + _tables_markdown("Validation", val_tables)
-        + "\n"
-        + forecast_markdown
-    )
-    (run.workdir / "results.md").write_text(markdown)
-    print(markdown)
-    if config.plots and loop.history:
-        baselines = {k: float(v["mae_mean"]) for k, v in val_tables.items() if k != "model"}
-        plots.plot_learning_curve(
-            loop.history, run.workdir / "learning_curve.png", baselines=baselines
-        )
-        plots.plot_predictions(
-            *predictions,
-            run.workdir / "predictions.png",
-            sensors=config.train.plot_sensors,
-            horizon=config.train.plot_horizon,
-        )
     return results

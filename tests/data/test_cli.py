@@ -168,7 +168,7 @@ def test_describe_counts_windows_by_the_recipe_training_picks(tmp_path, capsys):
     """Issue 21, item 9b: --describe counted 12 in / 12 out whatever the data, so its windows
     differed from the training log's; it now uses (and names) the recipe training picks."""
     from eala_jax.train import DataConfig, prepare_data
-    from eala_jax.train.loop import _data_line
+    from eala_jax.train.prepare import data_line as _data_line
     from tests.train.train_helpers import tiny_config
 
     path = daily_file(tmp_path / "daily.npy")
@@ -203,7 +203,7 @@ def test_training_log_names_the_sensors_without_a_test_target(tmp_path, capsys):
     """Issue 21, item 9d: --describe listed the sensors with no valid test target, the training
     log did not."""
     from eala_jax.train import DataConfig, prepare_data
-    from eala_jax.train.loop import _data_line
+    from eala_jax.train.prepare import data_line as _data_line
     from tests.train.train_helpers import tiny_config
 
     path = daily_file(tmp_path / "daily.npy")

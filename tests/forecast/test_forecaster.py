@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from eala_jax.forecast import BaselineWarning, Forecaster
-from eala_jax.train.loop import _evaluate, _Run
+from eala_jax.train.evaluate import evaluate_split as _evaluate
+from eala_jax.train.loop import _Run
 from tests.forecast.conftest import CONFIG
 
 
