@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 
 from eala_jax.allocator import reexec_with_tcmalloc
@@ -171,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
             jax.distributed.initialize(**distributed)  # before anything touches the devices
         train_and_evaluate(config, args.workdir)  # validates the config first
     except KeyboardInterrupt:
+        # A save the interrupt cut short is not a checkpoint (the message counts complete ones);
+        # orbax's threads may still report it while the interpreter shuts down: not the user's
+        # concern, so its logger is quiet from here on.
+        logging.getLogger("absl").disabled = True
         print(interrupted_message(args.workdir), file=sys.stderr)
         return INTERRUPTED
     except MissingOptionsError as err:

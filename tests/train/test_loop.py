@@ -407,9 +407,9 @@ def test_nan_loss_names_its_step_whatever_the_fetch_cadence(
     the devices until a fetch (every `log_every` steps, before a checkpoint, at an epoch end), so
     the run goes on until then; the error still names step 5, and no checkpoint after step 4 is
     written."""
-    from eala_jax.train.sharding import DataParallel
+    from eala_jax.train.sharding import MeshParallel  # the path of parallel="none" and "jit"
 
-    put_batch = DataParallel.put_batch
+    put_batch = MeshParallel.put_batch
     seen = {"train": 0}
 
     def poisoned(self, batch):
@@ -419,7 +419,7 @@ def test_nan_loss_names_its_step_whatever_the_fetch_cadence(
                 batch = dict(batch, x=np.full_like(batch["x"], np.nan))
         return put_batch(self, batch)
 
-    monkeypatch.setattr(DataParallel, "put_batch", poisoned)
+    monkeypatch.setattr(MeshParallel, "put_batch", poisoned)
     cfg = apply_overrides(
         CONFIG,
         [
@@ -484,7 +484,7 @@ def test_early_stopping_tests_the_best_checkpoint(tmp_path, monkeypatch):
     (16 steps), the best checkpoint is epoch 2's (step 8) and it is the one tested."""
     from eala_jax.train import loop as loop_module
 
-    evaluate = loop_module._evaluate
+    evaluate = loop_module.evaluate_split
     scripted = iter([5.0, 4.0, 4.5, 4.2])
     tested = []
 
@@ -498,7 +498,7 @@ def test_early_stopping_tests_the_best_checkpoint(tmp_path, monkeypatch):
             tested.append(run.dp.host_state(state))
         return result, *rest
 
-    monkeypatch.setattr(loop_module, "_evaluate", val_scripted)
+    monkeypatch.setattr(loop_module, "evaluate_split", val_scripted)
     cfg = apply_overrides(
         CONFIG, ["train.parallel=none", "train.max_epochs=10", "train.patience=2"]
     )

@@ -25,6 +25,7 @@ from eala_jax.train.checkpoint import (
     WorkdirNotWritableError,
     ensure_writable_workdir,
 )
+from eala_jax.train.results import table_horizons, tables_markdown
 from experiments import train as train_cli
 from tests.train.train_helpers import state_template, tiny_config, write_config_file
 
@@ -222,13 +223,13 @@ def test_an_array_without_step_and_start_names_the_data_options_to_add(tmp_path,
 def test_results_tables_show_the_last_horizon_and_the_seasonal_period():
     """With a 7-step horizon the tables showed horizons 3 and 6 and the mean, never step 7; the
     seasonal naive's period was only in results.json."""
-    assert loop_module._horizons({"mae": np.zeros(7)}) == (3, 6, 7)
-    assert loop_module._horizons({"mae": np.zeros(12)}) == (3, 6, 12)
-    assert loop_module._horizons({"mae": np.zeros(24)}) == (3, 6, 12, 24)
-    assert loop_module._horizons({"mae": np.zeros(2)}) == (2,)
+    assert table_horizons({"mae": np.zeros(7)}) == (3, 6, 7)
+    assert table_horizons({"mae": np.zeros(12)}) == (3, 6, 12)
+    assert table_horizons({"mae": np.zeros(24)}) == (3, 6, 12, 24)
+    assert table_horizons({"mae": np.zeros(2)}) == (2,)
     result = {k: np.arange(1.0, 8.0) for k in ("mae", "rmse", "mape")}
     result.update(mae_mean=4.0, rmse_mean=4.0, mape_mean=4.0)
-    markdown = loop_module._tables_markdown(
+    markdown = tables_markdown(
         "Test", {"model": result, "seasonal_naive": {**result, "period": "week"}}
     )
     assert "### model\n" in markdown and "### seasonal_naive (period: week)\n" in markdown
