@@ -30,9 +30,7 @@ from eala_jax.ops.statistics import (
 )
 
 Array = jax.Array
-EstimatorName = Literal[
-    "gaussian", "cumulant3", "segments", "random_features", "exact", "half_variance"
-]
+EstimatorName = Literal["gaussian", "cumulant3", "segments", "random_features", "exact"]
 # Chosen from `python -m benchmarks.estimator_error` (docs/estimators.md): on random inputs the
 # Gaussian estimate is as accurate overall as "cumulant3" (mean |Ĥ − H| 0.49 vs 0.49 nats; cumulant3
 # is better on broad maps, worse on sharp ones) at 1/d of its per-query cost (O(d²) vs O(d³)).
@@ -444,10 +442,6 @@ ESTIMATOR_TABLE: Mapping[str, Estimator] = types.MappingProxyType(
         "segments": Estimator(_segments_deficit),
         "random_features": Estimator(_random_features_deficit, random_features=True),
         "exact": Estimator(_exact_deficit, reads_scores=True),
-        # Trial: the Gaussian formula on half the score variance, δ = σ²/4.
-        "half_variance": Estimator(
-            lambda x: 0.25 * x.sigma2, variance_only=True, reads_scores=True
-        ),
     }
 )
 ESTIMATORS: tuple[str, ...] = get_args(EstimatorName)
