@@ -21,6 +21,7 @@ and reading it in the op.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import math
 import types
@@ -58,7 +59,7 @@ class AttentionOptions:
 
     def __post_init__(self, as_keywords: bool) -> None:
         owner = "" if as_keywords else self.name
-        hints = typing.get_type_hints(type(self))
+        hints = _type_hints(type(self))
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if field.name in CHECKED_OPTIONS:
@@ -218,6 +219,12 @@ def with_option_keywords(
         return function
 
     return decorate
+
+
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    """The resolved annotations of an options class (resolved once; ops build options per call)."""
+    return typing.get_type_hints(cls)
 
 
 def _check_value(key: str, value: Any, annotation: Any) -> None:
