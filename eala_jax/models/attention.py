@@ -111,17 +111,18 @@ def flax_attention_fn(options: AttentionOptions | str, /, **values: Any) -> Call
                 f"{type(options).__name__}"
             )
         fields = set(options.field_names())
-        options = options.replace(**{n: x for n, x in values.items() if n in fields})
+        overrides = {n: x for n, x in values.items() if n in fields}
+        if overrides:
+            options = options.replace(**overrides)
     function = get_attention(options.name)
     arrays = {n: x for n, x in values.items() if n not in fields}
-    accepted = set(inspect.signature(function).parameters)
+    accepted = set(inspect.signature(function).parameters) - fields - {"options"}
     unknown = sorted(set(arrays) - accepted)
     if unknown:
         raise TypeError(
             f"flax_attention_fn: {options.name!r} takes no argument(s) {unknown}; valid options:"
             f" {', '.join(options.field_names())}"
         )
-    bound = {**options.as_kwargs(), **arrays}
 
     def attention_fn(
         query: jax.Array,
@@ -151,9 +152,14 @@ def flax_attention_fn(options: AttentionOptions | str, /, **values: Any) -> Call
                 num_keys=key.shape[-3],
             )
             key_mask = key_mask if batched else key_mask[0]
-        causal = bool(bound["causal"] or is_causal)
         return function(
-            query, key, value, key_mask=key_mask, dtype=dtype, **{**bound, "causal": causal}
+            query,
+            key,
+            value,
+            key_mask=key_mask,
+            dtype=dtype,
+            options=options.replace(causal=True) if is_causal and not options.causal else options,
+            **arrays,
         )
 
     return attention_fn
@@ -210,24 +216,21 @@ class SelfAttention(nnx.Module):
             nnx.Linear, model_dim, model_dim, dtype=dtype, param_dtype=param_dtype, rngs=rngs
         )
         self.query, self.key, self.value, self.out = linear(), linear(), linear(), linear()
-        needs_features = attention.name == "performer" or (
-            attention.name == "eala" and attention.estimator == "random_features"
-        )
-        if needs_features:
+        features = attention.random_features()
+        if features is not None:
             # Random features drawn once at init and kept fixed (a buffer, not a parameter).
             self.projection = AttentionBuffer(
-                jax.random.normal(
-                    rngs.params(), (attention.num_features, self.head_dim), jnp.float32
-                )
+                jax.random.normal(rngs.params(), (features, self.head_dim), jnp.float32)
             )
         else:
             self.projection = None
 
-    def _op_options(self) -> dict[str, Any]:
-        options = self.attention.as_kwargs()
+    def _op_arguments(self) -> dict[str, Any]:
+        """The op's keywords: the options object itself, and the random features if any."""
+        arguments: dict[str, Any] = {"options": self.attention}
         if self.projection is not None:
-            options["projection"] = self.projection[...]
-        return options
+            arguments["projection"] = self.projection[...]
+        return arguments
 
     def __call__(
         self, x: jax.Array, *, key_mask: jax.Array | None = None, return_diagnostics: bool = False
@@ -243,12 +246,12 @@ class SelfAttention(nnx.Module):
         rows = as_rows(x)  # dense layers on [rows, model_dim] (one 2-D weight-gradient product)
         q, k, v = (y.reshape(shape) for y in self._project_qkv(rows))
         fn = get_attention(self.attention.name)
-        options = self._op_options()
+        arguments = self._op_arguments()
         stats = None
         if return_diagnostics and self.attention.name == "eala":
-            o, stats = fn(q, k, v, key_mask=key_mask, return_stats=True, **options)
+            o, stats = fn(q, k, v, key_mask=key_mask, return_stats=True, **arguments)
         else:
-            o = fn(q, k, v, key_mask=key_mask, **options)
+            o = fn(q, k, v, key_mask=key_mask, **arguments)
         y = self.out(o.reshape(rows.shape).astype(x.dtype)).reshape(x.shape)
         if not return_diagnostics:
             return y
@@ -274,7 +277,7 @@ class SelfAttention(nnx.Module):
         if self.attention.name == "eala":
             from eala_jax.ops import eala_weights
 
-            weights = eala_weights(q, k, key_mask=key_mask, **self._op_options())  # [B, H, T, S]
+            weights = eala_weights(q, k, key_mask=key_mask, **self._op_arguments())  # [B, H, T, S]
             diag["eala_entropy"] = jnp.mean(entropy_of_weights(weights))
             diag["negative_fraction"] = jnp.mean((weights < 0).astype(jnp.float32))
             if stats is not None:

@@ -87,15 +87,14 @@ def attention_inputs(
 ) -> Inputs:
     """The prologue every attention op shares: checks q/k/v (`check_qkv`), adds a batch axis to
     rank-3 inputs, resolves `key_mask` to `[B, S]` bool, checks that causal attention has T == S,
-    and checks (`check_options`) and resolves the score scale (None = 1/√D). Raises ValueError /
-    TypeError naming the argument.
+    and resolves the score scale (None = 1/√D; checked where the options are built, an options
+    object or `check_options`). Raises ValueError / TypeError naming the argument.
     """
     unbatched = check_qkv(q, k, v)
     if unbatched:
         q, k = q[None], k[None]
         v = None if v is None else v[None]
     key_mask = resolve_key_mask(key_mask, batch=q.shape[0], num_keys=k.shape[1])
-    check_options(scale=scale)
     if causal and q.shape[1] != k.shape[1]:
         raise ValueError(
             f"causal attention needs as many queries as keys; got q length {q.shape[1]},"
@@ -156,9 +155,10 @@ CHECKED_OPTIONS = frozenset(_RULES)
 
 def check_options(owner: str = "", /, **options: Any) -> None:
     """The one check of the static numeric options (`scale`, `theta`, `min_entropy`, `chunk_size`,
-    `num_segments`, `num_features`), shared by every op and by the options classes (`owner`: the
-    attention's name, which prefixes the message as `eala.theta=...`). Raises ValueError naming
-    the option, its value and what was expected. Python values only: it runs at trace time.
+    `num_segments`, `num_features`), run by the options classes when built (`owner`: the
+    attention's name, which prefixes the message as `eala.theta=...`) and by the ops that take no
+    options object (`softmax_entropy`, `estimate_entropy`). Raises ValueError naming the option,
+    its value and what was expected. Python values only: it runs at trace time.
     """
     prefix = f"{owner}." if owner else ""
     for name, value in options.items():

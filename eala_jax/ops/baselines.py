@@ -1,14 +1,13 @@
 """Baseline attentions with EALA's signature, so a model switches attention by name.
 
 All take `q: [B, T, H, D]`, `k: [B, S, H, D]`, `v: [B, S, H, Dv]` (rank 3 without B also works), an
-optional `key_mask: [B, S]`, `causal`, `scale`, `dtype` and their own keyword-only options (others
-are a TypeError; Flax modules use `eala_jax.models.attention.flax_attention_fn`). A row with no
-valid key returns zeros.
+optional `key_mask: [B, S]`, `dtype`, and their options (`causal`, `scale` and their own) as their
+options object (`options=SoftmaxOptions(...)`, ...) or as keywords (others are a TypeError; Flax
+modules use `eala_jax.models.attention.flax_attention_fn`). A row with no valid key returns zeros.
 """
 
 from __future__ import annotations
 
-import functools
 import inspect
 import math
 from collections.abc import Callable
@@ -20,54 +19,62 @@ import jax.numpy as jnp
 from eala_jax.ops import _validation
 from eala_jax.ops.causal import causal_kernel_attention
 from eala_jax.ops.entropy import positive_feature_logits, shifted_key_features
+from eala_jax.ops.options import (
+    AttentionOptions,
+    LinearOptions,
+    PerformerOptions,
+    SoftmaxOptions,
+    UniformOptions,
+    with_option_keywords,
+)
 
 Array = jax.Array
 
 
-def _attention_entry(core: Callable[..., Array]) -> Callable[..., Array]:
-    """Wraps `core(q, k, v, key_mask, *, causal, scale, **options)` in the ops' shared prologue
-    (`_validation.attention_inputs`, then `_validation.check_options` on the options given) and
-    casts the output to `dtype` (default: q's). The wrapper's keywords are strict: `key_mask`,
-    `causal`, `scale`, `dtype` and `core`'s own keyword-only options; anything else (Flax's `mask`,
-    `dropout_rng`, ...) is a TypeError: Flax modules go through
-    `eala_jax.models.attention.flax_attention_fn`."""
+def _attention_entry(
+    core: Callable[..., Array], options_class: type[AttentionOptions]
+) -> Callable[..., Array]:
+    """The public op of `core(q, k, v, key_mask, *, <options' fields>, <arrays>)`: the ops'
+    shared prologue (`_validation.attention_inputs`), the static options as an `options_class`
+    object (`options=`, used as given) or its fields as keywords (built once,
+    `AttentionOptions.resolve`), and the output cast to `dtype` (default: q's). `core` gets the
+    fields with the resolved `scale`, and its own other keyword-only parameters (arrays such as
+    `projection`) when given. Keywords are strict: anything else (Flax's `mask`, `dropout_rng`,
+    ...) is a TypeError; Flax modules go through `eala_jax.models.attention.flax_attention_fn`."""
 
     name = core.__name__.lstrip("_") + "_attention"
-    accepted = frozenset(
-        p.name
+    fields = frozenset(options_class.field_names())
+    arrays = [
+        p.replace(default=None)
         for p in inspect.signature(core).parameters.values()
-        if p.kind == inspect.Parameter.KEYWORD_ONLY
-    ) - {"causal", "scale"}
+        if p.kind == inspect.Parameter.KEYWORD_ONLY and p.name not in fields
+    ]
+    array_names = frozenset(p.name for p in arrays)
 
-    @functools.wraps(core)
     def attention(
         q: Array,
         k: Array,
         v: Array,
         *,
         key_mask: Array | None = None,
-        causal: bool = False,
-        scale: float | None = None,
+        options: AttentionOptions | None = None,
         dtype: Any = None,
-        **options: Any,
+        **keywords: Any,
     ) -> Array:
-        unknown = sorted(set(options) - accepted)
-        if unknown:
-            raise TypeError(
-                f"{name} got unexpected keyword argument(s) {unknown}; it takes key_mask, causal,"
-                f" scale, dtype{''.join(', ' + a for a in sorted(accepted))}"
-            )
-        causal = bool(causal)
-        x = _validation.attention_inputs(q, k, v, key_mask, causal=causal, scale=scale)
-        _validation.check_options(
-            **{n: value for n, value in options.items() if n in _validation.CHECKED_OPTIONS}
+        given = {n: x for n, x in keywords.items() if n in array_names}
+        options = options_class.resolve(
+            options, {n: x for n, x in keywords.items() if n not in array_names}, op=name
         )
-        out = core(x.q, x.k, x.v, x.key_mask, causal=causal, scale=x.scale, **options)
+        x = _validation.attention_inputs(
+            q, k, v, key_mask, causal=options.causal, scale=options.scale
+        )
+        out = core(x.q, x.k, x.v, x.key_mask, **{**options.as_kwargs(), "scale": x.scale}, **given)
         out = out.astype(dtype or q.dtype)
         return out[0] if x.unbatched else out
 
     attention.__name__ = attention.__qualname__ = name
-    return attention
+    attention.__doc__, attention.__module__ = core.__doc__, core.__module__
+    return with_option_keywords(options_class, extra=arrays)(attention)
 
 
 def _softmax(
@@ -78,10 +85,8 @@ def _softmax(
     *,
     causal: bool,
     scale: float,
-    **options: Any,
 ) -> Array:
     """Exact softmax attention through `jax.nn.dot_product_attention` (XLA). O(T·S·D)."""
-    del options
     # jax.nn.dot_product_attention wants Dv == D: zero-pad the narrower side (scores are unchanged).
     d, d_v = q.shape[-1], v.shape[-1]
     pad = lambda x, width: jnp.pad(x, [(0, 0)] * 3 + [(0, width - x.shape[-1])])
@@ -113,11 +118,10 @@ def _linear(
     *,
     causal: bool,
     scale: float,
-    chunk_size: int = 64,
-    **options: Any,
+    chunk_size: int,
 ) -> Array:
     """Katharopoulos et al.'s linear attention, feature map `elu(x) + 1`. O((T + S)·D·Dv)."""
-    del scale, options
+    del scale
     dtype = _validation.statistics_dtype(q.dtype)
     phi_q = jax.nn.elu(q.astype(dtype)) + 1.0
     phi_k = jax.nn.elu(k.astype(dtype)) + 1.0
@@ -134,18 +138,16 @@ def _performer(
     *,
     causal: bool,
     scale: float,
+    num_features: int,
+    chunk_size: int,
     projection: Array | None = None,
     rng: Array | None = None,
-    num_features: int = 64,
-    chunk_size: int = 64,
-    **options: Any,
 ) -> Array:
     """FAVOR+ (Choromanski et al.): positive random features of `exp(scale·q·k)`. O((T + S)·r·(D +
     Dv)).
 
     Give the features as `projection: [r, D]` (a model draws them once) or `rng` + `num_features`.
     """
-    del options
     if projection is None:
         if rng is None:
             raise ValueError(
@@ -178,11 +180,10 @@ def _uniform(
     *,
     causal: bool,
     scale: float,
-    chunk_size: int = 64,
-    **options: Any,
+    chunk_size: int,
 ) -> Array:
     """Mean of the valid values (EALA with θ = 0). O(S·Dv)."""
-    del scale, options
+    del scale
     dtype = _validation.statistics_dtype(q.dtype)
     ones_q = jnp.ones(q.shape[:-1] + (1,), dtype)
     ones_k = jnp.ones(k.shape[:-1] + (1,), dtype)
@@ -210,7 +211,7 @@ def _kernel_attention(
     return heads(out)
 
 
-softmax_attention = _attention_entry(_softmax)
-linear_attention = _attention_entry(_linear)
-performer_attention = _attention_entry(_performer)
-uniform_attention = _attention_entry(_uniform)
+softmax_attention = _attention_entry(_softmax, SoftmaxOptions)
+linear_attention = _attention_entry(_linear, LinearOptions)
+performer_attention = _attention_entry(_performer, PerformerOptions)
+uniform_attention = _attention_entry(_uniform, UniformOptions)

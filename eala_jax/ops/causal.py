@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from eala_jax.ops._chunks import chunked, unchunked
 from eala_jax.ops._numerics import safe_norm
 from eala_jax.ops.statistics import KeyStatistics, key_statistics, merge_statistics
-from eala_jax.ops.theta import cap_theta
+from eala_jax.ops.theta import cap_theta, eala_output
 
 Array = jax.Array
 
@@ -152,8 +152,7 @@ def causal_eala_rows(
             radius = to_rows(prefix_max + safe_norm(prefix_mean))  # [B, H, L]
             theta = cap_theta(theta, scale * to_rows(safe_norm(q_c)) * radius)
             max_norm = jnp.maximum(max_norm, jnp.max(norms, axis=1))
-        out = mean_v + to_rows(theta / safe_count)[..., None] * comoment_sv
-        out = jnp.where(to_rows(count > 0)[..., None], out, 0.0)
+        out = eala_output(mean_v, to_rows(theta), comoment_sv, to_rows(count))
         rows = (
             out,
             to_rows(theta),

@@ -12,41 +12,33 @@ from eala_jax.ops import _validation
 from eala_jax.ops._numerics import safe_norm
 from eala_jax.ops.causal import causal_eala_rows
 from eala_jax.ops.entropy import (
-    DEFAULT_ESTIMATOR,
-    EstimatorName,
-    check_estimator_options,
+    ESTIMATOR_TABLE,
+    check_estimator_arrays,
     entropy_deficit,
+    variance_deficit,
 )
 from eala_jax.ops.fused import statistics_rows
+from eala_jax.ops.options import EalaOptions, with_option_keywords
 from eala_jax.ops.statistics import key_statistics, score_moments
-from eala_jax.ops.theta import choose_theta, floor_deficit
+from eala_jax.ops.theta import choose_theta, eala_output, floor_deficit
 from eala_jax.ops.theta import row_map as theta_rows
 
 Array = jax.Array
-Theta = str | float
 
 
+@with_option_keywords(EalaOptions)
 def eala_attention(
     q: Array,
     k: Array,
     v: Array,
     *,
     key_mask: Array | None = None,
-    estimator: EstimatorName = DEFAULT_ESTIMATOR,
-    theta: Theta = "optimal",
-    theta_gradient: bool = True,
-    nonnegative: bool = False,
-    min_entropy: float = 0.0,
-    causal: bool = False,
-    scale: float | None = None,
+    options: EalaOptions | None = None,
     return_stats: bool = False,
-    num_segments: int = 32,
-    num_features: int = 64,
     rng: Array | None = None,
     projection: Array | None = None,
-    chunk_size: int = 64,
-    implementation: str | None = None,
     dtype: Any = None,
+    **keywords: Any,
 ) -> Array | tuple[Array, dict[str, Array]]:
     """EALA: `o_i = v̄ + θ_i · scale · q_iᵀ C`, with θ_i chosen by entropy equality.
 
@@ -54,8 +46,11 @@ def eala_attention(
     `v: [B, S, H, Dv]` -> `[B, T, H, Dv]` (rank 3 without B also works). Scores are
     `s_ij = scale·q_i·k_j` with `scale = 1/√D` by default.
 
-    Keywords are strict (others are a TypeError); Flax modules take the op through
-    `eala_jax.models.attention.flax_attention_fn`, which turns Flax's mask into `key_mask`.
+    The static options are an `EalaOptions` (`options=`, used as given: it was checked when
+    built) or its fields as keywords (`theta=0.5`, checked once here, by building one); keywords
+    given with `options` override its fields. Keywords are strict (others are a TypeError); Flax
+    modules take the op through `eala_jax.models.attention.flax_attention_fn`, which turns Flax's
+    mask into `key_mask`.
 
     Args:
       key_mask: `[B, S]` boolean, True = valid key. Means run over valid keys only.
@@ -84,78 +79,42 @@ def eala_attention(
     Degenerate rows are finite: one valid key gives its value; no valid key gives zeros; σ = 0 gives
     v̄.
     """
-    causal = bool(causal)
-    x = _validation.attention_inputs(q, k, v, key_mask, causal=causal, scale=scale)
-    out, stats = _checked_rows(
-        x,
-        x.v,
-        estimator=estimator,
-        theta=theta,
-        theta_gradient=theta_gradient,
-        nonnegative=nonnegative,
-        min_entropy=min_entropy,
-        causal=causal,
-        num_segments=num_segments,
-        num_features=num_features,
-        rng=rng,
-        projection=projection,
-        chunk_size=chunk_size,
-        implementation=implementation,
-        need_entropy=return_stats,
-    )
+    options = EalaOptions.resolve(options, keywords, op="eala_attention")
+    x = _validation.attention_inputs(q, k, v, key_mask, causal=options.causal, scale=options.scale)
+    out, stats = _rows(x, x.v, options, rng, projection, need_entropy=return_stats)
     out = out.astype(dtype or x.q.dtype)
     if x.unbatched:
         out, stats = out[0], {name: value[0] for name, value in stats.items()}
     return (out, stats) if return_stats else out
 
 
+@with_option_keywords(EalaOptions)
 def eala_weights(
     q: Array,
     k: Array,
     *,
     key_mask: Array | None = None,
-    estimator: EstimatorName = DEFAULT_ESTIMATOR,
-    theta: Theta = "optimal",
-    theta_gradient: bool = True,
-    nonnegative: bool = False,
-    min_entropy: float = 0.0,
-    causal: bool = False,
-    scale: float | None = None,
-    num_segments: int = 32,
-    num_features: int = 64,
+    options: EalaOptions | None = None,
     rng: Array | None = None,
     projection: Array | None = None,
-    chunk_size: int = 64,
-    implementation: str | None = None,
+    **keywords: Any,
 ) -> Array:
     """The explicit EALA weight matrix `a_ij = m_ij (1 + θ_i (s_ij − μ_i)) / M_i`, `[B, H, T, S]`.
 
-    O(T·S) memory: for tests, plots and diagnostics only. `eala_attention` equals `weights @ v`.
+    Options as `eala_attention`'s. O(T·S) memory: for tests, plots and diagnostics only.
+    `eala_attention` equals `weights @ v`.
     """
-    x = _validation.attention_inputs(q, k, None, key_mask, causal=causal, scale=scale)
-    q, k, key_mask, unbatched = x.q, x.k, x.key_mask, x.unbatched
-    _, stats = _checked_rows(
-        x,
-        k[..., :1],
-        estimator=estimator,
-        theta=theta,
-        theta_gradient=theta_gradient,
-        nonnegative=nonnegative,
-        min_entropy=min_entropy,
-        causal=causal,
-        num_segments=num_segments,
-        num_features=num_features,
-        rng=rng,
-        projection=projection,
-        chunk_size=chunk_size,
-        implementation=implementation,
-        need_entropy=False,
+    options = EalaOptions.resolve(options, keywords, op="eala_weights")
+    x = _validation.attention_inputs(
+        q, k, None, key_mask, causal=options.causal, scale=options.scale
     )
+    q, k, key_mask, unbatched = x.q, x.k, x.key_mask, x.unbatched
+    _, stats = _rows(x, k[..., :1], options, rng, projection, need_entropy=False)
     dtype = _validation.statistics_dtype(q.dtype)
     scores = x.scale * jnp.einsum("bthd,bshd->bhts", q.astype(dtype), k.astype(dtype))
     visible = (
         jnp.ones(scores.shape[-2:], bool)
-        if not causal
+        if not options.causal
         else jnp.tril(jnp.ones(scores.shape[-2:], bool))
     )
     if key_mask is not None:
@@ -169,46 +128,21 @@ def eala_weights(
     return weights[0] if unbatched else weights
 
 
-def _checked_rows(
-    x: Any,
+def _rows(
+    x: _validation.Inputs,
     v: Array,
-    *,
-    estimator: str,
-    theta: Theta,
-    theta_gradient: bool,
-    nonnegative: bool,
-    min_entropy: float,
-    causal: bool,
-    num_segments: int,
-    num_features: int,
+    options: EalaOptions,
     rng: Array | None,
     projection: Array | None,
-    chunk_size: int,
-    implementation: str | None,
+    *,
     need_entropy: bool,
 ) -> tuple[Array, dict[str, Array]]:
-    """`_eala_rows` on prepared inputs `x` (`_validation.attention_inputs`) after the static
-    options' checks (`_validation.check_options`, then `_config`'s): the one path of
-    `eala_attention` and `eala_weights`."""
-    _validation.check_options(
-        theta=theta,
-        min_entropy=min_entropy,
-        num_segments=num_segments,
-        num_features=num_features,
-        chunk_size=chunk_size,
-    )
-    config = _config(
-        x.q,
-        x.k,
-        estimator=estimator,
-        theta=theta,
-        causal=causal,
-        scale=x.scale,
-        num_segments=num_segments,
-        num_features=num_features,
-        rng=rng,
-        projection=projection,
-        implementation=implementation,
+    """`_eala_rows` on prepared inputs `x` (`_validation.attention_inputs`) with checked
+    `options`, after the one check of the call's arrays the options cannot hold (`rng` and
+    `projection` of a random-features estimator): the one path of `eala_attention` and
+    `eala_weights`."""
+    check_estimator_arrays(
+        options.estimator, rng=rng, projection=projection, head_dim=x.q.shape[-1]
     )
     return _eala_rows(
         x.q,
@@ -217,74 +151,13 @@ def _checked_rows(
         x.key_mask,
         rng,
         projection,
-        **config,
-        theta_gradient=theta_gradient,
-        nonnegative=nonnegative,
-        min_entropy=float(min_entropy),
-        chunk_size=chunk_size,
+        options=options,
+        scale=x.scale,
         need_entropy=need_entropy,
     )
 
 
-def _config(
-    q: Array,
-    k: Array,
-    *,
-    estimator: str,
-    theta: Theta,
-    causal: bool,
-    scale: float,
-    num_segments: int,
-    num_features: int,
-    rng: Array | None,
-    projection: Array | None,
-    implementation: str | None,
-) -> dict[str, Any]:
-    """Checks the options `_validation.check_options` does not (implementation, estimator and what
-    it needs, causal support); returns the configuration as keyword arguments of `_eala_rows`."""
-    if implementation not in (None, "statistics", "scores"):
-        raise ValueError(
-            f"implementation must be None, 'statistics' or 'scores', got {implementation!r}"
-        )
-    check_estimator_options(
-        estimator,
-        rng=rng,
-        projection=projection,
-        head_dim=q.shape[-1],
-    )
-    if causal:
-        if estimator != "gaussian" and theta == "optimal":
-            raise ValueError(
-                f"causal EALA supports estimator='gaussian' (or a fixed theta); got {estimator!r}"
-            )
-    return dict(
-        estimator=estimator,
-        theta=theta if isinstance(theta, str) else float(theta),
-        causal=causal,
-        scale=scale,
-        num_segments=num_segments,
-        num_features=num_features,
-        implementation=implementation,
-    )
-
-
-@functools.partial(
-    jax.jit,
-    static_argnames=(
-        "estimator",
-        "theta",
-        "theta_gradient",
-        "nonnegative",
-        "min_entropy",
-        "causal",
-        "scale",
-        "num_segments",
-        "num_features",
-        "chunk_size",
-        "need_entropy",
-        "implementation",
-    ),
-)
+@functools.partial(jax.jit, static_argnames=("options", "scale", "need_entropy"))
 def _eala_rows(
     q: Array,
     k: Array,
@@ -293,31 +166,30 @@ def _eala_rows(
     rng: Array | None,
     projection: Array | None,
     *,
-    estimator: str,
-    theta: Theta,
-    theta_gradient: bool,
-    nonnegative: bool,
-    min_entropy: float,
-    causal: bool,
+    options: EalaOptions,
     scale: float,
-    num_segments: int,
-    num_features: int,
-    chunk_size: int,
     need_entropy: bool,
-    implementation: str | None = None,
 ) -> tuple[Array, dict[str, Array]]:
-    """EALA output `[B, T, H, Dv]` (float32 or wider) and per-query statistics `[B, T, H]`."""
+    """EALA output `[B, T, H, Dv]` (float32 or wider) and per-query statistics `[B, T, H]`;
+    `scale` is the resolved score scale (`options.scale`, or 1/√D)."""
     dtype = _validation.statistics_dtype(q.dtype)
     q, k, v = q.astype(dtype), k.astype(dtype), v.astype(dtype)
-
+    theta = options.theta if isinstance(options.theta, str) else float(options.theta)
+    min_entropy = float(options.min_entropy)
     row_map = theta_rows(
         theta=theta,
-        theta_gradient=theta_gradient,
+        theta_gradient=options.theta_gradient,
         min_entropy=min_entropy,
         need_entropy=need_entropy,
+        estimator=options.estimator,
     )
 
-    if causal:
+    if options.causal:
+        # The scan has σ² only: a variance-only estimator, or with a fixed θ (EalaOptions refuses
+        # the others) the Gaussian estimate for the entropy it reports.
+        by_variance = options.estimator
+        if not ESTIMATOR_TABLE[by_variance].variance_only:
+            by_variance = "gaussian"
         rows = causal_eala_rows(
             q,
             k,
@@ -325,52 +197,43 @@ def _eala_rows(
             key_mask,
             scale=scale,
             deficit_fn=lambda sigma2, log_count: floor_deficit(
-                jnp.minimum(0.5 * sigma2, log_count), log_count, min_entropy
+                variance_deficit(by_variance, sigma2, log_count), log_count, min_entropy
             ),
             theta_fn=lambda deficit, sigma2: choose_theta(
-                deficit, sigma2, theta=theta, theta_gradient=theta_gradient
+                deficit, sigma2, theta=theta, theta_gradient=options.theta_gradient
             ),
-            nonnegative=nonnegative,
-            chunk_size=chunk_size,
+            nonnegative=options.nonnegative,
+            chunk_size=options.chunk_size,
         )
-        stats = dict(
-            theta=rows.theta,
-            entropy=rows.entropy,
-            sigma2=rows.sigma2,
-            mean_score=rows.mean_score,
-            count=rows.count,
-        )
-        return rows.out, stats
+        return rows.out, _stats(rows.theta, rows.entropy, rows.sigma2, rows.mean_score, rows.count)
 
     valid = jnp.ones(k.shape[:2], bool) if key_mask is None else key_mask
     count = jnp.broadcast_to(
         jnp.sum(valid.astype(dtype), axis=1)[:, None, None], q.shape[:-1]
     )  # [B, T, H]
     log_count = jnp.log(jnp.maximum(count, 1.0))
-    estimate_apart = estimator != "gaussian" and (theta == "optimal" or need_entropy)
-    use_scores = implementation == "scores" or (
-        implementation is None and k.shape[1] <= q.shape[-1]
+    estimator = ESTIMATOR_TABLE[options.estimator]
+    # Estimators that read q and k beyond σ² form their deficit apart, with their own statistics,
+    # differentiated by autodiff; the variance-only one is formed inside the rows (`row_map`).
+    estimate_apart = not estimator.variance_only and (theta == "optimal" or need_entropy)
+    deficit_options = dict(
+        estimator=options.estimator,
+        scale=scale,
+        num_segments=options.num_segments,
+        num_features=options.num_features,
+        rng=rng,
+        projection=projection,
+    )
+    use_scores = options.implementation == "scores" or (
+        options.implementation is None and k.shape[1] <= q.shape[-1]
     )
     if not use_scores:
-        # The statistics route, with its hand-written backward pass (ops/fused.py). Estimators
-        # other than the Gaussian one read q and k beyond σ²: their deficit is formed here, with
-        # their own statistics, and differentiated by autodiff.
+        # The statistics route, with its hand-written backward pass (ops/fused.py).
         deficit = None
         if estimate_apart:
             own_stats = key_statistics(k, k[..., :1], key_mask)
-            deficit = entropy_deficit(
-                q,
-                k,
-                key_mask,
-                own_stats,
-                score_moments(q, own_stats, scale)[1],
-                estimator=estimator,
-                scale=scale,
-                num_segments=num_segments,
-                num_features=num_features,
-                rng=rng,
-                projection=projection,
-            )
+            sigma2 = score_moments(q, own_stats, scale)[1]
+            deficit = entropy_deficit(q, k, key_mask, own_stats, sigma2, **deficit_options)
         rows = statistics_rows(
             q,
             k,
@@ -379,55 +242,42 @@ def _eala_rows(
             deficit,
             scale=scale,
             row_map=row_map,
-            nonnegative=nonnegative,
+            nonnegative=options.nonnegative,
         )
-        stats = dict(
-            theta=rows.theta,
-            entropy=log_count - rows.deficit,
-            sigma2=rows.sigma2,
-            mean_score=rows.mean_score,
-            count=count,
-        )
-        return rows.out, stats
+        entropy = log_count - rows.deficit
+        return rows.out, _stats(rows.theta, entropy, rows.sigma2, rows.mean_score, count)
 
     # S ≤ D: the S scores per query are cheaper than the D×D statistics (same maths, exact).
     _, mean_k, mean_v, mean_score, sigma2, centred = _dense_score_moments(q, k, v, valid, scale)
     weighted = jnp.einsum("bths,bshe->bthe", centred, v - mean_v[:, None])
     deficit = None
     if estimate_apart:
-        scores_route = estimator in ("cumulant3", "exact")
+        from_scores = estimator.reads_scores
         deficit = entropy_deficit(
             q,
             k,
             key_mask,
-            None if scores_route else key_statistics(k, k[..., :1], key_mask),
+            None if from_scores else key_statistics(k, k[..., :1], key_mask),
             sigma2,
-            estimator=estimator,
-            scale=scale,
-            num_segments=num_segments,
-            num_features=num_features,
-            rng=rng,
-            projection=projection,
-            centred_scores=(centred, valid) if scores_route else None,
+            centred_scores=(centred, valid) if from_scores else None,
+            **deficit_options,
         )
     bound = None
-    if nonnegative:
+    if options.nonnegative:
         # Safe norms: a zero vector (one valid key, a zero query) has a finite (zero) gradient.
         spread = safe_norm(k - mean_k[:, None])  # [B, S, H]
         radius = jnp.max(jnp.where(valid[..., None], spread, 0.0), axis=1)  # [B, H]
         bound = scale * safe_norm(q) * radius[:, None]
     theta_value, deficit = row_map(sigma2, deficit, bound, log_count)
-    safe_count = jnp.maximum(count, 1.0)[..., None]
-    out = mean_v[:, None] + theta_value[..., None] * weighted / safe_count
-    out = jnp.where((count > 0)[..., None], out, 0.0)
-    stats = dict(
-        theta=theta_value,
-        entropy=log_count - deficit,
-        sigma2=sigma2,
-        mean_score=mean_score,
-        count=count,
-    )
-    return out, stats
+    out = eala_output(mean_v[:, None], theta_value, weighted, count)
+    return out, _stats(theta_value, log_count - deficit, sigma2, mean_score, count)
+
+
+def _stats(
+    theta: Array, entropy: Array, sigma2: Array, mean_score: Array, count: Array
+) -> dict[str, Array]:
+    """The per-query statistics `return_stats` gives, each `[B, T, H]`."""
+    return dict(theta=theta, entropy=entropy, sigma2=sigma2, mean_score=mean_score, count=count)
 
 
 def _dense_score_moments(

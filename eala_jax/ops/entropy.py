@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Literal, get_args
+import types
+from collections.abc import Callable, Mapping
+from typing import Literal, NamedTuple, get_args
 
 import jax
 import jax.numpy as jnp
@@ -29,7 +31,6 @@ from eala_jax.ops.statistics import (
 
 Array = jax.Array
 EstimatorName = Literal["gaussian", "cumulant3", "segments", "random_features", "exact"]
-ESTIMATORS: tuple[str, ...] = get_args(EstimatorName)
 # Chosen from `python -m benchmarks.estimator_error` (docs/estimators.md): on random inputs the
 # Gaussian estimate is as accurate overall as "cumulant3" (mean |Ĥ − H| 0.49 vs 0.49 nats; cumulant3
 # is better on broad maps, worse on sharp ones) at 1/d of its per-query cost (O(d²) vs O(d³)).
@@ -51,8 +52,8 @@ def softmax_entropy(
     log-sum-exp over key chunks keeps memory at O(T·chunk) instead of O(T·S); time O(T·S·D).
     A row with no valid key has entropy 0.
     """
+    _validation.check_options(scale=scale, chunk_size=chunk_size)
     x = _validation.attention_inputs(q, k, None, key_mask, causal=False, scale=scale)
-    _validation.check_options(chunk_size=chunk_size)
     dtype = _validation.statistics_dtype(x.q.dtype)
     out = _exact_entropy(
         x.q.astype(dtype), x.k.astype(dtype), x.key_mask, scale=x.scale, chunk_size=chunk_size
@@ -85,17 +86,12 @@ def estimate_entropy(
                           features from `rng`, or a given `projection: [r, d]`). O((T+S)·r·d)
       "exact":            the chunked exact entropy (quadratic; for reference).  O(T·S·d)
     """
+    _validation.check_options(
+        scale=scale, num_segments=num_segments, num_features=num_features, chunk_size=chunk_size
+    )
     x = _validation.attention_inputs(q, k, None, key_mask, causal=False, scale=scale)
     q, k, key_mask, scale_value, unbatched = x.q, x.k, x.key_mask, x.scale, x.unbatched
-    _validation.check_options(
-        num_segments=num_segments, num_features=num_features, chunk_size=chunk_size
-    )
-    check_estimator_options(
-        estimator,
-        rng=rng,
-        projection=projection,
-        head_dim=q.shape[-1],
-    )
+    check_estimator_arrays(estimator, rng=rng, projection=projection, head_dim=q.shape[-1])
     dtype = _validation.statistics_dtype(q.dtype)
     q, k = (
         jnp.asarray(q, dtype),
@@ -121,24 +117,64 @@ def estimate_entropy(
     return out[0] if unbatched else out
 
 
-def check_estimator_options(
+def check_estimator_arrays(
     estimator: str, *, rng: Array | None, projection: Array | None, head_dim: int
 ) -> None:
-    """Raises ValueError for an unknown estimator, or random features without `rng` or with a
-    `projection` of the wrong shape (`num_segments` and `num_features` are checked, for every
-    estimator, by `_validation.check_options`)."""
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"unknown entropy estimator {estimator!r}; expected one of {ESTIMATORS}")
-    if estimator == "random_features":
-        if projection is None and rng is None:
-            raise ValueError(
-                "estimator 'random_features' needs rng=<PRNG key> or projection=[r, d]"
-            )
-        if projection is not None and (projection.ndim != 2 or projection.shape[1] != head_dim):
-            raise ValueError(
-                f"projection must have shape [num_features, head_dim={head_dim}], got "
-                f"{projection.shape}"
-            )
+    """Raises ValueError for an estimator that needs random features (`Estimator.random_features`)
+    given neither `rng` nor a `projection` `[r, head_dim]`. The arrays of a call, not options: the
+    options (the estimator's name, `num_segments`, `num_features`) are checked where they are built
+    (`EalaOptions`, `_validation.check_options`)."""
+    if not estimator_entry(estimator).random_features:
+        return
+    if projection is None and rng is None:
+        raise ValueError(f"estimator {estimator!r} needs rng=<PRNG key> or projection=[r, d]")
+    if projection is not None and (projection.ndim != 2 or projection.shape[1] != head_dim):
+        raise ValueError(
+            f"projection must have shape [num_features, head_dim={head_dim}], got "
+            f"{projection.shape}"
+        )
+
+
+class DeficitInputs(NamedTuple):
+    """What an estimator may read (`Estimator.deficit`): the score variances `sigma2: [B, T, H]`
+    and `log_count = log max(M, 1)`, `[B, 1, 1]` or `sigma2`'s shape, always; the rest only
+    outside EALA's rows (None there, see `Estimator.variance_only`): the valid-key count `count`,
+    `q: [B, T, H, D]`, `k: [B, S, H, D]`, `key_mask: [B, S]` or None, the key statistics `stats`
+    (None on EALA's explicit-score route), the centred masked scores `centred: [B, T, H, S]` with
+    `valid: [B, S]` on that route (S ≤ D; else None), and the static options."""
+
+    sigma2: Array
+    log_count: Array
+    count: Array | None = None
+    q: Array | None = None
+    k: Array | None = None
+    key_mask: Array | None = None
+    stats: KeyStatistics | None = None
+    centred: Array | None = None
+    valid: Array | None = None
+    scale: float = 1.0
+    num_segments: int = 32
+    num_features: int = 64
+    rng: Array | None = None
+    projection: Array | None = None
+    chunk_size: int = 512
+
+
+class Estimator(NamedTuple):
+    """One entropy estimator of the dispatch table `ESTIMATOR_TABLE`.
+
+    `deficit(x: DeficitInputs) -> [B, T, H]` is its entropy deficit `log M − Ĥ` before the clip to
+    [0, log M]. The flags say how EALA runs it: `variance_only`, it reads `sigma2` and `log_count`
+    alone, so EALA forms it inside its rows (`variance_deficit`: the hand-written backward pass,
+    the causal scan) rather than apart, and causal EALA supports it; `reads_scores`, it reads
+    `centred` on EALA's explicit-score route (S ≤ D) where given (the others read the key
+    statistics there too); `random_features`, it needs `rng` or `projection`.
+    """
+
+    deficit: Callable[[DeficitInputs], Array]
+    variance_only: bool = False
+    reads_scores: bool = False
+    random_features: bool = False
 
 
 def entropy_deficit(
@@ -158,50 +194,92 @@ def entropy_deficit(
     centred_scores: tuple[Array, Array] | None = None,
 ) -> Array:
     """Entropy deficit `log M − Ĥ` `[B, T, H]`, in [0, log M], given the key statistics and score
-    variances EALA has already computed: the one dispatch over the estimators, one formula each.
+    variances EALA has already computed: the estimator's formula from `ESTIMATOR_TABLE`, clipped.
     The moment estimators form it directly (`σ²/2 [+ κ₃/3]`), not as a difference of two numbers
     near log M.
 
     `centred_scores=(c, valid)`, the centred masked scores `c: [B, T, H, S]` and `valid: [B, S]`,
-    is given by EALA's explicit-score route (S ≤ D); "gaussian", "cumulant3" and "exact" then
-    read κ₃ and H from them (O(T·S) per head) and `stats` may be None.
+    is given by EALA's explicit-score route (S ≤ D); the estimators that read scores
+    (`Estimator.reads_scores`) then read κ₃ and H from them (O(T·S) per head) and `stats` may be
+    None.
     """
-    if centred_scores is not None and estimator in ("gaussian", "cumulant3", "exact"):
+    entry = estimator_entry(estimator)
+    if centred_scores is not None and entry.reads_scores:
         centred, valid = centred_scores
         count = jnp.sum(valid.astype(sigma2.dtype), axis=1)[:, None, None]  # [B, 1, 1]
     else:
         centred, valid, count = None, None, stats.count[:, None, :]
     log_count = jnp.log(jnp.maximum(count, 1.0))  # [B, 1, 1]
-    if estimator == "gaussian":
-        return gaussian_deficit(sigma2, log_count)
-    elif estimator == "cumulant3":
-        if centred is None:
-            t3 = centred_third_moment(k, key_mask, stats.mean_k, stats.count)
-            kappa3 = scale**3 * cubic_form(q, t3)
-        else:
-            kappa3 = jnp.sum(centred**3, axis=-1) / jnp.maximum(count, 1.0)
-        raw = 0.5 * sigma2 + kappa3 / 3.0
-    elif estimator == "segments":
-        raw = log_count - _segments_entropy(q, k, key_mask, scale=scale, num_segments=num_segments)
-    elif estimator == "random_features":
-        if projection is None:
-            projection = jax.random.normal(rng, (num_features, q.shape[-1]), q.dtype)
-        entropy = _random_feature_entropy(q, k, key_mask, projection.astype(q.dtype), scale=scale)
-        raw = log_count - entropy
-    elif estimator == "exact":
-        if centred is None:
-            entropy = _exact_entropy(q, k, key_mask, scale=scale, chunk_size=chunk_size)
-        else:
-            entropy = _entropy_of_scores(centred, valid, count)
-        raw = log_count - entropy
+    inputs = DeficitInputs(
+        sigma2,
+        log_count,
+        count,
+        q,
+        k,
+        key_mask,
+        stats,
+        centred,
+        valid,
+        scale,
+        num_segments,
+        num_features,
+        rng,
+        projection,
+        chunk_size,
+    )
+    return jnp.clip(entry.deficit(inputs), 0.0, log_count)
+
+
+def variance_deficit(estimator: str, sigma2: Array, log_count: Array) -> Array:
+    """The entropy deficit, in [0, log M], of a `variance_only` estimator from σ² and log M alone
+    (the Gaussian one: `clip(σ²/2, 0, log M)`, docs/method.md step 3); shapes broadcast."""
+    entry = estimator_entry(estimator)
+    if not entry.variance_only:
+        raise ValueError(f"estimator {estimator!r} reads more than the score variance")
+    return jnp.clip(entry.deficit(DeficitInputs(sigma2, log_count)), 0.0, log_count)
+
+
+def _cumulant3_deficit(x: DeficitInputs) -> Array:
+    """`σ²/2 + κ₃/3`: κ₃ from the keys' third central moment, or from the explicit scores."""
+    if x.centred is None:
+        t3 = centred_third_moment(x.k, x.key_mask, x.stats.mean_k, x.stats.count)
+        kappa3 = x.scale**3 * cubic_form(x.q, t3)
     else:
-        raise ValueError(f"unknown entropy estimator {estimator!r}; expected one of {ESTIMATORS}")
-    return jnp.clip(raw, 0.0, log_count)
+        kappa3 = jnp.sum(x.centred**3, axis=-1) / jnp.maximum(x.count, 1.0)
+    return 0.5 * x.sigma2 + kappa3 / 3.0
 
 
-def gaussian_deficit(sigma2: Array, log_count: Array) -> Array:
-    """The Gaussian estimate's entropy deficit `clip(σ²/2, 0, log M)` (docs/method.md step 3)."""
-    return jnp.clip(0.5 * sigma2, 0.0, log_count)
+def _segments_deficit(x: DeficitInputs) -> Array:
+    entropy = _segments_entropy(x.q, x.k, x.key_mask, scale=x.scale, num_segments=x.num_segments)
+    return x.log_count - entropy
+
+
+def _random_features_deficit(x: DeficitInputs) -> Array:
+    projection = x.projection
+    if projection is None:
+        projection = jax.random.normal(x.rng, (x.num_features, x.q.shape[-1]), x.q.dtype)
+    entropy = _random_feature_entropy(
+        x.q, x.k, x.key_mask, projection.astype(x.q.dtype), scale=x.scale
+    )
+    return x.log_count - entropy
+
+
+def _exact_deficit(x: DeficitInputs) -> Array:
+    if x.centred is None:
+        entropy = _exact_entropy(x.q, x.k, x.key_mask, scale=x.scale, chunk_size=x.chunk_size)
+    else:
+        entropy = _entropy_of_scores(x.centred, x.valid, x.count)
+    return x.log_count - entropy
+
+
+def estimator_entry(name: str) -> Estimator:
+    """The table entry of estimator `name`; ValueError listing the estimators otherwise."""
+    try:
+        return ESTIMATOR_TABLE[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown entropy estimator {name!r}; expected one of {ESTIMATORS}"
+        ) from None
 
 
 def _entropy_of_scores(scores: Array, valid: Array, count: Array) -> Array:
@@ -353,3 +431,21 @@ def positive_feature_logits(x: Array, projection: Array) -> Array:
     """`w_f·x − ‖x‖²/2` for each feature row `w_f` of `projection: [r, D]`; `x: [..., D] -> [...,
     r]`."""
     return jnp.einsum("...d,rd->...r", x, projection) - 0.5 * jnp.sum(x * x, axis=-1, keepdims=True)
+
+
+#: The estimator dispatch, name -> `Estimator` (docs/method.md step 3): the one place a new
+#: estimator is added (with its name in `EstimatorName`, which the options check against).
+ESTIMATOR_TABLE: Mapping[str, Estimator] = types.MappingProxyType(
+    {
+        "gaussian": Estimator(lambda x: 0.5 * x.sigma2, variance_only=True, reads_scores=True),
+        "cumulant3": Estimator(_cumulant3_deficit, reads_scores=True),
+        "segments": Estimator(_segments_deficit),
+        "random_features": Estimator(_random_features_deficit, random_features=True),
+        "exact": Estimator(_exact_deficit, reads_scores=True),
+    }
+)
+ESTIMATORS: tuple[str, ...] = get_args(EstimatorName)
+if set(ESTIMATORS) != set(ESTIMATOR_TABLE):
+    raise ImportError(
+        f"EstimatorName {ESTIMATORS} and ESTIMATOR_TABLE {tuple(ESTIMATOR_TABLE)} differ"
+    )

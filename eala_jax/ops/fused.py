@@ -47,7 +47,7 @@ import jax
 import jax.numpy as jnp
 
 from eala_jax.ops._numerics import safe_norm
-from eala_jax.ops.theta import RowMap
+from eala_jax.ops.theta import RowMap, eala_output
 
 Array = jax.Array
 
@@ -127,9 +127,7 @@ def _forward(q, k, v, weight, deficit, scale, row_map, nonnegative):
     deficit_heads = None if deficit is None else _heads(deficit)
     log_count = jnp.log(safe)
     theta, deficit_out = row_map(sigma2, deficit_heads, bound, log_count)
-    has_key = (count > 0)[..., None]
-    out = mean_v[:, :, None] + (theta / safe)[..., None] * (scale * projected[..., dim:])
-    out = jnp.where(has_key, out, 0.0)
+    out = eala_output(mean_v[:, :, None], theta, scale * projected[..., dim:], count)
     rows = StatisticsRows(
         _heads(out), _heads(theta), _heads(sigma2), _heads(deficit_out), _heads(mean_score)
     )

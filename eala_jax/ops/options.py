@@ -1,29 +1,36 @@
 """Typed, validated options of each attention op: one frozen dataclass per attention.
 
 An options object names its attention (`name`) and holds exactly the op's static keyword options,
-so a model or a config carries one typed, hashable value instead of a bag of keywords:
+so a model or a config carries one typed, hashable value instead of a bag of keywords, and hands
+it to the op unchanged:
 
     opts = EalaOptions(estimator="cumulant3")
-    out = eala_attention(q, k, v, key_mask=mask, **opts.as_kwargs())
+    out = eala_attention(q, k, v, key_mask=mask, options=opts)
 
-Values are checked when the object is built (`ValueError` naming the field and the valid choices),
-so a typo fails where a config is written, not inside tracing: the numeric options (`scale`,
-`theta`, `min_entropy`, `chunk_size`, ...) by `_validation.check_options`, the same check the ops
-run on their keywords; the others by their annotation. Adding an option means adding a field here
-and the keyword to the op (`tests/ops/test_options.py` checks that they agree).
+Values are checked once, when the object is built (`ValueError` naming the field and the valid
+choices), so a typo fails where a config is written, not inside tracing: the numeric options
+(`scale`, `theta`, `min_entropy`, `chunk_size`, ...) by `_validation.check_options`, the others by
+their annotation (the estimator's name by `EstimatorName`, the names of the estimator dispatch
+`entropy.ESTIMATOR_TABLE`), then the rules between fields (`_check_together`). The ops trust the
+object. An op called with raw keywords (`eala_attention(q, k, v, theta=0.5)`) builds the object
+from them once (`resolve`), with errors naming the keyword as written (`theta=...`). The ops'
+signatures list these fields (`with_option_keywords`): adding an option means adding a field here
+and reading it in the op.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import math
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Literal, Self
 
 from eala_jax.ops._validation import CHECKED_OPTIONS, check_options
-from eala_jax.ops.entropy import EstimatorName
+from eala_jax.ops.entropy import ESTIMATOR_TABLE, EstimatorName
 
 __all__ = [
     "AttentionOptions",
@@ -32,6 +39,7 @@ __all__ = [
     "PerformerOptions",
     "SoftmaxOptions",
     "UniformOptions",
+    "with_option_keywords",
 ]
 
 
@@ -45,15 +53,29 @@ class AttentionOptions:
 
     causal: bool = False
     scale: float | None = None
+    #: Build-time only: errors name a field as the op's keyword (`theta=...`) instead of
+    #: `<attention>.theta=...` (set by `resolve` for raw keywords; not a field).
+    as_keywords: dataclasses.InitVar[bool] = False
 
-    def __post_init__(self) -> None:
-        hints = typing.get_type_hints(type(self))
+    def __post_init__(self, as_keywords: bool) -> None:
+        owner = "" if as_keywords else self.name
+        hints = _type_hints(type(self))
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if field.name in CHECKED_OPTIONS:
-                check_options(self.name, **{field.name: value})
+                check_options(owner, **{field.name: value})
             else:
-                _check_value(f"{self.name}.{field.name}", value, hints[field.name])
+                prefix = f"{owner}." if owner else ""
+                _check_value(f"{prefix}{field.name}", value, hints[field.name])
+        self._check_together()
+
+    def _check_together(self) -> None:
+        """Rules between fields (after each field's own check); ValueError naming them."""
+
+    def random_features(self) -> int | None:
+        """How many random features the op draws (the rows of its `projection` argument), or None
+        when it takes none."""
+        return None
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
@@ -69,6 +91,24 @@ class AttentionOptions:
                 f"{', '.join(cls.field_names())}"
             )
         return cls(**dict(values))
+
+    @classmethod
+    def resolve(
+        cls, options: AttentionOptions | None, keywords: Mapping[str, Any], *, op: str
+    ) -> Self:
+        """The options an op runs with: `options` itself, unchanged and not checked again, when no
+        keyword is given; else built once from `keywords` over `options` (or the defaults). An
+        unknown keyword is a TypeError naming `op` (as Python's for a strict signature); a bad
+        value a ValueError naming the keyword (`theta=-1.0; expected ...`)."""
+        if options is not None and not isinstance(options, cls):
+            raise TypeError(f"{op}: options must be {cls.__name__}, got {type(options).__name__}")
+        if not keywords:
+            return cls() if options is None else options
+        unknown = sorted(set(keywords) - set(cls.field_names()))
+        if unknown:
+            raise TypeError(f"{op} got unexpected keyword argument(s) {unknown}")
+        base = {} if options is None else options.as_kwargs()
+        return cls(**{**base, **keywords}, as_keywords=True)
 
     def replace(self, **changes: Any) -> Self:
         """A copy with `changes` applied and validated (unknown names are errors)."""
@@ -104,6 +144,21 @@ class EalaOptions(AttentionOptions):
     # None (auto), "statistics" (D x D key statistics) or "scores" (explicit scores, for S <= D).
     implementation: Literal["statistics", "scores"] | None = None
 
+    def _check_together(self) -> None:
+        if (
+            self.causal
+            and self.theta == "optimal"
+            and not ESTIMATOR_TABLE[self.estimator].variance_only
+        ):
+            supported = " or ".join(repr(n) for n, e in ESTIMATOR_TABLE.items() if e.variance_only)
+            raise ValueError(
+                f"causal EALA supports estimator={supported} (or a fixed theta); got"
+                f" {self.estimator!r}"
+            )
+
+    def random_features(self) -> int | None:
+        return self.num_features if ESTIMATOR_TABLE[self.estimator].random_features else None
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class SoftmaxOptions(AttentionOptions):
@@ -130,6 +185,9 @@ class PerformerOptions(AttentionOptions):
     num_features: int = 64
     chunk_size: int = 64
 
+    def random_features(self) -> int | None:
+        return self.num_features
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class UniformOptions(AttentionOptions):
@@ -138,6 +196,35 @@ class UniformOptions(AttentionOptions):
     name: ClassVar[str] = "uniform"
 
     chunk_size: int = 64
+
+
+def with_option_keywords(
+    options: type[AttentionOptions], *, extra: Sequence[inspect.Parameter] = ()
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: the op's signature (`inspect.signature`, `help`) lists the fields of `options`
+    as keyword-only parameters with their defaults (after the `extra` ones) in place of its
+    `**keywords`, so the options class is the one list of them (`AttentionOptions.resolve` turns
+    the keywords into options)."""
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(function)
+        fields = [
+            inspect.Parameter(
+                f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=f.type
+            )
+            for f in dataclasses.fields(options)
+        ]
+        params = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        function.__signature__ = signature.replace(parameters=[*params, *extra, *fields])
+        return function
+
+    return decorate
+
+
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    """The resolved annotations of an options class (resolved once; ops build options per call)."""
+    return typing.get_type_hints(cls)
 
 
 def _check_value(key: str, value: Any, annotation: Any) -> None:

@@ -21,14 +21,14 @@ from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
 from eala_jax.ops import _validation
-from eala_jax.ops.entropy import entropy_deficit
+from eala_jax.ops.options import EalaOptions
 from eala_jax.ops.statistics import (
     KeyStatistics,
     key_statistics,
     merge_statistics,
     project_queries,
 )
-from eala_jax.ops.theta import theta_from_deficit
+from eala_jax.ops.theta import eala_output, row_map
 
 Array = jax.Array
 
@@ -77,26 +77,35 @@ def node_sharded_eala(
     statistics are float32 (or wider). Rows without a valid key anywhere give zeros, as
     `eala_attention`.
     """
-    x = _validation.attention_inputs(q, k, v, key_mask, causal=False, scale=scale)
-    _validation.check_options(theta=theta)
+    options = _options(theta, scale, op="node_sharded_eala")
+    return _node_sharded(q, k, v, key_mask, axis_name, options)
+
+
+def _options(theta: str | float, scale: float | None, *, op: str) -> EalaOptions:
+    """The EALA options of the sharded ops, built (and so checked) once from their keywords."""
+    return EalaOptions.resolve(None, dict(theta=theta, scale=scale), op=op)
+
+
+def _node_sharded(
+    q: Array, k: Array, v: Array, key_mask: Array | None, axis_name: str, options: EalaOptions
+) -> Array:
+    """`node_sharded_eala` with checked `options` (theta and scale; the others at defaults)."""
+    x = _validation.attention_inputs(q, k, v, key_mask, causal=False, scale=options.scale)
     dtype = _validation.statistics_dtype(x.q.dtype)
     q32, k32, v32 = (a.astype(dtype) for a in (x.q, x.k, x.v))
     stats = gathered_statistics(k32, v32, x.key_mask, axis_name)
     _, sigma2, weighted = project_queries(q32, stats, x.scale)
     sigma2, weighted = jnp.swapaxes(sigma2, 1, 2), jnp.swapaxes(weighted, 1, 2)  # [B, T, H, ·]
-    if theta == "optimal":
-        deficit = entropy_deficit(
-            q32, k32, x.key_mask, stats, sigma2, estimator="gaussian", scale=x.scale
-        )
-        theta_value = theta_from_deficit(deficit, sigma2)
-    else:
-        theta_value = jnp.full_like(sigma2, float(theta))
     count = stats.count[:, None, :]  # [B, 1, 1]
-    out = (
-        stats.mean_v[:, None]
-        + theta_value[..., None] * weighted / jnp.maximum(count, 1.0)[..., None]
+    rows = row_map(
+        theta=options.theta if isinstance(options.theta, str) else float(options.theta),
+        theta_gradient=options.theta_gradient,
+        min_entropy=options.min_entropy,
+        need_entropy=False,
+        estimator=options.estimator,
     )
-    out = jnp.where((count > 0)[..., None], out, 0.0).astype(x.q.dtype)
+    theta_value, _ = rows(sigma2, None, None, jnp.log(jnp.maximum(count, 1.0)))
+    out = eala_output(stats.mean_v[:, None], theta_value, weighted, count).astype(x.q.dtype)
     return out[0] if x.unbatched else out
 
 
@@ -122,19 +131,12 @@ def sharded_eala_attention(
                 f"{name}.shape[1]={a.shape[1]} is not divisible by the {key_axis!r} mesh axis "
                 f"({size} devices); pad with masked keys"
             )
+    options = _options(theta, scale, op="sharded_eala_attention")
     spec = P(batch_axis, key_axis)
     masks = () if key_mask is None else (key_mask,)
 
     def body(q, k, v, *mask):
-        return node_sharded_eala(
-            q,
-            k,
-            v,
-            key_mask=mask[0] if mask else None,
-            axis_name=key_axis,
-            theta=theta,
-            scale=scale,
-        )
+        return _node_sharded(q, k, v, mask[0] if mask else None, key_axis, options)
 
     in_specs = (spec, spec, spec) + (spec,) * len(masks)
     return jax.shard_map(body, mesh=mesh, in_specs=in_specs, out_specs=spec)(q, k, v, *masks)

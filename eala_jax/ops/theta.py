@@ -1,4 +1,5 @@
-"""θ of EALA's affine weights `a_ij = (1 + θ_i (s_ij − μ_i)) / M` (docs/method.md steps 5 and 7)."""
+"""θ of EALA's affine weights `a_ij = (1 + θ_i (s_ij − μ_i)) / M` (docs/method.md steps 5 and 7),
+and the output they give (step 6)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from eala_jax.ops._numerics import safe_sqrt
-from eala_jax.ops.entropy import gaussian_deficit
+from eala_jax.ops.entropy import variance_deficit
 
 Array = jax.Array
 RowMap = Callable[[Array, Array | None, Array | None, Array], tuple[Array, Array]]
@@ -63,14 +64,20 @@ def choose_theta(
 
 
 def row_map(
-    *, theta: str | float, theta_gradient: bool, min_entropy: float, need_entropy: bool
+    *,
+    theta: str | float,
+    theta_gradient: bool,
+    min_entropy: float,
+    need_entropy: bool,
+    estimator: str = "gaussian",
 ) -> RowMap:
     """The per-row scalar chain of EALA, `(σ², deficit, bound, log M) -> (θ, deficit)`,
     elementwise on arrays of one shape (docs/method.md steps 3, 5 and 7).
 
-    `deficit` None means the Gaussian estimate `clip(σ²/2, 0, log M)` (NaN when θ is fixed and no
-    entropy is wanted); it is floored by `min_entropy`; θ comes from `choose_theta` and is capped
-    by `cap_theta(θ, bound)` unless `bound` is None.
+    `deficit` None means the estimate of the `variance_only` `estimator` from σ²
+    (`variance_deficit`, the Gaussian `clip(σ²/2, 0, log M)`; NaN when θ is fixed and no entropy
+    is wanted); it is floored by `min_entropy`; θ comes from `choose_theta` and is capped by
+    `cap_theta(θ, bound)` unless `bound` is None.
     """
 
     def rows(
@@ -80,10 +87,19 @@ def row_map(
             deficit = (
                 jnp.full_like(sigma2, jnp.nan)
                 if theta != "optimal" and not need_entropy
-                else gaussian_deficit(sigma2, log_count)
+                else variance_deficit(estimator, sigma2, log_count)
             )
         deficit = floor_deficit(deficit, log_count, min_entropy)
         value = choose_theta(deficit, sigma2, theta=theta, theta_gradient=theta_gradient)
         return (value if bound is None else cap_theta(value, bound)), deficit
 
     return rows
+
+
+def eala_output(mean_v: Array, theta: Array, weighted: Array, count: Array) -> Array:
+    """EALA's output `o_i = [M > 0] (v̄ + (θ_i / max(M, 1)) W_i)` (docs/method.md step 6), where
+    `W_i = scale · Σ_j w_j (k_j − k̄)ᵀ q_i (v_j − v̄)`: the one formula of every route (statistics,
+    explicit scores, causal scan, sharded keys). `weighted: [..., Dv]`, `mean_v` broadcastable to
+    it, `theta` and `count` to `weighted.shape[:-1]`; a row without a valid key gives zeros."""
+    out = mean_v + (theta / jnp.maximum(count, 1.0))[..., None] * weighted
+    return jnp.where((count > 0)[..., None], out, 0.0)

@@ -217,3 +217,29 @@ def test_adapter_options_values_and_is_causal():
         flax_attention_fn(EalaOptions(), colour=1)
     with pytest.raises(ValueError, match=r"unknown attention 'eal'"):
         flax_attention_fn("eal")
+
+
+def test_the_options_object_reaches_the_op_as_it_is(monkeypatch):
+    """SelfAttention and the adapter hand the op the options object itself (not its fields as
+    keywords to check again); is_causal hands it a causal copy."""
+    import eala_jax.models.attention as attention_module
+    from eala_jax.models.attention import SelfAttention
+
+    seen = []
+
+    def spy(name):
+        function = get_attention(name)
+        return functools.wraps(function)(lambda *a, **kw: seen.append(kw) or function(*a, **kw))
+
+    monkeypatch.setattr(attention_module, "get_attention", spy)
+    options = EalaOptions(estimator="random_features", num_features=4, theta_gradient=False)
+    layer = SelfAttention(F, num_heads=HEADS, attention=options, rngs=nnx.Rngs(0))
+    layer(jnp.ones((B, L, F)))
+    (call,) = seen
+    assert call["options"] is options and call["projection"].shape == (4, F // HEADS)
+    assert set(call) == {"key_mask", "options", "projection"}
+    q, k, v = _qkv(129, t=S)
+    flax_attention_fn(options, projection=np.ones((4, 4), np.float32))(q, k, v)
+    assert seen[-1]["options"] is options
+    flax_attention_fn(EalaOptions(), rng=jax.random.key(0))(q, k, v, is_causal=True)
+    assert seen[-1]["options"] == EalaOptions(causal=True) and "rng" in seen[-1]

@@ -7,7 +7,14 @@ import jax
 import numpy as np
 import pytest
 
-from eala_jax.ops import REGISTRY, EalaOptions, attention_options, get_attention
+from eala_jax.ops import (
+    ESTIMATORS,
+    REGISTRY,
+    EalaOptions,
+    attention_options,
+    eala_attention,
+    get_attention,
+)
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
@@ -71,3 +78,51 @@ def test_options_are_hashable_values_and_replace_validates():
         a.replace(thetta=1.0)
     with pytest.raises(ValueError, match="softmax.*valid options: causal, scale"):
         attention_options("softmax", {"estimator": "gaussian"})
+
+
+def test_an_options_object_reaches_the_op_unchanged_and_unchecked(monkeypatch):
+    """`options=` is used as given: the op builds nothing and runs no option check; keywords build
+    the object once, over `options` when both are given."""
+    import eala_jax.ops.options as options_module
+
+    q, k, v = (
+        jax.random.normal(key, (2, 9, 2, 4)) for key in jax.random.split(jax.random.key(5), 3)
+    )
+    opts, base = EalaOptions(theta=0.5, nonnegative=True), EalaOptions(theta=0.25)
+    want = eala_attention(q, k, v, theta=0.5, nonnegative=True)
+    calls = []
+    real = options_module.check_options
+    monkeypatch.setattr(
+        options_module, "check_options", lambda *a, **kw: calls.append(kw) or real(*a, **kw)
+    )
+    np.testing.assert_array_equal(eala_attention(q, k, v, options=opts), want)
+    assert calls == []
+    got = eala_attention(q, k, v, options=base, theta=0.5, nonnegative=True)
+    np.testing.assert_array_equal(got, want)
+    assert len(calls) == len(options_module.CHECKED_OPTIONS & set(EalaOptions.field_names()))
+    with pytest.raises(TypeError, match=r"options must be EalaOptions, got SoftmaxOptions"):
+        eala_attention(q, k, v, options=attention_options("softmax"))
+    with pytest.raises(TypeError, match=r"softmax_attention got unexpected keyword.*'theta'"):
+        get_attention("softmax")(q, k, v, theta=0.5)
+
+
+def test_causal_with_an_estimator_beyond_the_variance_is_refused_when_built():
+    """The rule between fields is checked with the others, where the config is written (it was
+    accepted here and failed inside the first call)."""
+    with pytest.raises(ValueError, match=r"causal EALA supports estimator='gaussian'.*'segments'"):
+        EalaOptions(causal=True, estimator="segments")
+    EalaOptions(causal=True, estimator="segments", theta=0.5)  # a fixed θ needs no estimate
+    with pytest.raises(ValueError, match=r"causal EALA supports"):
+        EalaOptions(estimator="exact").replace(causal=True)
+
+
+def test_the_estimator_dispatch_is_the_list_of_estimator_names():
+    from typing import get_args
+
+    from eala_jax.ops.entropy import ESTIMATOR_TABLE, EstimatorName
+
+    assert tuple(ESTIMATOR_TABLE) == get_args(EstimatorName) == ESTIMATORS
+    assert [n for n, e in ESTIMATOR_TABLE.items() if e.variance_only] == ["gaussian"]
+    assert EalaOptions(estimator="random_features", num_features=8).random_features() == 8
+    assert EalaOptions(num_features=8).random_features() is None
+    assert attention_options("performer", {"num_features": 5}).random_features() == 5

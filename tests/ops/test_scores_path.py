@@ -109,5 +109,8 @@ def test_auto_takes_scores_only_when_keys_fit_in_head_dim():
 
 def test_unknown_implementation_is_rejected():
     q, k, v, _ = _inputs(14)
-    with pytest.raises(ValueError, match="implementation must be"):
+    # Checked where the options are built (EalaOptions), as every option.
+    with pytest.raises(
+        ValueError, match=r"^implementation='dense'; expected one of 'statistics', 'scores' or None"
+    ):
         eala_attention(q, k, v, implementation="dense")
