@@ -26,9 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from benchmarks.machine import describe, machine_info
-from benchmarks.timing import compiled_peak_bytes, measure
 from eala_jax.allocator import reexec_with_tcmalloc
+from eala_jax.bench.machine import describe, machine_info
+from eala_jax.bench.timing import compiled_peak_bytes, measure
 from eala_jax.forecast.graph import GraphSpec, forecast_graph
 from eala_jax.train import Config, apply_overrides, build_model
 
