@@ -28,6 +28,7 @@ from flax import nnx
 
 from eala_jax.allocator import reexec_with_tcmalloc
 from eala_jax.bench.machine import describe, machine_info
+from eala_jax.bench.tables import inference_table
 from eala_jax.bench.timing import compiled_peak_bytes, measure
 from eala_jax.forecast.graph import GraphSpec, forecast_graph
 from eala_jax.train import Config, apply_overrides, build_model
@@ -80,21 +81,6 @@ def point(attention: str, n: int, batch: int, fallback: list[int], budget: float
     return row
 
 
-def table(rows: list[dict]) -> str:
-    lines = [
-        "| N | attention | latency, batch 1 (ms) | compile (s) | batch | windows/s |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        latency = f"{1e3 * r['latency_s']:.1f}" if r.get("latency_s") else r["latency_status"]
-        rate = f"{r['windows_per_s']:.0f}" if "windows_per_s" in r else r.get("batch_status", "")
-        lines.append(
-            f"| {r['nodes']} | {r['attention']} | {latency} | {r['latency_compile_s']:.1f} | "
-            f"{r.get('batch', '-')} | {rate} |"
-        )
-    return "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[170, 883, 8600])
@@ -112,7 +98,7 @@ def main() -> None:
         for attention in args.attentions:
             rows.append(point(attention, n, args.batch, args.fallback_batches, budget))
             print(json.dumps(rows[-1]), flush=True)
-    print(table(rows))
+    print(inference_table(rows))
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(

@@ -47,6 +47,7 @@ from eala_jax.bench.tables import (
 )
 from experiments.long_horizon import RESULTS as LONG_HORIZON_RESULTS
 from experiments.report_cost import cost_section
+from experiments.report_forecast import forecast_section
 from experiments.report_long_horizon import HISTORY_FILE
 from experiments.report_long_horizon import history_markdown as long_horizon_history
 from experiments.report_long_horizon import markdown as long_horizon_section
@@ -230,6 +231,9 @@ def main(argv: list[str] | None = None) -> None:
     entropy_files = sorted(pathlib.Path("experiments/results").glob("entropy_maps_*.json"))
     for path in entropy_files:
         lines += entropy_section(path)
+    lines += forecast_section(
+        _load("experiments/results/coverage.json"), _load("benchmarks/results/inference.json")
+    )
     found = dict(
         attention=attention,
         step=step,

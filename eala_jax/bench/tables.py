@@ -170,3 +170,19 @@ def train_step_table(result: dict) -> str:
         )
     lines.append(f"\nMachine: {describe(result['machine'])}.")
     return "\n".join(lines)
+
+
+def inference_table(rows: list[dict]) -> str:
+    """Markdown of `benchmarks.inference` rows: latency at batch 1, compile time, throughput."""
+    lines = [
+        "| N | attention | latency, batch 1 (ms) | compile (s) | batch | windows/s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        latency = f"{1e3 * r['latency_s']:.1f}" if r.get("latency_s") else r["latency_status"]
+        rate = f"{r['windows_per_s']:.0f}" if "windows_per_s" in r else r.get("batch_status", "")
+        lines.append(
+            f"| {r['nodes']} | {r['attention']} | {latency} | {r['latency_compile_s']:.1f} | "
+            f"{r.get('batch', '-')} | {rate} |"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,47 @@
+"""docs/results.md, section 4: the forecasts of trained runs, their conformal intervals' test
+coverage (`experiments/results/coverage.json`, from `python -m experiments.coverage`) and the
+jitted forecaster's inference cost (`benchmarks/results/inference.json`, from `python -m
+benchmarks.inference`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eala_jax.bench.machine import describe
+from eala_jax.bench.tables import inference_table
+from experiments.coverage import markdown as coverage_table
+
+__all__ = ["forecast_section"]
+
+
+def forecast_section(coverage: dict[str, Any] | None, inference: dict[str, Any] | None) -> list:
+    """Markdown lines of section 4 (a "not yet run" line for a missing file)."""
+    lines = ["## 4. Forecasting with a trained run", ""]
+    lines += ["### Prediction intervals", ""]
+    if coverage:
+        runs = " ".join(f"--run {r['name']}={r['workdir']}" for r in coverage["runs"])
+        lines += [
+            "Split-conformal intervals from each run's validation residuals (docs/forecast.md), "
+            "scored on its test windows: the share of valid targets inside and the mean width "
+            "(data units). A test MAE far from the validation one is a shift between the splits "
+            "that validation residuals cannot know of. `python -m experiments.coverage "
+            f"{runs}` on {coverage['machine']}.",
+            "",
+            coverage_table(coverage["runs"]),
+            "",
+        ]
+    else:
+        lines += ["_not yet run_", ""]
+    lines += ["### Inference cost", ""]
+    if inference:
+        lines += [
+            "`python -m benchmarks.inference` (the forecaster's jitted function, full-size model, "
+            "compile time apart, median of repeats) on "
+            f"{describe(inference['machine'])} ({inference['device']}).",
+            "",
+            inference_table(inference["rows"]),
+            "",
+        ]
+    else:
+        lines += ["_not yet run_", ""]
+    return lines
