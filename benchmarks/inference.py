@@ -93,18 +93,21 @@ def main() -> None:
     budget = args.memory_budget_gib * 2**30
     machine = machine_info()
     print(describe(machine), flush=True)
+    out = pathlib.Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     rows = []
     for n in args.sizes:
         for attention in args.attentions:
             rows.append(point(attention, n, args.batch, args.fallback_batches, budget))
             print(json.dumps(rows[-1]), flush=True)
+            # Written after every row: a size that exhausts the host later loses nothing measured.
+            out.write_text(
+                json.dumps(
+                    {"machine": machine, "device": str(jax.devices()[0]), "rows": rows}, indent=1
+                )
+                + "\n"
+            )
     print(inference_table(rows))
-    out = pathlib.Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps({"machine": machine, "device": str(jax.devices()[0]), "rows": rows}, indent=1)
-        + "\n"
-    )
     print(f"wrote {out}")
 
 
