@@ -21,7 +21,6 @@ the checkpoints already on disk are untouched, so the run resumes from the newes
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import shutil
 import sys
@@ -34,7 +33,13 @@ import orbax.checkpoint as ocp
 from etils import epath
 from jax.experimental import multihost_utils
 
-from eala_jax.train.config import RUNTIME_KEYS, Config, config_to_dict
+from eala_jax.train.compat import (
+    BUDGET_KEYS,
+    CONFIG_FILE,
+    IncompatibleWorkdirError,
+    budget_changes,
+    check_workdir,
+)
 from eala_jax.train.state import LoopState
 from eala_jax.train.write_failures import (
     CheckpointSaveError,
@@ -62,40 +67,10 @@ __all__ = [
     "sync_processes",
 ]
 
-CONFIG_FILE = "config.json"
 DIGEST_FILE = "SHA256SUMS"
 #: Folder of the workdir that unreadable resumable checkpoints are moved to when a run falls back to
 #: an older one (`<UNREADABLE_DIR>/<step>`): kept for inspection, out of orbax's way.
 UNREADABLE_DIR = "unreadable_checkpoints"
-
-#: Config keys that only say how long or how loudly to run: they may differ between a run and its
-#: resume (the change is logged). Every other key must match the saved `config.json`.
-BUDGET_KEYS = (
-    *RUNTIME_KEYS,
-    "train.max_epochs",
-    "train.patience",
-    "train.checkpoint_every_steps",
-    "train.keep_checkpoints",
-    "train.plot_sensors",
-    "train.plot_horizon",
-    "train.log_every",
-    # How the same steps are spread over devices: results do not change (8 devices == 1 is
-    # tested), so a finished workdir can be re-evaluated elsewhere.
-    "train.num_devices",
-    "train.parallel",
-    "train.eval_batch_size",
-    # Node sharding and rematerialisation: the same step laid out or scheduled differently (the
-    # node-sharded step equals one device's, tests/train/test_node_sharding.py).
-    "train.mesh_shape",
-    "model.remat",
-    # The memory check before training (`eala_jax.train.memory`) changes nothing it trains.
-    "train.check_memory",
-)
-
-
-class IncompatibleWorkdirError(ValueError):
-    """The workdir cannot be resumed by this run: another run's config, or a checkpoint that does
-    not fit this model/optimiser (or, as `CheckpointUnreadableError`, cannot be read)."""
 
 
 class CheckpointUnreadableError(IncompatibleWorkdirError):
@@ -113,77 +88,6 @@ def sync_processes(name: str) -> None:
     process."""
     if jax.process_count() > 1:
         multihost_utils.sync_global_devices(name)
-
-
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
-def _differences(config: Config, saved_path: Path) -> dict[str, tuple[Any, Any]]:
-    """Keys whose value differs between `saved_path` (a config.json) and `config`: (saved, now)."""
-    try:
-        saved = _flatten(json.loads(saved_path.read_text()))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise IncompatibleWorkdirError(f"{saved_path} is not valid JSON: {err}") from err
-    current = _flatten(json.loads(json.dumps(config_to_dict(config))))
-    # A key added to the config after the run was saved matches while it keeps its default.
-    default = _flatten(json.loads(json.dumps(config_to_dict(Config()))))
-    for k in set(current) - set(saved):
-        if k in default and current[k] == default[k]:
-            saved[k] = current[k]
-    return {
-        k: (saved.get(k, "<absent>"), current.get(k, "<absent>"))
-        for k in sorted(set(saved) | set(current))
-        if saved.get(k, "<absent>") != current.get(k, "<absent>")
-    }
-
-
-def check_workdir(config: Config, workdir: str | Path) -> bool:
-    """Raise `IncompatibleWorkdirError` if `workdir` holds another run's config or a checkpoint
-    without one.
-
-    Returns True when the workdir holds a compatible earlier run (to resume), False when fresh.
-    Keys in `BUDGET_KEYS` (epochs, patience, checkpoint cadence, plots, progress bar, ...) may
-    differ; `budget_changes` lists those that do.
-    """
-    workdir = Path(workdir)
-    saved_path = workdir / CONFIG_FILE
-    has_checkpoint = (
-        any((workdir / "checkpoints").glob("*")) if (workdir / "checkpoints").is_dir() else False
-    )
-    if not saved_path.is_file():
-        if has_checkpoint:
-            raise IncompatibleWorkdirError(
-                f"{workdir} holds checkpoints but no {CONFIG_FILE}; use a fresh workdir"
-            )
-        return False
-    diffs = {k: v for k, v in _differences(config, saved_path).items() if k not in BUDGET_KEYS}
-    if diffs:
-        shown = "; ".join(
-            f"{k}: saved {saved!r} vs now {now!r}" for k, (saved, now) in list(diffs.items())[:8]
-        )
-        more = f" and {len(diffs) - 8} more" if len(diffs) > 8 else ""
-        raise IncompatibleWorkdirError(
-            f"{workdir} holds a run with a different config ({shown}{more}); use another workdir, "
-            f"or the same config to resume (only {', '.join(BUDGET_KEYS)} may change on resume)"
-        )
-    return has_checkpoint
-
-
-def budget_changes(config: Config, workdir: str | Path) -> dict[str, tuple[Any, Any]]:
-    """The `BUDGET_KEYS` whose value in `config` differs from the workdir's saved config:
-    {key: (saved, now)}; empty for a fresh workdir."""
-    saved_path = Path(workdir) / CONFIG_FILE
-    if not saved_path.is_file():
-        return {}
-    return {k: v for k, v in _differences(config, saved_path).items() if k in BUDGET_KEYS}
 
 
 # --------------------------------------------------------------------------------------------
