@@ -50,33 +50,33 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> Path:
-    """The workers' folder once all ended: the `processes/` and `reference/` workdirs, each
-    process's report (`<run>_<id>.json`), log (`log_<run>_<id>.txt`) and predictions."""
-    out = tmp_path_factory.mktemp("multiprocess")
-    write_config_file(out / "config.py", CONFIG)
+def worker_env() -> dict[str, str]:
+    """The environment of a worker process: this checkout importable, CPU only, the test's XLA
+    flags, the system allocator."""
     root = Path(__file__).resolve().parents[2]
-    flags = f"{os.environ.get('XLA_FLAGS', '')} {XLA_FLAGS}".strip()
     env = dict(os.environ, PYTHONPATH=str(root), JAX_PLATFORMS="cpu", EALA_TCMALLOC="0")
-    env["XLA_FLAGS"] = flags
-    address = {"processes": f"127.0.0.1:{free_port()}", "reference": f"127.0.0.1:{free_port()}"}
-    jobs = [("processes", NUM_PROCESSES, i) for i in range(NUM_PROCESSES)] + [("reference", 1, 0)]
-    procs, logs = [], []
-    for run, count, index in jobs:
-        logs.append(out / f"log_{run}_{index}.txt")
-        command = ["-m", "tests.train.multiprocess_worker", str(out), address[run], str(count)]
-        with logs[-1].open("w") as log:
+    env["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {XLA_FLAGS}".strip()
+    return env
+
+
+def run_workers(commands: list[list[str]], logs: list[Path], timeout_s: float) -> None:
+    """Starts `python <command>` for every command at once (the repository as working folder,
+    output to its log), waits for all within `timeout_s`, kills what is left; fails the test with
+    every log's tail unless all exited 0."""
+    root = Path(__file__).resolve().parents[2]
+    env, procs = worker_env(), []
+    for command, log_path in zip(commands, logs, strict=True):
+        with log_path.open("w") as log:
             procs.append(
                 subprocess.Popen(
-                    [sys.executable, *command, str(index)],
+                    [sys.executable, *command],
                     cwd=root,
                     env=env,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )
             )
-    deadline = time.monotonic() + TIMEOUT_S
+    deadline = time.monotonic() + timeout_s
     try:
         codes = [p.wait(timeout=max(deadline - time.monotonic(), 0.1)) for p in procs]
     except subprocess.TimeoutExpired:
@@ -86,10 +86,26 @@ def runs(tmp_path_factory) -> Path:
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    if codes != [0] * len(jobs):
+    if codes != [0] * len(commands):
         shown = "\n".join(f"--- {log.name} ---\n{log.read_text()[-5000:]}" for log in logs)
-        what = f"exit codes {codes}" if codes else f"no end within {TIMEOUT_S} s"
+        what = f"exit codes {codes}" if codes else f"no end within {timeout_s} s"
         pytest.fail(f"the training processes failed ({what}):\n{shown}")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    """The workers' folder once all ended: the `processes/` and `reference/` workdirs, each
+    process's report (`<run>_<id>.json`), log (`log_<run>_<id>.txt`) and predictions."""
+    out = tmp_path_factory.mktemp("multiprocess")
+    write_config_file(out / "config.py", CONFIG)
+    address = {"processes": f"127.0.0.1:{free_port()}", "reference": f"127.0.0.1:{free_port()}"}
+    jobs = [("processes", NUM_PROCESSES, i) for i in range(NUM_PROCESSES)] + [("reference", 1, 0)]
+    commands = [
+        ["-m", "tests.train.multiprocess_worker", str(out), address[run], str(count), str(index)]
+        for run, count, index in jobs
+    ]
+    logs = [out / f"log_{run}_{index}.txt" for run, _, index in jobs]
+    run_workers(commands, logs, TIMEOUT_S)
     return out
 
 

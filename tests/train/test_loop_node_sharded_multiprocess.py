@@ -13,16 +13,12 @@ collectives), bounded by `TIMEOUT_S`; their output is shown on failure.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.train.test_loop_multiprocess import ATOL, RTOL, XLA_FLAGS, free_port, newest_state
+from tests.train.test_loop_multiprocess import ATOL, RTOL, free_port, newest_state, run_workers
 from tests.train.train_helpers import drop_time
 
 TIMEOUT_S = 400
@@ -32,42 +28,16 @@ MESHES = ("2,2", "1,4")
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("node_sharded_multiprocess")
-    root = Path(__file__).resolve().parents[2]
-    flags = f"{os.environ.get('XLA_FLAGS', '')} {XLA_FLAGS}".strip()
-    env = dict(os.environ, PYTHONPATH=str(root), JAX_PLATFORMS="cpu", EALA_TCMALLOC="0")
-    env["XLA_FLAGS"] = flags
     jobs = []
     for mesh in MESHES:
         address = {2: f"127.0.0.1:{free_port()}", 1: f"127.0.0.1:{free_port()}"}
         jobs += [(mesh, 2, 0, address[2]), (mesh, 2, 1, address[2]), (mesh, 1, 0, address[1])]
-    procs, logs = [], []
-    for mesh, count, index, address in jobs:
-        logs.append(out / f"log_{mesh.replace(',', 'x')}_{count}_{index}.txt")
-        command = ["-m", "tests.train.node_sharded_worker", str(out), address, str(count)]
-        with logs[-1].open("w") as log:
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, *command, str(index), mesh],
-                    cwd=root,
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-    deadline = time.monotonic() + TIMEOUT_S
-    try:
-        codes = [p.wait(timeout=max(deadline - time.monotonic(), 0.1)) for p in procs]
-    except subprocess.TimeoutExpired:
-        codes = None
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    if codes != [0] * len(jobs):
-        shown = "\n".join(f"--- {log.name} ---\n{log.read_text()[-4000:]}" for log in logs)
-        what = f"exit codes {codes}" if codes else f"no end within {TIMEOUT_S} s"
-        pytest.fail(f"the training processes failed ({what}):\n{shown}")
+    commands = [
+        ["-m", "tests.train.node_sharded_worker", str(out), address, str(count), str(index), mesh]
+        for mesh, count, index, address in jobs
+    ]
+    logs = [out / f"log_{m.replace(',', 'x')}_{c}_{i}.txt" for m, c, i, _ in jobs]
+    run_workers(commands, logs, TIMEOUT_S)
     return out
 
 
