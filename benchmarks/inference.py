@@ -20,6 +20,7 @@ import argparse
 import functools
 import json
 import pathlib
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -103,7 +104,13 @@ def main() -> None:
             # Written after every row: a size that exhausts the host later loses nothing measured.
             out.write_text(
                 json.dumps(
-                    {"machine": machine, "device": str(jax.devices()[0]), "rows": rows}, indent=1
+                    {
+                        "machine": machine,
+                        "device": str(jax.devices()[0]),
+                        "command": " ".join(["python -m benchmarks.inference", *sys.argv[1:]]),
+                        "rows": rows,
+                    },
+                    indent=1,
                 )
                 + "\n"
             )

@@ -35,7 +35,8 @@ def forecast_section(coverage: dict[str, Any] | None, inference: dict[str, Any] 
     lines += ["### Inference cost", ""]
     if inference:
         lines += [
-            "`python -m benchmarks.inference` (the forecaster's jitted function, full-size model, "
+            f"`{inference.get('command', 'python -m benchmarks.inference')}` (the forecaster's "
+            "jitted function, full-size model; read ratios, the machine was shared), "
             "compile time apart, median of repeats) on "
             f"{describe(inference['machine'])} ({inference['device']}).",
             "",

@@ -180,7 +180,7 @@ def inference_table(rows: list[dict]) -> str:
     ]
     for r in rows:
         latency = f"{1e3 * r['latency_s']:.1f}" if r.get("latency_s") else r["latency_status"]
-        rate = f"{r['windows_per_s']:.0f}" if "windows_per_s" in r else r.get("batch_status", "")
+        rate = f"{r['windows_per_s']:.2f}" if "windows_per_s" in r else r.get("batch_status", "")
         lines.append(
             f"| {r['nodes']} | {r['attention']} | {latency} | {r['latency_compile_s']:.1f} | "
             f"{r.get('batch', '-')} | {rate} |"
