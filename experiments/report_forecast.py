@@ -36,7 +36,7 @@ def forecast_section(coverage: dict[str, Any] | None, inference: dict[str, Any] 
     if inference:
         lines += [
             f"`{inference.get('command', 'python -m benchmarks.inference')}` (the forecaster's "
-            "jitted function, full-size model; read ratios, the machine was shared), "
+            "jitted function, full-size model; read ratios: the machine was shared; "
             "compile time apart, median of repeats) on "
             f"{describe(inference['machine'])} ({inference['device']}).",
             "",
