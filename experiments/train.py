@@ -42,7 +42,7 @@ from eala_jax.train import (
     train_and_evaluate,
     validate_config,
 )
-from eala_jax.train.checkpoint import saved_steps
+from eala_jax.train.checkpoint import CheckpointSaveError, saved_steps
 
 #: Exit status of a run stopped by Ctrl-C (SIGINT), as a shell reports it (128 + 2).
 INTERRUPTED = 130
@@ -189,6 +189,11 @@ def main(argv: list[str] | None = None) -> int:
         IncompatibleWorkdirError,
         TrainingDivergedError,
     ) as err:
+        if isinstance(err, CheckpointSaveError):
+            # The failure is reported here, once: orbax's writer tasks may still log theirs when
+            # they are collected at exit.
+            for name in ("absl", "asyncio"):
+                logging.getLogger(name).disabled = True
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"error: {message}", file=sys.stderr)
         return 1

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -117,14 +118,25 @@ def _write_failure(err: BaseException, *, default: Path) -> tuple[Path, str]:
     ... <reason> [os_error_code=...]`), an `OSError`, or else `default` and the first line."""
     text = str(err)
     first = (text.strip().splitlines() or [""])[0]
-    if isinstance(err, OSError) and err.filename:
-        return Path(err.filename), _os_reason(err)
+    if isinstance(err, OSError):  # a file Python itself wrote; named where the error names it
+        return (Path(err.filename) if err.filename else default), _os_reason(err)
     files = re.findall(r'(?:Failed writing|local file):? "([^"]+)"', text)
     reason = re.search(r":\s*([^:\[]+?)\s*\[os_error_code", text)
     return (
         Path(files[-1]) if files else default,
         reason.group(1) if reason else f"{type(err).__name__}: {first}",
     )
+
+
+def _remove_for_good(folder: Path, *, settle_s: float = 0.5) -> None:
+    """Removes `folder`, and again if a straggling writer recreates it within `settle_s` seconds
+    (the error path only)."""
+    deadline = time.monotonic() + settle_s
+    shutil.rmtree(folder, ignore_errors=True)
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        if folder.exists():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def save_failure(
@@ -139,7 +151,9 @@ def save_failure(
     with contextlib.suppress(Exception), quiet_orbax_thread_errors():
         manager.wait_until_finished()  # the writes of the other items still in flight
     if jax.process_index() == 0:
-        shutil.rmtree(partial, ignore_errors=True)  # incomplete; frees the space it took
+        # Incomplete; frees the space it took. After a failure another item's writer can still
+        # recreate it for a moment (seen once in the suite): removed again if it does.
+        _remove_for_good(partial)
     with contextlib.suppress(Exception):
         manager.reload()
     kept = [int(p.name) for p in folder.glob("*") if p.name.isdigit() and int(p.name) != step]
