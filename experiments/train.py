@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 
 from eala_jax.allocator import reexec_with_tcmalloc
@@ -43,6 +42,7 @@ from eala_jax.train import (
     validate_config,
 )
 from eala_jax.train.checkpoint import CheckpointSaveError, saved_steps
+from eala_jax.train.write_failures import silence_orbax_writers
 
 #: Exit status of a run stopped by Ctrl-C (SIGINT), as a shell reports it (128 + 2).
 INTERRUPTED = 130
@@ -172,10 +172,8 @@ def main(argv: list[str] | None = None) -> int:
             jax.distributed.initialize(**distributed)  # before anything touches the devices
         train_and_evaluate(config, args.workdir)  # validates the config first
     except KeyboardInterrupt:
-        # A save the interrupt cut short is not a checkpoint (the message counts complete ones);
-        # orbax's threads may still report it while the interpreter shuts down: not the user's
-        # concern, so its logger is quiet from here on.
-        logging.getLogger("absl").disabled = True
+        # A save the interrupt cut short is not a checkpoint (the message counts complete ones).
+        silence_orbax_writers()
         print(interrupted_message(args.workdir), file=sys.stderr)
         return INTERRUPTED
     except MissingOptionsError as err:
@@ -190,10 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         TrainingDivergedError,
     ) as err:
         if isinstance(err, CheckpointSaveError):
-            # The failure is reported here, once: orbax's writer tasks may still log theirs when
-            # they are collected at exit.
-            for name in ("absl", "asyncio"):
-                logging.getLogger(name).disabled = True
+            silence_orbax_writers()  # reported here, once
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"error: {message}", file=sys.stderr)
         return 1

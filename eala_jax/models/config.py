@@ -128,15 +128,11 @@ class ModelConfig:
         check_range(
             "model.head_dropout", self.head_dropout, integer=False, low=0, high=1, open_high=True
         )
-        # An "auto" calendar width (None) may turn out on or off: every outcome must fit the heads.
-        autos = [k for k in ("tod_embedding_dim", "dow_embedding_dim") if getattr(self, k) is None]
-        for off in range(2 ** len(autos)):
-            widths = {k: 0 for i, k in enumerate(autos) if off >> i & 1}
-            dim = self.input_embedding_dim + self.adaptive_embedding_dim
-            dim += self.seasonal_embedding_dim
-            for key in ("tod_embedding_dim", "dow_embedding_dim"):
-                width = widths.get(key, getattr(self, key))
-                dim += self.input_embedding_dim if width is None else width
+        # An "auto" calendar width (None) may turn out on (at the input embedding's width, as
+        # `model_dim` counts it) or off: every outcome must fit the heads.
+        autos = sum(w is None for w in (self.tod_embedding_dim, self.dow_embedding_dim))
+        for off in range(autos + 1):
+            dim = self.model_dim - off * self.input_embedding_dim
             if dim % self.num_heads:
                 raise ValueError(
                     f"model dim {dim} (sum of embedding dims"

@@ -35,8 +35,6 @@ from typing import Any
 
 import jax
 import numpy as np
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
 
 __all__ = [
     "InsufficientMemoryError",
@@ -175,11 +173,8 @@ def _abstract_arguments(dp: Any, state: Tree, window: dict[str, Any], rows: int)
             for k, v in window.items()
         }
         return state, batch
-    # Replicated under jit (the node-sharded layout is applied by lower_update/lower_evaluate).
-    replicated = None if dp.mesh is None else NamedSharding(dp.mesh, P())
-    state = jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), state
-    )
+    # The state's layout on the mesh is `lower_update` / `lower_evaluate`'s (as `put_state`'s).
+    state = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
     batch = {
         k: jax.ShapeDtypeStruct(
             (rows, *np.shape(v)), np.asarray(v).dtype, sharding=dp.batch_sharding(np.ndim(v) + 1)

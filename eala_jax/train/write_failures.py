@@ -19,6 +19,7 @@ import jax
 import orbax.checkpoint as ocp
 
 __all__ = [
+    "silence_orbax_writers",
     "TMP_SUFFIX",
     "CheckpointSaveError",
     "WorkdirNotWritableError",
@@ -72,6 +73,14 @@ def ensure_writable_workdir(workdir: str | Path) -> Path:
             f"workdir {workdir} is not writable: creating a file in it failed ({_os_reason(err)})"
         ) from None
     return workdir
+
+
+def silence_orbax_writers() -> None:
+    """For a process that has reported a failed or interrupted save and is about to exit: orbax's
+    writer threads and tasks may still log that save's errors as they end or are collected; their
+    loggers ("absl", "asyncio") are switched off for the rest of the process."""
+    for name in ("absl", "asyncio"):
+        logging.getLogger(name).disabled = True
 
 
 def _os_reason(err: OSError) -> str:
