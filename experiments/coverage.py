@@ -22,8 +22,8 @@ import numpy as np
 
 from eala_jax.bench.machine import describe, machine_info
 from eala_jax.forecast import Forecaster
-from eala_jax.forecast.intervals import coverage
-from eala_jax.forecast.runinfo import recompute_run_info
+from eala_jax.train.intervals import coverage
+from eala_jax.train.runinfo import recompute_run_info
 
 OUT = Path("experiments/results/coverage.json")
 

@@ -172,7 +172,7 @@ def history_at(series: Any, forecaster: Any, at: str | None) -> tuple[np.ndarray
 def write_csv(path: str, out: Any) -> None:
     """The tidy csv (module docstring), written to a temporary file and renamed."""
     levels = sorted(out.lower)
-    from eala_jax.forecast.intervals import level_name
+    from eala_jax.train.intervals import level_name
 
     header = ["time", "node", "horizon", "forecast"]
     for level in levels:
@@ -239,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _check_outputs(args)
         if args.levels is not None:
-            from eala_jax.forecast.intervals import check_levels
+            from eala_jax.train.intervals import check_levels
 
             check_levels(args.levels, "--levels")
         with warnings.catch_warnings(record=True) as caught:

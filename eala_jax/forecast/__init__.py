@@ -2,9 +2,9 @@
 intervals, the baseline guard, and `export` for serving without eala_jax (docs/forecast.md)."""
 
 from eala_jax.forecast.forecaster import Backtest, BaselineWarning, Forecast, Forecaster
-from eala_jax.forecast.guard import BaselineGuard
-from eala_jax.forecast.intervals import DEFAULT_LEVELS, ConformalIntervals, conformal_intervals
-from eala_jax.forecast.runinfo import ForecastInputError, RunInfo, WorkdirError
+from eala_jax.train.guard import BaselineGuard
+from eala_jax.train.intervals import DEFAULT_LEVELS, ConformalIntervals, conformal_intervals
+from eala_jax.train.runinfo import ForecastInputError, RunInfo, WorkdirError
 
 __all__ = [
     "DEFAULT_LEVELS",

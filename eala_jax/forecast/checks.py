@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from eala_jax.forecast.runinfo import ForecastInputError
+from eala_jax.train.runinfo import ForecastInputError
 
 __all__ = ["as_time", "check_history", "first_times", "head", "minutes", "node_order"]
 

@@ -29,15 +29,16 @@ from flax import nnx
 
 from eala_jax.forecast.checks import as_time, check_history, first_times, minutes
 from eala_jax.forecast.graph import GraphSpec, forecast_graph
-from eala_jax.forecast.guard import GUARD_FILE, BaselineGuard
-from eala_jax.forecast.intervals import (
+from eala_jax.models.baselines import fill_missing, last_value_forecast
+from eala_jax.train.guard import GUARD_FILE, BaselineGuard
+from eala_jax.train.intervals import (
     DEFAULT_LEVELS,
     INTERVALS_FILE,
     ConformalIntervals,
     check_levels,
     conformal_intervals,
 )
-from eala_jax.forecast.runinfo import (
+from eala_jax.train.runinfo import (
     FORECAST_DIR,
     ForecastInputError,
     RunInfo,
@@ -47,7 +48,6 @@ from eala_jax.forecast.runinfo import (
     recompute_run_info,
     save_run_info,
 )
-from eala_jax.models.baselines import fill_missing, last_value_forecast
 
 __all__ = ["BaselineWarning", "Backtest", "Forecast", "Forecaster"]
 

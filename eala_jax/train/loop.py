@@ -421,14 +421,14 @@ def _finish(run: _Run, loop: LoopState) -> dict[str, Any]:
     config, splits = run.config, run.splits
     best = run.checkpoints.restore_best(run.initial_state)
     best_state = run.dp.put_state(jax.tree.map(np.asarray, best))
-    test_result, predictions, test_windows = evaluate_split(
-        run,
-        best_state,
-        splits.test,
-        keep_predictions=config.plots and bool(loop.history),
-        per_window=True,
+    # Every window's prediction on both splits: the forecast record fits its intervals on
+    # validation and scores them on test; the plot shows test.
+    test_result, test_predictions, test_windows = evaluate_split(
+        run, best_state, splits.test, keep_predictions=True, per_window=True
     )
-    val_result, _, _ = evaluate_split(run, best_state, splits.val)
+    val_result, val_predictions, _ = evaluate_split(
+        run, best_state, splits.val, keep_predictions=True
+    )
     baselines = functools.partial(evaluate_baselines, scaler=splits.scaler, average=run.average)
     test_tables = {"model": test_result, **baselines(splits, "test")}
     val_tables = {"model": val_result, **baselines(splits, "val")}
@@ -460,9 +460,9 @@ def _finish(run: _Run, loop: LoopState) -> dict[str, Any]:
         run.workdir,
         config,
         results,
-        best=best,
-        predictions=predictions,
+        val=val_predictions,
+        test=test_predictions,
         test_windows=test_windows,
-        finisher=run,
+        run=run,
     )
     return results

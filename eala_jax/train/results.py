@@ -1,6 +1,6 @@
 """What a finished run writes (process 0): `results.json`, `results.md` (a table per method and
 split, the rows `table_horizons` picks), the per-window test errors (`TEST_WINDOWS_FILE`), the
-forecast record with its intervals and baseline guard (`eala_jax.forecast.hook`), and the plots."""
+forecast record with its intervals and baseline guard (`record`), and the plots."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ import numpy as np
 from eala_jax.metrics import format_horizon_table
 from eala_jax.train import plots
 from eala_jax.train.config import Config
+from eala_jax.train.evaluate import Predictions
+from eala_jax.train.record import write_record
 
 __all__ = [
     "HORIZONS",
@@ -66,19 +68,15 @@ def write_results(
     config: Config,
     results: dict[str, Any],
     *,
-    best: Any,
-    predictions: Any,
+    val: Predictions,
+    test: Predictions,
     test_windows: dict[str, np.ndarray],
-    finisher: Any,
+    run: Any,
 ) -> None:
     """Writes the finished run's files into `workdir` (process 0 only) and adds the forecast
-    record's entries to `results`. `best`: the best checkpoint's host state; `predictions`: the
-    test predictions for the plot (None without plots); `finisher`: the loop's run, handed to the
-    forecast record (`eala_jax.forecast.hook.at_finish`)."""
-    # Imported here: eala_jax.forecast reads runs, so it imports the training package.
-    from eala_jax.forecast.hook import at_finish
-
-    forecast_results, forecast_markdown = at_finish(finisher, results, best)  # intervals, guard
+    record's entries to `results`. `val` / `test`: the best model's predictions of every window
+    of those splits; `run`: the loop's run, for the forecast record (`record.write_record`)."""
+    forecast_results, forecast_markdown = write_record(run, results, val, test)  # intervals, guard
     results.update(forecast_results)
     # Per-window test errors: the score of any subset of the test windows (e.g. a published
     # evaluation that dropped the last incomplete batch) without running the model again.
@@ -105,7 +103,7 @@ def write_results(
         baselines = {k: float(v["mae_mean"]) for k, v in results["val"].items() if k != "model"}
         plots.plot_learning_curve(history, workdir / "learning_curve.png", baselines=baselines)
         plots.plot_predictions(
-            *predictions,
+            *test,
             workdir / "predictions.png",
             sensors=config.train.plot_sensors,
             horizon=config.train.plot_horizon,

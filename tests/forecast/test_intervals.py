@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from eala_jax.forecast.intervals import check_levels, conformal_intervals, coverage
+from eala_jax.train.intervals import check_levels, conformal_intervals, coverage
 
 
 def _reference(scores: list[float], level: float) -> float:

@@ -3,7 +3,7 @@
 the training scaler, the calendar (step, steps per day, whether the seasonal profile reads weekday
 slots), the training split's seasonal table, the node ids and the span of the data the run saw.
 
-Written by the training loop when a run finishes (`eala_jax.forecast.hook`); for a workdir that
+Written by the training loop when a run finishes (`record.write_record`); for a workdir that
 predates it, `recompute_run_info` rebuilds it from the data its ``config.json`` names. O(N·steps
 per day) on disk.
 """

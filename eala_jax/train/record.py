@@ -1,8 +1,8 @@
-"""What a finished training run adds for forecasting (`at_finish`, called by the training loop's
-`_finish` on process 0): the forecast record (`runinfo`), split-conformal intervals from the
-validation residuals of the best model, their test coverage and width per horizon, and the
-baseline guard (`guard`), all under ``<workdir>/forecast/``; it returns the rows the run's
-results gain. Costs one single-device pass over the validation and test windows.
+"""What a finished run records for forecasting (`write_record`, called by `results.write_results`
+on process 0): the run record (`runinfo`), split-conformal intervals fitted on the loop's own
+validation predictions of the best model, their test coverage and width per horizon on its test
+predictions, and the baseline guard (`guard`), all under ``<workdir>/forecast/``; it returns the
+entries results.json gains and a markdown section. NumPy on the host; no model is run again.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from eala_jax.forecast.forecaster import Forecaster, _restore_model
-from eala_jax.forecast.guard import GUARD_FILE, BaselineGuard
-from eala_jax.forecast.intervals import DEFAULT_LEVELS, INTERVALS_FILE, coverage
-from eala_jax.forecast.runinfo import run_info_from_data, save_run_info
+from eala_jax.train.evaluate import Predictions
+from eala_jax.train.guard import GUARD_FILE, BaselineGuard
+from eala_jax.train.intervals import DEFAULT_LEVELS, INTERVALS_FILE, conformal_intervals, coverage
+from eala_jax.train.runinfo import run_info_from_data, save_run_info
 
-__all__ = ["at_finish", "interval_steps"]
+__all__ = ["interval_steps", "write_record"]
 
 
 def interval_steps(out_steps: int) -> tuple[int, ...]:
@@ -27,17 +27,19 @@ def interval_steps(out_steps: int) -> tuple[int, ...]:
     return tuple(dict.fromkeys([*steps, out_steps]))
 
 
-def at_finish(run: Any, results: dict[str, Any], best: Any) -> tuple[dict[str, Any], str]:
-    """Writes the forecast record, intervals and guard of the finished ``run`` (the loop's
-    `_Run`; ``best``: its best checkpoint's host state, ``results``: its results with the
-    validation and test tables) and returns (entries for results.json, a markdown section).
+def write_record(
+    run: Any, results: dict[str, Any], val: Predictions, test: Predictions
+) -> tuple[dict[str, Any], str]:
+    """Writes the forecast record, intervals and guard of the finished ``run`` (the loop's `_Run`;
+    ``results``: its results with the validation and test tables; ``val`` / ``test``: the best
+    model's predictions of every window of those splits, data units) and returns (entries for
+    results.json, a markdown section).
 
-    Process 0 only, one device, no collective. A failure here does not lose the run's results:
-    it is printed as a warning and recorded (``forecast_error``); `Forecaster.load` rebuilds the
-    record from the data later.
+    A failure here does not lose the run's results: it is printed as a warning and recorded
+    (``forecast_error``); `eala_jax.forecast.Forecaster.load` rebuilds the record from the data.
     """
     try:
-        return _at_finish(run, results, best)
+        return _write_record(run, results, val, test)
     except Exception as err:  # the run's own results must still be written
         message = f"{type(err).__name__}: {err}"
         print(
@@ -48,22 +50,16 @@ def at_finish(run: Any, results: dict[str, Any], best: Any) -> tuple[dict[str, A
         return {"forecast_error": message}, f"Forecast record not written: {message}\n"
 
 
-def _at_finish(run: Any, results: dict[str, Any], best: Any) -> tuple[dict[str, Any], str]:
-    workdir = run.workdir
+def _write_record(
+    run: Any, results: dict[str, Any], val: Predictions, test: Predictions
+) -> tuple[dict[str, Any], str]:
     info = run_info_from_data(run.config, run.series, run.splits, run.average)
-    folder = save_run_info(info, workdir)
+    folder = save_run_info(info, run.workdir)
     guard = BaselineGuard.from_tables(results["val"])
     guard.save(folder / GUARD_FILE)
-    graphdef, params = _restore_model(workdir, info, best)
-    forecaster = Forecaster(info, graphdef, params, guard=guard, workdir=workdir)
-    batch = None  # the run's eval_batch_size
-    intervals = forecaster.fit_intervals(run.series, run.splits, DEFAULT_LEVELS, batch_size=batch)
+    intervals = conformal_intervals(*val, levels=DEFAULT_LEVELS)
     intervals.save(folder / INTERVALS_FILE)
-    test = run.splits.test
-    bt = forecaster.backtest(
-        run.series, test.first_target, test.first_target + len(test), batch_size=batch
-    )
-    test_coverage = coverage(intervals, bt.pred, bt.target, bt.mask)
+    test_coverage = coverage(intervals, *test)
     served = guard.served("mae")
     guarded = {
         metric: [
