@@ -1,5 +1,8 @@
 """Test configuration: 8 fake CPU devices, set before JAX initialises its backends."""
 
+import os
+import tempfile
+
 import hypothesis  # noqa: F401
 import jax
 
@@ -10,3 +13,19 @@ jax.config.update("jax_num_cpu_devices", 8)
 # "SystemError: AST constructor recursion depth mismatch" while pytest rewrote hypothesis's
 # modules (2 of 9 runs of tests/train/test_loop_failures.py -k failed_save), ending the session
 # with a traceback after every test had passed.
+
+# One on-disk compilation cache for the whole session, shared by the pytest-xdist workers and the
+# subprocesses the tests start (they inherit the environment): the suite trains many tiny models
+# of the same shapes, each through fresh jitted closures, and compiles identical programs again
+# and again. XLA keys an entry by the program, its compile options and the backend, so a hit
+# returns the executable the miss would have built. EALA_TEST_COMPILATION_CACHE=0 switches it off.
+if os.environ.get("EALA_TEST_COMPILATION_CACHE", "1") != "0":
+    _cache = os.environ.setdefault(
+        "JAX_COMPILATION_CACHE_DIR",
+        os.path.join(tempfile.gettempdir(), f"eala_jax_test_cache_{os.getuid()}"),
+    )
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+    jax.config.update("jax_compilation_cache_dir", _cache)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
