@@ -118,6 +118,24 @@ def test_centred_keys_ignore_a_shift_shared_by_all_keys_as_softmax_does(causal):
             assert np.abs(b - a).max() > 1e-2
 
 
+def test_matched_weights_spread_as_the_softmax_model_says():
+    """What the matching promises, checked by sampling rather than by the formula: for Gaussian
+    coordinates, LLN's weights w = Σ_c exp(τ q_c + τ k_c) at the matched τ have the squared
+    coefficient of variation of softmax's log-normal weights, Var/Mean² = e^{σ_sm²} − 1
+    (σ_sm² = D·scale²·σ_q²·σ_k²); half the temperature falls well short."""
+    g = np.random.default_rng(228)
+    n, d, scale, sd_q, sd_k = 400_000, 4, 0.5, 1.0, 0.8
+    q = sd_q * g.standard_normal((1, n, 1, d))
+    k = sd_k * g.standard_normal((1, n, 1, d))
+    with jax.enable_x64(True):
+        tau = float(lln_temperature(q, k, None, scale=scale, causal=False)[0, 0, 0])
+    target = np.expm1(d * scale**2 * sd_q**2 * sd_k**2)
+    pairs = lambda t: np.exp(t * (q[0, :, 0] + k[0, ::-1, 0])).sum(axis=-1)  # independent q, k
+    cv2 = lambda w: w.var() / w.mean() ** 2
+    assert abs(cv2(pairs(tau)) / target - 1) < 0.05, (cv2(pairs(tau)), target)
+    assert cv2(pairs(tau / 2)) < 0.5 * target
+
+
 def test_fixed_temperature():
     q, k, v = qkv(213)
     mask = key_mask(214)
