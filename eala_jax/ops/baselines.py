@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from eala_jax.ops import _validation
-from eala_jax.ops.causal import causal_kernel_attention
+from eala_jax.ops.causal import causal_kernel_attention, causal_shifted_kernel_attention
 from eala_jax.ops.entropy import positive_feature_logits, shifted_key_features
 from eala_jax.ops.lln import lln_feature_logits
 from eala_jax.ops.options import (
@@ -201,13 +201,15 @@ def _lln(
         temperature=temperature,
         center_keys=center_keys,
     )
-    # Shifts cancel between numerator and denominator: per query row, and one per (batch, head)
-    # over the valid keys (a constant over keys, so it cancels in every causal prefix too).
+    # Shifts cancel between numerator and denominator: per query row, and over the keys one per
+    # (batch, head), the largest valid key exponent (causal: the largest so far, rescaling the
+    # carried sums as it grows, so a later key never underflows an earlier row).
     phi_q = jnp.exp(log_q - jax.lax.stop_gradient(jnp.max(log_q, axis=-1, keepdims=True)))
+    v = v.astype(dtype)
+    if causal:
+        return causal_shifted_kernel_attention(phi_q, log_k, v, key_mask, chunk_size=chunk_size)
     phi_k, _ = shifted_key_features(log_k, key_mask)
-    return _kernel_attention(
-        phi_q, phi_k, v.astype(dtype), key_mask, causal=causal, chunk_size=chunk_size
-    )
+    return _kernel_attention(phi_q, phi_k, v, key_mask, causal=False, chunk_size=chunk_size)
 
 
 def _uniform(

@@ -31,8 +31,9 @@ block-diagonal softmax term (LLN+Diag) is not included. With `causal=True` every
 position t (τ_t, and `k̄` for key t) is that of the prefix 0..t (all queries, the valid keys), so
 nothing reads a later position, and key j carries its own τ_j:
 `w_ij = Σ_c exp(τ_i q_ic + τ_j (k_jc − k̄_j,c))`, still a query feature times a key feature. (The
-prefix-mean centring also keeps causal features in range: uncentred, a large key mean m makes
-`τ_j·m` grow with j, so early keys underflow against the shared shift.)
+causal scan shifts the keys by the running maximum of their exponents, `causal.py`; uncentred, a
+large key mean m makes `τ_j·m` grow with j, which that shift absorbs across chunks but not between
+the rows of one chunk.)
 """
 
 from __future__ import annotations

@@ -317,8 +317,9 @@ def lln_temperature(qs, ks, scale):
     var_k = ks.var(axis=0).mean() if len(ks) else 0.0
     if var_q + var_k == 0:
         return 0.0
-    sigma2_sm = d * scale**2 * var_q * var_k
-    return math.sqrt(math.log(1.0 + d * math.expm1(sigma2_sm)) / (var_q + var_k))
+    x = d * scale**2 * var_q * var_k
+    # log(1 + d·(e^x − 1)) = x + log(d − (d − 1)·e^{−x}), which does not overflow.
+    return math.sqrt((x + math.log1p(-(d - 1) * math.expm1(-x))) / (var_q + var_k))
 
 
 def lln(
@@ -353,11 +354,14 @@ def lln(
 
             taus = [tau(i) for i in range(t)] if causal else [tau(None)] * max(t, num_keys)
             means = [mean_key(j if causal else None) for j in range(num_keys)]
-            w = np.zeros((t, num_keys))
+            log_w = np.full((t, num_keys), -np.inf)  # log w_ij, -inf at invisible keys
             for i in range(t):
                 for j in range(num_keys):
                     if valid[j] and (not causal or j <= i):
-                        w[i, j] = np.exp(taus[i] * qh[i] + taus[j] * (kh[j] - means[j])).sum()
+                        e = taus[i] * qh[i] + taus[j] * (kh[j] - means[j])
+                        log_w[i, j] = e.max() + np.log(np.exp(e - e.max()).sum())
+            top = log_w.max(axis=1, keepdims=True)
+            w = np.exp(log_w - np.where(np.isfinite(top), top, 0.0))
             total = w.sum(axis=1, keepdims=True)
             a = np.divide(w, total, out=np.zeros_like(w), where=total > 0)
             weights[b, h] = a

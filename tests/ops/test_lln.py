@@ -171,17 +171,33 @@ def test_causal_output_reads_no_later_position():
     assert np.abs(b[:, p + 1 :] - a[:, p + 1 :]).min() > 0  # later rows do change
 
 
-@pytest.mark.parametrize("causal", [False, True])
-def test_large_inputs_are_stable_in_float32(causal):
-    """Keys around 100 and queries of spread 20: exp(τ·k) alone overflows float32 (e^88), the
-    shifts keep every feature in range and cancel exactly."""
-    q, k, v = qkv(218, t=12, s=12, q_scale=20.0, k_offset=100.0)
+@pytest.mark.parametrize(
+    "causal,center_keys,spread,offset,chunk",
+    [
+        (False, True, 8.0, 0.0, 64),
+        (True, True, 8.0, 0.0, 5),
+        (False, False, 1.0, 100.0, 64),
+        # Uncentred causal keys around 100: τ_j·k_j grows with j (τ_0 = 0), so the running shift
+        # must keep each row's keys in range; one row a chunk, it is that row's own maximum.
+        (True, False, 1.0, 100.0, 1),
+    ],
+)
+def test_large_inputs_are_stable_in_float32(causal, center_keys, spread, offset, chunk):
+    """Query and key exponents beyond float32's e^88 (a spread of 8 in both, or keys around 100
+    uncentred): the shifts keep every feature in range and cancel exactly."""
+    q, k, v = qkv(218, t=12, s=12, q_scale=spread, k_scale=spread, k_offset=offset)
     mask = key_mask(219, s=12)
-    want, _ = ref.lln(q, k, v, mask, causal=causal)
-    tau = ref.lln_temperature(q[0, :, 0].astype(float), k[0, :, 0][mask[0]].astype(float), 0.5)
-    assert tau * 100.0 > 89.0  # the unshifted key feature would be inf in float32
-    got = np.asarray(lln_attention(q, k, v, key_mask=mask, causal=causal, chunk_size=5))
-    assert np.all(np.isfinite(got))
+    want, _ = ref.lln(q, k, v, mask, causal=causal, center_keys=center_keys)
+    q0, k0 = q[0, :, 0].astype(float), k[0, :, 0][mask[0]].astype(float)
+    tau = ref.lln_temperature(q0, k0, 0.5)
+    k0 = k0 - k0.mean(0) if center_keys else k0
+    assert tau * np.abs(k0).max() > 89.0  # an unshifted key feature would be inf in float32
+    if spread > 1:
+        assert tau * np.abs(q0).max() > 89.0  # and a query feature
+    got = lln_attention(
+        q, k, v, key_mask=mask, causal=causal, chunk_size=chunk, center_keys=center_keys
+    )
+    assert np.all(np.isfinite(np.asarray(got)))
     np.testing.assert_allclose(got, want, rtol=2e-3, atol=2e-3)
 
 
