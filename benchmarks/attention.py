@@ -63,6 +63,7 @@ def methods() -> dict[str, Callable[..., jax.Array]]:
         "linear": get_attention("linear"),
         "performer": functools.partial(get_attention("performer"), projection=projection),
         "uniform": get_attention("uniform"),
+        "lln": get_attention("lln"),
     }
 
 
@@ -83,7 +84,7 @@ def formula_flops(
             per_head += 2 * (n + m) * FEATURES * d + 2 * m * FEATURES * d + 2 * n * FEATURES * d
     elif method == "softmax":
         per_head = 4 * n * m * d + 5 * n * m
-    elif method in ("linear", "performer"):
+    elif method in ("linear", "performer", "lln"):  # LLN: d exponential features, as elu+1
         f = FEATURES if method == "performer" else d
         per_head = (
             2 * m * f * dv

@@ -36,6 +36,7 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "linear": ("model.temporal_attention=linear", "model.spatial_attention=linear"),
     "performer": ("model.temporal_attention=performer", "model.spatial_attention=performer"),
     "uniform": ("model.temporal_attention=uniform", "model.spatial_attention=uniform"),
+    "lln": ("model.temporal_attention=lln", "model.spatial_attention=lln"),
     # Ablations (EALA in both axes unless named otherwise).
     "theta_one": ("model.temporal_attention.theta=1.0", "model.spatial_attention.theta=1.0"),
     "theta_zero": ("model.temporal_attention.theta=0.0", "model.spatial_attention.theta=0.0"),
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--variants",
         nargs="+",
-        default=["eala", "softmax", "linear", "performer", "uniform"],
+        default=["eala", "softmax", "linear", "performer", "uniform", "lln"],
         choices=sorted(VARIANTS),
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])

@@ -8,8 +8,9 @@ on test windows, and for each attention layer takes the queries and keys the lay
 For the spatial layers (and the temporal ones) it reports:
   - each entropy estimator's mean |Ĥ − H| in nats against the exact softmax entropy;
   - L1 = Σ_j |p_j − a_j| and KL(p ‖ a) between the softmax weights p of the layer's scores and the
-    weights a of EALA (each estimator, and the exact-entropy oracle), elu+1 linear, Performer and
-    uniform attention; KL uses a = max(a, 1e-12) renormalised, since EALA rows may hold negatives;
+    weights a of EALA (each estimator, and the exact-entropy oracle), elu+1 linear, Performer, LLN
+    (moment-matched, centred keys) and uniform attention; KL uses a = max(a, 1e-12)
+    renormalised, since EALA rows may hold negatives;
   - the fraction of negative EALA weights, and the same figures with the non-negative cap;
   - histograms of the exact entropy against each estimate, and of θ*.
 Results: experiments/results/entropy_maps_<run name>.json (read by `experiments.report`) and PNGs
@@ -36,6 +37,7 @@ import matplotlib.pyplot as plt
 
 from eala_jax import eala_attention, eala_weights, estimate_entropy, softmax_entropy
 from eala_jax.ops.entropy import positive_feature_logits
+from eala_jax.ops.lln import lln_feature_logits
 from eala_jax.train import Checkpoints, build_model, build_optimizer, config_from_dict, prepare_data
 
 ESTIMATORS = {
@@ -156,6 +158,16 @@ def analyse(
     result["weights"]["performer (64)"] = _distances(
         p, performer / performer.sum(-1, keepdims=True)
     )
+    log_q, log_k = lln_feature_logits(
+        q, k, None, scale=scale, causal=False, temperature="matched", center_keys=True
+    )
+    lln = jnp.einsum(
+        "bthf,bshf->bhts",
+        jnp.exp(log_q - jnp.max(log_q, axis=-1, keepdims=True)),
+        jnp.exp(log_k - jnp.max(log_k, axis=(1, 3), keepdims=True)),
+    )
+    lln = np.asarray(lln, np.float64)
+    result["weights"]["lln (matched)"] = _distances(p, lln / lln.sum(-1, keepdims=True))
     result["weights"]["uniform"] = _distances(p, np.full_like(p, 1.0 / p.shape[-1]))
     return result, histograms, thetas
 

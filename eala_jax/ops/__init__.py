@@ -2,6 +2,7 @@
 
 from eala_jax.ops.baselines import (
     linear_attention,
+    lln_attention,
     performer_attention,
     softmax_attention,
     uniform_attention,
@@ -12,6 +13,7 @@ from eala_jax.ops.options import (
     AttentionOptions,
     EalaOptions,
     LinearOptions,
+    LlnOptions,
     PerformerOptions,
     SoftmaxOptions,
     UniformOptions,
@@ -36,6 +38,7 @@ __all__ = [
     "EalaOptions",
     "KeyStatistics",
     "LinearOptions",
+    "LlnOptions",
     "PerformerOptions",
     "SoftmaxOptions",
     "UniformOptions",
@@ -46,6 +49,7 @@ __all__ = [
     "get_attention",
     "key_statistics",
     "linear_attention",
+    "lln_attention",
     "merge_statistics",
     "performer_attention",
     "softmax_attention",

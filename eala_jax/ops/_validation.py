@@ -144,6 +144,11 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda x: (isinstance(x, str) and x == "optimal") or (_real(x) and x >= 0),
         "one of 'optimal' or a finite number >= 0",
     ),
+    # LLN's feature temperature α = β = τ (docs/method.md, "LLN attention").
+    "temperature": (
+        lambda x: (isinstance(x, str) and x == "matched") or (_real(x) and x >= 0),
+        "one of 'matched' or a finite number >= 0",
+    ),
     "min_entropy": (_real, "a finite number"),
     "chunk_size": (_count, "an integer >= 1"),
     "num_segments": (_count, "an integer >= 1"),
@@ -154,11 +159,11 @@ CHECKED_OPTIONS = frozenset(_RULES)
 
 
 def check_options(owner: str = "", /, **options: Any) -> None:
-    """The one check of the static numeric options (`scale`, `theta`, `min_entropy`, `chunk_size`,
-    `num_segments`, `num_features`), run by the options classes when built (`owner`: the
-    attention's name, which prefixes the message as `eala.theta=...`) and by the ops that take no
-    options object (`softmax_entropy`, `estimate_entropy`). Raises ValueError naming the option,
-    its value and what was expected. Python values only: it runs at trace time.
+    """The one check of the static numeric options (`scale`, `theta`, `temperature`,
+    `min_entropy`, `chunk_size`, `num_segments`, `num_features`), run by the options classes when
+    built (`owner`: the attention's name, which prefixes the message as `eala.theta=...`) and by
+    the ops that take no options object (`softmax_entropy`, `estimate_entropy`). Raises ValueError
+    naming the option, its value and what was expected. Python values only: it runs at trace time.
     """
     prefix = f"{owner}." if owner else ""
     for name, value in options.items():

@@ -17,11 +17,13 @@ import jax
 import jax.numpy as jnp
 
 from eala_jax.ops import _validation
-from eala_jax.ops.causal import causal_kernel_attention
+from eala_jax.ops.causal import causal_kernel_attention, causal_shifted_kernel_attention
 from eala_jax.ops.entropy import positive_feature_logits, shifted_key_features
+from eala_jax.ops.lln import lln_feature_logits
 from eala_jax.ops.options import (
     AttentionOptions,
     LinearOptions,
+    LlnOptions,
     PerformerOptions,
     SoftmaxOptions,
     UniformOptions,
@@ -172,6 +174,44 @@ def _performer(
     )
 
 
+def _lln(
+    q: Array,
+    k: Array,
+    v: Array,
+    key_mask: Array | None,
+    *,
+    causal: bool,
+    scale: float,
+    temperature: str | float,
+    center_keys: bool,
+    chunk_size: int,
+) -> Array:
+    """LLN attention (Nahshan et al., arXiv 2311.13541): features `exp(τ q)`, `exp(τ (k − k̄))`
+    with the moment-matched temperature τ of `eala_jax.ops.lln` (its docstring and docs/method.md,
+    "LLN attention", say what departs from the paper; no block-diagonal term). O((T + S)·D·Dv);
+    causal: a chunked prefix scan, τ and k̄ of each position from its prefix.
+    """
+    dtype = _validation.statistics_dtype(q.dtype)
+    log_q, log_k = lln_feature_logits(
+        q.astype(dtype),
+        k.astype(dtype),
+        key_mask,
+        scale=scale,
+        causal=causal,
+        temperature=temperature,
+        center_keys=center_keys,
+    )
+    # Shifts cancel between numerator and denominator: per query row, and over the keys one per
+    # (batch, head), the largest valid key exponent (causal: the largest so far, rescaling the
+    # carried sums as it grows, so a later key never underflows an earlier row).
+    phi_q = jnp.exp(log_q - jax.lax.stop_gradient(jnp.max(log_q, axis=-1, keepdims=True)))
+    v = v.astype(dtype)
+    if causal:
+        return causal_shifted_kernel_attention(phi_q, log_k, v, key_mask, chunk_size=chunk_size)
+    phi_k, _ = shifted_key_features(log_k, key_mask)
+    return _kernel_attention(phi_q, phi_k, v, key_mask, causal=False, chunk_size=chunk_size)
+
+
 def _uniform(
     q: Array,
     k: Array,
@@ -214,4 +254,5 @@ def _kernel_attention(
 softmax_attention = _attention_entry(_softmax, SoftmaxOptions)
 linear_attention = _attention_entry(_linear, LinearOptions)
 performer_attention = _attention_entry(_performer, PerformerOptions)
+lln_attention = _attention_entry(_lln, LlnOptions)
 uniform_attention = _attention_entry(_uniform, UniformOptions)

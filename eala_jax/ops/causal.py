@@ -53,6 +53,60 @@ def causal_kernel_attention(phi_q: Array, phi_k: Array, v: Array, *, chunk_size:
     return unchunked(out, length)
 
 
+def causal_shifted_kernel_attention(
+    phi_q: Array, log_phi_k: Array, v: Array, key_mask: Array | None, *, chunk_size: int
+) -> Array:
+    """`causal_kernel_attention` from the key features' logarithms, `log_phi_k: [B, T, H, F]`,
+    for features that `exp` would take out of range (LLN's): the keys of each chunk are shifted by
+    the largest valid `log φk` seen so far (per batch and head), and the carried sums are rescaled
+    when that maximum grows, as an online softmax does. A row's shift is then the maximum over
+    the keys up to the end of its own chunk, never a later chunk's, so a large later key does not
+    underflow an earlier row's features (chunk_size=1: each row's own prefix maximum). Masked keys
+    get φk = 0. The shifts carry no gradient; they cancel exactly. Cost as
+    `causal_kernel_attention`.
+    """
+    length = phi_q.shape[1]
+    chunk = max(1, min(chunk_size, length))
+    lower = jnp.tril(jnp.ones((chunk, chunk), phi_q.dtype))
+    valid = jnp.ones(log_phi_k.shape[:2], bool) if key_mask is None else key_mask
+    floor = -1e30  # the running maximum before any valid key: a finite "minus infinity"
+
+    def step(carry, inputs):
+        kv, k_sum, top = carry  # top: [B, H], the largest valid log φk so far
+        fq, lk, v_c, m_c = inputs
+        keep = m_c[:, :, None, None]
+        chunk_top = jnp.max(jnp.where(keep, lk, floor), axis=(1, 3))
+        new_top = jax.lax.stop_gradient(jnp.maximum(top, chunk_top))
+        shift = jnp.where(new_top > 0.5 * floor, new_top, 0.0)  # 0 while no key is valid
+        rescale = jnp.exp(top - shift)  # 0 from the floor, ≤ 1 otherwise
+        kv = kv * rescale[..., None, None]
+        k_sum = k_sum * rescale[..., None]
+        fk = jnp.exp(jnp.where(keep, lk - shift[:, None, :, None], floor))
+        scores = jnp.einsum("bphf,bjhf->bhpj", fq, fk) * lower
+        num = jnp.einsum("bhpj,bjhe->bphe", scores, v_c) + jnp.einsum("bphf,bhfe->bphe", fq, kv)
+        den = jnp.sum(scores, axis=-1).transpose(0, 2, 1) + jnp.einsum("bphf,bhf->bph", fq, k_sum)
+        safe = jnp.where(den > 0, den, 1.0)
+        out = jnp.where((den > 0)[..., None], num / safe[..., None], 0.0)
+        kv = kv + jnp.einsum("bjhf,bjhe->bhfe", fk, v_c)
+        k_sum = k_sum + jnp.sum(fk, axis=1)
+        return (kv, k_sum, new_top), out
+
+    batch, _, heads, features = phi_q.shape
+    init = (
+        jnp.zeros((batch, heads, features, v.shape[-1]), v.dtype),
+        jnp.zeros((batch, heads, features), v.dtype),
+        jnp.full((batch, heads), floor, v.dtype),
+    )
+    inputs = (
+        chunked(phi_q, chunk),
+        chunked(log_phi_k, chunk),
+        chunked(v, chunk),
+        chunked(valid, chunk),
+    )
+    _, out = jax.lax.scan(step, init, inputs)
+    return unchunked(out, length)
+
+
 class CausalRows(NamedTuple):
     """Per-query outputs of causal EALA; every field `[B, T, H]` except `out: [B, T, H, Dv]`."""
 

@@ -36,6 +36,7 @@ __all__ = [
     "AttentionOptions",
     "EalaOptions",
     "LinearOptions",
+    "LlnOptions",
     "PerformerOptions",
     "SoftmaxOptions",
     "UniformOptions",
@@ -187,6 +188,19 @@ class PerformerOptions(AttentionOptions):
 
     def random_features(self) -> int | None:
         return self.num_features
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LlnOptions(AttentionOptions):
+    """Options of `lln_attention` (LLN: exponential feature maps, moment-matched temperature)."""
+
+    name: ClassVar[str] = "lln"
+
+    # "matched" (the moment-matched τ of each batch element and head) or a fixed τ >= 0.
+    temperature: Literal["matched"] | float = "matched"
+    # Features of the keys minus their mean (False: the paper's exp(τ k); see ops/lln.py).
+    center_keys: bool = True
+    chunk_size: int = 64
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

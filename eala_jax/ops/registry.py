@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 from eala_jax.ops.baselines import (
     linear_attention,
+    lln_attention,
     performer_attention,
     softmax_attention,
     uniform_attention,
@@ -21,6 +22,7 @@ from eala_jax.ops.options import (
     AttentionOptions,
     EalaOptions,
     LinearOptions,
+    LlnOptions,
     PerformerOptions,
     SoftmaxOptions,
     UniformOptions,
@@ -43,6 +45,7 @@ REGISTRY: Mapping[str, Attention] = types.MappingProxyType(
             (linear_attention, LinearOptions),
             (performer_attention, PerformerOptions),
             (uniform_attention, UniformOptions),
+            (lln_attention, LlnOptions),
         )
     }
 )

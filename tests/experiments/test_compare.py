@@ -12,7 +12,7 @@ from eala_jax.ops import EalaOptions, attention_options
 from eala_jax.train import build_model, load_config_file, validate_config
 from experiments import compare
 
-ATTENTIONS = ("softmax", "linear", "performer", "uniform")
+ATTENTIONS = ("softmax", "linear", "performer", "uniform", "lln")
 
 
 @pytest.fixture(scope="module")

@@ -146,7 +146,7 @@ def test_linen_multihead_dot_product_attention():
     np.testing.assert_allclose(out, got, rtol=1e-6, atol=1e-7)
 
 
-NAMES = ("eala", "softmax", "linear", "performer", "uniform")
+NAMES = ("eala", "softmax", "linear", "performer", "uniform", "lln")
 
 
 def _qkv(seed, t=L):

@@ -302,3 +302,68 @@ def attend(name, q, k, v, key_mask=None, *, causal=False, scale=None, projection
                 if valid.any():
                     out[b, sl, h] = fn(q[b, sl, h], k[b, valid, h], v[b, valid, h], scale, **extra)
     return out
+
+
+# ----------------------------------------------------------------------------------------------
+# LLN attention (arXiv 2311.13541) as docs/method.md "LLN attention" states it: explicit weights.
+
+
+def lln_temperature(qs, ks, scale):
+    """τ = √(F(σ_sm²)/(σ_q² + σ_k²)) from the queries `qs [n, D]` and valid keys `ks [m, D]`:
+    σ² the per-dimension population variance averaged over D, σ_sm² = D·scale²·σ_q²·σ_k²,
+    F(x) = log(1 + D·(e^x − 1)) (0 without keys)."""
+    d = qs.shape[1]
+    var_q = qs.var(axis=0).mean() if len(qs) else 0.0
+    var_k = ks.var(axis=0).mean() if len(ks) else 0.0
+    if var_q + var_k == 0:
+        return 0.0
+    x = d * scale**2 * var_q * var_k
+    # log(1 + d·(e^x − 1)) = x + log(d − (d − 1)·e^{−x}), which does not overflow.
+    return math.sqrt((x + math.log1p(-(d - 1) * math.expm1(-x))) / (var_q + var_k))
+
+
+def lln(
+    q, k, v, key_mask=None, *, causal=False, scale=None, temperature="matched", center_keys=True
+):
+    """LLN attention `[B, T, H, Dv]` and its explicit weights `[B, H, T, S]` (0 at invisible keys):
+    w_ij = Σ_c exp(τ_i q_ic + τ_j (k_jc − k̄_j,c)) over the valid (and, if causal, earlier) keys,
+    rows normalised. Non-causal: one τ from all queries and valid keys, k̄ their mean; causal: τ_t
+    from queries 0..t and the valid keys among 0..t, k̄_t the mean of those keys. k̄ = 0 without
+    `center_keys`."""
+    q, k, v = (np.asarray(x, np.float64) for x in (q, k, v))
+    b_, t, h_, d = q.shape
+    num_keys = k.shape[1]
+    scale = 1 / math.sqrt(d) if scale is None else scale
+    out = np.zeros((b_, t, h_, v.shape[-1]))
+    weights = np.zeros((b_, h_, t, num_keys))
+    for b in range(b_):
+        valid = np.ones(num_keys, bool) if key_mask is None else np.asarray(key_mask, bool)[b]
+        for h in range(h_):
+            qh, kh = q[b, :, h], k[b, :, h]
+
+            def tau(last):  # queries and valid keys of positions 0..last (all when None)
+                if temperature != "matched":
+                    return float(temperature)
+                end = None if last is None else last + 1
+                return lln_temperature(qh[:end], kh[:end][valid[:end]], scale)
+
+            def mean_key(last):  # mean of the valid keys of positions 0..last (all when None)
+                end = None if last is None else last + 1
+                kept = kh[:end][valid[:end]]
+                return kept.mean(axis=0) if center_keys and len(kept) else np.zeros(d)
+
+            taus = [tau(i) for i in range(t)] if causal else [tau(None)] * max(t, num_keys)
+            means = [mean_key(j if causal else None) for j in range(num_keys)]
+            log_w = np.full((t, num_keys), -np.inf)  # log w_ij, -inf at invisible keys
+            for i in range(t):
+                for j in range(num_keys):
+                    if valid[j] and (not causal or j <= i):
+                        e = taus[i] * qh[i] + taus[j] * (kh[j] - means[j])
+                        log_w[i, j] = e.max() + np.log(np.exp(e - e.max()).sum())
+            top = log_w.max(axis=1, keepdims=True)
+            w = np.exp(log_w - np.where(np.isfinite(top), top, 0.0))
+            total = w.sum(axis=1, keepdims=True)
+            a = np.divide(w, total, out=np.zeros_like(w), where=total > 0)
+            weights[b, h] = a
+            out[b, :, h] = a @ v[b, :, h]
+    return out, weights

@@ -67,6 +67,7 @@ NONCAUSAL = {
     "eala-random_features": dict(estimator="random_features", projection=PROJ),
     "linear": dict(),
     "performer": dict(projection=PROJ),
+    "lln": dict(),
 }
 
 
@@ -87,7 +88,8 @@ def test_noncausal_has_no_query_by_key_intermediate(case):
 
 
 @pytest.mark.parametrize(
-    "case,chunk", [("eala-gaussian", 32), ("eala-gaussian-nonneg", 48), ("linear", 48)]
+    "case,chunk",
+    [("eala-gaussian", 32), ("eala-gaussian-nonneg", 48), ("linear", 48), ("lln", 40)],
 )
 def test_causal_holds_nothing_t_by_t_beyond_chunk_by_chunk(case, chunk):
     args = _inputs(N, N)

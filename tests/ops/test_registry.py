@@ -13,7 +13,7 @@ from eala_jax.ops import baselines, eala
 from tests.ops.helpers import DV, B, H, S, T, all_valid, projection, qkv
 
 PROJ = projection(80, r=16)
-NAMES = ["eala", "softmax", "linear", "performer", "uniform"]
+NAMES = ["eala", "softmax", "linear", "performer", "uniform", "lln"]
 
 
 def _options(name):
@@ -33,6 +33,7 @@ def test_get_attention_returns_every_registered_function():
         linear=baselines.linear_attention,
         performer=baselines.performer_attention,
         uniform=baselines.uniform_attention,
+        lln=baselines.lln_attention,
     )
     for name in NAMES:
         assert get_attention(name) is expected[name]
@@ -42,7 +43,7 @@ def test_get_attention_returns_every_registered_function():
 @pytest.mark.parametrize("bad", ["Softmax", "flash", "", None, 3])
 def test_get_attention_unknown_name_lists_the_names(bad):
     with pytest.raises(
-        ValueError, match=r"unknown attention .*eala.*softmax.*linear.*performer.*uniform"
+        ValueError, match=r"unknown attention .*eala.*softmax.*linear.*performer.*uniform.*lln"
     ):
         get_attention(bad)
 

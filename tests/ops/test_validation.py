@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from eala_jax import eala_attention, eala_weights, estimate_entropy, get_attention, softmax_entropy
-from eala_jax.ops import REGISTRY, EalaOptions, attention_options
+from eala_jax.ops import REGISTRY, EalaOptions, LlnOptions, attention_options
 from eala_jax.ops.sharded import sharded_eala_attention
 from tests.ops.helpers import B, S, T, key_mask, projection, qkv
 
-NAMES = ["eala", "softmax", "linear", "performer", "uniform"]
+NAMES = ["eala", "softmax", "linear", "performer", "uniform", "lln"]
 Q, K, V = qkv(90)
 PROJ = projection(91)
 
@@ -174,6 +174,7 @@ BAD_VALUES = {
     "num_features": [0, 1.5],
     "min_entropy": [NAN, INF, -INF],
     "theta": [-1.0, -1e-6, NAN, INF, True],
+    "temperature": [-1.0, NAN, INF, True, "optimal"],
 }
 
 
@@ -214,6 +215,14 @@ RAW_OPS = {
         lambda **kw: _attention("uniform")(Q, K, V, **kw),
         ("scale", "chunk_size"),
     ),
+    "lln_attention": (
+        lambda **kw: _attention("lln")(Q, K, V, **kw),
+        ("scale", "chunk_size", "temperature"),
+    ),
+    "lln_attention[causal]": (
+        lambda **kw: _attention("lln")(QC, KC, VC, causal=True, **kw),
+        ("scale", "chunk_size", "temperature"),
+    ),
     "softmax_entropy": (lambda **kw: softmax_entropy(Q, K, **kw), ("scale", "chunk_size")),
     "estimate_entropy": (
         lambda **kw: estimate_entropy(Q, K, **kw),
@@ -243,9 +252,10 @@ def test_raw_ops_refuse_bad_static_options_naming_the_argument(op, arg, bad):
     with pytest.raises(ValueError, match=rf"^{arg}={re.escape(repr(bad))}; expected ") as err:
         fn(**{arg: bad})
     # The message of the options class, less its "<attention>." prefix: the one shared check.
+    options = LlnOptions if arg == "temperature" else EalaOptions
     with pytest.raises(ValueError) as from_options:
-        EalaOptions(**{arg: bad})
-    assert str(from_options.value) == f"eala.{err.value}"
+        options(**{arg: bad})
+    assert str(from_options.value) == f"{options.name}.{err.value}"
 
 
 @pytest.mark.parametrize(("name", "arg", "bad"), OPTION_CASES)

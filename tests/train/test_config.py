@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from eala_jax.ops import EalaOptions, LinearOptions, SoftmaxOptions
+from eala_jax.ops import EalaOptions, LinearOptions, LlnOptions, SoftmaxOptions
 from eala_jax.train import (
     Config,
     ModelConfig,
@@ -74,6 +74,8 @@ def test_an_attention_is_set_by_name_by_field_or_whole():
         pinned, ['model.spatial_attention={"name": "linear", "chunk_size": 8}']
     )
     assert linear.model.spatial_attention == LinearOptions(chunk_size=8)
+    lln = apply_overrides(pinned, ['model.spatial_attention={"name": "lln"}'])
+    assert lln.model.spatial_attention == LlnOptions()
 
 
 def test_the_config_json_stores_the_attention_by_name_and_reads_it_back():
@@ -113,7 +115,7 @@ def test_the_config_json_stores_the_attention_by_name_and_reads_it_back():
             "model.spatial_attention=flash",
             ValueError,
             "model.spatial_attention: unknown attention 'flash'; expected one of eala, softmax, "
-            "linear, performer, uniform",
+            "linear, performer, uniform, lln",
         ),
         (
             "model.temporal_attention.estimator=gausian",
