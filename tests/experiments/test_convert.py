@@ -249,3 +249,21 @@ def test_parse_attention_reads_options_as_json():
     assert options.theta == 1.0 and options.estimator == "cumulant3"
     assert report_convert._same_attention("eala:theta=1", "eala:theta=1.0")
     assert not report_convert._same_attention("eala", "eala:theta=1.0")
+
+
+def test_results_md_gets_the_conversion_sections_when_a_convert_file_exists(
+    converted, tmp_path, monkeypatch
+):
+    from experiments import report
+
+    monkeypatch.chdir(tmp_path)
+    report.main([])
+    assert "Conversion without retraining" not in (tmp_path / "docs/results.md").read_text()
+    results = tmp_path / "experiments/results"
+    results.mkdir(parents=True)
+    (results / "convert_synthetic.json").write_text(json.dumps(converted))
+    report.main([])
+    text = (tmp_path / "docs/results.md").read_text()
+    assert "### Conversion without retraining" in text and "#### synthetic" in text
+    assert "### What entropy matching buys" in text
+    assert (tmp_path / "docs/figures/convert_synthetic.png").is_file()
