@@ -8,12 +8,10 @@ import json
 import jax
 import numpy as np
 import pytest
-from flax import nnx
 
-from eala_jax.ops import EalaOptions, LinearOptions, PerformerOptions, SoftmaxOptions
+from eala_jax.ops import EalaOptions, LinearOptions, SoftmaxOptions
 from eala_jax.train import Checkpoints, config_to_dict, train_and_evaluate
 from eala_jax.train import session as session_module
-from eala_jax.train.prepare import build_model
 from eala_jax.train.transplant import transplant, with_attention
 from experiments import convert, report_convert
 from tests.train.train_helpers import tiny_config, with_model
@@ -124,39 +122,6 @@ def test_fine_tuning_changes_the_parameters(run, converted):
         for a, b in zip(jax.tree.leaves(after[0]), jax.tree.leaves(state[0]), strict=True)
     ]
     assert sum(moved) > len(moved) // 2
-
-
-def _model_state(config, nodes=6):
-    model = build_model(config, num_nodes=nodes, steps_per_day=288, rngs=nnx.Rngs(params=0))
-    return jax.tree.map(np.asarray, nnx.state((model,)))
-
-
-def test_transplant_keeps_every_trained_leaf_and_only_a_performers_projection_is_fresh():
-    trained = _model_state(SOFTMAX)
-    performer = with_attention(SOFTMAX, PerformerOptions(num_features=8), scope="spatial")
-    fresh_state = _model_state(performer, nodes=6)
-    state, fresh = transplant(trained, fresh_state)
-    assert fresh == ("0.spatial_layers.0.attention.projection.value",)
-    leaves = dict(jax.tree_util.tree_leaves_with_path(state))
-    for path, leaf in jax.tree_util.tree_leaves_with_path(trained):
-        np.testing.assert_array_equal(leaves[path], leaf)
-    projection = state[0]["spatial_layers"][0]["attention"]["projection"]
-    np.testing.assert_array_equal(
-        projection[...], fresh_state[0]["spatial_layers"][0]["attention"]["projection"][...]
-    )
-
-
-def test_transplant_refuses_a_trained_leaf_it_would_drop_or_reshape():
-    performer = _model_state(
-        with_attention(SOFTMAX, PerformerOptions(num_features=8), scope="spatial")
-    )
-    with pytest.raises(ValueError, match="no place for: 0.spatial_layers.0.attention.projection"):
-        transplant(performer, _model_state(SOFTMAX))
-    with pytest.raises(ValueError, match=r"0.adaptive_embedding.value: trained \(12, 7, 4\)"):
-        transplant(
-            _model_state(SOFTMAX, nodes=7),
-            _model_state(with_attention(SOFTMAX, LinearOptions(), scope="both")),
-        )
 
 
 def test_from_scratch_rows_train_the_attention_from_random_init(run, tmp_path):
