@@ -36,6 +36,7 @@ import math
 import pathlib
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import jax
@@ -236,8 +237,9 @@ def _row_key(row: dict[str, Any]) -> tuple:
 
 def _budgets(
     session: Session, state: Any, steps: tuple[int, ...], seed: int
-) -> Any:  # yields (steps, device state, seconds)
-    """The state after each budget of `steps` (cumulative), trained on `seed`'s batch order."""
+) -> Iterator[tuple[int, Any, float]]:
+    """(budget, device state, training seconds so far) after each budget of `steps`
+    (cumulative), trained on `seed`'s batch order."""
     batches = session.train_batches(seed)
     done, seconds = 0, 0.0
     for budget in steps:
@@ -283,6 +285,7 @@ def convert(plan: Plan) -> dict[str, Any]:
             "data": data,
             "workdir": str(plan.workdir),
             "seed": plan.seed,
+            "run_seed": plan.config.train.seed,
             "scope": scope,
             "attention": label,
             "steps": steps,
