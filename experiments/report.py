@@ -235,9 +235,7 @@ def main(argv: list[str] | None = None) -> None:
         lines += entropy_section(path)
     convert_files = sorted(pathlib.Path("experiments/results").glob("convert_*.json"))
     if convert_files:
-        accuracy = {
-            json.loads(p.read_text())["dataset"]: json.loads(p.read_text()) for p in accuracy_files
-        }
+        accuracy = {doc["dataset"]: doc for doc in map(_load, map(str, accuracy_files))}
         lines += convert_section(
             [json.loads(p.read_text()) for p in convert_files], FIGURES, accuracy
         )
