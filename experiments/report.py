@@ -12,10 +12,11 @@ Reads (each section is skipped, and says so, when its file is absent):
   experiments/results/entropy_maps_*.json  python -m experiments.entropy_maps
   experiments/results/reference_runs.json  python -m experiments.report --collect-runs runs/ref/*
   experiments/results/long_horizon.json    python -m experiments.long_horizon
+  experiments/results/convert_*.json       python -m experiments.convert
 Writes docs/results.md, its appendix docs/results_history.md (rows of earlier configs and of
 variants since replaced) and docs/figures/*.png. Nothing in them is typed by hand. The sections are
-written by experiments.report_cost, report_reference, report_long_horizon and report_summary (the
-summary that opens the file), the smaller ones here.
+written by experiments.report_cost, report_reference, report_long_horizon, report_convert and
+report_summary (the summary that opens the file), the smaller ones here.
 
 `--collect-runs WORKDIR ...` first gathers the test tables of finished `experiments.train` runs
 (their `results.json`, and the command that reproduces each) into
@@ -46,6 +47,7 @@ from eala_jax.bench.tables import (
     with_stored_torch_rows,
 )
 from experiments.long_horizon import RESULTS as LONG_HORIZON_RESULTS
+from experiments.report_convert import convert_section
 from experiments.report_cost import cost_section
 from experiments.report_forecast import forecast_section
 from experiments.report_long_horizon import HISTORY_FILE
@@ -231,6 +233,12 @@ def main(argv: list[str] | None = None) -> None:
     entropy_files = sorted(pathlib.Path("experiments/results").glob("entropy_maps_*.json"))
     for path in entropy_files:
         lines += entropy_section(path)
+    convert_files = sorted(pathlib.Path("experiments/results").glob("convert_*.json"))
+    if convert_files:
+        accuracy = {doc["dataset"]: doc for doc in map(_load, map(str, accuracy_files))}
+        lines += convert_section(
+            [json.loads(p.read_text()) for p in convert_files], FIGURES, accuracy
+        )
     lines += forecast_section(
         _load("experiments/results/coverage.json"), _load("benchmarks/results/inference.json")
     )

@@ -31,12 +31,9 @@ from typing import Any
 
 import jax
 import numpy as np
-from flax import nnx
 from tqdm.auto import tqdm
 
-from eala_jax.data import ForecastSplits, make_loader
-from eala_jax.models import ELinFormer, evaluate_baselines
-from eala_jax.models.baselines import HistoricalAverage
+from eala_jax.models import evaluate_baselines
 from eala_jax.train.checkpoint import (
     CONFIG_FILE,
     Checkpoints,
@@ -48,22 +45,11 @@ from eala_jax.train.checkpoint import (
 )
 from eala_jax.train.config import Config, config_to_dict, validate_config
 from eala_jax.train.evaluate import evaluate_split
-from eala_jax.train.memory import check_memory
-from eala_jax.train.mesh import (
-    check_batch_divisible,
-    check_mesh_shape,
-    check_microbatches,
-    make_mesh,
-    mesh_devices,
-    resolve_device_count,
-    row_blocks,
-)
 from eala_jax.train.metric_writers import MetricWriter
-from eala_jax.train.prepare import PreparedData, build_model, data_line, prepare_data
+from eala_jax.train.prepare import PreparedData, build_model, prepare_data
 from eala_jax.train.results import TEST_WINDOWS_FILE, write_results
-from eala_jax.train.sharding import DataParallel
+from eala_jax.train.session import MEASUREMENTS, Session, TrainingDivergedError
 from eala_jax.train.state import LoopState
-from eala_jax.train.steps import StepOptions, build_optimizer, learning_rate_schedule
 
 __all__ = [
     "TEST_WINDOWS_FILE",
@@ -73,8 +59,6 @@ __all__ = [
     "prepare_data",
     "train_and_evaluate",
 ]
-
-MEASUREMENTS = ("loss", "grad_norm", "param_norm")  # checked for NaN / inf
 
 
 def _is_primary() -> bool:
@@ -88,140 +72,34 @@ def _say(*args: Any, **kwargs: Any) -> None:
         print(*args, **kwargs)
 
 
-class TrainingDivergedError(FloatingPointError):
-    """A non-finite loss, gradient or parameter norm stopped the run (the message names the
-    step)."""
-
-
 # --------------------------------------------------------------------------------------------
 # One run: what is built once, and the phases that share it
 # --------------------------------------------------------------------------------------------
 @dataclasses.dataclass
-class _Run:
-    """The parts of one `train_and_evaluate` call that stay fixed while it trains."""
+class _Run(Session):
+    """The parts of one `train_and_evaluate` call that stay fixed while it trains: the `Session`
+    and the workdir's checkpoints and outputs."""
 
-    config: Config
     workdir: Path
-    series: Any
-    splits: ForecastSplits
-    steps_per_epoch: int
-    eval_batch_size: int  # rows of each evaluation batch this process puts (its share)
-    num_params: int
-    dp: DataParallel  # the jitted (or pmapped) update and eval steps, built once
-    initial_state: Any  # host numpy state of the fresh model and optimiser (also the template)
-    scaler: Any  # the training scaler, on the devices
-    dropout_key: jax.Array
     checkpoints: Checkpoints
-    average: HistoricalAverage  # the training split's seasonal table
-    notes: list[str]  # which recipe and calendar features, and why
     writer: MetricWriter | None = None
     iterator: Any = None  # the training batches (grain), from the restored position
 
     @classmethod
-    def build(cls, config: Config, workdir: Path) -> _Run:
+    def build(cls, config: Config, workdir: Path) -> _Run:  # type: ignore[override]
         t = config.train
-        num_devices = resolve_device_count(t.num_devices, t.parallel)
-        # The mesh spans every process's devices: shapes are checked against the global count.
-        total = 1 if t.parallel == "none" else len(mesh_devices(num_devices))
-        if t.mesh_shape is None:
-            check_batch_divisible(t.batch_size, num_devices)
-        else:
-            check_mesh_shape(t.mesh_shape, total, batch_size=t.batch_size)
-            row_blocks(make_mesh(num_devices, mesh_shape=t.mesh_shape))  # feedable by processes
-        check_microbatches(t, num_devices)
-        series, splits, config, notes, average = prepare_data(config)
-        t = config.train  # the recipe may set the loss
-        if t.mesh_shape is not None:
-            check_mesh_shape(t.mesh_shape, total, num_nodes=splits.num_nodes)
-        _say(data_line(config, series, splits))
-        for note in notes:
-            _say(note)
-        steps_per_epoch = len(splits.train) // t.batch_size
-        if steps_per_epoch < 1:
-            raise ValueError(
-                f"train.batch_size={t.batch_size} is larger than the training split "
-                f"({len(splits.train)} windows)"
-            )
-        if t.max_steps_per_epoch is not None:
-            steps_per_epoch = min(steps_per_epoch, t.max_steps_per_epoch)
-        schedule = learning_rate_schedule(
-            t.learning_rate,
-            milestones=t.milestones,
-            decay=t.lr_decay,
-            steps_per_epoch=steps_per_epoch,
-        )
-        tx = build_optimizer(
-            schedule,
-            optimizer=t.optimizer,
-            weight_decay=t.weight_decay,
-            max_grad_norm=t.max_grad_norm,
-        )
-
-        def make() -> tuple[ELinFormer, nnx.Optimizer]:
-            model = build_model(
-                config,
-                num_nodes=splits.num_nodes,
-                steps_per_day=splits.steps_per_day,
-                rngs=nnx.Rngs(params=t.seed),
-            )
-            return model, nnx.Optimizer(model, tx, wrt=nnx.Param)
-
-        graphdef, state = nnx.split(nnx.eval_shape(make))  # shapes: memory is checked first
-        dp = DataParallel(
-            t.parallel,
-            num_devices,
-            graphdef=graphdef,
-            options=StepOptions(
-                schedule, loss=t.loss, huber_delta=t.huber_delta, microbatches=t.microbatches
-            ),
-            mesh_shape=t.mesh_shape,
-        )
-        # Rounded up to a multiple of the devices along the batch; this process's rows of it.
-        eval_rows = math.ceil(t.eval_batch_size / dp.data_size) * dp.data_size
-        eval_batch_size = dp.local_rows(eval_rows)
-        scaler = dp.put_scaler(splits.scaler)
-        dropout_key = jax.random.fold_in(jax.random.PRNGKey(t.seed), 1)
-        if t.check_memory:  # before the model exists: InsufficientMemoryError if it cannot fit
-            window = splits.train[0]
-            _say(check_memory(config, dp, state, window, scaler, dropout_key, eval_rows=eval_rows))
-        model, optimizer = make()
-        num_params = int(sum(np.size(x) for x in jax.tree.leaves(nnx.state(model, nnx.Param))))
-        state = nnx.state((model, optimizer))
+        parts = cls.build_parts(config)
         return cls(
-            config=config,
-            workdir=workdir,
-            series=series,
-            splits=splits,
-            steps_per_epoch=steps_per_epoch,
-            eval_batch_size=eval_batch_size,
-            num_params=num_params,
-            dp=dp,
-            initial_state=jax.tree.map(np.asarray, state),
-            scaler=scaler,
-            dropout_key=dropout_key,
-            checkpoints=Checkpoints(workdir, keep=t.keep_checkpoints),
-            average=average,
-            notes=notes,
+            **parts, workdir=workdir, checkpoints=Checkpoints(workdir, keep=t.keep_checkpoints)
         )
 
     def open_outputs(self, loop: LoopState) -> None:
         """The metric files (process 0; rewritten to the restored history) and this process's rows
         of the training batches from the restored data position."""
-        t = self.config.train
         if _is_primary():
             self.writer = MetricWriter(self.workdir, tensorboard=self.config.tensorboard)
             self.writer.rewrite(loop.history)
-        loader = make_loader(
-            self.splits.train,
-            batch_size=self.dp.local_rows(t.batch_size),
-            shuffle=True,
-            seed=t.seed,
-            num_epochs=None,
-            drop_remainder=True,
-            shard_index=self.dp.blocks.index,
-            shard_count=self.dp.blocks.count,
-        )
-        self.iterator = iter(loader)
+        self.iterator = self.train_batches()
         if loop.data_state is None or loop.finished:  # a finished run only evaluates
             return
         try:

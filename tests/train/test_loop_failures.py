@@ -19,7 +19,7 @@ import pytest
 
 from eala_jax.data import load_dataset
 from eala_jax.train import Checkpoints, DataConfig, train_and_evaluate
-from eala_jax.train import loop as loop_module
+from eala_jax.train import session as session_module
 from eala_jax.train.checkpoint import (
     CheckpointSaveError,
     WorkdirNotWritableError,
@@ -60,7 +60,7 @@ def test_a_workdir_that_cannot_be_created_or_written_is_refused_before_the_data(
     def no_data(config):
         raise AssertionError("the data was loaded before the workdir was checked")
 
-    monkeypatch.setattr(loop_module, "prepare_data", no_data)
+    monkeypatch.setattr(session_module, "prepare_data", no_data)  # Session.build
     config_file = write_config_file(tmp_path / "tiny.py", tiny_config())
     a_file = tmp_path / "a_file"
     a_file.write_text("not a folder")

@@ -20,6 +20,7 @@ import pytest
 
 from eala_jax.train import apply_overrides, memory, train_and_evaluate, validate_config
 from eala_jax.train import loop as loop_module
+from eala_jax.train import session as session_module
 from eala_jax.train.checkpoint import CONFIG_FILE, check_workdir
 from eala_jax.train.config import config_to_dict
 from eala_jax.train.memory import (
@@ -184,7 +185,7 @@ def test_train_and_evaluate_refuses_before_writing_anything(built, monkeypatch, 
 
 def test_check_memory_false_skips_the_check(monkeypatch, tmp_path):
     called = []
-    monkeypatch.setattr(loop_module, "check_memory", lambda *a, **k: called.append(a))
+    monkeypatch.setattr(session_module, "check_memory", lambda *a, **k: called.append(a))
     off = apply_overrides(CONFIG, ["train.check_memory=false"])
     run = loop_module._Run.build(off, tmp_path)
     run.close()
