@@ -8,8 +8,10 @@ from eala_jax.ops.baselines import (
 )
 from eala_jax.ops.eala import eala_attention, eala_weights
 from eala_jax.ops.entropy import DEFAULT_ESTIMATOR, ESTIMATORS, estimate_entropy, softmax_entropy
+from eala_jax.ops.local import eala_local_attention
 from eala_jax.ops.options import (
     AttentionOptions,
+    EalaLocalOptions,
     EalaOptions,
     LinearOptions,
     PerformerOptions,
@@ -33,6 +35,7 @@ __all__ = [
     "REGISTRY",
     "Attention",
     "AttentionOptions",
+    "EalaLocalOptions",
     "EalaOptions",
     "KeyStatistics",
     "LinearOptions",
@@ -41,6 +44,7 @@ __all__ = [
     "UniformOptions",
     "attention_options",
     "eala_attention",
+    "eala_local_attention",
     "eala_weights",
     "estimate_entropy",
     "get_attention",

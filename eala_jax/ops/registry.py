@@ -17,8 +17,10 @@ from eala_jax.ops.baselines import (
     uniform_attention,
 )
 from eala_jax.ops.eala import eala_attention
+from eala_jax.ops.local import eala_local_attention
 from eala_jax.ops.options import (
     AttentionOptions,
+    EalaLocalOptions,
     EalaOptions,
     LinearOptions,
     PerformerOptions,
@@ -39,6 +41,7 @@ REGISTRY: Mapping[str, Attention] = types.MappingProxyType(
         options.name: Attention(function, options)
         for function, options in (
             (eala_attention, EalaOptions),
+            (eala_local_attention, EalaLocalOptions),
             (softmax_attention, SoftmaxOptions),
             (linear_attention, LinearOptions),
             (performer_attention, PerformerOptions),
