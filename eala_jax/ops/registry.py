@@ -41,11 +41,11 @@ REGISTRY: Mapping[str, Attention] = types.MappingProxyType(
         options.name: Attention(function, options)
         for function, options in (
             (eala_attention, EalaOptions),
-            (eala_local_attention, EalaLocalOptions),
             (softmax_attention, SoftmaxOptions),
             (linear_attention, LinearOptions),
             (performer_attention, PerformerOptions),
             (uniform_attention, UniformOptions),
+            (eala_local_attention, EalaLocalOptions),
         )
     }
 )

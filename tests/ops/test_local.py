@@ -6,6 +6,7 @@ import functools
 import math
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.test_util import check_grads
@@ -144,6 +145,34 @@ def test_limits_eala_and_softmax():
         eala_local_attention(q, k, v, every, key_mask=mask),
         softmax_attention(q, k, v, key_mask=mask),
         atol=1e-6,
+    )
+
+
+def test_degenerate_inputs_and_dtypes():
+    """No valid key: zeros; one valid key: its value; equal keys: the mean value; huge and zero
+    vectors: finite; bfloat16 in, bfloat16 out."""
+    q, k, v = qkv(228)
+    table = _neighbours(229)
+    mask = np.ones((B, S), bool)
+    mask[0] = False
+    mask[1] = False
+    mask[1, 4] = True
+    out = np.asarray(eala_local_attention(q, k, v, table, key_mask=mask))
+    np.testing.assert_array_equal(out[0], 0.0)
+    np.testing.assert_allclose(out[1], np.broadcast_to(v[1, 4], (T, H, DV)), rtol=1e-5, atol=1e-6)
+    equal = np.broadcast_to(k[:, :1], k.shape)
+    mean_v = np.broadcast_to(v.mean(1, keepdims=True), out.shape)
+    for qq, kk in ((q, equal), (0 * q, k)):
+        np.testing.assert_allclose(
+            eala_local_attention(qq, kk, v, table), mean_v, rtol=1e-5, atol=1e-6
+        )
+    for qq, kk in ((1e4 * q, k), (q, 0 * k), (0 * q, 0 * k)):
+        assert np.all(np.isfinite(eala_local_attention(qq, kk, v, table)))
+    bf = lambda x: np.asarray(x, jnp.bfloat16)
+    low = eala_local_attention(bf(q), bf(k), bf(v), table)
+    assert low.dtype == jnp.bfloat16
+    np.testing.assert_allclose(
+        np.asarray(low, np.float32), eala_local_attention(q, k, v, table), atol=0.06, rtol=0.06
     )
 
 
