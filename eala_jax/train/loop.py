@@ -163,6 +163,7 @@ class _Run:
                 num_nodes=splits.num_nodes,
                 steps_per_day=splits.steps_per_day,
                 rngs=nnx.Rngs(params=t.seed),
+                adjacency=series.adjacency,
             )
             return model, nnx.Optimizer(model, tx, wrt=nnx.Param)
 
