@@ -1,10 +1,13 @@
 """ELinFormer with eala_local: the temporal window and the spatial tables (graph or adaptive
 embedding) reach the op, and the model's refusals."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from eala_jax.models import ELinFormer
 from eala_jax.ops import EalaLocalOptions, SoftmaxOptions
@@ -71,3 +74,27 @@ def test_refusals():
         )
     with pytest.raises(ValueError, match="use_flax_mha=True cannot pass eala_local"):
         tiny_config(temporal_attention=EalaLocalOptions(), use_flax_mha=True)
+
+
+def test_node_sharded_forward_equals_the_unsharded_forward():
+    """The spatial eala_local layer gathers local keys across the node shards (8 fake devices)."""
+    nodes = 8
+    adjacency = np.eye(nodes, k=1) + np.eye(nodes, k=-1)
+    local = EalaLocalOptions(num_local=3)
+    model = ELinFormer(
+        tiny_config(temporal_attention=local, spatial_attention=local),
+        num_nodes=nodes,
+        steps_per_day=24,
+        adjacency=adjacency,
+        rngs=nnx.Rngs(0),
+    )
+    graphdef, state = nnx.split(model)
+    forward = lambda g, s, *a: nnx.merge(g, s)(*a, deterministic=True)
+    inputs = make_inputs(batch=4, nodes=nodes, seed=3)
+    expected = jax.jit(forward, static_argnums=0)(graphdef, state, *inputs)
+    mesh = jax.make_mesh((2, 4), ("data", "nodes"), axis_types=(jax.sharding.AxisType.Auto,) * 2)
+    specs = (P("data", None, "nodes"), P("data"), P("data"))
+    placed = [jax.device_put(a, NamedSharding(mesh, s)) for a, s in zip(inputs, specs, strict=True)]
+    with jax.set_mesh(mesh):
+        out = jax.jit(forward, static_argnums=0)(graphdef, state, *placed)
+    np.testing.assert_allclose(np.asarray(out), np.asarray(expected), rtol=1e-5, atol=1e-5)
