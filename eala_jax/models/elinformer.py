@@ -35,7 +35,7 @@ import numpy as np
 from flax import nnx
 from jax.sharding import PartitionSpec as P
 
-from eala_jax.models.attention import AttentionBuffer, SelfAttention, flax_attention_fn
+from eala_jax.models.attention import SelfAttention, flax_attention_fn
 from eala_jax.models.config import (
     COMPUTE_DTYPES,
     INSTANCE_NORMS,
@@ -43,8 +43,8 @@ from eala_jax.models.config import (
     ModelConfig,
 )
 from eala_jax.models.layers import as_rows, dropout, layer_norm
+from eala_jax.models.local_keys import spatial_local_keys, spatial_table
 from eala_jax.ops import AttentionOptions
-from eala_jax.ops.neighbours import embedding_neighbours, graph_neighbours
 
 __all__ = [
     "BATCH_AXIS",
@@ -294,7 +294,7 @@ class ELinFormer(nnx.Module):
             else None
         )
         self.spatial_local_size = getattr(config.spatial_attention, "num_local", 0)
-        self.spatial_local, self.spatial_neighbours = _spatial_local_keys(
+        self.spatial_local, self.spatial_neighbours = spatial_local_keys(
             config, adjacency, num_nodes, has_embedding=self.adaptive_embedding is not None
         )
         block = functools.partial(
@@ -407,18 +407,6 @@ class ELinFormer(nnx.Module):
         patches = jnp.moveaxis(x[:, steps], -1, 2)  # [B, L, P, N] -> [B, L, N, P]
         return patches, time_of_day[:, ends], day_of_week[:, ends]
 
-    def _spatial_table(self) -> jax.Array | None:
-        """int32 `[N, K]`: each node's local keys for the spatial "eala_local" layers (the graph's
-        table, or the top-K nodes of the adaptive embedding flattened over its tokens, O(N²·L·E)
-        per call); None for other attentions."""
-        if self.spatial_local == "graph":
-            return self.spatial_neighbours[...]
-        if self.spatial_local == "embedding":
-            adaptive = self.adaptive_embedding[...]  # [L, N, E]
-            flat = jnp.swapaxes(adaptive, 0, 1).reshape(adaptive.shape[1], -1)
-            return embedding_neighbours(flat, self.spatial_local_size)
-        return None
-
     def __call__(
         self,
         x: jax.Array,
@@ -470,7 +458,12 @@ class ELinFormer(nnx.Module):
         # Spatial attention over axis 1 of [B, N, T, D]: time steps are extra heads (no transpose);
         # sensors stay sharded.
         h = h.reshape(batch, nodes, steps, dim)
-        local = self._spatial_table()
+        local = spatial_table(
+            self.spatial_local,
+            self.spatial_neighbours,
+            self.adaptive_embedding,
+            self.spatial_local_size,
+        )
         for i, layer in enumerate(self.spatial_layers):
             h = block(layer, _on_mesh(h, BATCH_AXIS, NODE_AXIS), rngs, local, *flags)
             if return_diagnostics:
@@ -505,42 +498,6 @@ def _call_block(
         neighbours=neighbours,
         return_diagnostics=return_diagnostics,
     )
-
-
-def _spatial_local_keys(
-    config: ModelConfig, adjacency: np.ndarray | None, num_nodes: int, *, has_embedding: bool
-) -> tuple[str | None, AttentionBuffer | None]:
-    """Where the spatial "eala_local" layers get each node's local keys: ("graph", the table of
-    `graph_neighbours(adjacency, K)` as a buffer, saved with the model), ("embedding", None: the
-    top-K of the adaptive embedding, recomputed each call) or (None, None) for other attentions.
-    `spatial_keys="auto"` takes the graph when `adjacency` is given. ValueError naming the option
-    when the chosen source is missing."""
-    options = config.spatial_attention
-    if options.name != "eala_local" or not config.num_spatial_layers:
-        return None, None
-    source = options.spatial_keys
-    if source == "auto":
-        source = "graph" if adjacency is not None else "embedding"
-    if source == "graph":
-        if adjacency is None:
-            raise ValueError(
-                "model.spatial_attention: eala_local with spatial_keys='graph' needs the data"
-                " set's graph (adjacency=[N, N]); this one has none: use spatial_keys='embedding'"
-            )
-        adjacency = np.asarray(adjacency)
-        if adjacency.shape != (num_nodes, num_nodes):
-            raise ValueError(
-                f"adjacency must be [num_nodes, num_nodes] = [{num_nodes}, {num_nodes}], got"
-                f" shape {adjacency.shape}"
-            )
-        table = graph_neighbours(adjacency, options.num_local)
-        return "graph", AttentionBuffer(jnp.asarray(table, jnp.int32))
-    if not has_embedding:
-        raise ValueError(
-            "model.spatial_attention: eala_local without a graph takes its nodes' neighbours from"
-            " the adaptive embedding, so model.adaptive_embedding_dim must be > 0"
-        )
-    return "embedding", None
 
 
 def _on_mesh(x: jax.Array, *spec: str | tuple[str, ...] | None) -> jax.Array:
