@@ -171,6 +171,11 @@ def _local_rows(
     dtype = _validation.statistics_dtype(q.dtype)
     q, k, v = q.astype(dtype), k.astype(dtype), v.astype(dtype)
     valid = jnp.ones(k.shape[:2], bool) if key_mask is None else key_mask
+    # Keys relative to the first valid key k_0: every score moves by scale·q_i·k_0, which cancels
+    # in the softmax, in s − μ and in log Z_L − log Z_R, and the raw scores the local part reads
+    # stay small, so a large key mean costs no precision (as in the causal scan).
+    first = jnp.argmax(valid, axis=1)
+    k = k - jnp.take_along_axis(k, first[:, None, None, None], axis=1)
     # Moments of all visible keys per query: μ, σ², M, v̄ and W = Σ_j (s_j − μ)(v_j − v̄).
     if options.causal:
         rows = causal_eala_rows(
