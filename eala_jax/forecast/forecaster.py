@@ -376,11 +376,16 @@ def _restore_model(workdir: Path, info: RunInfo, state: Any = None) -> tuple[nnx
     from eala_jax.train.steps import build_optimizer, learning_rate_schedule
 
     t = info.config.train
+    spatial = info.config.model.spatial_attention
+    graph = spatial.name == "eala_local" and getattr(spatial, "spatial_keys", "") == "graph"
     model = build_model(
         info.config,
         num_nodes=info.num_nodes,
         steps_per_day=info.steps_per_day,
         rngs=nnx.Rngs(params=t.seed),
+        # A stand-in graph: the neighbour table built from the data set's graph is model state,
+        # restored from the checkpoint below with the parameters.
+        adjacency=np.zeros((info.num_nodes,) * 2, np.float32) if graph else None,
     )
     schedule = learning_rate_schedule(
         t.learning_rate, milestones=t.milestones, decay=t.lr_decay, steps_per_epoch=1

@@ -233,9 +233,15 @@ class SelfAttention(nnx.Module):
         return arguments
 
     def __call__(
-        self, x: jax.Array, *, key_mask: jax.Array | None = None, return_diagnostics: bool = False
+        self,
+        x: jax.Array,
+        *,
+        key_mask: jax.Array | None = None,
+        neighbours: jax.Array | None = None,
+        return_diagnostics: bool = False,
     ) -> jax.Array | tuple[jax.Array, dict[str, jax.Array]]:
-        """x `[B, L, *G, model_dim]`, key_mask bool `[B, L]` or None -> x's shape."""
+        """x `[B, L, *G, model_dim]`, key_mask bool `[B, L]` or None -> x's shape. `neighbours`
+        int `[L, K]`: the local keys of each position, for "eala_local" (None: its own window)."""
         if x.ndim < 3 or x.shape[-1] != self.model_dim:
             raise ValueError(
                 f"x must be [batch, length, ..., {self.model_dim}], got shape {tuple(x.shape)}"
@@ -247,6 +253,8 @@ class SelfAttention(nnx.Module):
         q, k, v = (y.reshape(shape) for y in self._project_qkv(rows))
         fn = get_attention(self.attention.name)
         arguments = self._op_arguments()
+        if neighbours is not None:
+            arguments["neighbours"] = neighbours
         stats = None
         if return_diagnostics and self.attention.name == "eala":
             o, stats = fn(q, k, v, key_mask=key_mask, return_stats=True, **arguments)

@@ -110,6 +110,25 @@ class ModelConfig:
                 raise ValueError(
                     f"model.{key} must be True or False, got {type(value).__name__} {value!r}"
                 )
+        if self.use_flax_mha and "eala_local" in (
+            self.temporal_attention.name,
+            self.spatial_attention.name,
+        ):
+            raise ValueError(
+                "model.use_flax_mha=True cannot pass eala_local its neighbour tables; use"
+                " use_flax_mha=False with eala_local"
+            )
+        spatial = self.spatial_attention
+        if (
+            spatial.name == "eala_local"
+            and spatial.spatial_keys == "embedding"
+            and not self.adaptive_embedding_dim
+            and self.num_spatial_layers
+        ):
+            raise ValueError(
+                "model.spatial_attention: eala_local with spatial_keys='embedding' needs"
+                " model.adaptive_embedding_dim > 0 (its nodes' neighbours come from that embedding)"
+            )
         for key, low, none_ok in (
             ("input_embedding_dim", 1, False),
             ("tod_embedding_dim", 0, True),

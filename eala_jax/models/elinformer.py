@@ -43,6 +43,7 @@ from eala_jax.models.config import (
     ModelConfig,
 )
 from eala_jax.models.layers import as_rows, dropout, layer_norm
+from eala_jax.models.local_keys import spatial_local_keys, spatial_table
 from eala_jax.ops import AttentionOptions
 
 __all__ = [
@@ -188,8 +189,10 @@ class AttentionBlock(nnx.Module):
         *,
         deterministic: bool,
         rngs: nnx.Rngs | None,
+        neighbours: jax.Array | None = None,
         return_diagnostics: bool = False,
     ) -> jax.Array | tuple[jax.Array, dict[str, jax.Array]]:
+        """`neighbours [L, K]`: the local keys of an "eala_local" attention (None: its window)."""
         diag: dict[str, jax.Array] = {}
         if self.use_flax_mha:
             # nnx.MultiHeadAttention attends over axis -2: group axes are folded into the batch.
@@ -198,9 +201,9 @@ class AttentionBlock(nnx.Module):
             h = self.attention(flat, deterministic=True)  # attention dropout off, as in STAEformer
             h = jnp.moveaxis(h.reshape(moved.shape), -2, 1)
         elif return_diagnostics:
-            h, diag = self.attention(x, return_diagnostics=True)
+            h, diag = self.attention(x, neighbours=neighbours, return_diagnostics=True)
         else:
-            h = self.attention(x)
+            h = self.attention(x, neighbours=neighbours)
         x = self._norm(self.norm1, x + _apply_dropout(self.dropout1, h, deterministic, rngs))
         rows = as_rows(x)  # dense layers on 2-D operands
         h = self.ff_out(jax.nn.relu(self.ff_in(rows))).reshape(x.shape)
@@ -231,6 +234,7 @@ class ELinFormer(nnx.Module):
         in_steps: int = 12,
         out_steps: int = 12,
         param_dtype: jnp.dtype = jnp.float32,
+        adjacency: np.ndarray | None = None,
         rngs: nnx.Rngs,
     ):
         if not isinstance(config, ModelConfig):
@@ -288,6 +292,10 @@ class ELinFormer(nnx.Module):
             )
             if config.adaptive_embedding_dim
             else None
+        )
+        self.spatial_local_size = getattr(config.spatial_attention, "num_local", 0)
+        self.spatial_local, self.spatial_neighbours = spatial_local_keys(
+            config, adjacency, num_nodes, has_embedding=self.adaptive_embedding is not None
         )
         block = functools.partial(
             AttentionBlock,
@@ -437,21 +445,27 @@ class ELinFormer(nnx.Module):
         batch, steps, nodes, dim = h.shape
         diagnostics: dict[str, dict[str, jax.Array]] = {}
         remat = self.remat and not return_diagnostics
-        block = nnx.remat(_call_block, static_argnums=(3, 4)) if remat else _call_block
+        block = nnx.remat(_call_block, static_argnums=(4, 5)) if remat else _call_block
         flags = (deterministic, return_diagnostics)
         # One layout for all blocks, [B, N, T, D] (the only transpose of the activations).
         # Temporal attention: nodes folded into the batch, [B*N, T, D]. Under node sharding the
         # folded axis is split over both mesh axes (XLA moves the rows with one all-to-all).
         h = jnp.swapaxes(h, 1, 2).reshape(batch * nodes, steps, dim)
         for i, layer in enumerate(self.temporal_layers):
-            h = block(layer, _on_mesh(h, (BATCH_AXIS, NODE_AXIS)), rngs, *flags)
+            h = block(layer, _on_mesh(h, (BATCH_AXIS, NODE_AXIS)), rngs, None, *flags)
             if return_diagnostics:
                 h, diagnostics[f"temporal_{i}"] = h
         # Spatial attention over axis 1 of [B, N, T, D]: time steps are extra heads (no transpose);
         # sensors stay sharded.
         h = h.reshape(batch, nodes, steps, dim)
+        local = spatial_table(
+            self.spatial_local,
+            self.spatial_neighbours,
+            self.adaptive_embedding,
+            self.spatial_local_size,
+        )
         for i, layer in enumerate(self.spatial_layers):
-            h = block(layer, _on_mesh(h, BATCH_AXIS, NODE_AXIS), rngs, *flags)
+            h = block(layer, _on_mesh(h, BATCH_AXIS, NODE_AXIS), rngs, local, *flags)
             if return_diagnostics:
                 h, diagnostics[f"spatial_{i}"] = h
         # Output projection per node: (N, T_in * D) -> (N, T_out).
@@ -471,12 +485,19 @@ def _call_block(
     layer: AttentionBlock,
     h: jax.Array,
     rngs: nnx.Rngs | None,
+    neighbours: jax.Array | None,
     deterministic: bool,
     return_diagnostics: bool,
 ) -> jax.Array | tuple[jax.Array, dict[str, jax.Array]]:
     """One block's call with positional arguments only, so `nnx.remat` can wrap it (the flags
     static)."""
-    return layer(h, deterministic=deterministic, rngs=rngs, return_diagnostics=return_diagnostics)
+    return layer(
+        h,
+        deterministic=deterministic,
+        rngs=rngs,
+        neighbours=neighbours,
+        return_diagnostics=return_diagnostics,
+    )
 
 
 def _on_mesh(x: jax.Array, *spec: str | tuple[str, ...] | None) -> jax.Array:

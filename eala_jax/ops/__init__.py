@@ -9,8 +9,10 @@ from eala_jax.ops.baselines import (
 )
 from eala_jax.ops.eala import eala_attention, eala_weights
 from eala_jax.ops.entropy import DEFAULT_ESTIMATOR, ESTIMATORS, estimate_entropy, softmax_entropy
+from eala_jax.ops.local import eala_local_attention
 from eala_jax.ops.options import (
     AttentionOptions,
+    EalaLocalOptions,
     EalaOptions,
     LinearOptions,
     LlnOptions,
@@ -35,6 +37,7 @@ __all__ = [
     "REGISTRY",
     "Attention",
     "AttentionOptions",
+    "EalaLocalOptions",
     "EalaOptions",
     "KeyStatistics",
     "LinearOptions",
@@ -44,6 +47,7 @@ __all__ = [
     "UniformOptions",
     "attention_options",
     "eala_attention",
+    "eala_local_attention",
     "eala_weights",
     "estimate_entropy",
     "get_attention",

@@ -153,6 +153,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "chunk_size": (_count, "an integer >= 1"),
     "num_segments": (_count, "an integer >= 1"),
     "num_features": (_count, "an integer >= 1"),
+    "num_local": (_count, "an integer >= 1"),
 }
 #: Names of the options `check_options` checks.
 CHECKED_OPTIONS = frozenset(_RULES)
@@ -160,10 +161,11 @@ CHECKED_OPTIONS = frozenset(_RULES)
 
 def check_options(owner: str = "", /, **options: Any) -> None:
     """The one check of the static numeric options (`scale`, `theta`, `temperature`,
-    `min_entropy`, `chunk_size`, `num_segments`, `num_features`), run by the options classes when
-    built (`owner`: the attention's name, which prefixes the message as `eala.theta=...`) and by
-    the ops that take no options object (`softmax_entropy`, `estimate_entropy`). Raises ValueError
-    naming the option, its value and what was expected. Python values only: it runs at trace time.
+    `min_entropy`, `chunk_size`, `num_segments`, `num_features`, `num_local`), run by the options
+    classes when built (`owner`: the attention's name, which prefixes the message as
+    `eala.theta=...`) and by the ops that take no options object (`softmax_entropy`,
+    `estimate_entropy`). Raises ValueError naming the option, its value and what was expected.
+    Python values only: it runs at trace time.
     """
     prefix = f"{owner}." if owner else ""
     for name, value in options.items():

@@ -108,7 +108,9 @@ def causal_shifted_kernel_attention(
 
 
 class CausalRows(NamedTuple):
-    """Per-query outputs of causal EALA; every field `[B, T, H]` except `out: [B, T, H, Dv]`."""
+    """Per-query outputs of causal EALA; every field `[B, T, H]` except `out: [B, T, H, Dv]`, and
+    with `parts` the prefix mean value `mean_v` and `weighted = Σ_{j≤i} (s_ij − μ_i)(v_j − v̄_i)`,
+    both `[B, T, H, Dv]` (None without)."""
 
     out: Array
     theta: Array
@@ -116,6 +118,8 @@ class CausalRows(NamedTuple):
     sigma2: Array
     mean_score: Array
     count: Array
+    mean_v: Array | None = None
+    weighted: Array | None = None
 
 
 def causal_eala_rows(
@@ -129,6 +133,7 @@ def causal_eala_rows(
     theta_fn: Callable[[Array, Array], Array],
     nonnegative: bool,
     chunk_size: int,
+    parts: bool = False,
 ) -> CausalRows:
     """Causal EALA with the Gaussian entropy estimate: each query i sees the valid keys j ≤ i.
 
@@ -143,8 +148,9 @@ def causal_eala_rows(
     (the Gaussian one is `min(σ²/2, log M)`) and `theta_fn(deficit, sigma2) -> theta` maps it to θ.
     With `nonnegative`, θ is capped by `1 / (scale·‖q‖·r)` with `r = max_{j≤i} ‖k_j − k_0‖ +
     ‖k̄_i − k_0‖ ≥ max_{j≤i} ‖k_j − k̄_i‖` (looser than the non-causal bound, still a guarantee;
-    `k_0` is in every non-empty prefix, so θ_i never depends on a later key).
-    Time O(T·(chunk + d)·(d + Dv)).
+    `k_0` is in every non-empty prefix, so θ_i never depends on a later key). `parts` also
+    returns each row's `mean_v` and `weighted` (for `eala_local_attention`, which mixes them
+    itself). Time O(T·(chunk + d)·(d + Dv)).
     """
     batch, length, heads, dim = q.shape
     chunk = max(1, min(chunk_size, length))
@@ -215,6 +221,8 @@ def causal_eala_rows(
             to_rows(mean_score),
             jnp.broadcast_to(to_rows(count), out.shape[:-1]),
         )
+        if parts:
+            rows = (*rows, mean_v, comoment_sv)
         return (merge_statistics(stats, local), max_norm), rows
 
     d_v = v.shape[-1]

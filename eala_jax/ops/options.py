@@ -34,6 +34,7 @@ from eala_jax.ops.entropy import ESTIMATOR_TABLE, EstimatorName
 
 __all__ = [
     "AttentionOptions",
+    "EalaLocalOptions",
     "EalaOptions",
     "LinearOptions",
     "LlnOptions",
@@ -159,6 +160,43 @@ class EalaOptions(AttentionOptions):
 
     def random_features(self) -> int | None:
         return self.num_features if ESTIMATOR_TABLE[self.estimator].random_features else None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EalaLocalOptions(AttentionOptions):
+    """Options of `eala_local_attention`: exact softmax over a few local keys per query, EALA over
+    the rest (docs/method.md, "eala_local"); the rest's entropy estimate is the Gaussian one."""
+
+    name: ClassVar[str] = "eala_local"
+
+    # θ of the EALA part: "optimal" (entropy equality over the non-local keys) or a float >= 0.
+    theta: Literal["optimal"] | float = "optimal"
+    # False: theta is a constant in the backward pass.
+    theta_gradient: bool = True
+    # Cap theta so that no weight of the EALA part is negative (non-causal only).
+    nonnegative: bool = False
+    # Key chunk of the causal scan.
+    chunk_size: int = 64
+    # K: local keys per query of the sliding window the op builds when given no `neighbours`, and
+    # of the tables ELinFormer builds (temporal: a window; spatial: graph or embedding neighbours).
+    num_local: int = 8
+    # That window: the last `num_local` steps ("past") or `num_local` steps around the query.
+    window: Literal["past", "centred"] = "past"
+    # ELinFormer's spatial local keys (read by the model, not the op): "graph" (the data set's
+    # graph, ops/neighbours.py `graph_neighbours`; an error without one), "embedding" (the most
+    # similar nodes of the adaptive embedding) or "auto" (the graph when the data set has one).
+    spatial_keys: Literal["auto", "graph", "embedding"] = "auto"
+
+    def _check_together(self) -> None:
+        if self.causal and self.nonnegative:
+            raise ValueError(
+                "causal eala_local does not support nonnegative=True (the cap needs the radius of"
+                " each query's non-local prefix keys); use nonnegative=False"
+            )
+        if self.causal and self.window == "centred":
+            raise ValueError(
+                "causal eala_local needs window='past' (a centred window reads later steps)"
+            )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -18,8 +18,10 @@ from eala_jax.ops.baselines import (
     uniform_attention,
 )
 from eala_jax.ops.eala import eala_attention
+from eala_jax.ops.local import eala_local_attention
 from eala_jax.ops.options import (
     AttentionOptions,
+    EalaLocalOptions,
     EalaOptions,
     LinearOptions,
     LlnOptions,
@@ -46,6 +48,7 @@ REGISTRY: Mapping[str, Attention] = types.MappingProxyType(
             (performer_attention, PerformerOptions),
             (uniform_attention, UniformOptions),
             (lln_attention, LlnOptions),
+            (eala_local_attention, EalaLocalOptions),
         )
     }
 )

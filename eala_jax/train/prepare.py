@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import numpy as np
 from flax import nnx
 
 from eala_jax.data import ForecastSplits
@@ -72,16 +73,23 @@ def prepare_data(config: Config) -> PreparedData:
 
 
 def build_model(
-    config: Config, *, num_nodes: int, steps_per_day: int, rngs: nnx.Rngs
+    config: Config,
+    *,
+    num_nodes: int,
+    steps_per_day: int,
+    rngs: nnx.Rngs,
+    adjacency: np.ndarray | None = None,
 ) -> ELinFormer:
     """The ELinFormer of `config.model` for `config.data`'s windows and a data set with
-    `num_nodes` and `steps_per_day`."""
+    `num_nodes` and `steps_per_day`; `adjacency [N, N]`: the data set's graph, read only by a
+    spatial "eala_local" attention that takes its local keys from it."""
     return ELinFormer(
         config.model,
         num_nodes=num_nodes,
         steps_per_day=steps_per_day,
         in_steps=config.data.in_steps,
         out_steps=config.data.out_steps,
+        adjacency=adjacency,
         rngs=rngs,
     )
 

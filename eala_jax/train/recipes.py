@@ -156,4 +156,18 @@ def resolve_for_data(
     if widths:
         config = dataclasses.replace(config, model=dataclasses.replace(m, **widths))
     notes.append(f"Calendar: {', '.join(parts)}; from the data: {choice.reason}.")
+    spatial = config.model.spatial_attention
+    if spatial.name == "eala_local" and spatial.spatial_keys == "auto":
+        # Resolved here, so the run's saved config says which table its model holds.
+        source = "graph" if series.adjacency is not None else "embedding"
+        config = dataclasses.replace(
+            config,
+            model=dataclasses.replace(
+                config.model, spatial_attention=spatial.replace(spatial_keys=source)
+            ),
+        )
+        notes.append(
+            f"Spatial eala_local: each node's {spatial.num_local} local keys from the "
+            + ("data set's graph." if source == "graph" else "adaptive embedding (no graph).")
+        )
     return config, notes

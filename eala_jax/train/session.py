@@ -122,6 +122,7 @@ class Session:
                 num_nodes=splits.num_nodes,
                 steps_per_day=splits.steps_per_day,
                 rngs=nnx.Rngs(params=t.seed),
+                adjacency=series.adjacency,
             )
             return model, nnx.Optimizer(model, tx, wrt=nnx.Param)
 

@@ -367,3 +367,97 @@ def lln(
             weights[b, h] = a
             out[b, :, h] = a @ v[b, :, h]
     return out, weights
+
+
+# ----------------------------------------------------------------------------------------------
+# eala_local (docs/method.md, "eala_local"): one query at a time, from its explicit scores.
+
+
+def log_partition_rem(s):
+    """Random-energy-model log Σ_j e^{s_j} of the scores `s [n]` from their mean and variance:
+    `log n + μ + σ²/2` while σ² ≤ 2 log n, else `μ + σ √(2 log n)`."""
+    n = s.shape[0]
+    mu, var = s.mean(), s.var()
+    if var > 2 * math.log(n):
+        return mu + math.sqrt(var) * math.sqrt(2 * math.log(n))
+    return math.log(n) + mu + var / 2
+
+
+def eala_local_row(q, k, valid, local, *, scale, theta="optimal", nonnegative=False):
+    """Weights `[S]` (0 at invisible keys) and dict(theta, local_mass, entropy) of one query
+    `q [D]` over keys `k [S, D]`: `valid [S]` the visible keys, `local` the indices of its local
+    keys (already unique, visible)."""
+    num_keys = k.shape[0]
+    local = np.asarray(local, int)
+    rest = np.array([j for j in np.flatnonzero(valid) if j not in set(local.tolist())], int)
+    s = scale * (k @ q)
+    weights = np.zeros(num_keys)
+    info = dict(theta=0.0, local_mass=0.0, entropy=0.0)
+    if local.size == 0 and rest.size == 0:
+        return weights, info
+    lam, th, h_local, h_rest = 0.0, 0.0, 0.0, 0.0
+    if local.size:
+        p = softmax_rows(s[local][None])[0]
+        h_local = exact_entropy(s[local][None])[0]
+        log_z_local = np.log(np.exp(s[local] - s[local].max()).sum()) + s[local].max()
+    if rest.size:
+        n = rest.size
+        sr = s[rest]
+        mu, var = sr.mean(), sr.var()
+        h_rest = float(np.clip(math.log(n) - var / 2, 0.0, math.log(n)))
+        if theta == "optimal":
+            th = math.sqrt(2 * (math.log(n) - h_rest) / var) if var > TINY_VARIANCE else 1.0
+        else:
+            th = float(theta)
+        if nonnegative:
+            kv = k[valid]
+            mean_v = kv.mean(axis=0)
+            bound = np.linalg.norm(kv - mean_v, axis=1).max() + np.linalg.norm(
+                mean_v - k[rest].mean(axis=0)
+            )
+            bound *= scale * np.linalg.norm(q)
+            if bound > 0:
+                th = min(th, 1.0 / bound)
+        a_rest = (1.0 + th * (sr - mu)) / n
+        lam = 0.0  # no local key: the row is EALA's
+        if local.size:
+            lam = 1.0 / (1.0 + math.exp(log_partition_rem(sr) - log_z_local))
+        weights[rest] = (1.0 - lam) * a_rest
+    else:
+        lam = 1.0
+    if local.size:
+        weights[local] = lam * p
+    h_lam = -sum(x * math.log(x) for x in (lam, 1.0 - lam) if x > 0)
+    info = dict(theta=th, local_mass=lam, entropy=h_lam + lam * h_local + (1.0 - lam) * h_rest)
+    return weights, info
+
+
+def eala_local(q, k, v, neighbours, key_mask=None, *, causal=False, scale=None, **options):
+    """Batched / multi-head eala_local. `neighbours [T, K]`: -1 = none, repeats count once,
+    invisible keys are dropped. Returns dict(out, weights [B, H, T, S], theta, local_mass,
+    entropy)."""
+    q, k, v = (np.asarray(x, np.float64) for x in (q, k, v))
+    b_, t, h_, d = q.shape
+    num_keys = k.shape[1]
+    scale = 1 / math.sqrt(d) if scale is None else scale
+    res = dict(
+        out=np.zeros((b_, t, h_, v.shape[-1])),
+        weights=np.zeros((b_, h_, t, num_keys)),
+        **{name: np.zeros((b_, t, h_)) for name in ("theta", "local_mass", "entropy")},
+    )
+    for b in range(b_):
+        for i in range(t):
+            valid = _visible(key_mask, b, num_keys, causal, i)
+            local = []
+            for j in np.asarray(neighbours)[i]:
+                if 0 <= j < num_keys and valid[j] and j not in local:
+                    local.append(int(j))
+            for h in range(h_):
+                w, info = eala_local_row(
+                    q[b, i, h], k[b, :, h], valid, local, scale=scale, **options
+                )
+                res["weights"][b, h, i] = w
+                res["out"][b, i, h] = w @ v[b, :, h]
+                for name, value in info.items():
+                    res[name][b, i, h] = value
+    return res

@@ -15,6 +15,8 @@ from tests.ops.helpers import cross_shapes, hlo_shapes, jaxpr_shapes, projection
 B, T, S, H, D, DV = 2, 96, 160, 3, 8, 6  # every size distinct, so axes are identifiable
 N = 160  # causal: T = S = N
 PROJ = projection(130, r=16, d=D)
+K = 5  # eala_local's local keys per query
+LOCAL = np.random.default_rng(132).integers(-1, S, size=(T, K)).astype(np.int32)
 
 
 def _inputs(t, s):
@@ -65,6 +67,8 @@ NONCAUSAL = {
     "eala-cumulant3": dict(estimator="cumulant3"),
     "eala-segments": dict(estimator="segments", num_segments=8),
     "eala-random_features": dict(estimator="random_features", projection=PROJ),
+    "eala_local": dict(neighbours=LOCAL),
+    "eala_local-nonneg": dict(neighbours=LOCAL, nonnegative=True),
     "linear": dict(),
     "performer": dict(projection=PROJ),
     "lln": dict(),
@@ -89,7 +93,13 @@ def test_noncausal_has_no_query_by_key_intermediate(case):
 
 @pytest.mark.parametrize(
     "case,chunk",
-    [("eala-gaussian", 32), ("eala-gaussian-nonneg", 48), ("linear", 48), ("lln", 40)],
+    [
+        ("eala-gaussian", 32),
+        ("eala-gaussian-nonneg", 48),
+        ("eala_local-window", 32),
+        ("linear", 48),
+        ("lln", 40),
+    ],
 )
 def test_causal_holds_nothing_t_by_t_beyond_chunk_by_chunk(case, chunk):
     args = _inputs(N, N)
@@ -97,7 +107,8 @@ def test_causal_holds_nothing_t_by_t_beyond_chunk_by_chunk(case, chunk):
         case,
         causal=True,
         chunk_size=chunk,
-        **({"estimator": "gaussian"} if case.startswith("eala") else {}),
+        **({"estimator": "gaussian"} if case.startswith("eala-") else {}),
+        **({"num_local": K} if case == "eala_local-window" else {}),
     )
     jaxpr, hlo = _all_shapes(_forward_and_grad(fn), *args)
     assert (chunk, chunk) in {s[-2:] for s in jaxpr if len(s) >= 2}  # dense inside a chunk
