@@ -44,6 +44,7 @@ from eala_jax.models.config import (
 )
 from eala_jax.models.layers import as_rows, dropout, layer_norm
 from eala_jax.models.local_keys import spatial_local_keys, spatial_table
+from eala_jax.models.patching import num_tokens, patch_ends
 from eala_jax.ops import AttentionOptions
 
 __all__ = [
@@ -72,26 +73,6 @@ NODE_SHARDED_PARAMETERS = {"adaptive_embedding": P(None, NODE_AXIS)}  # [T_in, N
 _DTYPES = {"float32": None, "bfloat16": jnp.bfloat16}
 _INSTANCE_NORM_EPS = 1e-5
 assert tuple(_DTYPES) == COMPUTE_DTYPES
-
-
-def num_tokens(in_steps: int, *, patch_len: int = 1, patch_stride: int = 1) -> int:
-    """Tokens the temporal layers see: `(in_steps - patch_len) // patch_stride + 1` patches (the
-    first `(in_steps - patch_len) % patch_stride` steps fall before the first patch and are not
-    read). ValueError naming `model.patch_len` / `model.patch_stride` if they do not fit."""
-    for label, value in (("model.patch_len", patch_len), ("model.patch_stride", patch_stride)):
-        if isinstance(value, bool) or int(value) != value or value < 1:
-            raise ValueError(f"{label} must be a positive integer, got {value!r}")
-    if patch_len > in_steps:
-        raise ValueError(
-            f"model.patch_len={patch_len} is longer than the input window in_steps={in_steps}"
-        )
-    return (in_steps - patch_len) // patch_stride + 1
-
-
-def patch_ends(in_steps: int, *, patch_len: int, patch_stride: int) -> np.ndarray:
-    """int32 `[L]`: the last input step of each patch, ascending; the last is `in_steps - 1`."""
-    count = num_tokens(in_steps, patch_len=patch_len, patch_stride=patch_stride)
-    return (in_steps - 1 - patch_stride * np.arange(count - 1, -1, -1)).astype(np.int32)
 
 
 def _attention_layer(
