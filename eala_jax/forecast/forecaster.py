@@ -101,10 +101,17 @@ class Forecaster:
         self.workdir = workdir
         self.graphdef = graphdef
         self.params = jax.device_put(params, jax.devices()[0])
+        year = info.average.year_table()
         self.spec = GraphSpec(
-            info.in_steps, info.out_steps, info.step_minutes, info.config.model.uses_profile
+            info.in_steps,
+            info.out_steps,
+            info.step_minutes,
+            info.config.model.uses_profile,
+            year_term=year is not None,
         )
         self.table = jnp.asarray(info.profile_table())
+        # The day-of-year term ([366, N]; a placeholder row when the run has none).
+        self.year = jnp.asarray(np.zeros((1, info.num_nodes), np.float32) if year is None else year)
         self.mean = jnp.float32(info.scaler.mean)
         self.std = jnp.float32(info.scaler.std)
         self._apply = jax.jit(functools.partial(forecast_graph, graphdef, spec=self.spec))
@@ -186,6 +193,7 @@ class Forecaster:
         out = self._apply(
             self.params,
             self.table,
+            self.year,
             self.mean,
             self.std,
             jnp.asarray(windows, jnp.float32),
@@ -303,16 +311,17 @@ class Forecaster:
         historical average, the seasonal naive of the run's period (from the rows given; the
         historical average where it is missing). ``{name: float32 [B, out_steps, N]}``."""
         from eala_jax.data.series import time_features
+        from eala_jax.data.yearday import epoch_days, year_day
 
         b, t, _ = values.shape
+        after = [f + self.step * t for f in first]
         tod, dow = np.stack(
-            [
-                time_features(f + self.step * t, self.info.step_minutes, self.out_steps)
-                for f in first
-            ],
-            axis=1,
+            [time_features(f, self.info.step_minutes, self.out_steps) for f in after], axis=1
         )
-        average = self.info.average.predict(tod, dow)
+        day = np.stack(
+            [year_day(epoch_days(f, self.info.step_minutes, self.out_steps)) for f in after]
+        )
+        average = self.info.average.predict(tod, dow, day)
         out = {
             "historical_average": average,
             "last_value": fill_missing(

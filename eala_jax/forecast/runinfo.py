@@ -1,7 +1,8 @@
 """What a forecaster needs from a run besides its parameters, kept in the workdir
 (``<workdir>/forecast/``): the config resolved for the data (recipe and calendar widths applied),
 the training scaler, the calendar (step, steps per day, whether the seasonal profile reads weekday
-slots), the training split's seasonal table, the node ids and the span of the data the run saw.
+slots), the training split's seasonal table (with its day-of-year term where the run chose one),
+the node ids and the span of the data the run saw.
 
 Written by the training loop when a run finishes (`eala_jax.forecast.hook`); for a workdir that
 predates it, `recompute_run_info` rebuilds it from the data its ``config.json`` names. O(N·steps
@@ -75,13 +76,14 @@ class RunInfo:
     def profile_table(self) -> np.ndarray:
         """float32 ``[7, steps_per_day, N]``: the seasonal profile at every (weekday, slot), the
         fallbacks of `HistoricalAverage.predict` resolved (time-of-day means only when not
-        `weekly`), so that reading it is one gather."""
+        `weekly`), so that reading it is one gather. The day-of-year term, where the run has one,
+        is apart (``average.year_table()``)."""
         average = self.average
         if not self.weekly:
             average = dataclasses.replace(average, week=np.full_like(average.week, np.nan))
         tod = np.tile(np.arange(self.steps_per_day), (7, 1))
         dow = np.repeat(np.arange(7)[:, None], self.steps_per_day, axis=1)
-        return average.predict(tod, dow)
+        return average.slots(tod, dow)
 
 
 def run_info_from_data(config: Config, series: Any, splits: Any, average: Any) -> RunInfo:
@@ -110,7 +112,10 @@ def save_run_info(info: RunInfo, workdir: str | Path) -> Path:
     folder = Path(workdir) / FORECAST_DIR
     folder.mkdir(parents=True, exist_ok=True)
     a = info.average
-    np.savez(folder / TABLE_FILE, week=a.week, day=a.day, sensor=a.sensor, overall=a.overall)
+    year = {} if a.year is None else {"year": a.year}
+    np.savez(
+        folder / TABLE_FILE, week=a.week, day=a.day, sensor=a.sensor, overall=a.overall, **year
+    )
     record = {
         "format_version": FORMAT_VERSION,
         "config": config_to_dict(info.config),
@@ -154,6 +159,7 @@ def load_run_info(workdir: str | Path) -> RunInfo | None:
             day=table["day"],
             sensor=table["sensor"],
             overall=float(table["overall"]),
+            year=table["year"] if "year" in table.files else None,
         )
         return RunInfo(
             config=config,
