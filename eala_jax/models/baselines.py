@@ -37,7 +37,12 @@ from eala_jax.data.loader import make_eval_loader
 from eala_jax.data.scaler import StandardScaler
 from eala_jax.data.windows import SPLIT_NAMES, ForecastSplits, WindowSource
 from eala_jax.metrics import MetricAccumulator, horizon_sums
-from eala_jax.models.year_term import YEAR_HARMONICS, fit_year_term, year_term_applies
+from eala_jax.models.year_term import (
+    MIN_GAIN,
+    YEAR_HARMONICS,
+    fit_year_term,
+    year_term_applies,
+)
 
 __all__ = [
     "BASELINE_NAMES",
@@ -397,8 +402,8 @@ def choose_average(
     """The training split's historical average (`fit_historical_average`), with the smoothed
     day-of-year term (`YEAR_HARMONICS` harmonics) where the data is daily and its training split
     spans two years (`year_term_applies`) and the term lowers the historical average's validation
-    MAE; and a log line saying what was compared. The candidates' validation MAE is kept in
-    ``year_choice``. O(training + validation steps · N)."""
+    MAE by `MIN_GAIN` (1 %) or more; and a log line saying what was compared. The candidates'
+    validation MAE is kept in ``year_choice``. O(training + validation steps · N)."""
     plain = fit_historical_average(
         splits.train,
         scaler=splits.scaler,
@@ -422,13 +427,14 @@ def choose_average(
         "weekday": _score_average(splits.val, plain, batch_size),
         "weekday+day_of_year": _score_average(splits.val, yearly, batch_size),
     }
-    use = choice["weekday+day_of_year"] < choice["weekday"]
+    use = choice["weekday+day_of_year"] < (1 - MIN_GAIN) * choice["weekday"]
     chosen = dataclasses.replace(yearly if use else plain, year_choice=choice)
     with_term, without = choice["weekday+day_of_year"], choice["weekday"]
     line = (
         f"Historical average: {'with' if use else 'without'} a day-of-year term "
         f"({YEAR_HARMONICS} harmonics of the year, fitted on the training split's "
         f"{splits.boundaries[0]} steps), chosen on validation: MAE {with_term:.4g} with it "
-        f"against {without:.4g} with weekday means only."
+        f"against {without:.4g} with weekday means only (kept where it gains "
+        f"{100 * MIN_GAIN:g} % or more)."
     )
     return chosen, line

@@ -12,6 +12,7 @@ import numpy as np
 from eala_jax.data.yearday import YEAR_DAYS
 
 __all__ = [
+    "MIN_GAIN",
     "MIN_YEARS",
     "YEAR_HARMONICS",
     "fit_year_term",
@@ -23,6 +24,11 @@ __all__ = [
 YEAR_HARMONICS = 3
 #: The training split must span this many years for the term to be tried.
 MIN_YEARS = 2
+#: The term is kept only where it lowers the historical average's validation MAE by this share:
+#: within it, validation cannot tell the two apart, and the weekday means have fewer parameters
+#: (exchange_rate, whose dates are nominal: 2.1459 against 2.1464, 0.02 %, and 0.16 % worse on
+#: test).
+MIN_GAIN = 0.01
 #: Days of a year for the harmonics' angle (the leap day, day 365, sits just before day 0).
 _YEAR_LENGTH = 365.25
 #: A node's term is fitted only where its valid training days fall in every one of these parts of
