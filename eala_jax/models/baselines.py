@@ -333,8 +333,8 @@ def evaluate_baselines(
       scaler: the training scaler of ``splits`` (``splits.scaler``).
       batch_size: windows per batch (memory only; results do not depend on it beyond float
         rounding).
-      average: the training split's `fit_historical_average` when already fitted (else fitted
-        here).
+      average: the training split's historical average when already fitted (else
+        `choose_average`'s, as a training run has it).
 
     The seasonal naive takes the value one period before each target (`seasonal_naive_forecast`,
     falling back to the historical average where it is missing); its period is the candidate of
@@ -352,10 +352,8 @@ def evaluate_baselines(
         raise ValueError(f"split_name must be one of {SPLIT_NAMES}, got {split_name!r}")
     if not isinstance(scaler, StandardScaler):
         raise TypeError(f"scaler must be a StandardScaler, got {type(scaler).__name__}")
-    if average is None:
-        average = fit_historical_average(
-            splits.train, scaler=scaler, steps_per_day=splits.steps_per_day, batch_size=batch_size
-        )
+    if average is None:  # as the training run chooses it (`choose_average`)
+        average, _ = choose_average(splits, batch_size=batch_size)
     accumulators = {"last_value": MetricAccumulator(), "historical_average": MetricAccumulator()}
     source = splits[split_name]
     for b, (batch, _) in enumerate(make_eval_loader(source, batch_size=batch_size)):
