@@ -232,7 +232,9 @@ def main(argv: list[str] | None = None) -> None:
     for path in entropy_files:
         lines += entropy_section(path)
     lines += forecast_section(
-        _load("experiments/results/coverage.json"), _load("benchmarks/results/inference.json")
+        _load("experiments/results/coverage.json"),
+        _load("benchmarks/results/inference.json"),
+        _load("experiments/results/guard.json"),
     )
     found = dict(
         attention=attention,

@@ -1,0 +1,211 @@
+"""Check the baseline guard of trained runs where it matters (docs/forecast.md, "The baseline
+guard"; issue 22):
+
+    python -m experiments.guard_check --run exchange_rate_h96=runs/guard/exchange_rate_h96 \
+        --run hourly_counts=runs/guard/hourly_counts
+
+For each run, every validation and test window is forecast through `Forecaster.predict` (the path
+a user takes), without and with ``fallback`` (by MAE and by RMSE), beside the baselines the guard
+serves (`Forecaster.baselines`). Per horizon step it reports the guard's choice (made on
+validation), and the test MSE / MAE of the unguarded model, the guarded forecast and each baseline.
+Two criteria, both reported for every run:
+
+- ``last_value_2pct``: the guarded forecast's test MSE is within 2 % of the last value's at every
+  step (where the last value is as good as the best model: exchange_rate);
+- ``never_lost_to_historical_average``: on validation, the forecast served at each step is not
+  worse than the historical average's, in MAE nor in RMSE (the hourly-count recipe).
+
+It also checks that the model's and baselines' scores computed here equal the run's own tables
+(``results.json``), so the guard is checked on the numbers it chose by. Writes
+`experiments/results/guard.json` and prints the markdown of docs/results.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eala_jax.bench.machine import describe, machine_info
+from eala_jax.forecast import BaselineWarning, Forecaster
+from eala_jax.forecast.guard import METRICS
+from eala_jax.forecast.hook import interval_steps
+from eala_jax.forecast.runinfo import recompute_run_info
+
+OUT = Path("experiments/results/guard.json")
+#: Forecasts compared per step: the unguarded model, the guarded forecast by each metric, and the
+#: baselines the guard can serve.
+GUARDED = tuple(f"guarded_{m}" for m in METRICS)
+LAST_VALUE_TOLERANCE = 0.02
+
+
+def _scores(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+    """float64 per-step MAE and MSE over the valid targets of ``[W, T, N]`` windows."""
+    err = np.where(mask, pred.astype(np.float64) - target, 0.0)
+    count = mask.sum((0, 2))
+    return {"mae": np.abs(err).sum((0, 2)) / count, "mse": np.square(err).sum((0, 2)) / count}
+
+
+def forecast_split(
+    forecaster: Forecaster, series: Any, source: Any, *, batch: int
+) -> dict[str, dict[str, np.ndarray]]:
+    """Per-step scores on the windows of ``source`` of every forecast in (model, guarded by each
+    metric, each baseline): ``{name: {"mae": [T], "mse": [T]}}``."""
+    fc = forecaster
+    starts = source.first_target + np.arange(len(source))
+    period = fc.guard.seasonal_period if fc.guard is not None else None
+    # Enough rows before each window for the seasonal naive's value a period (or k periods) back.
+    reach = fc.in_steps if not period else ((fc.out_steps - 1) // period + 1) * period
+    length = min(max(fc.in_steps, reach), int(starts.min()))
+    step = np.timedelta64(series.step_minutes, "m")
+    origin = np.datetime64(series.start_time, "m")
+    parts: dict[str, list[np.ndarray]] = {}
+    targets, masks = [], []
+    for i in range(0, len(starts), batch):
+        chunk = starts[i : i + batch]
+        history = np.stack([series.values[s - length : s] for s in chunk])
+        first = origin + (chunk - length) * step
+        out = {"model": fc.predict(history, start_time=first).forecast}
+        for metric in METRICS:
+            guarded = fc.predict(history, start_time=first, fallback=True, metric=metric)
+            out[f"guarded_{metric}"] = guarded.forecast
+        out.update(fc.baselines(history, first))
+        for name, pred in out.items():
+            parts.setdefault(name, []).append(pred)
+        target = np.stack([series.values[s : s + fc.out_steps] for s in chunk])
+        masks.append(~np.isnan(target))
+        targets.append(np.nan_to_num(target))
+    target, mask = np.concatenate(targets), np.concatenate(masks)
+    return {name: _scores(np.concatenate(p), target, mask) for name, p in parts.items()}
+
+
+def measure(name: str, workdir: Path, *, batch: int = 256) -> dict[str, Any]:
+    """The guard check of ``workdir`` (see the module docstring)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BaselineWarning)
+        forecaster = Forecaster.load(workdir)
+    if forecaster.guard is None:
+        raise ValueError(f"{workdir}: no baseline guard (the run has not finished)")
+    _, prepared = recompute_run_info(workdir)
+    results = json.loads((workdir / "results.json").read_text())
+    scores = {
+        split: forecast_split(forecaster, prepared.series, prepared.splits[split], batch=batch)
+        for split in ("val", "test")
+    }
+    # The run's own tables, recomputed through the forecaster: the largest relative difference.
+    agreement = max(
+        float(np.max(np.abs(scores[split][k][m] / np.asarray(results[split][k][m]) - 1)))
+        for split in ("val", "test")
+        for k in results[split]
+        if k in scores[split]
+        for m in ("mae", "mse")
+    )
+    test, val = scores["test"], scores["val"]
+    ratio = {g: test[g]["mse"] / test["last_value"]["mse"] for g in GUARDED}
+    lost = {}
+    for metric in METRICS:
+        served = forecaster.guard.served(metric)
+        steps = []
+        for h, chosen in enumerate(served):
+            for m, key in (("mae", "mae"), ("rmse", "mse")):
+                if val[f"guarded_{metric}"][key][h] > val["historical_average"][key][h] * (
+                    1 + 1e-6
+                ):
+                    steps.append({"step": h + 1, "served": chosen, "worse_in": m})
+        lost[f"guarded_{metric}"] = steps
+    return {
+        "name": name,
+        "workdir": str(workdir),
+        "data": results["data"],
+        "in_steps": forecaster.in_steps,
+        "out_steps": forecaster.out_steps,
+        "best_epoch": results["best_epoch"],
+        "steps": results["steps"],
+        "test_windows": len(prepared.splits.test),
+        "served": {m: forecaster.guard.served(m) for m in METRICS},
+        "better_on_validation": {m: forecaster.guard.better(m) for m in METRICS},
+        "seasonal_period": forecaster.guard.seasonal_period,
+        "val": {k: {m: v.tolist() for m, v in s.items()} for k, s in val.items()},
+        "test": {k: {m: v.tolist() for m, v in s.items()} for k, s in test.items()},
+        "agreement_with_run_tables": agreement,
+        "guarded_over_last_value_mse_max": {g: float(r.max()) for g, r in ratio.items()},
+        "last_value_2pct": {g: bool(r.max() <= 1 + LAST_VALUE_TOLERANCE) for g, r in ratio.items()},
+        "lost_to_historical_average_on_val": lost,
+        "never_lost_to_historical_average": {g: not s for g, s in lost.items()},
+    }
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """Per run: the guard's choice and the test scores at the steps of `interval_steps`, the mean
+    over all steps, and the two criteria."""
+    lines = []
+    for row in rows:
+        test, n = row["test"], row["out_steps"]
+        names = ["model", *GUARDED, "last_value", "historical_average"]
+        if "seasonal_naive" in test:
+            names.append("seasonal_naive")
+        lines += [
+            f"**{row['name']}** ({row['data']}, input {row['in_steps']}, horizon {n}; best epoch "
+            f"{row['best_epoch']}, {row['steps']} steps; {row['test_windows']} test windows). "
+            "Test MSE / MAE per horizon step; served: the guard's choice by MAE / by RMSE "
+            "(validation).",
+            "",
+            "| step | served | " + " | ".join(name.replace("_", " ") for name in names) + " |",
+            "|---|---|" + "---|" * len(names),
+        ]
+        for h in interval_steps(n):
+            served = " / ".join(row["served"][m][h - 1] for m in METRICS)
+            cells = [f"{test[k]['mse'][h - 1]:.4f} / {test[k]['mae'][h - 1]:.4f}" for k in names]
+            lines.append(f"| {h} | {served} | " + " | ".join(cells) + " |")
+        cells = [f"{np.mean(test[k]['mse']):.4f} / {np.mean(test[k]['mae']):.4f}" for k in names]
+        counts = " / ".join(
+            f"{sum(s != 'model' for s in row['served'][m])} baseline" for m in METRICS
+        )
+        lines.append(f"| mean 1-{n} | {counts} | " + " | ".join(cells) + " |")
+        ratio = row["guarded_over_last_value_mse_max"]
+        lost = row["lost_to_historical_average_on_val"]
+        lines += [
+            "",
+            "Guarded test MSE over the last value's, worst step: "
+            + ", ".join(f"{g.replace('_', ' ')} {ratio[g]:.4f}" for g in GUARDED)
+            + f" (within 2 %: {', '.join(str(v) for v in row['last_value_2pct'].values())}). "
+            "Steps where the served forecast lost to the historical average on validation: "
+            + ", ".join(f"{g.replace('_', ' ')} {len(lost[g])}" for g in GUARDED)
+            + f". Largest difference from the run's own tables: "
+            f"{row['agreement_with_run_tables']:.1e} (relative).",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", action="append", required=True, help="NAME=WORKDIR")
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--batch", type=int, default=256, help="windows per forecast call")
+    args = parser.parse_args(argv)
+    runs = []
+    for item in args.run:
+        name, sep, folder = item.partition("=")
+        if not sep or not (Path(folder) / "results.json").is_file():
+            parser.error(f"--run {item!r}: expected NAME=WORKDIR of a finished run")
+        runs.append((name, Path(folder)))
+    rows = [measure(name, folder, batch=args.batch) for name, folder in runs]
+    command = " ".join(["python -m experiments.guard_check", *(argv or sys.argv[1:])])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps(
+            {"machine": describe(machine_info()), "command": command, "runs": rows}, indent=1
+        )
+        + "\n"
+    )
+    print(markdown(rows))
+
+
+if __name__ == "__main__":
+    main()
