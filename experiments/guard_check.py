@@ -16,13 +16,16 @@ Two criteria, both reported for every run:
   worse than the historical average's, in MAE nor in RMSE (the hourly-count recipe).
 
 It also checks that the model's and baselines' scores computed here equal the run's own tables
-(``results.json``), so the guard is checked on the numbers it chose by. Writes
+(``results.json``), so the guard is checked on the numbers it chose by. ``--refit-guard`` first
+adds the validation evidence (`eala_jax.forecast.evidence`) to the guard of a run that finished
+before it was recorded (rewriting ``forecast/guard.json``). Writes
 `experiments/results/guard.json` and prints the markdown of docs/results.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import warnings
@@ -33,7 +36,8 @@ import numpy as np
 
 from eala_jax.bench.machine import describe, machine_info
 from eala_jax.forecast import BaselineWarning, Forecaster
-from eala_jax.forecast.guard import METRICS
+from eala_jax.forecast.evidence import guard_evidence, window_losses
+from eala_jax.forecast.guard import GUARD_FILE, METRICS
 from eala_jax.forecast.hook import interval_steps
 from eala_jax.forecast.runinfo import recompute_run_info
 
@@ -84,11 +88,25 @@ def forecast_split(
     return {name: _scores(np.concatenate(p), target, mask) for name, p in parts.items()}
 
 
-def measure(name: str, workdir: Path, *, batch: int = 256) -> dict[str, Any]:
-    """The guard check of ``workdir`` (see the module docstring)."""
+def _load(workdir: Path) -> Forecaster:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", BaselineWarning)
-        forecaster = Forecaster.load(workdir)
+        return Forecaster.load(workdir)
+
+
+def refit_guard(workdir: Path, *, batch: int = 256) -> None:
+    """Rewrites ``workdir``'s ``forecast/guard.json`` with the validation evidence (as a run since
+    writes it when it finishes)."""
+    forecaster = _load(workdir)
+    _, prepared = recompute_run_info(workdir)
+    losses = window_losses(forecaster, prepared.series, prepared.splits.val, batch_size=batch)
+    guard = dataclasses.replace(forecaster.guard, p_values=guard_evidence(losses))
+    guard.save(workdir / "forecast" / GUARD_FILE)
+
+
+def measure(name: str, workdir: Path, *, batch: int = 256) -> dict[str, Any]:
+    """The guard check of ``workdir`` (see the module docstring)."""
+    forecaster = _load(workdir)
     if forecaster.guard is None:
         raise ValueError(f"{workdir}: no baseline guard (the run has not finished)")
     _, prepared = recompute_run_info(workdir)
@@ -129,6 +147,8 @@ def measure(name: str, workdir: Path, *, batch: int = 256) -> dict[str, Any]:
         "test_windows": len(prepared.splits.test),
         "served": {m: forecaster.guard.served(m) for m in METRICS},
         "better_on_validation": {m: forecaster.guard.better(m) for m in METRICS},
+        "shown_better": forecaster.guard.shown_better(),
+        "evidence": forecaster.guard.p_values is not None,
         "seasonal_period": forecaster.guard.seasonal_period,
         "val": {k: {m: v.tolist() for m, v in s.items()} for k, s in val.items()},
         "test": {k: {m: v.tolist() for m, v in s.items()} for k, s in test.items()},
@@ -167,6 +187,13 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             f"{sum(s != 'model' for s in row['served'][m])} baseline" for m in METRICS
         )
         lines.append(f"| mean 1-{n} | {counts} | " + " | ".join(cells) + " |")
+        shown = row.get("shown_better")
+        if row.get("evidence") and shown is not None:
+            lines += [
+                "",
+                f"Validation shows the model better than every baseline (MAE and RMSE, block "
+                f"t-test, family-wise 5 %) at {sum(shown)} of {len(shown)} steps.",
+            ]
         ratio = row["guarded_over_last_value_mse_max"]
         lost = row["lost_to_historical_average_on_val"]
         lines += [
@@ -188,6 +215,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--run", action="append", required=True, help="NAME=WORKDIR")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--batch", type=int, default=256, help="windows per forecast call")
+    parser.add_argument(
+        "--refit-guard",
+        action="store_true",
+        help="first add the validation evidence to each run's guard (runs finished before it)",
+    )
     args = parser.parse_args(argv)
     runs = []
     for item in args.run:
@@ -195,6 +227,9 @@ def main(argv: list[str] | None = None) -> None:
         if not sep or not (Path(folder) / "results.json").is_file():
             parser.error(f"--run {item!r}: expected NAME=WORKDIR of a finished run")
         runs.append((name, Path(folder)))
+    if args.refit_guard:
+        for _, folder in runs:
+            refit_guard(folder, batch=args.batch)
     rows = [measure(name, folder, batch=args.batch) for name, folder in runs]
     command = " ".join(["python -m experiments.guard_check", *(argv or sys.argv[1:])])
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,17 +1,20 @@
 """What a finished training run adds for forecasting (`at_finish`, called by the training loop's
 `_finish` on process 0): the forecast record (`runinfo`), split-conformal intervals from the
 validation residuals of the best model, their test coverage and width per horizon, and the
-baseline guard (`guard`), all under ``<workdir>/forecast/``; it returns the rows the run's
-results gain. Costs one single-device pass over the validation and test windows.
+baseline guard (`guard`, with the validation evidence of `evidence`), all under
+``<workdir>/forecast/``; it returns the rows the run's results gain. Costs two single-device
+passes over the validation windows and one over the test windows.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import Any
 
 import numpy as np
 
+from eala_jax.forecast.evidence import guard_evidence, window_losses
 from eala_jax.forecast.forecaster import Forecaster, _restore_model
 from eala_jax.forecast.guard import GUARD_FILE, BaselineGuard
 from eala_jax.forecast.intervals import DEFAULT_LEVELS, INTERVALS_FILE, coverage
@@ -53,9 +56,15 @@ def _at_finish(run: Any, results: dict[str, Any], best: Any) -> tuple[dict[str, 
     info = run_info_from_data(run.config, run.series, run.splits, run.average)
     folder = save_run_info(info, workdir)
     guard = BaselineGuard.from_tables(results["val"])
-    guard.save(folder / GUARD_FILE)
     graphdef, params = _restore_model(workdir, info, best)
     forecaster = Forecaster(info, graphdef, params, guard=guard, workdir=workdir)
+    # How sure validation is that the model beats each baseline, per step (the guard serves the
+    # model only where it is sure).
+    losses = window_losses(
+        forecaster, run.series, run.splits.val, batch_size=run.config.train.eval_batch_size
+    )
+    guard = forecaster.guard = dataclasses.replace(guard, p_values=guard_evidence(losses))
+    guard.save(folder / GUARD_FILE)
     batch = None  # the run's eval_batch_size
     intervals = forecaster.fit_intervals(run.series, run.splits, DEFAULT_LEVELS, batch_size=batch)
     intervals.save(folder / INTERVALS_FILE)

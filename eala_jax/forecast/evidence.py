@@ -1,0 +1,106 @@
+"""How sure validation is that the model beats each baseline, per horizon step: a one-sided paired
+test on the validation windows' losses (`guard_evidence`), which the baseline guard requires before
+it serves the model (`BaselineGuard.served`).
+
+Consecutive windows overlap: the errors at lead ``h`` of windows less than ``h + 1`` steps apart
+share target steps (and, on a random walk, most of their increments), so the validation split holds
+far fewer independent comparisons than windows. The test therefore averages the loss difference
+(model minus baseline, per window: mean absolute or squared error over the valid nodes) over
+consecutive blocks of ``h + 1`` windows and applies Student's t to the block means (Diebold and
+Mariano's comparison, with blocks for the overlap): ``p = P(T_{n-1} <= t)``, ``n`` blocks, 1 with
+fewer than 2. Cost: one pass over the validation windows (model and baselines), O(W·T·N).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import betainc
+
+from eala_jax.forecast.guard import METRICS
+
+__all__ = ["block_p_values", "guard_evidence", "window_losses"]
+
+
+def window_losses(
+    forecaster: Any, series: Any, source: Any, *, batch_size: int = 256
+) -> dict[str, dict[str, np.ndarray]]:
+    """Per-window losses on the windows of ``source`` (a split of ``series``) of the model and of
+    each baseline the guard can serve: ``{name: {"mae": [W, T], "rmse": [W, T]}}``, the mean
+    absolute and the mean squared error over each window's valid nodes at each step (NaN where
+    none is valid). History before each window reaches back far enough for the seasonal naive."""
+    fc = forecaster
+    starts = source.first_target + np.arange(len(source))
+    period = None if fc.guard is None else fc.guard.seasonal_period
+    reach = ((fc.out_steps - 1) // period + 1) * period if period else 0
+    length = min(max(fc.in_steps, reach), int(starts.min()))
+    step = np.timedelta64(series.step_minutes, "m")
+    origin = np.datetime64(series.start_time, "m")
+    out: dict[str, dict[str, list[np.ndarray]]] = {}
+    for i in range(0, len(starts), batch_size):
+        chunk = starts[i : i + batch_size]
+        history = np.stack([series.values[s - length : s] for s in chunk])
+        first = origin + (chunk - length) * step
+        window_first = first + (length - fc.in_steps) * step
+        preds = {"model": fc.apply(history[:, -fc.in_steps :], _minutes(window_first))}
+        preds.update(fc.baselines(history, first))
+        target = np.stack([series.values[s : s + fc.out_steps] for s in chunk])
+        mask = ~np.isnan(target)
+        count = mask.sum(2)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for name, pred in preds.items():
+                err = np.where(mask, pred.astype(np.float64) - np.nan_to_num(target), 0.0)
+                losses = out.setdefault(name, {"mae": [], "rmse": []})
+                losses["mae"].append(np.where(count > 0, np.abs(err).sum(2) / count, np.nan))
+                losses["rmse"].append(np.where(count > 0, np.square(err).sum(2) / count, np.nan))
+    return {k: {m: np.concatenate(v[m]) for m in v} for k, v in out.items()}
+
+
+def _minutes(times: np.ndarray) -> np.ndarray:
+    return times.astype("datetime64[m]").astype(np.int64).astype(np.int32)
+
+
+def block_p_values(difference: np.ndarray) -> np.ndarray:
+    """float64 ``[T]``: per step ``h``, the one-sided p-value that the mean of ``difference[:, h]``
+    (``[W, T]``, per-window loss of the model minus a baseline's, NaN = no valid target) is below
+    0, from Student's t on the means of consecutive blocks of ``h + 1`` windows; 1 where fewer than
+    two blocks fit or they do not vary."""
+    difference = np.asarray(difference, np.float64)
+    num_windows, num_steps = difference.shape
+    t_values = np.zeros(num_steps)
+    dof = np.zeros(num_steps)
+    for h in range(num_steps):
+        size = h + 1
+        n = num_windows // size
+        if n < 2:
+            continue
+        blocks = difference[: n * size, h].reshape(n, size)
+        valid = np.isfinite(blocks)
+        count = valid.sum(1)
+        means = np.where(valid, blocks, 0.0).sum(1)[count > 0] / count[count > 0]
+        if len(means) < 2 or means.std(ddof=1) == 0:
+            continue
+        t_values[h] = means.mean() / (means.std(ddof=1) / np.sqrt(len(means)))
+        dof[h] = len(means) - 1
+    ok = dof > 0
+    safe = np.where(ok, dof, 1.0)
+    tail = 0.5 * np.asarray(
+        betainc(jnp.asarray(safe / 2), 0.5, jnp.asarray(safe / (safe + np.square(t_values))))
+    )
+    p = np.where(t_values < 0, tail, 1.0 - tail)  # P(T <= t)
+    return np.where(ok, np.clip(p, 0.0, 1.0), 1.0)
+
+
+def guard_evidence(losses: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
+    """``{metric: {baseline: p [T]}}``: `block_p_values` of the model's losses minus each
+    baseline's (``window_losses``), for MAE (absolute errors) and RMSE (squared errors)."""
+    return {
+        metric: {
+            name: block_p_values(losses["model"][metric] - loss[metric])
+            for name, loss in losses.items()
+            if name != "model"
+        }
+        for metric in METRICS
+    }
