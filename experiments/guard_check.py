@@ -148,7 +148,7 @@ def measure(name: str, workdir: Path, *, batch: int = 256) -> dict[str, Any]:
         "served": {m: forecaster.guard.served(m) for m in METRICS},
         "better_on_validation": {m: forecaster.guard.better(m) for m in METRICS},
         "shown_better": forecaster.guard.shown_better(),
-        "evidence": forecaster.guard.p_values is not None,
+        "evidence": forecaster.guard.p_values,
         "seasonal_period": forecaster.guard.seasonal_period,
         "val": {k: {m: v.tolist() for m, v in s.items()} for k, s in val.items()},
         "test": {k: {m: v.tolist() for m, v in s.items()} for k, s in test.items()},
@@ -187,12 +187,14 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             f"{sum(s != 'model' for s in row['served'][m])} baseline" for m in METRICS
         )
         lines.append(f"| mean 1-{n} | {counts} | " + " | ".join(cells) + " |")
-        shown = row.get("shown_better")
-        if row.get("evidence") and shown is not None:
+        if row.get("evidence"):
+            worst = max(p for table in row["evidence"].values() for p in table.values())
             lines += [
                 "",
-                f"Validation shows the model better than every baseline (MAE and RMSE, block "
-                f"t-test, family-wise 5 %) at {sum(shown)} of {len(shown)} steps.",
+                "Validation "
+                + ("shows" if row["shown_better"] else "does not show")
+                + " the model better than every baseline over the horizon in MAE and RMSE "
+                f"(one-sided block t-test, largest p-value {worst:.2g}, level 0.05).",
             ]
         ratio = row["guarded_over_last_value_mse_max"]
         lost = row["lost_to_historical_average_on_val"]

@@ -1,14 +1,15 @@
-"""How sure validation is that the model beats each baseline, per horizon step: a one-sided paired
+"""How sure validation is that the model beats each baseline over the horizon: a one-sided paired
 test on the validation windows' losses (`guard_evidence`), which the baseline guard requires before
 it serves the model (`BaselineGuard.served`).
 
-Consecutive windows overlap: the errors at lead ``h`` of windows less than ``h + 1`` steps apart
-share target steps (and, on a random walk, most of their increments), so the validation split holds
-far fewer independent comparisons than windows. The test therefore averages the loss difference
-(model minus baseline, per window: mean absolute or squared error over the valid nodes) over
-consecutive blocks of ``h + 1`` windows and applies Student's t to the block means (Diebold and
-Mariano's comparison, with blocks for the overlap): ``p = P(T_{n-1} <= t)``, ``n`` blocks, 1 with
-fewer than 2. Cost: one pass over the validation windows (model and baselines), O(W·T·N).
+Consecutive windows overlap: windows less than ``T`` steps apart share target steps (and, on a
+random walk, most of their errors), so the validation split holds far fewer independent
+comparisons than windows. The test averages the loss difference (model minus baseline, per window:
+mean absolute or squared error over the valid nodes and the horizon's steps) over consecutive
+blocks of ``T`` windows and applies Student's t to the block means (Diebold and Mariano's
+comparison, with blocks for the overlap): ``p = P(T_{n-1} <= t)``, ``n`` blocks, 1 with fewer
+than 2. `block_p_values` gives the same per step (blocks of ``h + 1``). Cost: one pass over the
+validation windows (model and baselines), O(W·T·N).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from jax.scipy.special import betainc
 
 from eala_jax.forecast.guard import METRICS
 
-__all__ = ["block_p_values", "guard_evidence", "window_losses"]
+__all__ = ["block_p_values", "guard_evidence", "horizon_p_value", "window_losses"]
 
 
 def window_losses(
@@ -62,43 +63,51 @@ def _minutes(times: np.ndarray) -> np.ndarray:
     return times.astype("datetime64[m]").astype(np.int64).astype(np.int32)
 
 
+def _block_p_value(values: np.ndarray, size: int) -> float:
+    """One-sided p-value that the mean of ``values [W]`` (NaN = none) is below 0: Student's t on
+    the means of consecutive blocks of ``size``; 1 with fewer than two blocks or no spread."""
+    n = len(values) // size
+    if n < 2:
+        return 1.0
+    blocks = values[: n * size].reshape(n, size)
+    valid = np.isfinite(blocks)
+    count = valid.sum(1)
+    means = np.where(valid, blocks, 0.0).sum(1)[count > 0] / count[count > 0]
+    if len(means) < 2 or means.std(ddof=1) == 0:
+        return 1.0
+    dof = len(means) - 1
+    t = means.mean() / (means.std(ddof=1) / np.sqrt(len(means)))
+    tail = 0.5 * float(betainc(jnp.float32(dof / 2), 0.5, jnp.float32(dof / (dof + t * t))))
+    return float(np.clip(tail if t < 0 else 1.0 - tail, 0.0, 1.0))  # P(T <= t)
+
+
 def block_p_values(difference: np.ndarray) -> np.ndarray:
     """float64 ``[T]``: per step ``h``, the one-sided p-value that the mean of ``difference[:, h]``
     (``[W, T]``, per-window loss of the model minus a baseline's, NaN = no valid target) is below
     0, from Student's t on the means of consecutive blocks of ``h + 1`` windows; 1 where fewer than
     two blocks fit or they do not vary."""
     difference = np.asarray(difference, np.float64)
-    num_windows, num_steps = difference.shape
-    t_values = np.zeros(num_steps)
-    dof = np.zeros(num_steps)
-    for h in range(num_steps):
-        size = h + 1
-        n = num_windows // size
-        if n < 2:
-            continue
-        blocks = difference[: n * size, h].reshape(n, size)
-        valid = np.isfinite(blocks)
-        count = valid.sum(1)
-        means = np.where(valid, blocks, 0.0).sum(1)[count > 0] / count[count > 0]
-        if len(means) < 2 or means.std(ddof=1) == 0:
-            continue
-        t_values[h] = means.mean() / (means.std(ddof=1) / np.sqrt(len(means)))
-        dof[h] = len(means) - 1
-    ok = dof > 0
-    safe = np.where(ok, dof, 1.0)
-    tail = 0.5 * np.asarray(
-        betainc(jnp.asarray(safe / 2), 0.5, jnp.asarray(safe / (safe + np.square(t_values))))
-    )
-    p = np.where(t_values < 0, tail, 1.0 - tail)  # P(T <= t)
-    return np.where(ok, np.clip(p, 0.0, 1.0), 1.0)
+    return np.array([_block_p_value(difference[:, h], h + 1) for h in range(difference.shape[1])])
 
 
-def guard_evidence(losses: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
-    """``{metric: {baseline: p [T]}}``: `block_p_values` of the model's losses minus each
-    baseline's (``window_losses``), for MAE (absolute errors) and RMSE (squared errors)."""
+def horizon_p_value(difference: np.ndarray) -> float:
+    """The one-sided p-value that ``difference [W, T]`` (as `block_p_values`) is below 0 over the
+    whole horizon: each window's mean over its steps, blocks of ``T`` windows (windows ``T`` apart
+    share no target step)."""
+    difference = np.asarray(difference, np.float64)
+    valid = np.isfinite(difference)
+    count = valid.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_window = np.where(count > 0, np.where(valid, difference, 0.0).sum(1) / count, np.nan)
+    return _block_p_value(per_window, difference.shape[1])
+
+
+def guard_evidence(losses: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, float]]:
+    """``{metric: {baseline: p}}``: `horizon_p_value` of the model's losses minus each baseline's
+    (``window_losses``), for MAE (absolute errors) and RMSE (squared errors)."""
     return {
         metric: {
-            name: block_p_values(losses["model"][metric] - loss[metric])
+            name: horizon_p_value(losses["model"][metric] - loss[metric])
             for name, loss in losses.items()
             if name != "model"
         }

@@ -21,6 +21,8 @@ def test_guard_check_of_a_tiny_run(trained, tmp_path, capsys):  # noqa: F811
     assert record["command"].startswith("python -m experiments.guard_check --run tiny=")
     # The model's and the baselines' scores computed through the forecaster are the run's own.
     assert row["agreement_with_run_tables"] < 1e-4
+    assert set(row["evidence"]) == {"mae", "rmse"}  # the run's hook wrote the evidence
+    assert isinstance(row["shown_better"], bool)
     for name in ("model", "last_value", "historical_average"):
         np.testing.assert_allclose(row["test"][name]["mae"], results["test"][name]["mae"], 1e-5)
     # The guarded forecast scores, at each step, what the forecast it served scores there.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eala_jax.forecast.evidence import block_p_values
+from eala_jax.forecast.evidence import block_p_values, horizon_p_value
 
 
 def _reference(difference: np.ndarray) -> np.ndarray:
@@ -58,3 +58,15 @@ def test_overlapping_windows_do_not_inflate_the_evidence():
         naive_hits += naive_t < -1.65
     assert hits <= 20, hits  # 5 % of 200 is 10
     assert naive_hits >= 2 * hits + 10, (naive_hits, hits)
+
+
+def test_the_horizon_p_value_pools_each_window_over_its_steps():
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(5)
+    difference = rng.normal(-0.05, 1.0, (100, 6))
+    difference[3, 2] = np.nan
+    per_window = np.nanmean(difference, axis=1)
+    means = per_window[:96].reshape(16, 6).mean(1)
+    t = means.mean() / (means.std(ddof=1) / np.sqrt(16))
+    assert horizon_p_value(difference) == pytest.approx(stats.t.cdf(t, 15), rel=2e-5, abs=1e-6)
+    assert horizon_p_value(difference[:11]) == 1.0  # fewer than two blocks of 6 windows
