@@ -145,18 +145,48 @@ def measure(name: str, workdir: Path, *, batch: int = 256) -> dict[str, Any]:
         "best_epoch": results["best_epoch"],
         "steps": results["steps"],
         "test_windows": len(prepared.splits.test),
-        "served": {m: forecaster.guard.served(m) for m in METRICS},
-        "better_on_validation": {m: forecaster.guard.better(m) for m in METRICS},
+        "served": {m: _runs(forecaster.guard.served(m)) for m in METRICS},
+        "better_on_validation": {m: _runs(forecaster.guard.better(m)) for m in METRICS},
         "shown_better": forecaster.guard.shown_better(),
         "evidence": forecaster.guard.p_values,
         "seasonal_period": forecaster.guard.seasonal_period,
-        "val": {k: {m: v.tolist() for m, v in s.items()} for k, s in val.items()},
-        "test": {k: {m: v.tolist() for m, v in s.items()} for k, s in test.items()},
+        "table_steps": list(interval_steps(forecaster.out_steps)),
+        "val": _at_steps(val, forecaster.out_steps),
+        "test": _at_steps(test, forecaster.out_steps),
         "agreement_with_run_tables": agreement,
         "guarded_over_last_value_mse_max": {g: float(r.max()) for g, r in ratio.items()},
         "last_value_2pct": {g: bool(r.max() <= 1 + LAST_VALUE_TOLERANCE) for g, r in ratio.items()},
         "lost_to_historical_average_on_val": lost,
         "never_lost_to_historical_average": {g: not s for g, s in lost.items()},
+    }
+
+
+def _runs(choice: list[str]) -> list[list[Any]]:
+    """Per-step choices as runs ``[name, first step, last step]`` (1-based)."""
+    runs: list[list[Any]] = []
+    for h, name in enumerate(choice, start=1):
+        if runs and runs[-1][0] == name and runs[-1][2] == h - 1:
+            runs[-1][2] = h
+        else:
+            runs.append([name, h, h])
+    return runs
+
+
+def served_at(runs: list[list[Any]], step: int) -> str:
+    """The choice at 1-based ``step`` of `_runs` output."""
+    return next(name for name, first, last in runs if first <= step <= last)
+
+
+def _at_steps(scores: dict[str, dict[str, np.ndarray]], out_steps: int) -> dict[str, Any]:
+    """Per forecast: MAE and MSE at the steps of `interval_steps` and their means over all
+    steps (the criteria are computed on every step before this)."""
+    steps = np.asarray(interval_steps(out_steps)) - 1
+    return {
+        name: {
+            **{m: v[steps].tolist() for m, v in table.items()},
+            **{f"{m}_mean": float(np.mean(v)) for m, v in table.items()},
+        }
+        for name, table in scores.items()
     }
 
 
@@ -178,13 +208,14 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             "| step | served | " + " | ".join(name.replace("_", " ") for name in names) + " |",
             "|---|---|" + "---|" * len(names),
         ]
-        for h in interval_steps(n):
-            served = " / ".join(row["served"][m][h - 1] for m in METRICS)
-            cells = [f"{test[k]['mse'][h - 1]:.4f} / {test[k]['mae'][h - 1]:.4f}" for k in names]
+        for i, h in enumerate(row["table_steps"]):
+            served = " / ".join(served_at(row["served"][m], h) for m in METRICS)
+            cells = [f"{test[k]['mse'][i]:.4f} / {test[k]['mae'][i]:.4f}" for k in names]
             lines.append(f"| {h} | {served} | " + " | ".join(cells) + " |")
-        cells = [f"{np.mean(test[k]['mse']):.4f} / {np.mean(test[k]['mae']):.4f}" for k in names]
+        cells = [f"{test[k]['mse_mean']:.4f} / {test[k]['mae_mean']:.4f}" for k in names]
         counts = " / ".join(
-            f"{sum(s != 'model' for s in row['served'][m])} baseline" for m in METRICS
+            f"{sum(b - a + 1 for name, a, b in row['served'][m] if name != 'model')} baseline"
+            for m in METRICS
         )
         lines.append(f"| mean 1-{n} | {counts} | " + " | ".join(cells) + " |")
         if row.get("evidence"):
@@ -212,6 +243,24 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _rounded(value: Any) -> Any:
+    """``value`` with every float to 6 significant digits (the per-step tables stay small)."""
+    if isinstance(value, float):
+        return float(f"{value:.6g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
+def dumps(record: dict[str, Any]) -> str:
+    """The results file: one line per run (floats to 6 significant digits)."""
+    head = {k: v for k, v in record.items() if k != "runs"}
+    runs = ",\n  ".join(json.dumps(_rounded(row)) for row in record["runs"])
+    return json.dumps(head, indent=1)[:-2] + f',\n "runs": [\n  {runs}\n ]\n}}\n'
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", action="append", required=True, help="NAME=WORKDIR")
@@ -235,12 +284,8 @@ def main(argv: list[str] | None = None) -> None:
     rows = [measure(name, folder, batch=args.batch) for name, folder in runs]
     command = " ".join(["python -m experiments.guard_check", *(argv or sys.argv[1:])])
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {"machine": describe(machine_info()), "command": command, "runs": rows}, indent=1
-        )
-        + "\n"
-    )
+    record = {"machine": describe(machine_info()), "command": command, "runs": rows}
+    args.out.write_text(dumps(record))
     print(markdown(rows))
 
 

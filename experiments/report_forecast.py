@@ -46,6 +46,7 @@ def forecast_section(
             '(docs/forecast.md, "The baseline guard"). Targets: on exchange_rate the guarded '
             "forecast's test MSE within 2 % of the last value's at every step; on hourly counts "
             "no step serving a forecast that lost to the historical average on validation. "
+            "The runs are short (docs/forecast.md has their training commands); "
             f"`{guard['command']}` on {guard['machine']}.",
             "",
             guard_table(guard["runs"]),
