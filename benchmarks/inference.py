@@ -54,7 +54,8 @@ def forecast_call(attention: str, num_nodes: int, batch: int) -> tuple:
     start = (START + 5 * rng.integers(0, 2016, batch)).astype(np.int32)
     table = jnp.zeros((7, STEPS_PER_DAY, num_nodes), jnp.float32)
     fn = functools.partial(forecast_graph, graphdef, spec=spec)
-    args = (params, table, jnp.float32(50.0), jnp.float32(10.0), jnp.asarray(history), start)
+    year = jnp.zeros((1, num_nodes), jnp.float32)  # no day-of-year term (5-minute data)
+    args = (params, table, year, jnp.float32(50.0), jnp.float32(10.0), jnp.asarray(history), start)
     return fn, args
 
 

@@ -45,10 +45,10 @@ import numpy as np
 from flax import nnx
 
 from eala_jax.bench.machine import machine_info
-from eala_jax.forecast.runinfo import WorkdirError, read_config
 from eala_jax.ops import REGISTRY, AttentionOptions, attention_options, softmax_entropy
 from eala_jax.train import Checkpoints, Config
 from eala_jax.train.evaluate import evaluate_split
+from eala_jax.train.runinfo import WorkdirError, read_config
 from eala_jax.train.session import Session
 from eala_jax.train.transplant import SCOPES, axes_of, transplant, with_attention
 

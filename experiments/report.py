@@ -240,7 +240,9 @@ def main(argv: list[str] | None = None) -> None:
             [json.loads(p.read_text()) for p in convert_files], FIGURES, accuracy
         )
     lines += forecast_section(
-        _load("experiments/results/coverage.json"), _load("benchmarks/results/inference.json")
+        _load("experiments/results/coverage.json"),
+        _load("benchmarks/results/inference.json"),
+        _load("experiments/results/guard.json"),
     )
     found = dict(
         attention=attention,

@@ -1,5 +1,6 @@
 """docs/results.md, section 4: the forecasts of trained runs, their conformal intervals' test
-coverage (`experiments/results/coverage.json`, from `python -m experiments.coverage`) and the
+coverage (`experiments/results/coverage.json`, from `python -m experiments.coverage`), the baseline
+guard's check (`experiments/results/guard.json`, from `python -m experiments.guard_check`) and the
 jitted forecaster's inference cost (`benchmarks/results/inference.json`, from `python -m
 benchmarks.inference`)."""
 
@@ -10,11 +11,16 @@ from typing import Any
 from eala_jax.bench.machine import describe
 from eala_jax.bench.tables import inference_table
 from experiments.coverage import markdown as coverage_table
+from experiments.guard_check import markdown as guard_table
 
 __all__ = ["forecast_section"]
 
 
-def forecast_section(coverage: dict[str, Any] | None, inference: dict[str, Any] | None) -> list:
+def forecast_section(
+    coverage: dict[str, Any] | None,
+    inference: dict[str, Any] | None,
+    guard: dict[str, Any] | None = None,
+) -> list:
     """Markdown lines of section 4 (a "not yet run" line for a missing file)."""
     lines = ["## 4. Forecasting with a trained run", ""]
     lines += ["### Prediction intervals", ""]
@@ -29,6 +35,21 @@ def forecast_section(coverage: dict[str, Any] | None, inference: dict[str, Any] 
             "",
             coverage_table(coverage["runs"]),
             "",
+        ]
+    else:
+        lines += ["_not yet run_", ""]
+    lines += ["### Baseline guard", ""]
+    if guard:
+        lines += [
+            "Every validation and test window forecast through `Forecaster.predict`, without and "
+            "with `fallback` (by MAE and by RMSE), beside the baselines the guard serves "
+            '(docs/forecast.md, "The baseline guard"). Targets: on exchange_rate the guarded '
+            "forecast's test MSE within 2 % of the last value's at every step; on hourly counts "
+            "no step serving a forecast that lost to the historical average on validation. "
+            "The runs are short (docs/forecast.md has their training commands); "
+            f"`{guard['command']}` on {guard['machine']}.",
+            "",
+            guard_table(guard["runs"]),
         ]
     else:
         lines += ["_not yet run_", ""]

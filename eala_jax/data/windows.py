@@ -22,6 +22,7 @@ import numpy as np
 
 from eala_jax.data.scaler import StandardScaler
 from eala_jax.data.series import SpatioTemporalSeries, Split, check_split
+from eala_jax.data.yearday import epoch_days, year_day
 
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -63,6 +64,7 @@ class WindowSource:
         out_steps: int,
         profile: np.ndarray | None = None,
         scaled_profile: np.ndarray | None = None,
+        day_of_year: np.ndarray | None = None,
     ) -> None:
         self.name = name
         self.series_name = series_name
@@ -77,11 +79,22 @@ class WindowSource:
         self.out_steps = out_steps
         self._profile = profile
         self._scaled_profile = scaled_profile
+        self._day_of_year = day_of_year
 
     @property
     def calendar(self) -> tuple[np.ndarray, np.ndarray]:
         """``(time_of_day, day_of_week)`` of every step of the series, int32 ``[T]`` each."""
         return self._time_of_day, self._day_of_week
+
+    @property
+    def day_of_year(self) -> np.ndarray:
+        """Day of the year from March 1 (`eala_jax.data.yearday.year_day`) of every step of the
+        series, int64 ``[T]`` (for the historical average's day-of-year term)."""
+        if self._day_of_year is None:
+            raise ValueError(
+                f"{self!r} was built without day_of_year= (make_forecast_splits sets it)"
+            )
+        return self._day_of_year
 
     def history(self, starts: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """Values known before each forecast: float64 ``[B, K, N]``, the series at steps
@@ -271,7 +284,9 @@ def make_forecast_splits(
     scaled = np.where(valid, scaled, np.float32(0.0)).astype(np.float32)
     target = np.where(valid, values, np.float32(0.0)).astype(np.float32)
     time_of_day, day_of_week = series.time_of_day(), series.day_of_week()
+    day_of_year = year_day(epoch_days(series.start_time, series.step_minutes, num_steps))
     common = dict(
+        day_of_year=day_of_year,
         scaled=scaled,
         target=target,
         valid=valid,

@@ -44,6 +44,7 @@ def export_forecaster(forecaster: Any, path: str | Path, *, block: int = 8) -> t
     path = Path(path)
     params = jax.tree.map(np.asarray, fc.params)
     table, mean, std = np.asarray(fc.table), np.float32(fc.mean), np.float32(fc.std)
+    year = np.asarray(fc.year)
     if fc.intervals is None:
         half, levels = np.zeros((0, fc.out_steps, fc.info.num_nodes), np.float32), []
     else:
@@ -59,7 +60,7 @@ def export_forecaster(forecaster: Any, path: str | Path, *, block: int = 8) -> t
         start = jnp.concatenate([start, jnp.zeros((pad,), start.dtype)])
 
         def one(args: tuple[jax.Array, jax.Array]) -> jax.Array:
-            return forecast_graph(fc.graphdef, params, table, mean, std, *args, spec=fc.spec)
+            return forecast_graph(fc.graphdef, params, table, year, mean, std, *args, spec=fc.spec)
 
         pred = jax.lax.map(
             one, (history.reshape(blocks, block, *rest), start.reshape(blocks, block))

@@ -29,7 +29,6 @@ from flax import nnx
 
 from eala_jax.forecast.checks import as_time, check_history, first_times, minutes
 from eala_jax.forecast.graph import GraphSpec, forecast_graph
-from eala_jax.models.baselines import fill_missing, last_value_forecast
 from eala_jax.train.guard import GUARD_FILE, BaselineGuard
 from eala_jax.train.intervals import (
     DEFAULT_LEVELS,
@@ -43,6 +42,7 @@ from eala_jax.train.runinfo import (
     ForecastInputError,
     RunInfo,
     WorkdirError,
+    baseline_forecasts,
     load_run_info,
     read_config,
     recompute_run_info,
@@ -101,10 +101,17 @@ class Forecaster:
         self.workdir = workdir
         self.graphdef = graphdef
         self.params = jax.device_put(params, jax.devices()[0])
+        year = info.average.year_table()
         self.spec = GraphSpec(
-            info.in_steps, info.out_steps, info.step_minutes, info.config.model.uses_profile
+            info.in_steps,
+            info.out_steps,
+            info.step_minutes,
+            info.config.model.uses_profile,
+            year_term=year is not None,
         )
         self.table = jnp.asarray(info.profile_table())
+        # The day-of-year term ([366, N]; a placeholder row when the run has none).
+        self.year = jnp.asarray(np.zeros((1, info.num_nodes), np.float32) if year is None else year)
         self.mean = jnp.float32(info.scaler.mean)
         self.std = jnp.float32(info.scaler.std)
         self._apply = jax.jit(functools.partial(forecast_graph, graphdef, spec=self.spec))
@@ -186,6 +193,7 @@ class Forecaster:
         out = self._apply(
             self.params,
             self.table,
+            self.year,
             self.mean,
             self.std,
             jnp.asarray(windows, jnp.float32),
@@ -299,35 +307,9 @@ class Forecaster:
 
     def baselines(self, values: np.ndarray, first: np.ndarray) -> dict[str, np.ndarray]:
         """Host-side baseline forecasts after ``values [B, T, N]`` (first rows at ``first [B]``),
-        as ``evaluate_baselines`` computes them: last value of the last ``in_steps`` rows, the
-        historical average, the seasonal naive of the run's period (from the rows given; the
-        historical average where it is missing). ``{name: float32 [B, out_steps, N]}``."""
-        from eala_jax.data.series import time_features
-
-        b, t, _ = values.shape
-        tod, dow = np.stack(
-            [
-                time_features(f + self.step * t, self.info.step_minutes, self.out_steps)
-                for f in first
-            ],
-            axis=1,
-        )
-        average = self.info.average.predict(tod, dow)
-        out = {
-            "historical_average": average,
-            "last_value": fill_missing(
-                last_value_forecast(values[:, -self.in_steps :], self.out_steps), average
-            ),
-        }
+        as ``evaluate_baselines`` computes them (`runinfo.baseline_forecasts`)."""
         period = None if self.guard is None else self.guard.seasonal_period
-        if period:
-            leads = np.arange(self.out_steps)
-            rows = t + leads - (leads // period + 1) * period
-            seasonal = np.full((b, self.out_steps, values.shape[2]), np.nan, np.float32)
-            inside = rows >= 0
-            seasonal[:, inside] = values[:, rows[inside]]
-            out["seasonal_naive"] = fill_missing(seasonal, average)
-        return out
+        return baseline_forecasts(self.info, values, first, seasonal_period=period)
 
     # ------------------------------------------------------------------------------------------
     def _check_series(self, series: Any) -> None:

@@ -326,6 +326,10 @@ def _finish(run: _Run, loop: LoopState) -> dict[str, Any]:
         "best_val_mae": loop.best_val_mae,
         "num_parameters": run.num_params,
         "data_notes": run.notes,
+        "seasonal_table": {
+            "day_of_year_term": run.average.year is not None,
+            "val_mae": run.average.year_choice,  # None where the term was not tried
+        },
         "in_steps": config.data.in_steps,
         "out_steps": config.data.out_steps,
         "test": test_tables,

@@ -12,7 +12,7 @@ from flax import nnx
 
 from eala_jax.data import ForecastSplits
 from eala_jax.models import ELinFormer
-from eala_jax.models.baselines import HistoricalAverage, fit_historical_average, seasonal_profile
+from eala_jax.models.baselines import HistoricalAverage, choose_average, seasonal_profile
 from eala_jax.train.config import Config
 from eala_jax.train.recipes import resolve_for_data
 
@@ -32,8 +32,9 @@ class PreparedData(NamedTuple):
 def prepare_data(config: Config) -> PreparedData:
     """Load the data set of `config.data`, check node count and steps per day, apply the recipe
     and the automatic calendar widths for it, cut the splits, fit the training split's seasonal
-    table (`fit_historical_average`, shared by the historical-average baseline and the model's
-    seasonal profile) and attach the profile when the model reads it."""
+    table (`choose_average`: weekday means, and a day-of-year term for daily data spanning two
+    years where it lowers the validation MAE; shared by the historical-average baseline and the
+    model's seasonal profile) and attach the profile when the model reads it."""
     from eala_jax.data import load_dataset, make_forecast_splits
     from eala_jax.data.calendar import choose_calendar
     from eala_jax.data.windows import split_boundaries
@@ -55,9 +56,10 @@ def prepare_data(config: Config) -> PreparedData:
     config, notes = resolve_for_data(config, series, train_steps, calendar=calendar)
     d = config.data
     splits = make_forecast_splits(series, in_steps=d.in_steps, out_steps=d.out_steps, split=split)
-    average = fit_historical_average(
-        splits.train, scaler=splits.scaler, steps_per_day=splits.steps_per_day
-    )
+    # Weekday means, with a day-of-year term for daily data over two years where validation
+    # prefers it (`choose_average`).
+    average, line = choose_average(splits)
+    notes = [*notes, line] if line else notes
     if config.model.uses_profile:
         # Weekday slots only where day of week is learnable (each weekday on >= 2 training days):
         # with one day a weekday slot is the training window's own target (`seasonal_profile`).

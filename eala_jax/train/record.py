@@ -1,18 +1,21 @@
 """What a finished run records for forecasting (`write_record`, called by `results.write_results`
 on process 0): the run record (`runinfo`), split-conformal intervals fitted on the loop's own
 validation predictions of the best model, their test coverage and width per horizon on its test
-predictions, and the baseline guard (`guard`), all under ``<workdir>/forecast/``; it returns the
-entries results.json gains and a markdown section. NumPy on the host; no model is run again.
+predictions, and the baseline guard (`guard`) with its validation evidence (`evidence`), all under
+``<workdir>/forecast/``; it returns the entries results.json gains and a markdown section. NumPy on
+the host (one pass of the baselines over the validation windows); no model is run again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import Any
 
 import numpy as np
 
 from eala_jax.train.evaluate import Predictions
+from eala_jax.train.evidence import guard_evidence, window_losses
 from eala_jax.train.guard import GUARD_FILE, BaselineGuard
 from eala_jax.train.intervals import DEFAULT_LEVELS, INTERVALS_FILE, conformal_intervals, coverage
 from eala_jax.train.runinfo import run_info_from_data, save_run_info
@@ -56,6 +59,17 @@ def _write_record(
     info = run_info_from_data(run.config, run.series, run.splits, run.average)
     folder = save_run_info(info, run.workdir)
     guard = BaselineGuard.from_tables(results["val"])
+    # How sure validation is that the model beats each baseline over the horizon (the guard
+    # serves the model only where it is sure).
+    losses = window_losses(
+        info,
+        run.series,
+        run.splits.val,
+        val.pred,
+        seasonal_period=guard.seasonal_period,
+        batch_size=run.config.train.eval_batch_size,
+    )
+    guard = dataclasses.replace(guard, p_values=guard_evidence(losses))
     guard.save(folder / GUARD_FILE)
     intervals = conformal_intervals(*val, levels=DEFAULT_LEVELS)
     intervals.save(folder / INTERVALS_FILE)

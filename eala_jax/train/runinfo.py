@@ -1,7 +1,8 @@
 """What a forecaster needs from a run besides its parameters, kept in the workdir
 (``<workdir>/forecast/``): the config resolved for the data (recipe and calendar widths applied),
 the training scaler, the calendar (step, steps per day, whether the seasonal profile reads weekday
-slots), the training split's seasonal table, the node ids and the span of the data the run saw.
+slots), the training split's seasonal table (with its day-of-year term where the run chose one),
+the node ids and the span of the data the run saw.
 
 Written by the training loop when a run finishes (`record.write_record`); for a workdir that
 predates it, `recompute_run_info` rebuilds it from the data its ``config.json`` names. O(N·steps
@@ -22,6 +23,7 @@ from eala_jax.models.baselines import HistoricalAverage
 from eala_jax.train.config import Config, config_from_dict, config_to_dict
 
 __all__ = [
+    "baseline_forecasts",
     "FORECAST_DIR",
     "FORMAT_VERSION",
     "ForecastInputError",
@@ -75,13 +77,14 @@ class RunInfo:
     def profile_table(self) -> np.ndarray:
         """float32 ``[7, steps_per_day, N]``: the seasonal profile at every (weekday, slot), the
         fallbacks of `HistoricalAverage.predict` resolved (time-of-day means only when not
-        `weekly`), so that reading it is one gather."""
+        `weekly`), so that reading it is one gather. The day-of-year term, where the run has one,
+        is apart (``average.year_table()``)."""
         average = self.average
         if not self.weekly:
             average = dataclasses.replace(average, week=np.full_like(average.week, np.nan))
         tod = np.tile(np.arange(self.steps_per_day), (7, 1))
         dow = np.repeat(np.arange(7)[:, None], self.steps_per_day, axis=1)
-        return average.predict(tod, dow)
+        return average.slots(tod, dow)
 
 
 def run_info_from_data(config: Config, series: Any, splits: Any, average: Any) -> RunInfo:
@@ -110,7 +113,10 @@ def save_run_info(info: RunInfo, workdir: str | Path) -> Path:
     folder = Path(workdir) / FORECAST_DIR
     folder.mkdir(parents=True, exist_ok=True)
     a = info.average
-    np.savez(folder / TABLE_FILE, week=a.week, day=a.day, sensor=a.sensor, overall=a.overall)
+    year = {} if a.year is None else {"year": a.year}
+    np.savez(
+        folder / TABLE_FILE, week=a.week, day=a.day, sensor=a.sensor, overall=a.overall, **year
+    )
     record = {
         "format_version": FORMAT_VERSION,
         "config": config_to_dict(info.config),
@@ -154,6 +160,7 @@ def load_run_info(workdir: str | Path) -> RunInfo | None:
             day=table["day"],
             sensor=table["sensor"],
             overall=float(table["overall"]),
+            year=table["year"] if "year" in table.files else None,
         )
         return RunInfo(
             config=config,
@@ -203,3 +210,39 @@ def recompute_run_info(workdir: str | Path) -> tuple[RunInfo, Any]:
     prepared = prepare_data(read_config(workdir))
     info = run_info_from_data(prepared.config, prepared.series, prepared.splits, prepared.average)
     return info, prepared
+
+
+def baseline_forecasts(
+    info: RunInfo, values: np.ndarray, first: np.ndarray, *, seasonal_period: int | None
+) -> dict[str, np.ndarray]:
+    """Host-side baseline forecasts of the run after ``values [B, T, N]`` (data units, NaN =
+    missing; first rows at the times ``first [B]``), as ``evaluate_baselines`` computes them: the
+    last value of the last ``in_steps`` rows, the historical average (with its day-of-year term
+    where the run has one), the seasonal naive of ``seasonal_period`` steps (from the rows given;
+    the historical average where it is missing; left out when None).
+    ``{name: float32 [B, out_steps, N]}``. O(B·out_steps·N)."""
+    from eala_jax.data.series import time_features
+    from eala_jax.data.yearday import epoch_days, year_day
+    from eala_jax.models.baselines import fill_missing, last_value_forecast
+
+    b, t, _ = values.shape
+    out_steps = info.out_steps
+    step = np.timedelta64(info.step_minutes, "m")
+    after = [f + step * t for f in first]
+    tod, dow = np.stack([time_features(f, info.step_minutes, out_steps) for f in after], axis=1)
+    day = np.stack([year_day(epoch_days(f, info.step_minutes, out_steps)) for f in after])
+    average = info.average.predict(tod, dow, day)
+    out = {
+        "historical_average": average,
+        "last_value": fill_missing(
+            last_value_forecast(values[:, -info.in_steps :], out_steps), average
+        ),
+    }
+    if seasonal_period:
+        leads = np.arange(out_steps)
+        rows = t + leads - (leads // seasonal_period + 1) * seasonal_period
+        seasonal = np.full((b, out_steps, values.shape[2]), np.nan, np.float32)
+        inside = rows >= 0
+        seasonal[:, inside] = values[:, rows[inside]]
+        out["seasonal_naive"] = fill_missing(seasonal, average)
+    return out
