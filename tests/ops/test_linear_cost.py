@@ -65,6 +65,7 @@ NONCAUSAL = {
     "eala-cumulant3": dict(estimator="cumulant3"),
     "eala-segments": dict(estimator="segments", num_segments=8),
     "eala-random_features": dict(estimator="random_features", projection=PROJ),
+    "eala-clusters": dict(estimator="clusters"),
     "linear": dict(),
     "performer": dict(projection=PROJ),
 }
