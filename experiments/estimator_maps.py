@@ -7,9 +7,9 @@ For each finished `experiments.train` run (its best checkpoint, on test windows 
 a map set is (data set, spatial or temporal, the attention the model was trained with). For every
 estimator of `ESTIMATOR_TABLE` but "exact" it reports the mean |Ĥ − H| in nats against the exact
 softmax entropy, and its cost: keys' worth of work per query (multiply-adds per query over the head
-dim d: the Gaussian estimate d (one d×d form), cumulant3 d² (a d×d×d form), segments(32) 32·d,
-random features(64) 2·64, clusters S/8 + d (S/8 centres and one d×d form), exact S) and its time
-over the exact chunked entropy's on the same map (jitted, median of 3 calls). The runs of one map
+dim d: the Gaussian estimate d (one d×d form), cumulant3 d² (a d×d×d form), segments (32)
+min(32, S)·d, random features (64) 2·64, clusters S/8 + d (S/8 centres and one d×d form), exact
+S) and its time over the exact chunked entropy's on the same map (jitted, median of 3 calls). The runs of one map
 set are pooled (the mean over their maps). Results: experiments/results/estimator_maps.json and the
 table printed (docs/estimators.md).
 """
@@ -37,7 +37,7 @@ from experiments.entropy_maps import layer_queries_keys, load_trained
 ESTIMATORS: dict[str, tuple[str, dict[str, Any], Callable[[int, int], float]]] = {
     "gaussian": ("gaussian", {}, lambda s, d: d),
     "cumulant3": ("cumulant3", {}, lambda s, d: d * d),
-    "segments (32)": ("segments", {"num_segments": 32}, lambda s, d: 32 * d),
+    "segments (32)": ("segments", {"num_segments": 32}, lambda s, d: min(32, s) * d),
     "random_features (64)": ("random_features", {"num_features": 64}, lambda s, d: 2 * 64),
     "clusters": ("clusters", {}, lambda s, d: num_clusters(s) + d),
 }
