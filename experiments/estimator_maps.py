@@ -9,8 +9,8 @@ estimator of `ESTIMATOR_TABLE` but "exact" it reports the mean |Ĥ − H| in nat
 softmax entropy, and its cost: keys' worth of work per query (multiply-adds per query over the head
 dim d: the Gaussian estimate d (one d×d form), cumulant3 d² (a d×d×d form), segments (32)
 min(32, S)·d, random features (64) 2·64, clusters S/8 + d (S/8 centres and one d×d form), exact
-S) and its time over the exact chunked entropy's on the same map (jitted, median of 3 calls). The runs of one map
-set are pooled (the mean over their maps). Results: experiments/results/estimator_maps.json and the
+S) and its time over the exact chunked entropy's on the same map (jitted, median of 3 calls). The
+runs of one map set are pooled (the mean over their maps). Results: experiments/results/estimator_maps.json and the
 table printed (docs/estimators.md).
 """
 
