@@ -10,8 +10,8 @@ softmax entropy, and its cost: keys' worth of work per query (multiply-adds per 
 dim d: the Gaussian estimate d (one d×d form), cumulant3 d² (a d×d×d form), segments (32)
 min(32, S)·d, random features (64) 2·64, clusters S/8 + d (S/8 centres and one d×d form), exact
 S) and its time over the exact chunked entropy's on the same map (jitted, median of 3 calls). The
-runs of one map set are pooled (the mean over their maps). Results: experiments/results/estimator_maps.json and the
-table printed (docs/estimators.md).
+runs of one map set are pooled (the mean over their maps). Results:
+experiments/results/estimator_maps.json and the table printed (docs/estimators.md).
 """
 
 from __future__ import annotations
