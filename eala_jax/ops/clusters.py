@@ -15,7 +15,8 @@ or both `m_c + √(2 v_c log n_c)` where `v_c > 2 log n_c` (frozen), and
 `Ĥ = logsumexp ℓ − Σ softmax(ℓ)_c e_c`.
 
 Cost per query: n ≤ S/8 key dot products and one D×D form (`qᵀWq`): O(T·(S/8 + D)·D); per
-(batch, head) on the key side O(S·D·(iterations + D) + S·log S) per tree level, 2·⌈log₂ n⌉ levels.
+(batch, head) on the key side O(S·D·iterations + S·log S) per tree level (2·⌈log₂ n⌉ levels) and
+O(S·D²) for W.
 Memory O(T·chunk + S·D + D²) per head: the clusters are scanned in chunks, no T×S buffer. The tree
 is formed on `stop_gradient(k)` (cluster membership is discrete); the cluster statistics and the
 estimate are differentiable in q and k.
