@@ -1,6 +1,6 @@
 """Every entropy estimator's error and cost on the attention maps of trained runs, by map set.
 
-    python -m experiments.estimator_maps --workdirs RUN [RUN ...] [--batches 4]
+    python -m experiments.estimator_maps --workdirs RUN [RUN ...] [--batches 4] [--merge]
 
 For each finished `experiments.train` run (its best checkpoint, on test windows picked as
 `experiments.entropy_maps` picks them), each attention layer's own queries and keys give one map;
@@ -10,7 +10,8 @@ softmax entropy, and its cost: keys' worth of work per query (multiply-adds per 
 dim d: the Gaussian estimate d (one d×d form), cumulant3 d² (a d×d×d form), segments (32)
 min(32, S)·d, random features (64) 2·64, clusters S/8 + d (S/8 centres and one d×d form), exact
 S) and its time over the exact chunked entropy's on the same map (jitted, median of 3 calls). The
-runs of one map set are pooled (the mean over their maps). Results:
+runs of one map set are pooled (the mean over their maps); `--merge` adds runs to the results
+file, keeping the maps of the runs it does not measure again. Results:
 experiments/results/estimator_maps.json and the table printed (docs/estimators.md).
 """
 
@@ -117,6 +118,18 @@ def run(workdirs: list[str], batches: int) -> dict[str, Any]:
     return {"sets": sets, "maps": per_set}
 
 
+def merge(earlier: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """`new`'s maps with `earlier`'s maps of the runs `new` did not measure, pooled by set."""
+    measured = {row["run"] for rows in new["maps"].values() for row in rows}
+    maps: dict[str, list[dict[str, Any]]] = {}
+    for source in (earlier["maps"], new["maps"]):
+        for name, rows in source.items():
+            kept = [r for r in rows if source is new["maps"] or r["run"] not in measured]
+            maps.setdefault(name, []).extend(kept)
+    maps = {name: rows for name, rows in sorted(maps.items()) if rows}
+    return {"sets": {name: _pool(rows) for name, rows in maps.items()}, "maps": maps}
+
+
 def _pool(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The mean over a map set's maps (each weighted by its queries)."""
     weights = np.array([r["queries"] for r in rows], float)
@@ -175,17 +188,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdirs", nargs="+", required=True, help="finished training runs")
     parser.add_argument("--batches", type=int, default=4, help="test batches of 16 windows")
     parser.add_argument("--out", default="experiments/results/estimator_maps.json")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the maps of --out's runs that are not measured again (each map set pooled anew)",
+    )
     args = parser.parse_args(argv)
     for workdir in args.workdirs:
         if not (pathlib.Path(workdir) / "config.json").is_file():
             parser.error(f"--workdirs {workdir}: no config.json (not a training run's workdir)")
-    result = run(args.workdirs, args.batches)
-    result["command"] = (
-        f"python -m experiments.estimator_maps --workdirs {' '.join(args.workdirs)}"
-        f" --batches {args.batches}"
-    )
-    result["markdown"] = markdown(result)
     out = pathlib.Path(args.out)
+    earlier: dict[str, Any] = {"maps": {}, "commands": []}
+    if args.merge:
+        if not out.is_file():
+            parser.error(f"--merge: {out} does not exist (run without --merge first)")
+        earlier = json.loads(out.read_text())
+    command = (
+        f"python -m experiments.estimator_maps --workdirs {' '.join(args.workdirs)}"
+        f" --batches {args.batches}" + (" --merge" if args.merge else "")
+    )
+    result = run(args.workdirs, args.batches)
+    result = merge(earlier, result)
+    result["commands"] = [*earlier.get("commands", [earlier.get("command")]), command]
+    result["markdown"] = markdown(result)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     print("\n".join(result["markdown"]))

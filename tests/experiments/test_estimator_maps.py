@@ -52,3 +52,37 @@ def test_a_folder_that_is_no_run_is_refused_before_any_work(tmp_path, capsys):
     with pytest.raises(SystemExit):
         estimator_maps.main(["--workdirs", str(tmp_path)])
     assert "no config.json" in capsys.readouterr().err
+
+
+def _row(run, error):
+    return {
+        "run": run,
+        "queries": 10,
+        "keys": 12,
+        "head_dim": 4,
+        "mean_entropy": 1.0,
+        "log_m": math.log(12),
+        "error": {label: error for label in estimator_maps.ESTIMATORS},
+        "keys_per_query": {label: 1.0 for label in estimator_maps.ESTIMATORS},
+        "time_ratio": {label: 1.0 for label in estimator_maps.ESTIMATORS},
+    }
+
+
+def test_merge_replaces_a_run_measured_again_and_keeps_the_others():
+    earlier = {
+        "maps": {"a set": [_row("old", 0.1), _row("again", 0.9)], "b set": [_row("old", 0.2)]}
+    }
+    new = {"maps": {"a set": [_row("again", 0.3)]}}
+    merged = estimator_maps.merge(earlier, new)
+    assert [r["run"] for r in merged["maps"]["a set"]] == ["old", "again"]
+    assert merged["sets"]["a set"]["error"]["clusters"] == pytest.approx(0.2)  # (0.1 + 0.3) / 2
+    assert merged["sets"]["b set"]["error"]["clusters"] == pytest.approx(0.2)
+
+
+def test_merge_needs_an_earlier_file(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    with pytest.raises(SystemExit):
+        estimator_maps.main(["--workdirs", str(run), "--merge", "--out", str(tmp_path / "x.json")])
+    assert "does not exist" in capsys.readouterr().err
