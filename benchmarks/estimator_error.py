@@ -33,6 +33,7 @@ ESTIMATOR_SETTINGS = {
     "segments (32)": {"num_segments": 32},
     "random_features (64)": {"num_features": 64},
     "random_features (256)": {"num_features": 256},
+    "clusters": {},
 }
 
 

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from eala_jax.ops import _validation
 from eala_jax.ops._chunks import chunked
 from eala_jax.ops._numerics import safe_sqrt
+from eala_jax.ops.clusters import CLUSTER_SIZE, clusters_entropy
 from eala_jax.ops.statistics import (
     KeyStatistics,
     centred_third_moment,
@@ -30,7 +31,7 @@ from eala_jax.ops.statistics import (
 )
 
 Array = jax.Array
-EstimatorName = Literal["gaussian", "cumulant3", "segments", "random_features", "exact"]
+EstimatorName = Literal["gaussian", "cumulant3", "segments", "random_features", "clusters", "exact"]
 # Chosen from `python -m benchmarks.estimator_error` (docs/estimators.md): on random inputs the
 # Gaussian estimate is as accurate overall as "cumulant3" (mean |Ĥ − H| 0.49 vs 0.49 nats; cumulant3
 # is better on broad maps, worse on sharp ones) at 1/d of its per-query cost (O(d²) vs O(d³)).
@@ -84,6 +85,9 @@ def estimate_entropy(
                           n ≥ M: one key per block, the exact entropy).
       "random_features":  FAVOR+ estimates of Z and Σ e^s s (`num_features`
                           features from `rng`, or a given `projection: [r, d]`). O((T+S)·r·d)
+      "clusters":         log-normal model per cluster of ~8 similar keys          O(T·(S/8+d)·d
+                          (a principal-direction tree, ops/clusters.py): S/8       + S·d²)
+                          centres and one d×d form per query.
       "exact":            the chunked exact entropy (quadratic; for reference).  O(T·S·d)
     """
     _validation.check_options(
@@ -264,6 +268,11 @@ def _random_features_deficit(x: DeficitInputs) -> Array:
     return x.log_count - entropy
 
 
+def _clusters_deficit(x: DeficitInputs) -> Array:
+    entropy = clusters_entropy(x.q, x.k, x.key_mask, scale=x.scale, cluster_size=CLUSTER_SIZE)
+    return x.log_count - entropy
+
+
 def _exact_deficit(x: DeficitInputs) -> Array:
     if x.centred is None:
         entropy = _exact_entropy(x.q, x.k, x.key_mask, scale=x.scale, chunk_size=x.chunk_size)
@@ -441,6 +450,7 @@ ESTIMATOR_TABLE: Mapping[str, Estimator] = types.MappingProxyType(
         "cumulant3": Estimator(_cumulant3_deficit, reads_scores=True),
         "segments": Estimator(_segments_deficit),
         "random_features": Estimator(_random_features_deficit, random_features=True),
+        "clusters": Estimator(_clusters_deficit),
         "exact": Estimator(_exact_deficit, reads_scores=True),
     }
 )

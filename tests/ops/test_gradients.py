@@ -139,6 +139,7 @@ DEG_ESTIMATORS = {
     "cumulant3": {},
     "segments": dict(num_segments=2),
     "random_features": dict(projection=DEG_PROJ),
+    "clusters": {},
     "exact": {},
 }
 

@@ -69,6 +69,7 @@ NONCAUSAL = {
     "eala-random_features": dict(estimator="random_features", projection=PROJ),
     "eala_local": dict(neighbours=LOCAL),
     "eala_local-nonneg": dict(neighbours=LOCAL, nonnegative=True),
+    "eala-clusters": dict(estimator="clusters"),
     "linear": dict(),
     "performer": dict(projection=PROJ),
     "lln": dict(),
