@@ -3,6 +3,16 @@
 import os
 import tempfile
 
+# The suite compiles hundreds of small programs and runs each a few times: compile time, most of
+# it LLVM's optimisation of the CPU code, dominates. Tests compile without it (the same XLA
+# programs, lowered to unoptimised machine code; 70 s -> 50 s for test_loop_node_sharded.py and
+# ops/test_eala.py together). Set before JAX starts its backend; EALA_TEST_XLA_OPT=1 keeps the
+# default optimisation (what the library runs with).
+if os.environ.get("EALA_TEST_XLA_OPT", "0") != "1":
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
+    ).strip()
+
 import hypothesis  # noqa: F401
 import jax
 
