@@ -122,7 +122,7 @@ def test_the_config_json_stores_the_attention_by_name_and_reads_it_back():
             ValueError,
             r"bad value 'gausian' for config key 'model.temporal_attention.estimator': "
             r"eala.estimator='gausian'; expected one of 'gaussian', 'cumulant3', 'segments', "
-            r"'random_features', 'exact'",
+            r"'random_features', 'clusters', 'exact'",
         ),
         (
             "model.spatial_attention.estimatr=cumulant3",
