@@ -39,3 +39,26 @@ if os.environ.get("EALA_TEST_COMPILATION_CACHE", "1") != "0":
     jax.config.update("jax_compilation_cache_dir", _cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+# pytest-xdist (`--dist loadfile`) hands whole files to the workers in collection order, so a
+# long file collected last runs alone at the end while the other worker idles. The files whose
+# module fixtures train several runs (40-60 s each on 2 cores) are collected first; the order of
+# every other test is kept. Scheduling only: the same tests run.
+_FIRST = (
+    "tests/train/test_loop_node_sharded.py",
+    "tests/train/test_loop_node_sharded_multiprocess.py",
+    "tests/experiments/test_convert.py",
+    "tests/train/test_loop_multiprocess.py",
+    "tests/train/test_real_data.py",
+    "tests/train/test_recipes_end_to_end.py",
+    "tests/train/test_loop.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        path = item.nodeid.split("::", 1)[0]
+        return _FIRST.index(path) if path in _FIRST else len(_FIRST)
+
+    items.sort(key=rank)  # stable: the order within each rank is kept
