@@ -177,22 +177,11 @@ def _session(config: Config, **train: Any) -> Session:
 
 def _entropy_inputs(session: Session, count: int) -> dict[str, Any] | None:
     """`count` test windows spread over the split, as `layer_queries_keys` takes them."""
+    from experiments.entropy_maps import spread_test_inputs
+
     if count == 0:
         return None
-    test = session.splits.test
-    picks = np.linspace(0, len(test) - 1, min(count, len(test))).astype(int)
-    windows = [test[int(i)] for i in picks]
-    inputs: dict[str, Any] = {
-        key: jnp.asarray(np.stack([w[key] for w in windows]))
-        for key in ("x", "time_of_day", "day_of_week")
-    }
-    if "x_profile" in windows[0]:
-        profile = [np.stack([w[key] for w in windows]) for key in ("x_profile", "y_profile")]
-        inputs["seasonal"] = (
-            jnp.asarray(profile[0]),
-            jnp.asarray(session.splits.scaler.transform(profile[1]), jnp.float32),
-        )
-    return inputs
+    return spread_test_inputs(session.splits, count)
 
 
 def map_entropy(session: Session, host_state: Any, inputs: dict[str, Any]) -> dict[str, float]:

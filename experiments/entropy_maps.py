@@ -73,6 +73,27 @@ def load_trained(workdir: pathlib.Path) -> tuple[Any, Any, Any]:
     return config, splits, model
 
 
+def spread_test_inputs(splits: Any, count: int) -> dict[str, Any]:
+    """`count` test windows of `splits` spread evenly over the split (all when fewer), stacked as
+    the model takes them: `x`, `time_of_day`, `day_of_week`, and `seasonal` (`x_profile` and the
+    z-scored `y_profile`, as `eala_jax.train.steps` passes them) for a model that reads the
+    seasonal profile."""
+    test = splits.test
+    picks = np.linspace(0, len(test) - 1, min(count, len(test))).astype(int)
+    windows = [test[int(i)] for i in picks]
+    inputs: dict[str, Any] = {
+        key: jnp.asarray(np.stack([w[key] for w in windows]))
+        for key in ("x", "time_of_day", "day_of_week")
+    }
+    if "x_profile" in windows[0]:  # the model reads the training split's seasonal profile
+        profile = [np.stack([w[key] for w in windows]) for key in ("x_profile", "y_profile")]
+        inputs["seasonal"] = (
+            jnp.asarray(profile[0]),
+            jnp.asarray(splits.scaler.transform(profile[1]), jnp.float32),
+        )
+    return inputs
+
+
 def layer_queries_keys(model: Any, batch: dict[str, Any]) -> dict[str, tuple[jax.Array, jax.Array]]:
     """The (q, k) `[B', L, H, D]` each attention layer forms on a batch of the data contract
     (`x [B, T, N]`, `time_of_day`, `day_of_week [B, T]`; for a model that reads the seasonal
@@ -184,19 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     if not (workdir / "config.json").is_file():
         parser.error(f"--workdir {workdir}: no config.json (not a training run's workdir)")
     config, splits, model = load_trained(workdir)
-    count = min(len(splits.test), 16 * args.batches)
-    picks = np.linspace(0, len(splits.test) - 1, count).astype(int)
-    windows = [splits.test[int(i)] for i in picks]
-    inputs = {
-        key: jnp.asarray(np.stack([w[key] for w in windows]))
-        for key in ("x", "time_of_day", "day_of_week")
-    }
-    if "x_profile" in windows[0]:  # the model reads the training split's seasonal profile
-        profile = [np.stack([w[key] for w in windows]) for key in ("x_profile", "y_profile")]
-        inputs["seasonal"] = (
-            jnp.asarray(profile[0]),
-            jnp.asarray(splits.scaler.transform(profile[1]), jnp.float32),
-        )
+    inputs = spread_test_inputs(splits, 16 * args.batches)
+    count = len(inputs["x"])
     layers = {}
     figures = []
     for layer, (q, k) in layer_queries_keys(model, inputs).items():

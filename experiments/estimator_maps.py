@@ -27,12 +27,11 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from eala_jax import estimate_entropy, softmax_entropy
 from eala_jax.ops.clusters import num_clusters
-from experiments.entropy_maps import layer_queries_keys, load_trained
+from experiments.entropy_maps import layer_queries_keys, load_trained, spread_test_inputs
 
 #: Estimator (label) -> (name, options, keys' worth of work per query given S and d).
 ESTIMATORS: dict[str, tuple[str, dict[str, Any], Callable[[int, int], float]]] = {
@@ -96,19 +95,8 @@ def run(workdirs: list[str], batches: int) -> dict[str, Any]:
     per_set: dict[str, list[dict[str, Any]]] = {}
     for workdir in workdirs:
         config, splits, model = load_trained(pathlib.Path(workdir))
-        count = min(len(splits.test), 16 * batches)
-        picks = np.linspace(0, len(splits.test) - 1, count).astype(int)
-        windows = [splits.test[int(i)] for i in picks]
-        inputs = {
-            key: jnp.asarray(np.stack([w[key] for w in windows]))
-            for key in ("x", "time_of_day", "day_of_week")
-        }
-        if "x_profile" in windows[0]:
-            profile = [np.stack([w[key] for w in windows]) for key in ("x_profile", "y_profile")]
-            inputs["seasonal"] = (
-                jnp.asarray(profile[0]),
-                jnp.asarray(splits.scaler.transform(profile[1]), jnp.float32),
-            )
+        inputs = spread_test_inputs(splits, 16 * batches)
+        count = len(inputs["x"])
         for layer, (q, k) in layer_queries_keys(model, inputs).items():
             row = measure(q, k)
             row.update(run=workdir, layer=layer, windows=count)

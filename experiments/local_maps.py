@@ -23,7 +23,7 @@ import numpy as np
 
 from eala_jax import eala_local_attention, eala_weights, estimate_entropy, softmax_entropy
 from eala_jax.ops.neighbours import embedding_neighbours, graph_neighbours, sliding_window
-from experiments.entropy_maps import layer_queries_keys, load_trained
+from experiments.entropy_maps import layer_queries_keys, load_trained, spread_test_inputs
 
 
 def _softmax_rows(q: jax.Array, k: jax.Array) -> jax.Array:
@@ -79,18 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     from eala_jax.data import load_dataset
 
     series = load_dataset(config.data.name, data_dir=config.data.data_dir)
-    picks = np.linspace(0, len(splits.test) - 1, args.windows).astype(int)
-    windows = [splits.test[int(i)] for i in picks]
-    inputs = {
-        key: jnp.asarray(np.stack([w[key] for w in windows]))
-        for key in ("x", "time_of_day", "day_of_week")
-    }
-    if "x_profile" in windows[0]:
-        profile = [np.stack([w[key] for w in windows]) for key in ("x_profile", "y_profile")]
-        inputs["seasonal"] = (
-            jnp.asarray(profile[0]),
-            jnp.asarray(splits.scaler.transform(profile[1]), jnp.float32),
-        )
+    inputs = spread_test_inputs(splits, args.windows)
     spatial_tables = {}
     if series.adjacency is not None:
         spatial_tables[f"graph, K={args.num_local}"] = graph_neighbours(
