@@ -19,6 +19,23 @@ from eala_jax.ops.theta import cap_theta, eala_output
 Array = jax.Array
 
 
+def _kernel_chunk(
+    fq: Array, fk: Array, v_c: Array, kv: Array, k_sum: Array, lower: Array
+) -> tuple[Array, Array, Array]:
+    """One chunk of the causal kernel attention: the outputs of its rows `[B, C, H, Dv]` (dense
+    within the chunk under the lower-triangular `lower [C, C]`, plus the carried sums `kv [B, H,
+    F, Dv]`, `k_sum [B, H, F]` of the keys before it; zeros for a zero denominator) and the sums
+    with this chunk's keys added."""
+    scores = jnp.einsum("bphf,bjhf->bhpj", fq, fk) * lower
+    num = jnp.einsum("bhpj,bjhe->bphe", scores, v_c) + jnp.einsum("bphf,bhfe->bphe", fq, kv)
+    den = jnp.sum(scores, axis=-1).transpose(0, 2, 1) + jnp.einsum("bphf,bhf->bph", fq, k_sum)
+    safe = jnp.where(den > 0, den, 1.0)
+    out = jnp.where((den > 0)[..., None], num / safe[..., None], 0.0)
+    kv = kv + jnp.einsum("bjhf,bjhe->bhfe", fk, v_c)
+    k_sum = k_sum + jnp.sum(fk, axis=1)
+    return kv, k_sum, out
+
+
 def causal_kernel_attention(phi_q: Array, phi_k: Array, v: Array, *, chunk_size: int) -> Array:
     """`o_i = Σ_{j≤i} (φq_i·φk_j) v_j / Σ_{j≤i} φq_i·φk_j` for `phi_q, phi_k: [B, T, H, F]`, `v: [B,
     T, H, Dv]`.
@@ -33,13 +50,7 @@ def causal_kernel_attention(phi_q: Array, phi_k: Array, v: Array, *, chunk_size:
     def step(carry, inputs):
         kv, k_sum = carry
         fq, fk, v_c = inputs
-        scores = jnp.einsum("bphf,bjhf->bhpj", fq, fk) * lower
-        num = jnp.einsum("bhpj,bjhe->bphe", scores, v_c) + jnp.einsum("bphf,bhfe->bphe", fq, kv)
-        den = jnp.sum(scores, axis=-1).transpose(0, 2, 1) + jnp.einsum("bphf,bhf->bph", fq, k_sum)
-        safe = jnp.where(den > 0, den, 1.0)
-        out = jnp.where((den > 0)[..., None], num / safe[..., None], 0.0)
-        kv = kv + jnp.einsum("bjhf,bjhe->bhfe", fk, v_c)
-        k_sum = k_sum + jnp.sum(fk, axis=1)
+        kv, k_sum, out = _kernel_chunk(fq, fk, v_c, kv, k_sum, lower)
         return (kv, k_sum), out
 
     batch, _, heads, features = phi_q.shape
@@ -82,13 +93,7 @@ def causal_shifted_kernel_attention(
         kv = kv * rescale[..., None, None]
         k_sum = k_sum * rescale[..., None]
         fk = jnp.exp(jnp.where(keep, lk - shift[:, None, :, None], floor))
-        scores = jnp.einsum("bphf,bjhf->bhpj", fq, fk) * lower
-        num = jnp.einsum("bhpj,bjhe->bphe", scores, v_c) + jnp.einsum("bphf,bhfe->bphe", fq, kv)
-        den = jnp.sum(scores, axis=-1).transpose(0, 2, 1) + jnp.einsum("bphf,bhf->bph", fq, k_sum)
-        safe = jnp.where(den > 0, den, 1.0)
-        out = jnp.where((den > 0)[..., None], num / safe[..., None], 0.0)
-        kv = kv + jnp.einsum("bjhf,bjhe->bhfe", fk, v_c)
-        k_sum = k_sum + jnp.sum(fk, axis=1)
+        kv, k_sum, out = _kernel_chunk(fq, fk, v_c, kv, k_sum, lower)
         return (kv, k_sum, new_top), out
 
     batch, _, heads, features = phi_q.shape
